@@ -1,0 +1,505 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
+use crate::orchestra::{AbsenceType, MemberName, OrchestraServices, Section};
+
+/// An absence that has not been cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAbsence {
+    pub date: NaiveDate,
+    pub kind: AbsenceType,
+    pub reason: String,
+    pub cost: u32,
+    /// The season whose quota it is charged to.
+    pub season: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct MemberAbsences {
+    active: BTreeMap<u64, ActiveAbsence>,
+}
+
+type Sink = EventSink<MemberAbsences>;
+
+impl Aggregate for MemberAbsences {
+    const TYPE: &'static str = "MemberAbsences";
+    type Command = AbsenceCommand;
+    type Event = AbsenceEvent;
+    type Error = AbsenceError;
+    type Services = Arc<dyn OrchestraServices>;
+
+    async fn handle(
+        &mut self,
+        command: AbsenceCommand,
+        services: &Self::Services,
+        sink: &Sink,
+    ) -> Result<(), AbsenceError> {
+        let today = services.today();
+        match command {
+            AbsenceCommand::Apply {
+                applier,
+                section,
+                season,
+                request,
+            } => {
+                self.apply_for(applier, section, season, request, today, services, sink)
+                    .await
+            }
+            AbsenceCommand::Change {
+                absence_id,
+                section,
+                season,
+                request,
+            } => {
+                self.change(absence_id, section, season, request, today, sink)
+                    .await
+            }
+            AbsenceCommand::Cancel { absence_id } => {
+                self.changeable(absence_id, today)?;
+                sink.write(AbsenceEvent::AbsenceCancelled { absence_id }, self)
+                    .await;
+                Ok(())
+            }
+            AbsenceCommand::Process {
+                absence_id,
+                processor,
+                result,
+                permission,
+            } => {
+                self.active.get(&absence_id).ok_or(AbsenceError::NotFound)?;
+                let event = AbsenceEvent::AbsenceProcessed {
+                    absence_id,
+                    processor,
+                    result,
+                    permission,
+                };
+                sink.write(event, self).await;
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(&mut self, event: AbsenceEvent) {
+        match event {
+            AbsenceEvent::AbsenceApplied {
+                absence_id,
+                date,
+                kind,
+                reason,
+                cost,
+                season,
+                ..
+            }
+            | AbsenceEvent::AbsenceChanged {
+                absence_id,
+                date,
+                kind,
+                reason,
+                cost,
+                season,
+            } => {
+                let absence = ActiveAbsence {
+                    date,
+                    kind,
+                    reason,
+                    cost,
+                    season,
+                };
+                self.active.insert(absence_id, absence);
+            }
+            AbsenceEvent::AbsenceCancelled { absence_id } => {
+                self.active.remove(&absence_id);
+            }
+            AbsenceEvent::AbsenceProcessed { .. } => {}
+        }
+    }
+}
+
+impl MemberAbsences {
+    pub fn absence(&self, absence_id: u64) -> Option<&ActiveAbsence> {
+        self.active.get(&absence_id)
+    }
+
+    /// What this member has used of `season`'s quota, leaving out `except`.
+    fn used(&self, season: u64, except: Option<u64>) -> u32 {
+        self.active
+            .iter()
+            .filter(|(id, a)| a.season == season && Some(**id) != except)
+            .map(|(_, a)| a.cost)
+            .sum()
+    }
+
+    /// The rules every request must pass, for a new absence (`except` None) or a change.
+    fn check_request(
+        &self,
+        request: &AbsenceRequest,
+        section: Section,
+        season: u64,
+        today: NaiveDate,
+        except: Option<u64>,
+    ) -> Result<(), AbsenceError> {
+        if request.date <= today {
+            return Err(AbsenceError::DateNotInFuture);
+        }
+        if self
+            .active
+            .iter()
+            .any(|(id, a)| a.date == request.date && Some(*id) != except)
+        {
+            return Err(AbsenceError::DuplicateDate);
+        }
+        if self.used(season, except) + request.kind.cost() > section.quota() {
+            return Err(AbsenceError::QuotaExhausted);
+        }
+        Ok(())
+    }
+
+    /// An absence of this member that is still ahead of us.
+    fn changeable(
+        &self,
+        absence_id: u64,
+        today: NaiveDate,
+    ) -> Result<&ActiveAbsence, AbsenceError> {
+        let absence = self.active.get(&absence_id).ok_or(AbsenceError::NotFound)?;
+        if absence.date <= today {
+            return Err(AbsenceError::AbsencePast);
+        }
+        Ok(absence)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_for(
+        &mut self,
+        applier: MemberName,
+        section: Section,
+        season: u64,
+        request: AbsenceRequest,
+        today: NaiveDate,
+        services: &Arc<dyn OrchestraServices>,
+        sink: &Sink,
+    ) -> Result<(), AbsenceError> {
+        self.check_request(&request, section, season, today, None)?;
+        // Only a request that passed every rule takes an id.
+        let absence_id = services.next_absence_id().await?;
+        let event = AbsenceEvent::AbsenceApplied {
+            absence_id,
+            applier,
+            section,
+            date: request.date,
+            kind: request.kind,
+            reason: request.reason,
+            applied_on: today,
+            cost: request.kind.cost(),
+            season,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    async fn change(
+        &mut self,
+        absence_id: u64,
+        section: Section,
+        season: u64,
+        request: AbsenceRequest,
+        today: NaiveDate,
+        sink: &Sink,
+    ) -> Result<(), AbsenceError> {
+        let current = self.changeable(absence_id, today)?;
+        if current.date == request.date
+            && current.kind == request.kind
+            && current.reason == request.reason
+        {
+            return Ok(());
+        }
+        self.check_request(&request, section, season, today, Some(absence_id))?;
+        let event = AbsenceEvent::AbsenceChanged {
+            absence_id,
+            date: request.date,
+            kind: request.kind,
+            reason: request.reason,
+            cost: request.kind.cost(),
+            season,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use async_trait::async_trait;
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::orchestra::ServiceError;
+
+    /// Today is 2026-03-10; ids count up from `next`.
+    struct FakeServices {
+        next: AtomicU64,
+    }
+
+    #[async_trait]
+    impl OrchestraServices for FakeServices {
+        fn today(&self) -> NaiveDate {
+            date("2026-03-10")
+        }
+        async fn next_absence_id(&self) -> Result<u64, ServiceError> {
+            Ok(self.next.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+
+    fn given() -> TestFramework<MemberAbsences> {
+        let services: Arc<dyn OrchestraServices> = Arc::new(FakeServices {
+            next: AtomicU64::new(7),
+        });
+        TestFramework::with(services)
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn david() -> MemberName {
+        MemberName::parse("David").unwrap()
+    }
+
+    fn request(d: &str, kind: AbsenceType) -> AbsenceRequest {
+        AbsenceRequest {
+            date: date(d),
+            kind,
+            reason: "exam".into(),
+        }
+    }
+
+    fn apply(section: Section, d: &str, kind: AbsenceType) -> AbsenceCommand {
+        AbsenceCommand::Apply {
+            applier: david(),
+            section,
+            season: 1,
+            request: request(d, kind),
+        }
+    }
+
+    fn applied(id: u64, section: Section, d: &str, kind: AbsenceType, season: u64) -> AbsenceEvent {
+        AbsenceEvent::AbsenceApplied {
+            absence_id: id,
+            applier: david(),
+            section,
+            date: date(d),
+            kind,
+            reason: "exam".into(),
+            applied_on: date("2026-03-10"),
+            cost: kind.cost(),
+            season,
+        }
+    }
+
+    use AbsenceType::{Tutti, TuttiAndStringsSectional as Combined, WindsSectional};
+    use Section::{Percussion, Stringed, Wind};
+
+    #[test]
+    fn applying_for_a_future_date_records_id_cost_and_season() {
+        given()
+            .given_no_previous_events()
+            .when(apply(Stringed, "2026-03-12", Combined))
+            .then_expect_events(vec![applied(7, Stringed, "2026-03-12", Combined, 1)]);
+    }
+
+    #[test]
+    fn applying_for_today_or_earlier_is_refused() {
+        for d in ["2026-03-10", "2026-03-09"] {
+            given()
+                .given_no_previous_events()
+                .when(apply(Stringed, d, Tutti))
+                .then_expect_error(AbsenceError::DateNotInFuture);
+        }
+    }
+
+    #[test]
+    fn a_second_absence_on_the_same_date_is_refused() {
+        given()
+            .given(vec![applied(1, Stringed, "2026-03-12", Tutti, 1)])
+            .when(apply(Stringed, "2026-03-12", WindsSectional))
+            .then_expect_error(AbsenceError::DuplicateDate);
+    }
+
+    #[test]
+    fn stringed_members_have_three_per_season() {
+        let two_used = vec![
+            applied(1, Stringed, "2026-03-12", Tutti, 1),
+            applied(2, Stringed, "2026-03-13", Tutti, 1),
+        ];
+        given()
+            .given(two_used.clone())
+            .when(apply(Stringed, "2026-03-14", Tutti))
+            .then_expect_events(vec![applied(7, Stringed, "2026-03-14", Tutti, 1)]);
+        // A combined rehearsal costs two: one left is not enough.
+        given()
+            .given(two_used)
+            .when(apply(Stringed, "2026-03-14", Combined))
+            .then_expect_error(AbsenceError::QuotaExhausted);
+    }
+
+    #[test]
+    fn wind_members_have_two_and_percussion_one() {
+        given()
+            .given(vec![applied(1, Wind, "2026-03-12", Combined, 1)])
+            .when(apply(Wind, "2026-03-14", Tutti))
+            .then_expect_error(AbsenceError::QuotaExhausted);
+        given()
+            .given(vec![applied(1, Percussion, "2026-03-12", Tutti, 1)])
+            .when(apply(Percussion, "2026-03-14", Tutti))
+            .then_expect_error(AbsenceError::QuotaExhausted);
+        given()
+            .given_no_previous_events()
+            .when(apply(Percussion, "2026-03-14", Combined))
+            .then_expect_error(AbsenceError::QuotaExhausted);
+    }
+
+    #[test]
+    fn cancelling_gives_the_cost_back() {
+        given()
+            .given(vec![
+                applied(1, Percussion, "2026-03-12", Tutti, 1),
+                AbsenceEvent::AbsenceCancelled { absence_id: 1 },
+            ])
+            .when(apply(Percussion, "2026-03-14", Tutti))
+            .then_expect_events(vec![applied(7, Percussion, "2026-03-14", Tutti, 1)]);
+    }
+
+    #[test]
+    fn a_new_season_has_a_full_quota() {
+        given()
+            .given(vec![applied(1, Percussion, "2026-03-12", Tutti, 1)])
+            .when(AbsenceCommand::Apply {
+                applier: david(),
+                section: Percussion,
+                season: 2,
+                request: request("2026-03-14", Tutti),
+            })
+            .then_expect_events(vec![applied(7, Percussion, "2026-03-14", Tutti, 2)]);
+    }
+
+    #[test]
+    fn changing_adjusts_the_quota_by_the_cost_difference() {
+        // Wind: 2. One absence of cost 1 may become a combined one only if nothing else is used.
+        let change = |id| AbsenceCommand::Change {
+            absence_id: id,
+            section: Wind,
+            season: 1,
+            request: request("2026-03-20", Combined),
+        };
+        given()
+            .given(vec![applied(1, Wind, "2026-03-12", Tutti, 1)])
+            .when(change(1))
+            .then_expect_events(vec![AbsenceEvent::AbsenceChanged {
+                absence_id: 1,
+                date: date("2026-03-20"),
+                kind: Combined,
+                reason: "exam".into(),
+                cost: 2,
+                season: 1,
+            }]);
+        given()
+            .given(vec![
+                applied(1, Wind, "2026-03-12", Tutti, 1),
+                applied(2, Wind, "2026-03-13", Tutti, 1),
+            ])
+            .when(change(1))
+            .then_expect_error(AbsenceError::QuotaExhausted);
+    }
+
+    #[test]
+    fn changing_to_a_date_already_taken_or_past_is_refused() {
+        let events = vec![
+            applied(1, Stringed, "2026-03-12", Tutti, 1),
+            applied(2, Stringed, "2026-03-13", Tutti, 1),
+        ];
+        let change = |d: &str| AbsenceCommand::Change {
+            absence_id: 1,
+            section: Stringed,
+            season: 1,
+            request: request(d, Tutti),
+        };
+        given()
+            .given(events.clone())
+            .when(change("2026-03-13"))
+            .then_expect_error(AbsenceError::DuplicateDate);
+        given()
+            .given(events)
+            .when(change("2026-03-10"))
+            .then_expect_error(AbsenceError::DateNotInFuture);
+    }
+
+    #[test]
+    fn a_change_that_changes_nothing_emits_nothing() {
+        given()
+            .given(vec![applied(1, Stringed, "2026-03-12", Tutti, 1)])
+            .when(AbsenceCommand::Change {
+                absence_id: 1,
+                section: Stringed,
+                season: 1,
+                request: request("2026-03-12", Tutti),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn absences_of_today_or_earlier_can_no_longer_be_changed_or_cancelled() {
+        given()
+            .given(vec![applied(1, Stringed, "2026-03-10", Tutti, 1)])
+            .when(AbsenceCommand::Cancel { absence_id: 1 })
+            .then_expect_error(AbsenceError::AbsencePast);
+    }
+
+    #[test]
+    fn unknown_or_cancelled_absences_are_not_found() {
+        given()
+            .given_no_previous_events()
+            .when(AbsenceCommand::Cancel { absence_id: 3 })
+            .then_expect_error(AbsenceError::NotFound);
+        given()
+            .given(vec![
+                applied(1, Stringed, "2026-03-12", Tutti, 1),
+                AbsenceEvent::AbsenceCancelled { absence_id: 1 },
+            ])
+            .when(AbsenceCommand::Process {
+                absence_id: 1,
+                processor: MemberName::parse("Alice").unwrap(),
+                result: "ok".into(),
+                permission: true,
+            })
+            .then_expect_error(AbsenceError::NotFound);
+    }
+
+    #[test]
+    fn a_manager_may_process_an_absence_again() {
+        let decision = |permission| AbsenceEvent::AbsenceProcessed {
+            absence_id: 1,
+            processor: MemberName::parse("Alice").unwrap(),
+            result: "fine".into(),
+            permission,
+        };
+        given()
+            .given(vec![
+                applied(1, Stringed, "2026-03-12", Tutti, 1),
+                decision(false),
+            ])
+            .when(AbsenceCommand::Process {
+                absence_id: 1,
+                processor: MemberName::parse("Alice").unwrap(),
+                result: "fine".into(),
+                permission: true,
+            })
+            .then_expect_events(vec![decision(true)]);
+    }
+}

@@ -1,0 +1,13 @@
+//! A member's absences: one stream per member (id = the member's roster name). The quota and
+//! the one-absence-per-date rule live inside that stream, so optimistic concurrency on it makes
+//! them hold when requests race: a loser conflicts, is retried, and then sees the winner.
+
+mod aggregate;
+mod commands;
+mod error;
+mod events;
+
+pub use aggregate::{ActiveAbsence, MemberAbsences};
+pub use commands::{AbsenceCommand, AbsenceRequest};
+pub use error::AbsenceError;
+pub use events::AbsenceEvent;

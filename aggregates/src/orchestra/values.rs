@@ -1,0 +1,243 @@
+//! Values that parse: once built, they are valid.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("section must be one of stringed, wind, percussion (got {0:?})")]
+    Section(String),
+    #[error("role must be member or manager (got {0:?})")]
+    Role(String),
+    #[error("unknown absence type {0:?}; choices: 全体排练, 弦乐分排, 管乐分排, 弦乐重奏, 管乐重奏, 全体排练+弦乐分排, 全体排练+管乐分排")]
+    AbsenceType(String),
+    #[error("name must be 1 to 64 characters without control characters")]
+    Name,
+    #[error("{0:?} is not a valid email address")]
+    Email(String),
+}
+
+/// An orchestra section; each has its own absence quota per season.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Stringed,
+    Wind,
+    Percussion,
+}
+
+impl Section {
+    pub const ALL: [Section; 3] = [Section::Stringed, Section::Wind, Section::Percussion];
+
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        match s.trim() {
+            "stringed" => Ok(Self::Stringed),
+            "wind" => Ok(Self::Wind),
+            "percussion" => Ok(Self::Percussion),
+            other => Err(ValueError::Section(other.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stringed => "stringed",
+            Self::Wind => "wind",
+            Self::Percussion => "percussion",
+        }
+    }
+
+    /// Absence quota per season: stringed 3, wind 2, percussion 1.
+    pub fn quota(self) -> u32 {
+        match self {
+            Self::Stringed => 3,
+            Self::Wind => 2,
+            Self::Percussion => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Member,
+    Manager,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        match s.trim() {
+            "member" => Ok(Self::Member),
+            "manager" => Ok(Self::Manager),
+            other => Err(ValueError::Role(other.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Manager => "manager",
+        }
+    }
+}
+
+/// The seven kinds of rehearsal one can ask to miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AbsenceType {
+    #[serde(rename = "全体排练")]
+    Tutti,
+    #[serde(rename = "弦乐分排")]
+    StringsSectional,
+    #[serde(rename = "管乐分排")]
+    WindsSectional,
+    #[serde(rename = "弦乐重奏")]
+    StringsEnsemble,
+    #[serde(rename = "管乐重奏")]
+    WindsEnsemble,
+    #[serde(rename = "全体排练+弦乐分排")]
+    TuttiAndStringsSectional,
+    #[serde(rename = "全体排练+管乐分排")]
+    TuttiAndWindsSectional,
+}
+
+impl AbsenceType {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        Ok(match s.trim() {
+            "全体排练" => Self::Tutti,
+            "弦乐分排" => Self::StringsSectional,
+            "管乐分排" => Self::WindsSectional,
+            "弦乐重奏" => Self::StringsEnsemble,
+            "管乐重奏" => Self::WindsEnsemble,
+            "全体排练+弦乐分排" => Self::TuttiAndStringsSectional,
+            "全体排练+管乐分排" => Self::TuttiAndWindsSectional,
+            other => return Err(ValueError::AbsenceType(other.to_string())),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tutti => "全体排练",
+            Self::StringsSectional => "弦乐分排",
+            Self::WindsSectional => "管乐分排",
+            Self::StringsEnsemble => "弦乐重奏",
+            Self::WindsEnsemble => "管乐重奏",
+            Self::TuttiAndStringsSectional => "全体排练+弦乐分排",
+            Self::TuttiAndWindsSectional => "全体排练+管乐分排",
+        }
+    }
+
+    /// What it costs from the quota: combined rehearsals count twice.
+    pub fn cost(self) -> u32 {
+        match self {
+            Self::TuttiAndStringsSectional | Self::TuttiAndWindsSectional => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A roster name: trimmed, 1 to 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberName(String);
+
+impl MemberName {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        let s = s.trim();
+        if s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
+            return Err(ValueError::Name);
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MemberName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address that can safely go into a mail header: one `@`, no white space or
+/// control characters, at most 254 characters. Stored lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        let s = s.trim();
+        let bad = || ValueError::Email(s.to_string());
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || domain.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || s.contains(['<', '>', ',', ';', '"', '(', ')', '[', ']', '\\'])
+        {
+            return Err(bad());
+        }
+        Ok(Self(s.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_types_cost_two_and_others_one() {
+        for t in ["全体排练", "弦乐分排", "管乐分排", "弦乐重奏", "管乐重奏"] {
+            assert_eq!(AbsenceType::parse(t).unwrap().cost(), 1, "{t}");
+        }
+        for t in ["全体排练+弦乐分排", "全体排练+管乐分排"] {
+            assert_eq!(AbsenceType::parse(t).unwrap().cost(), 2, "{t}");
+        }
+        assert!(AbsenceType::parse("全体").is_err());
+    }
+
+    #[test]
+    fn absence_types_round_trip_through_their_wire_names() {
+        let t = AbsenceType::parse("全体排练+管乐分排").unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"全体排练+管乐分排\"");
+        assert_eq!(t.as_str(), "全体排练+管乐分排");
+    }
+
+    #[test]
+    fn quotas_are_three_two_one() {
+        assert_eq!(Section::parse("stringed").unwrap().quota(), 3);
+        assert_eq!(Section::parse("wind").unwrap().quota(), 2);
+        assert_eq!(Section::parse("percussion").unwrap().quota(), 1);
+        assert!(Section::parse("brass").is_err());
+    }
+
+    #[test]
+    fn names_and_emails_reject_what_would_break_headers_or_lists() {
+        assert!(MemberName::parse("  ").is_err());
+        assert!(MemberName::parse("a\nb").is_err());
+        assert_eq!(MemberName::parse(" David ").unwrap().as_str(), "David");
+        assert!(EmailAddress::parse("a@b.org\r\nBcc: x@y.org").is_err());
+        assert!(EmailAddress::parse("no-at-sign").is_err());
+        assert!(EmailAddress::parse("a@b@c.org").is_err());
+        assert_eq!(
+            EmailAddress::parse("Boss@Orchestra.ORG").unwrap().as_str(),
+            "boss@orchestra.org"
+        );
+    }
+}
