@@ -1,1 +1,19 @@
+//! Read models: each projection is a function of the event log, applied in global-position
+//! order, idempotent thanks to a checkpoint that moves in the same transaction as its rows.
+//! The same [`Projection::apply`] serves live catch-up and full rebuilds.
 
+pub mod orchestra;
+mod runner;
+mod stored;
+
+pub use runner::{catch_up, catch_up_all, rebuild, Projection, ProjectionError};
+pub use stored::StoredEvent;
+
+/// Every projection of the system, in the order they are caught up.
+pub fn all() -> Vec<Box<dyn Projection>> {
+    vec![
+        Box::new(orchestra::RosterProjection),
+        Box::new(orchestra::AbsenceProjection),
+        Box::new(orchestra::MailOutbox),
+    ]
+}

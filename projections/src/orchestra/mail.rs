@@ -1,0 +1,91 @@
+use aggregates::orchestra::absences::{AbsenceEvent, MemberAbsences};
+use aggregates::orchestra::roster::{Roster, RosterEvent};
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use sqlx::PgConnection;
+
+use super::decode;
+use crate::{Projection, ProjectionError, StoredEvent};
+
+const CONTEXT: &str = "orchestra";
+
+/// Turns each new absence into one `mail_outbox` row per notification address as of that
+/// event; the mail worker delivers them. Never rebuilt, so nothing is ever mailed twice; its
+/// rows are keyed by (event position, recipient), so even a replay would add nothing.
+pub struct MailOutbox;
+
+#[async_trait]
+impl Projection for MailOutbox {
+    fn name(&self) -> &'static str {
+        "mail_outbox"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        stored: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        if let Some(event) = decode::<RosterEvent>(stored, Roster::TYPE)? {
+            match event {
+                RosterEvent::NotifyAddressAdded { email } => {
+                    sqlx::query(
+                        "INSERT INTO mail_recipients (context, email) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(CONTEXT)
+                    .bind(email.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                RosterEvent::NotifyAddressRemoved { email } => {
+                    sqlx::query("DELETE FROM mail_recipients WHERE context = $1 AND email = $2")
+                        .bind(CONTEXT)
+                        .bind(email.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        let Some(AbsenceEvent::AbsenceApplied {
+            absence_id,
+            applier,
+            section,
+            date,
+            kind,
+            reason,
+            applied_on,
+            ..
+        }) = decode::<AbsenceEvent>(stored, MemberAbsences::TYPE)?
+        else {
+            return Ok(());
+        };
+        let subject = format!(
+            "New absence request #{absence_id}: {applier}, {date} ({})",
+            kind.as_str()
+        );
+        let body = format!(
+            "{applier} ({section}) asks to miss the rehearsal of {date}.\n\n\
+             Type: {kind}\nReason: {reason}\nApplied on: {applied_on}\nAbsence id: {absence_id}\n",
+            section = section.as_str(),
+            kind = kind.as_str(),
+        );
+        sqlx::query(
+            "INSERT INTO mail_outbox (event_position, recipient, subject, body) \
+             SELECT $1, email, $3, $4 FROM mail_recipients WHERE context = $2 \
+             ON CONFLICT (event_position, recipient) DO NOTHING",
+        )
+        .bind(stored.position)
+        .bind(CONTEXT)
+        .bind(subject)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}

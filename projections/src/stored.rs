@@ -1,0 +1,34 @@
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// One row of the event store, as consumers read it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// The payload as the domain event of aggregate type `aggregate_type`, or None for
+    /// events of other aggregates.
+    pub fn decode<E: DeserializeOwned>(
+        &self,
+        aggregate_type: &str,
+    ) -> Result<Option<E>, serde_json::Error> {
+        if self.aggregate_type != aggregate_type {
+            return Ok(None);
+        }
+        serde_json::from_value(self.payload.clone()).map(Some)
+    }
+}
+
+pub(crate) const SELECT_EVENTS: &str = "SELECT position, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata, recorded_at FROM events";

@@ -1,0 +1,383 @@
+//! The command line: the server, migrations, and the operators' tools. Every change made here
+//! is a command that becomes events, exactly like a request, with the operator as actor.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aggregates::orchestra::roster::{RosterCommand, RosterEntry, RosterError, ROSTER_ID};
+use aggregates::orchestra::{EmailAddress, MemberName, Role, Section};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::bus::{Actor, CommandError};
+use crate::orchestra::read;
+use crate::{App, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "ensemble",
+    version,
+    about = "Event-sourced backend of the orchestra and campus mini-programs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the REST API on ENSEMBLE_LISTEN
+    Serve,
+    /// Create the database if missing and apply the migrations
+    Migrate,
+    /// The orchestra roster
+    Roster {
+        #[command(subcommand)]
+        command: RosterCmd,
+    },
+    /// Orchestra seasons
+    Season {
+        #[command(subcommand)]
+        command: SeasonCmd,
+    },
+    /// Read models
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RosterCmd {
+    /// Enrol or update members from a CSV file with the header `name,section,role`
+    /// (section: stringed|wind|percussion; role: member|manager). Unchanged rows emit
+    /// nothing; a bad row is reported with its line number and nothing of the file is applied.
+    Import {
+        /// The CSV file
+        file: PathBuf,
+    },
+    /// List the roster
+    List,
+    /// Forget a member's WeChat binding, so the next login binds the name anew
+    Unbind {
+        /// The member's name as on the roster
+        name: String,
+    },
+    /// Who is mailed about new absences
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCmd {
+    /// Mail new absences to EMAIL too
+    Add { email: String },
+    /// Stop mailing EMAIL
+    Remove { email: String },
+    /// List the addresses
+    List,
+}
+
+#[derive(Subcommand)]
+enum SeasonCmd {
+    /// Start a new season: every member's quota is full again
+    Start,
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCmd {
+    /// Apply whatever the log holds that the read models have not seen yet
+    CatchUp,
+    /// Rebuild every read model from the event log (the server may keep serving)
+    Rebuild,
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    if let Command::Migrate = cli.command {
+        let pool = crate::db::connect(&config.database_url).await?;
+        crate::db::migrate(&pool).await?;
+        println!("database is up to date");
+        return Ok(());
+    }
+    let app = App::start(config).await?;
+    match cli.command {
+        Command::Migrate => unreachable!(),
+        Command::Serve => serve(app).await,
+        Command::Roster { command } => roster(&app, command).await,
+        Command::Season {
+            command: SeasonCmd::Start,
+        } => {
+            app.orchestra
+                .roster
+                .execute(ROSTER_ID, RosterCommand::StartSeason, &Actor::operator())
+                .await
+                .map_err(operator_error)?;
+            println!("season {} started", read::season(&app.pool).await?);
+            Ok(())
+        }
+        Command::Projections { command } => match command {
+            ProjectionsCmd::CatchUp => {
+                println!("{} events applied", app.catch_up().await?);
+                Ok(())
+            }
+            ProjectionsCmd::Rebuild => {
+                for p in app.projections.iter().filter(|p| !p.tables().is_empty()) {
+                    let n = projections::rebuild(&app.pool, p.as_ref()).await?;
+                    println!("{}: rebuilt from {n} events", p.name());
+                }
+                Ok(())
+            }
+        },
+    }
+}
+
+async fn serve(app: Arc<App>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(app.config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", app.config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    let tasks = crate::worker::spawn(app.clone());
+    crate::http::serve(app, listener, shutdown_signal()).await?;
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
+
+fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
+    match e {
+        CommandError::Rejected(e) => anyhow::anyhow!("{e}"),
+        CommandError::Internal(e) => anyhow::anyhow!("{e}"),
+    }
+}
+
+async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
+    let bus = &app.orchestra.roster;
+    let actor = Actor::operator();
+    match command {
+        RosterCmd::Import { file } => {
+            let entries = read_roster_csv(&file)?;
+            let count = entries.len();
+            let events = bus
+                .execute(ROSTER_ID, RosterCommand::Import { entries }, &actor)
+                .await
+                .map_err(operator_error)?;
+            println!("{count} rows read, {} changes recorded", events.len());
+        }
+        RosterCmd::List => {
+            println!(
+                "{:>4}  {:<24} {:<11} {:<8} wechat",
+                "id", "name", "section", "role"
+            );
+            for m in read::members(&app.pool).await? {
+                let bound = if m.openid.is_some() { "bound" } else { "-" };
+                println!(
+                    "{:>4}  {:<24} {:<11} {:<8} {bound}",
+                    m.id, m.name, m.section, m.role
+                );
+            }
+        }
+        RosterCmd::Unbind { name } => {
+            let name = MemberName::parse(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            bus.execute(
+                ROSTER_ID,
+                RosterCommand::UnbindWechat { name: name.clone() },
+                &actor,
+            )
+            .await
+            .map_err(operator_error)?;
+            println!("{name} is no longer bound to a WeChat account");
+        }
+        RosterCmd::Notify { command } => match command {
+            NotifyCmd::Add { email } => {
+                let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+                bus.execute(
+                    ROSTER_ID,
+                    RosterCommand::AddNotifyAddress {
+                        email: email.clone(),
+                    },
+                    &actor,
+                )
+                .await
+                .map_err(operator_error)?;
+                println!("{email} is notified of new absences");
+            }
+            NotifyCmd::Remove { email } => {
+                let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+                bus.execute(
+                    ROSTER_ID,
+                    RosterCommand::RemoveNotifyAddress {
+                        email: email.clone(),
+                    },
+                    &actor,
+                )
+                .await
+                .map_err(operator_error)?;
+                println!("{email} is no longer notified");
+            }
+            NotifyCmd::List => {
+                for email in read::notify_addresses(&app.pool).await? {
+                    println!("{email}");
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Parse a roster CSV whole: every bad row is reported with its line number, and any error
+/// means nothing is applied.
+pub fn read_roster_csv(path: &Path) -> anyhow::Result<Vec<RosterEntry>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_roster_csv(&text)
+}
+
+pub fn parse_roster_csv(text: &str) -> anyhow::Result<Vec<RosterEntry>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .context("cannot read the header line")?
+        .iter()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if header != ["name", "section", "role"] {
+        bail!(
+            "line 1: the header must be `name,section,role` (found `{}`)",
+            header.join(",")
+        );
+    }
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if record.len() != 3 {
+            errors.push(format!(
+                "line {line}: expected 3 fields, found {}",
+                record.len()
+            ));
+            continue;
+        }
+        let parsed = (|| -> Result<RosterEntry, String> {
+            Ok(RosterEntry {
+                name: MemberName::parse(&record[0]).map_err(|e| e.to_string())?,
+                section: Section::parse(&record[1]).map_err(|e| e.to_string())?,
+                role: Role::parse(&record[2]).map_err(|e| e.to_string())?,
+            })
+        })();
+        match parsed {
+            Ok(entry) => {
+                if let Some(first) = seen.insert(entry.name.clone(), line) {
+                    errors.push(format!(
+                        "line {line}: {} is already on line {first}",
+                        entry.name
+                    ));
+                } else {
+                    entries.push(entry);
+                }
+            }
+            Err(e) => errors.push(format!("line {line}: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("nothing was imported:\n  {}", errors.join("\n  "));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roster_csv_parses_with_a_bom_and_blank_lines() {
+        let entries = parse_roster_csv(
+            "\u{feff}name,section,role\nDavid,stringed,member\n\nAlice, wind ,manager\n",
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].name.as_str(), "Alice");
+        assert_eq!(entries[1].section, Section::Wind);
+        assert_eq!(entries[1].role, Role::Manager);
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line_number() {
+        let err = parse_roster_csv(
+            "name,section,role\nDavid,stringed,member\nEve,brass,member\nBob,wind\nDavid,wind,member\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3: section must be one of"), "{err}");
+        assert!(err.contains("line 4: expected 3 fields"), "{err}");
+        assert!(err.contains("line 5: David is already on line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_header_is_refused() {
+        let err = parse_roster_csv("name,role,section\nDavid,member,stringed\n").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

@@ -1,0 +1,53 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+/// Connect, creating the database first if it does not exist.
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?;
+    create_database_if_missing(&options).await?;
+    pool(url, 16).await
+}
+
+/// A pool on an existing database.
+pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+        .await?;
+    Ok(pool)
+}
+
+async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    let maintenance = options.clone().database("postgres");
+    let mut conn = PgConnection::connect_with(&maintenance).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&sql).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it meanwhile.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// Apply the embedded migrations (safe from several processes at once: sqlx takes a lock).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Request bodies arrive as JSON or as `application/x-www-form-urlencoded`; both become one
+//! map of fields, read with lenient typed accessors (a form has only strings).
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use serde_json::{Map, Value};
+
+use super::ApiError;
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+pub struct Input(pub Map<String, Value>);
+
+fn too_large() -> ApiError {
+    ApiError::msg(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+    )
+}
+
+impl<S: Send + Sync> FromRequest<S> for Input {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        let form = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        Self::parse(&bytes, form)
+    }
+}
+
+impl Input {
+    pub fn parse(bytes: &[u8], form: bool) -> Result<Self, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        if form {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+                .map_err(|_| ApiError::bad_request("Malformed form body."))?;
+            return Ok(Self(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ));
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::bad_request("The body must be a JSON object.")),
+            Err(e) => Err(ApiError::bad_request(format!("Malformed JSON: {e}."))),
+        }
+    }
+
+    /// A text field; numbers are taken as their text. Missing or null: None.
+    pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(ApiError::bad_request(format!("{name} must be a string."))),
+        }
+    }
+
+    /// A text field that must be present and not blank.
+    pub fn required_text(&self, name: &str) -> Result<String, ApiError> {
+        match self.text(name)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            _ => Err(ApiError::bad_request(format!("{name} is required."))),
+        }
+    }
+
+    /// A boolean: JSON true/false, or in a form `true`/`false`, `True`/`False`, `1`/`0`.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        let bad = || ApiError::bad_request(format!("{name} must be true or false."));
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(0) => Ok(Some(false)),
+                Some(1) => Ok(Some(true)),
+                _ => Err(bad()),
+            },
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                _ => Err(bad()),
+            },
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+/// `YYYY-MM-DD`, month and day possibly unpadded (`2020-3-12`).
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let mut parts = s.trim().split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || y.len() != 4
+        || !(1..=2).contains(&m.len())
+        || !(1..=2).contains(&d.len())
+        || ![y, m, d]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+/// A record id in a path: a positive integer, or the record does not exist (404).
+pub fn parse_id(s: &str) -> Result<i64, ApiError> {
+    match s.parse::<i64>() {
+        Ok(id) if id > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_may_be_unpadded_but_must_be_real() {
+        assert_eq!(
+            parse_date("2020-3-12"),
+            NaiveDate::from_ymd_opt(2020, 3, 12)
+        );
+        assert_eq!(
+            parse_date("2020-03-12"),
+            NaiveDate::from_ymd_opt(2020, 3, 12)
+        );
+        for bad in [
+            "2020-02-30",
+            "2020/03/12",
+            "20-3-12",
+            "2020-3-12-1",
+            "2020-+3-12",
+            "",
+            "x",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_are_positive_integers() {
+        assert_eq!(parse_id("12").unwrap(), 12);
+        for bad in ["0", "-1", "+1", "abc", "99999999999999999999", "1.5"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn form_and_json_bodies_read_alike() {
+        let form = Input::parse(b"permission=false&result=ok", true).unwrap();
+        let json = Input::parse(br#"{"permission": false, "result": "ok"}"#, false).unwrap();
+        for input in [form, json] {
+            assert_eq!(input.bool("permission").unwrap(), Some(false));
+            assert_eq!(input.text("result").unwrap().as_deref(), Some("ok"));
+        }
+        assert!(Input::parse(b"[1]", false).is_err());
+        assert!(Input::parse(b"{", false).is_err());
+        assert!(Input::parse(br#"{"permission": "maybe"}"#, false)
+            .unwrap()
+            .bool("permission")
+            .is_err());
+    }
+}

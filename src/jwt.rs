@@ -1,0 +1,93 @@
+//! Signed tokens (HS256). Each bounded context has its own audience, so a token of one
+//! mini-program is worthless to the other.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub const TOKEN_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// What every token carries besides the context's own claims.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<C> {
+    aud: String,
+    iat: i64,
+    exp: i64,
+    #[serde(flatten)]
+    claims: C,
+}
+
+impl Jwt {
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// A random secret: tokens die with the process.
+    pub fn random() -> Self {
+        let secret: [u8; 32] = rand::random();
+        Self::new(&secret)
+    }
+
+    pub fn issue<C: Serialize>(&self, audience: &str, claims: C) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let envelope = Envelope {
+            aud: audience.to_string(),
+            iat: now,
+            exp: now + TOKEN_TTL_SECONDS,
+            claims,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &envelope, &self.encoding)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// The claims of a valid, unexpired token for `audience`; None otherwise.
+    pub fn verify<C: DeserializeOwned>(&self, audience: &str, token: &str) -> Option<C> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<Envelope<C>>(token, &self.decoding, &validation)
+            .ok()
+            .map(|data| data.claims.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Claims {
+        sub: String,
+    }
+
+    #[test]
+    fn a_token_verifies_only_with_its_secret_and_audience() {
+        let jwt = Jwt::new(b"0123456789abcdef0123");
+        let token = jwt.issue(
+            "orchestra",
+            Claims {
+                sub: "David".into(),
+            },
+        );
+        assert_eq!(
+            jwt.verify::<Claims>("orchestra", &token),
+            Some(Claims {
+                sub: "David".into()
+            })
+        );
+        assert_eq!(jwt.verify::<Claims>("campus", &token), None);
+        assert_eq!(Jwt::random().verify::<Claims>("orchestra", &token), None);
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert_eq!(jwt.verify::<Claims>("orchestra", &tampered), None);
+    }
+}

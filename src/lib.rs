@@ -1,0 +1,17 @@
+//! Ensemble: the event-sourced backend of the orchestra and campus mini-programs.
+
+pub mod app;
+pub mod bus;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod jwt;
+pub mod mailer;
+pub mod orchestra;
+pub mod wechat;
+pub mod worker;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,105 @@
+//! Who is calling: a member verified by token and by the roster as it is now (an unbound or
+//! rebound name's old tokens stop working at once).
+
+use std::sync::Arc;
+
+use aggregates::orchestra::{MemberName, Role, Section};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{read, AUDIENCE};
+use crate::bus::Actor;
+use crate::http::{ApiError, REQUEST_ID};
+use crate::App;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The roster name.
+    pub sub: String,
+    /// The WeChat openid the name was bound to when the token was issued.
+    pub oid: String,
+}
+
+pub struct CurrentMember {
+    pub name: MemberName,
+    pub section: Section,
+    pub role: Role,
+    pub actor: Actor,
+}
+
+pub struct CurrentManager(pub CurrentMember);
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::msg(StatusCode::UNAUTHORIZED, msg)
+}
+
+/// The token of `Authorization: JWT <token>` or `Bearer <token>`.
+pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| unauthorized("Invalid or expired token."))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| unauthorized("Invalid or expired token."))?;
+    if !(scheme.eq_ignore_ascii_case("jwt") || scheme.eq_ignore_ascii_case("bearer")) {
+        return Err(unauthorized("Invalid or expired token."));
+    }
+    Ok(Some(token.trim()))
+}
+
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl FromRequestParts<Arc<App>> for CurrentMember {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let token = bearer(parts)?
+            .ok_or_else(|| unauthorized("Authentication credentials were not provided."))?;
+        let claims: Claims = app
+            .jwt
+            .verify(AUDIENCE, token)
+            .ok_or_else(|| unauthorized("Invalid or expired token."))?;
+        let member = read::member(&app.pool, &claims.sub)
+            .await?
+            .filter(|m| m.openid.as_deref() == Some(claims.oid.as_str()))
+            .ok_or_else(|| unauthorized("Invalid or expired token."))?;
+        let role = member.role();
+        let name = MemberName::parse(&member.name).map_err(ApiError::internal)?;
+        Ok(Self {
+            actor: Actor {
+                kind: role.as_str(),
+                name: name.to_string(),
+                request_id: request_id(&parts.headers),
+                channel: "http",
+            },
+            name,
+            section: member.section(),
+            role,
+        })
+    }
+}
+
+impl FromRequestParts<Arc<App>> for CurrentManager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let member = CurrentMember::from_request_parts(parts, app).await?;
+        if member.role != Role::Manager {
+            return Err(unauthorized("You are not a manager!"));
+        }
+        Ok(Self(member))
+    }
+}

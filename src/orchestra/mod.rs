@@ -1,0 +1,72 @@
+//! The orchestra context in the server: command buses, the read-model queries, the routes.
+
+mod auth;
+pub mod read;
+mod routes;
+
+use std::sync::Arc;
+
+use aggregates::orchestra::absences::MemberAbsences;
+use aggregates::orchestra::roster::Roster;
+use aggregates::orchestra::{OrchestraServices, ServiceError};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use sqlx::PgPool;
+
+pub use routes::routes;
+
+use crate::bus::{CommandBus, Projections};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::wechat::AppCredentials;
+
+pub const AUDIENCE: &str = "orchestra";
+
+pub struct Orchestra {
+    pub roster: CommandBus<Roster>,
+    pub absences: CommandBus<MemberAbsences>,
+    pub credentials: AppCredentials,
+}
+
+impl Orchestra {
+    pub fn new(
+        config: &Config,
+        pool: PgPool,
+        lock_pool: PgPool,
+        clock: Clock,
+        projections: Projections,
+    ) -> Self {
+        let services: Arc<dyn OrchestraServices> = Arc::new(Services {
+            pool: pool.clone(),
+            clock,
+        });
+        Self {
+            roster: CommandBus::new(pool.clone(), lock_pool.clone(), (), projections.clone()),
+            absences: CommandBus::new(pool, lock_pool, services, projections),
+            credentials: AppCredentials {
+                appid: config.orchestra_appid.clone(),
+                secret: config.orchestra_secret.clone(),
+            },
+        }
+    }
+}
+
+struct Services {
+    pool: PgPool,
+    clock: Clock,
+}
+
+#[async_trait]
+impl OrchestraServices for Services {
+    fn today(&self) -> NaiveDate {
+        self.clock.today()
+    }
+
+    async fn next_absence_id(&self) -> Result<u64, ServiceError> {
+        sqlx::query_scalar::<_, i64>("SELECT nextval('absence_id_seq')")
+            .fetch_one(&self.pool)
+            .await
+            .map(|id| id as u64)
+            .map_err(|e| ServiceError(e.to_string()))
+    }
+}

@@ -1,0 +1,362 @@
+//! The orchestra document's endpoints.
+
+use std::sync::Arc;
+
+use aggregates::orchestra::absences::{AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
+use aggregates::orchestra::roster::{RosterCommand, RosterError, ROSTER_ID};
+use aggregates::orchestra::{AbsenceType, MemberName};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+
+use super::auth::{request_id, Claims, CurrentManager, CurrentMember};
+use super::read::{self, AbsenceRow};
+use super::AUDIENCE;
+use crate::bus::{Actor, CommandError};
+use crate::http::{parse_date, parse_id, ApiError, Input};
+use crate::App;
+
+type AppState = State<Arc<App>>;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/account/login", post(login))
+        .route("/absence", get(my_absences).post(apply))
+        .route("/absence/{id}", put(change).delete(cancel))
+        .route("/manager", get(all_absences))
+        .route("/manager/next", get(next))
+        .route("/manager/future", get(future))
+        .route("/manager/history", get(history))
+        .route("/manager/{key}", put(process))
+        .route("/manager/{key}/present", get(present))
+}
+
+const MAX_REASON_CHARS: usize = 1000;
+
+fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
+    match e {
+        CommandError::Rejected(e @ AbsenceError::QuotaExhausted) => {
+            ApiError::msg(StatusCode::FORBIDDEN, e.to_string())
+        }
+        CommandError::Rejected(AbsenceError::NotFound) => ApiError::not_found(),
+        CommandError::Rejected(AbsenceError::Service(e)) => ApiError::internal(e),
+        CommandError::Rejected(e) => ApiError::bad_request(e.to_string()),
+        CommandError::Internal(e) => ApiError::internal(e),
+    }
+}
+
+// ---- login ------------------------------------------------------------------------------
+
+async fn login(
+    State(app): AppState,
+    headers: HeaderMap,
+    input: Input,
+) -> Result<Response, ApiError> {
+    let name = input.required_text("name")?;
+    let code = input.required_text("code")?;
+    // `app_id` / `app_secret` of old clients are ignored: the configured credentials win.
+    let not_listed = || {
+        ApiError::msg(
+            StatusCode::UNAUTHORIZED,
+            RosterError::NotInRoster.to_string(),
+        )
+    };
+    let name = MemberName::parse(&name).map_err(|_| not_listed())?;
+    let member = read::member(&app.pool, name.as_str())
+        .await?
+        .ok_or_else(not_listed)?;
+    let openid = app
+        .wechat
+        .code2session(&app.orchestra.credentials, &code)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "code2session failed");
+            ApiError::msg(StatusCode::BAD_GATEWAY, "wx server request failed")
+        })?;
+    match member.openid.as_deref() {
+        Some(bound) if bound == openid => {}
+        Some(_) => {
+            return Err(ApiError::msg(
+                StatusCode::FORBIDDEN,
+                RosterError::WechatMismatch.to_string(),
+            ))
+        }
+        None => {
+            let actor = Actor {
+                kind: member.role().as_str(),
+                name: name.to_string(),
+                request_id: request_id(&headers),
+                channel: "http",
+            };
+            let command = RosterCommand::BindWechat {
+                name: name.clone(),
+                openid: openid.clone(),
+            };
+            app.orchestra
+                .roster
+                .execute(ROSTER_ID, command, &actor)
+                .await
+                .map_err(|e| match e {
+                    CommandError::Rejected(e @ RosterError::NotInRoster) => {
+                        ApiError::msg(StatusCode::UNAUTHORIZED, e.to_string())
+                    }
+                    CommandError::Rejected(e) => {
+                        ApiError::msg(StatusCode::FORBIDDEN, e.to_string())
+                    }
+                    CommandError::Internal(e) => ApiError::internal(e),
+                })?;
+        }
+    }
+    let token = app.jwt.issue(
+        AUDIENCE,
+        Claims {
+            sub: name.to_string(),
+            oid: openid,
+        },
+    );
+    Ok(Json(json!({ "msg": "login!", "token": token })).into_response())
+}
+
+// ---- a member's own absences --------------------------------------------------------------
+
+fn reason(input: &Input) -> Result<Option<String>, ApiError> {
+    let Some(reason) = input.text("reason")? else {
+        return Ok(None);
+    };
+    if reason.trim().is_empty() {
+        return Err(ApiError::bad_request("reason is required."));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "reason is longer than {MAX_REASON_CHARS} characters."
+        )));
+    }
+    Ok(Some(reason.trim().to_string()))
+}
+
+fn date(input: &Input) -> Result<Option<chrono::NaiveDate>, ApiError> {
+    input
+        .text("time_absence")?
+        .map(|s| {
+            parse_date(&s).ok_or_else(|| {
+                ApiError::bad_request("time_absence must be a date like 2026-03-12.")
+            })
+        })
+        .transpose()
+}
+
+fn kind(input: &Input) -> Result<Option<AbsenceType>, ApiError> {
+    input
+        .text("type")?
+        .map(|s| AbsenceType::parse(&s).map_err(|e| ApiError::bad_request(e.to_string())))
+        .transpose()
+}
+
+async fn row(app: &App, id: i64) -> Result<AbsenceRow, ApiError> {
+    read::absence(&app.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("absence {id} missing from the read model")))
+}
+
+async fn my_absences(
+    State(app): AppState,
+    me: CurrentMember,
+) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
+    Ok(Json(read::absences_of(&app.pool, me.name.as_str()).await?))
+}
+
+async fn apply(
+    State(app): AppState,
+    me: CurrentMember,
+    input: Input,
+) -> Result<Response, ApiError> {
+    let request = AbsenceRequest {
+        date: date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?,
+        kind: kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?,
+        reason: reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?,
+    };
+    let command = AbsenceCommand::Apply {
+        applier: me.name.clone(),
+        section: me.section,
+        season: read::season(&app.pool).await?,
+        request,
+    };
+    let events = app
+        .orchestra
+        .absences
+        .execute(me.name.as_str(), command, &me.actor)
+        .await
+        .map_err(absence_error)?;
+    let Some(AbsenceEvent::AbsenceApplied { absence_id, .. }) = events.first() else {
+        return Err(ApiError::internal("apply committed no AbsenceApplied"));
+    };
+    let row = row(&app, *absence_id as i64).await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// The caller's own absence, or 404 (another member's absence does not exist for them).
+async fn own(app: &App, me: &CurrentMember, id: &str) -> Result<AbsenceRow, ApiError> {
+    let id = parse_id(id)?;
+    read::absence(&app.pool, id)
+        .await?
+        .filter(|a| a.applier == me.name.as_str())
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn change(
+    State(app): AppState,
+    me: CurrentMember,
+    Path(id): Path<String>,
+    input: Input,
+) -> Result<Json<AbsenceRow>, ApiError> {
+    let current = own(&app, &me, &id).await?;
+    // Fields left out keep their values.
+    let request = AbsenceRequest {
+        date: date(&input)?.unwrap_or(current.time_absence),
+        kind: match kind(&input)? {
+            Some(kind) => kind,
+            None => AbsenceType::parse(&current.kind).map_err(ApiError::internal)?,
+        },
+        reason: reason(&input)?.unwrap_or(current.reason),
+    };
+    let command = AbsenceCommand::Change {
+        absence_id: current.id as u64,
+        section: me.section,
+        season: read::season(&app.pool).await?,
+        request,
+    };
+    app.orchestra
+        .absences
+        .execute(me.name.as_str(), command, &me.actor)
+        .await
+        .map_err(absence_error)?;
+    Ok(Json(row(&app, current.id).await?))
+}
+
+async fn cancel(
+    State(app): AppState,
+    me: CurrentMember,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let current = own(&app, &me, &id).await?;
+    let command = AbsenceCommand::Cancel {
+        absence_id: current.id as u64,
+    };
+    app.orchestra
+        .absences
+        .execute(me.name.as_str(), command, &me.actor)
+        .await
+        .map_err(absence_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- managers -----------------------------------------------------------------------------
+
+async fn all_absences(
+    State(app): AppState,
+    _: CurrentManager,
+) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
+    Ok(Json(read::all_absences(&app.pool).await?))
+}
+
+async fn future(
+    State(app): AppState,
+    _: CurrentManager,
+) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
+    Ok(Json(read::future(&app.pool, app.clock.today()).await?))
+}
+
+async fn history(
+    State(app): AppState,
+    _: CurrentManager,
+) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
+    Ok(Json(read::history(&app.pool, app.clock.today()).await?))
+}
+
+#[derive(Serialize)]
+struct Processed {
+    msg: &'static str,
+    #[serde(flatten)]
+    absence: AbsenceRow,
+}
+
+async fn process(
+    State(app): AppState,
+    CurrentManager(me): CurrentManager,
+    Path(id): Path<String>,
+    input: Input,
+) -> Result<Json<Processed>, ApiError> {
+    let id = parse_id(&id)?;
+    let permission = input
+        .bool("permission")?
+        .ok_or_else(|| ApiError::bad_request("permission is required."))?;
+    let result = input
+        .text("result")?
+        .ok_or_else(|| ApiError::bad_request("result is required."))?;
+    if result.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "result is longer than {MAX_REASON_CHARS} characters."
+        )));
+    }
+    // A `processor` in the body is ignored: the processor is the caller.
+    let absence = read::absence(&app.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let command = AbsenceCommand::Process {
+        absence_id: id as u64,
+        processor: me.name.clone(),
+        result,
+        permission,
+    };
+    app.orchestra
+        .absences
+        .execute(&absence.applier, command, &me.actor)
+        .await
+        .map_err(absence_error)?;
+    Ok(Json(Processed {
+        msg: "Absence processed.",
+        absence: row(&app, id).await?,
+    }))
+}
+
+#[derive(Serialize)]
+struct Presence {
+    name: String,
+    state: &'static str,
+}
+
+async fn present(
+    State(app): AppState,
+    _: CurrentManager,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let date = parse_date(&key)
+        .ok_or_else(|| ApiError::bad_request("The date must look like 2020-03-12 or 2020-3-12."))?;
+    let members: Vec<Presence> = read::presence(&app.pool, date)
+        .await?
+        .into_iter()
+        .map(|(name, absent)| Presence {
+            name,
+            state: if absent { "absent" } else { "present" },
+        })
+        .collect();
+    Ok(Json(json!({ "time": date, "members": members })).into_response())
+}
+
+async fn next(State(app): AppState, _: CurrentManager) -> Result<Response, ApiError> {
+    let Some((date, rows)) = read::next(&app.pool, app.clock.today()).await? else {
+        return Ok(Json(json!([])).into_response());
+    };
+    let section = |s: &str| rows.iter().filter(|a| a.section == s).collect::<Vec<_>>();
+    Ok(Json(json!({
+        "time": date,
+        "stringed": section("stringed"),
+        "wind": section("wind"),
+        "percussion": section("percussion"),
+    }))
+    .into_response())
+}
