@@ -30,13 +30,7 @@ impl App {
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {
             Some(secret) => Jwt::new(secret.as_bytes()),
-            None => {
-                tracing::warn!(
-                    "ENSEMBLE_JWT_SECRET is not set: using a random secret, so every token dies \
-                     with this process. Set it in production."
-                );
-                Jwt::random()
-            }
+            None => Jwt::random(),
         };
         let projections: Projections = Arc::new(projections::all());
         let orchestra =

@@ -162,6 +162,12 @@ async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(app.config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", app.config.listen))?;
+    if app.config.jwt_secret.is_none() {
+        tracing::warn!(
+            "ENSEMBLE_JWT_SECRET is not set: using a random secret, so every token dies with \
+             this process. Set it in production."
+        );
+    }
     tracing::info!(address = %listener.local_addr()?, "serving");
     let tasks = crate::worker::spawn(app.clone());
     crate::http::serve(app, listener, shutdown_signal()).await?;

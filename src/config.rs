@@ -59,6 +59,12 @@ impl Config {
         let bad = |var: &'static str, problem: String| ConfigError { var, problem };
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(bad(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://".into(),
+            ));
+        }
         database_url
             .parse::<sqlx::postgres::PgConnectOptions>()
             .map_err(|e| bad("DATABASE_URL", format!("not a PostgreSQL URL ({e})")))?;

@@ -1,1 +1,11 @@
-fn main() {}
+//! Integration tests: one binary, each test on its own fresh database with the real server.
+
+mod absences;
+mod cli;
+mod durability;
+mod helpers;
+mod login;
+mod mail;
+mod manager;
+mod races;
+mod wire;

@@ -1,0 +1,180 @@
+//! The real `ensemble` binary against a test database.
+
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, ROSTER, TODAY};
+
+fn ensemble(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("ENSEMBLE_TODAY", TODAY)
+        .env("RUST_LOG", "warn")
+        .env_remove("ENSEMBLE_SMTP_URL")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn roster_import_is_idempotent_and_list_shows_it() {
+    let app = spawn_app().await;
+    let dir = std::env::temp_dir().join(format!("ensemble-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("roster.csv");
+    std::fs::write(&file, ROSTER).unwrap();
+    let file = file.to_str().unwrap();
+
+    let first = ensemble(&app.database_url, &["roster", "import", file]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("4 changes"), "{}", stdout(&first));
+    let events = app.scalar("SELECT count(*) FROM events").await;
+    let again = ensemble(&app.database_url, &["roster", "import", file]);
+    assert!(again.status.success());
+    assert!(stdout(&again).contains("0 changes"), "{}", stdout(&again));
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, events);
+
+    let list = stdout(&ensemble(&app.database_url, &["roster", "list"]));
+    for name in ["David", "Wendy", "Percy", "Alice"] {
+        assert!(list.contains(name), "{list}");
+    }
+    // The running server sees the import too.
+    assert_eq!(app.login("Alice").await.is_empty(), false);
+}
+
+#[tokio::test]
+async fn a_bad_roster_file_is_reported_by_line_and_applies_nothing() {
+    let app = spawn_app().await;
+    let file = std::env::temp_dir().join(format!("ensemble-bad-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        "name,section,role\nDavid,stringed,member\nEve,brass,member\n",
+    )
+    .unwrap();
+    let out = ensemble(
+        &app.database_url,
+        &["roster", "import", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, 0);
+}
+
+#[tokio::test]
+async fn unbinding_lets_the_name_log_in_from_a_new_phone_and_kills_old_tokens() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let out = ensemble(&app.database_url, &["roster", "unbind", "David"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(app.get("/absence/", &t.david).await.status, 401);
+    let reply = app
+        .post(
+            "/account/login/",
+            None,
+            json!({"name": "David", "code": "code-NewPhone"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let unknown = ensemble(&app.database_url, &["roster", "unbind", "Nobody"]);
+    assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn notification_addresses_and_seasons_are_managed_from_the_cli() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    assert!(ensemble(
+        &app.database_url,
+        &["roster", "notify", "add", "Boss@Orchestra.org"]
+    )
+    .status
+    .success());
+    assert_eq!(
+        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"])).trim(),
+        "boss@orchestra.org"
+    );
+    assert!(ensemble(
+        &app.database_url,
+        &["roster", "notify", "remove", "boss@orchestra.org"]
+    )
+    .status
+    .success());
+    assert_eq!(
+        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"])).trim(),
+        ""
+    );
+    assert!(!ensemble(
+        &app.database_url,
+        &["roster", "notify", "add", "not an address"]
+    )
+    .status
+    .success());
+
+    app.apply(&t.percy, "2026-03-12", "全体排练").await;
+    assert_eq!(
+        app.apply(&t.percy, "2026-03-13", "全体排练").await.status,
+        403
+    );
+    let season = ensemble(&app.database_url, &["season", "start"]);
+    assert!(season.status.success(), "{}", stderr(&season));
+    assert_eq!(
+        app.apply(&t.percy, "2026-03-13", "全体排练").await.status,
+        201
+    );
+    let operator: serde_json::Value =
+        sqlx::query_scalar("SELECT metadata::jsonb FROM events WHERE event_type = 'SeasonStarted'")
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(operator["actor_kind"], "operator");
+    assert_eq!(operator["channel"], "cli");
+}
+
+#[tokio::test]
+async fn every_command_has_help_and_a_bad_setting_names_its_variable() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["roster", "import", "--help"],
+        vec!["roster", "list", "--help"],
+        vec!["roster", "unbind", "--help"],
+        vec!["roster", "notify", "add", "--help"],
+        vec!["season", "start", "--help"],
+        vec!["projections", "rebuild", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage"), "{args:?}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["migrate"])
+        .env("ENSEMBLE_TZ", "Mars/Olympus")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ENSEMBLE_TZ"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn projections_rebuild_from_the_cli_keeps_the_rows() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply(&t.david, "2026-03-12", "全体排练").await;
+    let before = app.get("/manager/", &t.alice).await.body;
+    let out = ensemble(&app.database_url, &["projections", "rebuild"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(app.get("/manager/", &t.alice).await.body, before);
+}

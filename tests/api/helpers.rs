@@ -1,0 +1,449 @@
+//! `spawn_app()`: each test gets its own database, the real server on a free port, and fakes of
+//! WeChat and SMTP listening on real local sockets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use ensemble::{App, Config};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, OnceCell};
+use tokio::task::JoinHandle;
+
+pub const TODAY: &str = "2026-03-10";
+
+pub const ROSTER: &str = "name,section,role\n\
+    David,stringed,member\n\
+    Wendy,wind,member\n\
+    Percy,percussion,member\n\
+    Alice,wind,manager\n";
+
+fn admin_url() -> String {
+    std::env::var("ENSEMBLE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Drop the databases that earlier runs of this binary left behind (once per run).
+async fn drop_stale_databases() {
+    static CLEANED: OnceCell<()> = OnceCell::const_new();
+    CLEANED
+        .get_or_init(|| async {
+            let pool = sqlx::PgPool::connect(&admin_url()).await.expect("PostgreSQL is reachable");
+            let mine = format!("ensemble_test_{}_%", std::process::id());
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'ensemble\\_test\\_%' AND datname NOT LIKE $1",
+            )
+            .bind(mine)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for db in stale {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+            }
+        })
+        .await;
+}
+
+pub fn fresh_database_url() -> String {
+    let name = format!(
+        "ensemble_test_{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut url = reqwest::Url::parse(&admin_url()).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+pub fn test_config(database_url: &str, wechat: &str, smtp_port: u16) -> Config {
+    let vars = HashMap::from([
+        ("DATABASE_URL", database_url.to_string()),
+        ("ENSEMBLE_JWT_SECRET", "test-secret-test-secret".to_string()),
+        ("ENSEMBLE_WECHAT_API", wechat.to_string()),
+        ("ENSEMBLE_ORCHESTRA_APPID", "orchestra-appid".to_string()),
+        ("ENSEMBLE_ORCHESTRA_SECRET", "orchestra-secret".to_string()),
+        ("ENSEMBLE_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        (
+            "ENSEMBLE_MAIL_FROM",
+            "Ensemble <ensemble@test.local>".to_string(),
+        ),
+        ("ENSEMBLE_TODAY", TODAY.to_string()),
+    ]);
+    let mut config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    config.mail_retry_base = Duration::from_millis(100);
+    config.mail_retry_max = Duration::from_millis(400);
+    config.poll_interval = Duration::from_millis(100);
+    config
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub app: Arc<App>,
+    pub database_url: String,
+    pub wechat: FakeWechat,
+    pub smtp_port: u16,
+    /// The SMTP fake, when this app was spawned with one listening.
+    pub smtp: Option<FakeSmtp>,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let smtp = FakeSmtp::start(0).await;
+    let mut app = spawn_app_on(fresh_database_url(), FakeWechat::start().await, smtp.port).await;
+    app.smtp = Some(smtp);
+    app
+}
+
+/// An app whose SMTP server is not (yet) listening on `smtp_port`.
+pub async fn spawn_app_with_smtp_port(smtp_port: u16) -> TestApp {
+    spawn_app_on(fresh_database_url(), FakeWechat::start().await, smtp_port).await
+}
+
+pub async fn spawn_app_on(database_url: String, wechat: FakeWechat, smtp_port: u16) -> TestApp {
+    drop_stale_databases().await;
+    let config = test_config(&database_url, &wechat.base, smtp_port);
+    start(config, database_url, wechat, smtp_port).await
+}
+
+async fn start(
+    config: Config,
+    database_url: String,
+    wechat: FakeWechat,
+    smtp_port: u16,
+) -> TestApp {
+    ensemble::wechat::install_crypto_provider();
+    let app = App::start(config).await.expect("app starts");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(ensemble::http::serve(app.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    let server = tokio::spawn(async move {
+        server.await.unwrap().unwrap();
+    });
+    let tasks = ensemble::worker::spawn(app.clone());
+    TestApp {
+        address,
+        app,
+        database_url,
+        wechat,
+        smtp_port,
+        smtp: None,
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+        tasks,
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// Stop this server and its background tasks, then start a new one on the same database.
+    pub async fn restart(self) -> TestApp {
+        self.restart_on(TODAY).await
+    }
+
+    /// Restart with "today" pinned to `today`.
+    pub async fn restart_on(mut self, today: &str) -> TestApp {
+        self.stop().await;
+        let mut config = test_config(&self.database_url, &self.wechat.base, self.smtp_port);
+        config.today = Some(today.parse().unwrap());
+        let mut next = start(
+            config,
+            self.database_url.clone(),
+            self.wechat.clone(),
+            self.smtp_port,
+        )
+        .await;
+        next.smtp = self.smtp.take();
+        next
+    }
+
+    pub async fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+        self.app.pool.close().await;
+    }
+
+    pub async fn import_roster(&self, csv: &str) {
+        let entries = ensemble::cli::parse_roster_csv(csv).unwrap();
+        self.app
+            .orchestra
+            .roster
+            .execute(
+                aggregates::orchestra::roster::ROSTER_ID,
+                aggregates::orchestra::roster::RosterCommand::Import { entries },
+                &ensemble::bus::Actor::operator(),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("JWT {token}"));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{path}: body is not JSON: {text:?}"))
+        };
+        assert_ne!(status, 500, "{path} answered 500: {body}");
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.request(reqwest::Method::DELETE, path, Some(token), None)
+            .await
+    }
+
+    /// Log `name` in with the WeChat account `openid-<name>`; returns the token.
+    pub async fn login(&self, name: &str) -> String {
+        let reply = self
+            .post(
+                "/account/login/",
+                None,
+                json!({ "name": name, "code": format!("code-{name}") }),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "login of {name}: {}", reply.body);
+        assert_eq!(reply.body["msg"], "login!");
+        reply.body["token"].as_str().unwrap().to_string()
+    }
+
+    /// The roster of [`ROSTER`] and everyone logged in.
+    pub async fn with_roster(&self) -> Tokens {
+        self.import_roster(ROSTER).await;
+        Tokens {
+            david: self.login("David").await,
+            wendy: self.login("Wendy").await,
+            percy: self.login("Percy").await,
+            alice: self.login("Alice").await,
+        }
+    }
+
+    pub async fn apply(&self, token: &str, date: &str, kind: &str) -> Reply {
+        self.post(
+            "/absence/",
+            Some(token),
+            json!({ "reason": "exam", "time_absence": date, "type": kind }),
+        )
+        .await
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap()
+    }
+}
+
+pub struct Tokens {
+    pub david: String,
+    pub wendy: String,
+    pub percy: String,
+    pub alice: String,
+}
+
+/// WeChat's code2session: `code-X` → openid `openid-X`; `bad-code` → an errcode.
+#[derive(Clone)]
+pub struct FakeWechat {
+    pub base: String,
+    pub seen: Arc<Mutex<Vec<HashMap<String, String>>>>,
+}
+
+impl FakeWechat {
+    pub async fn start() -> Self {
+        let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Default::default();
+        let router = Router::new()
+            .route(
+                "/sns/jscode2session",
+                get(
+                    |State(seen): State<Arc<Mutex<Vec<HashMap<String, String>>>>>,
+                     Query(q): Query<HashMap<String, String>>| async move {
+                        seen.lock().unwrap().push(q.clone());
+                        let code = q.get("js_code").cloned().unwrap_or_default();
+                        match code.strip_prefix("code-") {
+                            Some(who) => Json(json!({ "openid": format!("openid-{who}"), "session_key": "secret-session-key" })),
+                            None => Json(json!({ "errcode": 40029, "errmsg": "invalid code" })),
+                        }
+                    },
+                ),
+            )
+            .with_state(seen.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { base, seen }
+    }
+}
+
+/// A minimal SMTP server that accepts every message and records it.
+pub struct FakeSmtp {
+    pub port: u16,
+    pub messages: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeSmtp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeSmtp {
+    pub async fn start(port: u16) -> Self {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let messages: Arc<Mutex<Vec<String>>> = Default::default();
+        let store = messages.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let _ = session(socket, store).await;
+                });
+            }
+        });
+        Self {
+            port,
+            messages,
+            task,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+}
+
+async fn session(
+    socket: tokio::net::TcpStream,
+    store: Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 fake.smtp ESMTP\r\n").await?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" | "HELO" => write.write_all(b"250 fake.smtp\r\n").await?,
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut message = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    message.push_str(&line);
+                }
+                store.lock().unwrap().push(message);
+                write.write_all(b"250 queued\r\n").await?;
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => write.write_all(b"250 ok\r\n").await?,
+        }
+    }
+}
+
+/// Poll `check` until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+/// Poll an async `check` until it is true or `timeout` passes.
+pub async fn eventually_async<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! Rules that span requests hold when requests race, also across two server processes on one
+//! database (two apps with their own pools and lock connections).
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_on, FakeWechat, TestApp};
+
+async fn two_servers() -> (TestApp, TestApp) {
+    let first = spawn_app().await;
+    let second = spawn_app_on(
+        first.database_url.clone(),
+        FakeWechat::start().await,
+        first.smtp_port,
+    )
+    .await;
+    (first, second)
+}
+
+fn statuses(replies: &[crate::helpers::Reply]) -> (usize, usize, usize) {
+    let count = |s| replies.iter().filter(|r| r.status == s).count();
+    (count(201), count(403), count(400))
+}
+
+#[tokio::test]
+async fn racing_applications_never_exceed_the_quota() {
+    let (a, b) = two_servers().await;
+    let t = a.with_roster().await;
+    let replies = join_all((0..20).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let date = format!("2026-04-{:02}", i + 1);
+        let token = t.david.clone();
+        async move { server.apply(&token, &date, "全体排练").await }
+    }))
+    .await;
+    // Stringed: 3 chances.
+    assert_eq!(statuses(&replies), (3, 17, 0));
+    assert_eq!(
+        a.get("/absence/", &t.david)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        b.get("/absence/", &t.david)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn racing_applications_for_one_date_give_one_absence() {
+    let (a, b) = two_servers().await;
+    let t = a.with_roster().await;
+    let replies = join_all((0..12).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let token = t.david.clone();
+        let kind = if i % 3 == 0 {
+            "弦乐分排"
+        } else {
+            "全体排练"
+        };
+        async move { server.apply(&token, "2026-04-01", kind).await }
+    }))
+    .await;
+    assert_eq!(statuses(&replies), (1, 0, 11));
+    assert_eq!(a.scalar("SELECT count(*) FROM orchestra_absences").await, 1);
+}
+
+#[tokio::test]
+async fn racing_first_logins_bind_a_name_to_one_account() {
+    let (a, b) = two_servers().await;
+    a.import_roster(crate::helpers::ROSTER).await;
+    let replies = join_all((0..10).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        async move {
+            server
+                .post(
+                    "/account/login/",
+                    None,
+                    json!({"name": "David", "code": format!("code-phone{i}")}),
+                )
+                .await
+        }
+    }))
+    .await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let refused = replies.iter().filter(|r| r.status == 403).count();
+    assert_eq!((ok, refused), (1, 9));
+    assert_eq!(
+        a.scalar("SELECT count(*) FROM events WHERE event_type = 'WechatBound'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn ids_count_up_from_one_in_creation_order() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let replies = join_all(
+        [&t.david, &t.wendy, &t.percy, &t.alice]
+            .into_iter()
+            .map(|token| {
+                let token = token.clone();
+                let app = &app;
+                async move { app.apply(&token, "2026-04-01", "全体排练").await }
+            }),
+    )
+    .await;
+    let mut ids: Vec<i64> = replies
+        .iter()
+        .map(|r| r.body["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+}
