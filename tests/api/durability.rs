@@ -292,3 +292,44 @@ async fn a_reader_never_finds_an_event_below_a_position_it_has_seen() {
     // Positions are contiguous from 1.
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, total);
 }
+
+#[tokio::test]
+async fn a_writer_in_flight_holds_back_later_positions_until_it_commits() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let start: i64 = app.scalar("SELECT max(position) FROM events").await;
+    // A writer that has inserted its event but not committed yet.
+    let mut in_flight = app.app.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Probe', 'probe', 1, 'Probed', '1.0', '{}', '{}')",
+    )
+    .execute(&mut *in_flight)
+    .await
+    .unwrap();
+    // Another writer commits meanwhile (through the API).
+    let later = {
+        let app = &app;
+        let token = t.david.clone();
+        async move { app.apply(&token, "2026-03-12", "全体排练").await }
+    };
+    let reader = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let visible: Vec<i64> = sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
+            .bind(start)
+            .fetch_all(&app.app.pool)
+            .await
+            .unwrap();
+        // Nothing may be visible past the in-flight writer's position.
+        assert!(visible.is_empty(), "visible while an earlier writer is in flight: {visible:?}");
+        in_flight.commit().await.unwrap();
+    };
+    let (reply, ()) = tokio::join!(later, reader);
+    assert_eq!(reply.status, 201);
+    let all: Vec<i64> = sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
+        .bind(start)
+        .fetch_all(&app.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(all, vec![start + 1, start + 2]);
+}
