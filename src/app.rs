@@ -24,9 +24,9 @@ impl App {
     /// Connect (creating the database if missing), migrate, and catch the read models up with
     /// the log: whatever a previous process committed but did not project is projected now.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
-        let pool = crate::db::connect(&config.database_url).await?;
+        let pool = crate::db::connect(&config.database_url, config.pool_size).await?;
         crate::db::migrate(&pool).await?;
-        let lock_pool = crate::db::pool(&config.database_url, 8).await?;
+        let lock_pool = crate::db::pool(&config.database_url, config.pool_size.div_ceil(2)).await?;
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {
             Some(secret) => Jwt::new(secret.as_bytes()),

@@ -121,7 +121,7 @@ fn init_tracing() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     if let Command::Migrate = cli.command {
-        let pool = crate::db::connect(&config.database_url).await?;
+        let pool = crate::db::connect(&config.database_url, 2).await?;
         crate::db::migrate(&pool).await?;
         println!("database is up to date");
         return Ok(());

@@ -29,6 +29,8 @@ pub struct Config {
     pub mail_retry_max: Duration,
     /// How often background consumers poll the log when no notification wakes them.
     pub poll_interval: Duration,
+    /// Connections for requests and consumers; half as many again wait for aggregate locks.
+    pub pool_size: u32,
 }
 
 /// A bad value in the environment: names the variable, never echoes a secret.
@@ -147,6 +149,7 @@ impl Config {
             mail_retry_base: Duration::from_secs(5),
             mail_retry_max: Duration::from_secs(600),
             poll_interval: Duration::from_secs(5),
+            pool_size: 16,
         })
     }
 }

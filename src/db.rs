@@ -5,10 +5,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 /// Connect, creating the database first if it does not exist.
-pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?;
     create_database_if_missing(&options).await?;
-    pool(url, 16).await
+    pool(url, size).await
 }
 
 /// A pool on an existing database.

@@ -315,21 +315,26 @@ async fn a_writer_in_flight_holds_back_later_positions_until_it_commits() {
     };
     let reader = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let visible: Vec<i64> = sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
-            .bind(start)
-            .fetch_all(&app.app.pool)
-            .await
-            .unwrap();
+        let visible: Vec<i64> =
+            sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
+                .bind(start)
+                .fetch_all(&app.app.pool)
+                .await
+                .unwrap();
         // Nothing may be visible past the in-flight writer's position.
-        assert!(visible.is_empty(), "visible while an earlier writer is in flight: {visible:?}");
+        assert!(
+            visible.is_empty(),
+            "visible while an earlier writer is in flight: {visible:?}"
+        );
         in_flight.commit().await.unwrap();
     };
     let (reply, ()) = tokio::join!(later, reader);
     assert_eq!(reply.status, 201);
-    let all: Vec<i64> = sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
-        .bind(start)
-        .fetch_all(&app.app.pool)
-        .await
-        .unwrap();
+    let all: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
+            .bind(start)
+            .fetch_all(&app.app.pool)
+            .await
+            .unwrap();
     assert_eq!(all, vec![start + 1, start + 2]);
 }

@@ -81,6 +81,8 @@ pub fn test_config(database_url: &str, wechat: &str, smtp_port: u16) -> Config {
     config.mail_retry_base = Duration::from_millis(100);
     config.mail_retry_max = Duration::from_millis(400);
     config.poll_interval = Duration::from_millis(100);
+    // Two test servers in each of two parallel tests stay well inside max_connections.
+    config.pool_size = 8;
     config
 }
 
