@@ -6,15 +6,19 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, ROSTER, TODAY};
 
-fn ensemble(database_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ensemble"))
+/// Run the binary on a blocking thread: the test's runtime (and the server in it) keeps going,
+/// as a separate server process would.
+async fn ensemble(database_url: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ensemble"));
+    command
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("ENSEMBLE_TODAY", TODAY)
         .env("RUST_LOG", "warn")
-        .env_remove("ENSEMBLE_SMTP_URL")
-        .output()
-        .expect("the binary runs")
+        .env_remove("ENSEMBLE_SMTP_URL");
+    tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+        .await
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -34,16 +38,16 @@ async fn roster_import_is_idempotent_and_list_shows_it() {
     std::fs::write(&file, ROSTER).unwrap();
     let file = file.to_str().unwrap();
 
-    let first = ensemble(&app.database_url, &["roster", "import", file]);
+    let first = ensemble(&app.database_url, &["roster", "import", file]).await;
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(stdout(&first).contains("4 changes"), "{}", stdout(&first));
     let events = app.scalar("SELECT count(*) FROM events").await;
-    let again = ensemble(&app.database_url, &["roster", "import", file]);
+    let again = ensemble(&app.database_url, &["roster", "import", file]).await;
     assert!(again.status.success());
     assert!(stdout(&again).contains("0 changes"), "{}", stdout(&again));
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, events);
 
-    let list = stdout(&ensemble(&app.database_url, &["roster", "list"]));
+    let list = stdout(&ensemble(&app.database_url, &["roster", "list"]).await);
     for name in ["David", "Wendy", "Percy", "Alice"] {
         assert!(list.contains(name), "{list}");
     }
@@ -63,7 +67,8 @@ async fn a_bad_roster_file_is_reported_by_line_and_applies_nothing() {
     let out = ensemble(
         &app.database_url,
         &["roster", "import", file.to_str().unwrap()],
-    );
+    )
+    .await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, 0);
@@ -73,7 +78,7 @@ async fn a_bad_roster_file_is_reported_by_line_and_applies_nothing() {
 async fn unbinding_lets_the_name_log_in_from_a_new_phone_and_kills_old_tokens() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let out = ensemble(&app.database_url, &["roster", "unbind", "David"]);
+    let out = ensemble(&app.database_url, &["roster", "unbind", "David"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(app.get("/absence/", &t.david).await.status, 401);
     let reply = app
@@ -84,7 +89,7 @@ async fn unbinding_lets_the_name_log_in_from_a_new_phone_and_kills_old_tokens() 
         )
         .await;
     assert_eq!(reply.status, 200);
-    let unknown = ensemble(&app.database_url, &["roster", "unbind", "Nobody"]);
+    let unknown = ensemble(&app.database_url, &["roster", "unbind", "Nobody"]).await;
     assert!(!unknown.status.success());
 }
 
@@ -96,26 +101,29 @@ async fn notification_addresses_and_seasons_are_managed_from_the_cli() {
         &app.database_url,
         &["roster", "notify", "add", "Boss@Orchestra.org"]
     )
+    .await
     .status
     .success());
     assert_eq!(
-        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"])).trim(),
+        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"]).await).trim(),
         "boss@orchestra.org"
     );
     assert!(ensemble(
         &app.database_url,
         &["roster", "notify", "remove", "boss@orchestra.org"]
     )
+    .await
     .status
     .success());
     assert_eq!(
-        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"])).trim(),
+        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"]).await).trim(),
         ""
     );
     assert!(!ensemble(
         &app.database_url,
         &["roster", "notify", "add", "not an address"]
     )
+    .await
     .status
     .success());
 
@@ -124,7 +132,7 @@ async fn notification_addresses_and_seasons_are_managed_from_the_cli() {
         app.apply(&t.percy, "2026-03-13", "全体排练").await.status,
         403
     );
-    let season = ensemble(&app.database_url, &["season", "start"]);
+    let season = ensemble(&app.database_url, &["season", "start"]).await;
     assert!(season.status.success(), "{}", stderr(&season));
     assert_eq!(
         app.apply(&t.percy, "2026-03-13", "全体排练").await.status,
@@ -174,7 +182,7 @@ async fn projections_rebuild_from_the_cli_keeps_the_rows() {
     let t = app.with_roster().await;
     app.apply(&t.david, "2026-03-12", "全体排练").await;
     let before = app.get("/manager/", &t.alice).await.body;
-    let out = ensemble(&app.database_url, &["projections", "rebuild"]);
+    let out = ensemble(&app.database_url, &["projections", "rebuild"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(app.get("/manager/", &t.alice).await.body, before);
 }
