@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 pub use error::ApiError;
 pub use input::{parse_date, parse_id, Input, MAX_BODY_BYTES};
@@ -31,7 +32,13 @@ pub fn router(app: Arc<App>) -> Router {
             ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
         })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http())
+        // One span per request (method, path, request id); one line per response with its
+        // status and latency. Headers are not logged: they carry tokens.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(app)
 }

@@ -52,7 +52,8 @@ async fn roster_import_is_idempotent_and_list_shows_it() {
         assert!(list.contains(name), "{list}");
     }
     // The running server sees the import too.
-    assert_eq!(app.login("Alice").await.is_empty(), false);
+    assert!(!app.login("Alice").await.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -69,6 +70,7 @@ async fn a_bad_roster_file_is_reported_by_line_and_applies_nothing() {
         &["roster", "import", file.to_str().unwrap()],
     )
     .await;
+    std::fs::remove_file(&file).unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, 0);
