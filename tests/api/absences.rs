@@ -179,15 +179,8 @@ async fn bad_fields_are_bad_requests_that_say_what_is_wrong() {
 async fn changing_an_absence_adjusts_the_quota_and_resets_the_decision() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let a = app.apply(&t.wendy, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    app.put(
-        &format!("/manager/{a}/"),
-        &t.alice,
-        json!({"result": "ok", "permission": true}),
-    )
-    .await;
+    let a = app.apply_id(&t.wendy, "2026-03-12", "全体排练").await;
+    app.process(a, &t.alice, "ok", true).await;
     // Wind has 2: turning the one absence into a combined one fits.
     let changed = app
         .put(
@@ -228,9 +221,7 @@ async fn changing_an_absence_adjusts_the_quota_and_resets_the_decision() {
 async fn a_member_cannot_see_change_or_delete_another_members_absence() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let id = app.apply(&t.david, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     let path = format!("/absence/{id}/");
     assert_eq!(
         app.put(&path, &t.wendy, json!({"reason": "mine now"}))

@@ -84,11 +84,7 @@ async fn unbinding_lets_the_name_log_in_from_a_new_phone_and_kills_old_tokens() 
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(app.get("/absence/", &t.david).await.status, 401);
     let reply = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "David", "code": "code-NewPhone"}),
-        )
+        .try_login(json!({"name": "David", "code": "code-NewPhone"}))
         .await;
     assert_eq!(reply.status, 200);
     let unknown = ensemble(&app.database_url, &["roster", "unbind", "Nobody"]).await;

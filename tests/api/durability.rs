@@ -36,21 +36,10 @@ async fn activity(app: &TestApp) -> crate::helpers::Tokens {
     let t = app.with_roster().await;
     app.import_roster("name,section,role\nDavid,wind,member\n")
         .await;
-    let a = app.apply(&t.david, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    let b = app.apply(&t.wendy, "2026-03-13", "管乐分排").await.body["id"]
-        .as_i64()
-        .unwrap();
-    let c = app.apply(&t.percy, "2026-03-14", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    app.put(
-        &format!("/manager/{a}/"),
-        &t.alice,
-        json!({"result": "ok", "permission": true}),
-    )
-    .await;
+    let a = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let b = app.apply_id(&t.wendy, "2026-03-13", "管乐分排").await;
+    let c = app.apply_id(&t.percy, "2026-03-14", "全体排练").await;
+    app.process(a, &t.alice, "ok", true).await;
     app.put(
         &format!("/absence/{b}/"),
         &t.wendy,
@@ -72,11 +61,7 @@ async fn a_restart_keeps_every_state() {
     // Tokens signed with the configured secret survive; the binding holds.
     assert_eq!(app.get("/absence/", &t.david).await.body, mine_before);
     let impostor = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "David", "code": "code-Someone"}),
-        )
+        .try_login(json!({"name": "David", "code": "code-Someone"}))
         .await;
     assert_eq!(impostor.status, 403);
     // And the quota remembers: Percy cancelled, so one chance is there; then none.

@@ -287,6 +287,27 @@ impl TestApp {
         .await
     }
 
+    /// Apply and return the new absence's id (the application must succeed).
+    pub async fn apply_id(&self, token: &str, date: &str, kind: &str) -> i64 {
+        let reply = self.apply(token, date, kind).await;
+        assert_eq!(reply.status, 201, "apply {date}: {}", reply.body);
+        reply.body["id"].as_i64().unwrap()
+    }
+
+    pub async fn try_login(&self, body: Value) -> Reply {
+        self.post("/account/login/", None, body).await
+    }
+
+    /// A manager's decision on absence `id`.
+    pub async fn process(&self, id: i64, token: &str, result: &str, permission: bool) -> Reply {
+        self.put(
+            &format!("/manager/{id}/"),
+            token,
+            json!({ "result": result, "permission": permission }),
+        )
+        .await
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.app.pool)

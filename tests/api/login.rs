@@ -25,9 +25,7 @@ async fn the_servers_own_wechat_credentials_win_over_the_clients() {
     let app = spawn_app().await;
     app.import_roster(ROSTER).await;
     let reply = app
-        .post(
-            "/account/login/",
-            None,
+        .try_login(
             json!({"name": "David", "code": "code-David", "app_id": "evil", "app_secret": "evil"}),
         )
         .await;
@@ -43,11 +41,7 @@ async fn a_name_not_on_the_roster_is_told_so() {
     let app = spawn_app().await;
     app.import_roster(ROSTER).await;
     let reply = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "Mallory", "code": "code-Mallory"}),
-        )
+        .try_login(json!({"name": "Mallory", "code": "code-Mallory"}))
         .await;
     assert_eq!(reply.status, 401);
     assert_eq!(
@@ -62,11 +56,7 @@ async fn a_name_bound_to_another_wechat_account_is_refused() {
     app.import_roster(ROSTER).await;
     app.login("David").await;
     let reply = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "David", "code": "code-Impostor"}),
-        )
+        .try_login(json!({"name": "David", "code": "code-Impostor"}))
         .await;
     assert_eq!(reply.status, 403);
     assert_eq!(
@@ -75,11 +65,7 @@ async fn a_name_bound_to_another_wechat_account_is_refused() {
     );
     // One WeChat account cannot speak for a second name either.
     let reply = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "Wendy", "code": "code-David"}),
-        )
+        .try_login(json!({"name": "Wendy", "code": "code-David"}))
         .await;
     assert_eq!(reply.status, 403);
 }
@@ -89,11 +75,7 @@ async fn a_wechat_error_or_outage_is_a_bad_gateway() {
     let app = spawn_app().await;
     app.import_roster(ROSTER).await;
     let reply = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "David", "code": "bad-code"}),
-        )
+        .try_login(json!({"name": "David", "code": "bad-code"}))
         .await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.body, json!({"msg": "wx server request failed"}));
@@ -115,11 +97,7 @@ async fn wechat_being_unreachable_is_a_bad_gateway() {
     let app = crate::helpers::spawn_app_on(crate::helpers::fresh_database_url(), wechat, 1).await;
     app.import_roster(ROSTER).await;
     let reply = app
-        .post(
-            "/account/login/",
-            None,
-            json!({"name": "David", "code": "code-David"}),
-        )
+        .try_login(json!({"name": "David", "code": "code-David"}))
         .await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.body["msg"], "wx server request failed");
@@ -128,9 +106,7 @@ async fn wechat_being_unreachable_is_a_bad_gateway() {
 #[tokio::test]
 async fn a_login_without_name_or_code_is_a_bad_request() {
     let app = spawn_app().await;
-    let reply = app
-        .post("/account/login/", None, json!({"name": "David"}))
-        .await;
+    let reply = app.try_login(json!({"name": "David"})).await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.body["msg"], "code is required.");
 }

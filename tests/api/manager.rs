@@ -54,9 +54,7 @@ async fn a_manager_sees_every_absence_by_date() {
 async fn processing_records_the_caller_as_processor_and_may_be_repeated() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let id = app.apply(&t.david, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     let path = format!("/manager/{id}/");
     let reply = app
         .put(
@@ -96,9 +94,7 @@ async fn processing_records_the_caller_as_processor_and_may_be_repeated() {
 async fn processing_needs_a_permission_and_an_existing_absence() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let id = app.apply(&t.david, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     let missing = app
         .put(
             &format!("/manager/{id}/"),
@@ -137,24 +133,10 @@ async fn processing_needs_a_permission_and_an_existing_absence() {
 async fn present_lists_every_member_and_only_approved_absences_count() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let d = app.apply(&t.david, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    let w = app.apply(&t.wendy, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    app.put(
-        &format!("/manager/{d}/"),
-        &t.alice,
-        json!({"result": "ok", "permission": true}),
-    )
-    .await;
-    app.put(
-        &format!("/manager/{w}/"),
-        &t.alice,
-        json!({"result": "no", "permission": false}),
-    )
-    .await;
+    let d = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let w = app.apply_id(&t.wendy, "2026-03-12", "全体排练").await;
+    app.process(d, &t.alice, "ok", true).await;
+    app.process(w, &t.alice, "no", false).await;
     let reply = app.get("/manager/2026-3-12/present/", &t.alice).await;
     assert_eq!(reply.status, 200);
     assert_eq!(
@@ -190,21 +172,10 @@ async fn next_is_the_nearest_date_anyone_applied_for_split_by_section() {
 async fn future_is_unprocessed_ahead_and_history_is_processed_behind() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let a = app.apply(&t.david, "2026-03-12", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    let b = app.apply(&t.david, "2026-03-14", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    let c = app.apply(&t.wendy, "2026-03-20", "全体排练").await.body["id"]
-        .as_i64()
-        .unwrap();
-    app.put(
-        &format!("/manager/{a}/"),
-        &t.alice,
-        json!({"result": "ok", "permission": true}),
-    )
-    .await;
+    let a = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let b = app.apply_id(&t.david, "2026-03-14", "全体排练").await;
+    let c = app.apply_id(&t.wendy, "2026-03-20", "全体排练").await;
+    app.process(a, &t.alice, "ok", true).await;
     let ids = |v: serde_json::Value| -> Vec<i64> {
         v.as_array()
             .unwrap()
