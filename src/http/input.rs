@@ -71,9 +71,14 @@ impl Input {
     }
 
     /// A text field; numbers are taken as their text. Missing or null: None.
+    /// NUL is refused here, at the edge: PostgreSQL text cannot hold it, so it would make the
+    /// event unprojectable.
     pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(ApiError::bad_request(format!(
+                "{name} must not contain NUL characters."
+            ))),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(_) => Err(ApiError::bad_request(format!("{name} must be a string."))),

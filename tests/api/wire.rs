@@ -121,6 +121,8 @@ async fn odd_input_on_every_write_never_yields_a_500() {
         json!({"reason": "r", "time_absence": "0000-01-01", "type": "全体排练"}),
         json!({"result": [], "permission": {}}),
         json!({"result": "ok", "permission": 7}),
+        json!({"reason": "nul\u{0000}byte", "time_absence": "2026-03-20", "type": "全体排练"}),
+        json!({"result": "nul\u{0000}byte", "permission": true}),
     ];
     for body in bodies {
         // `request` itself fails the test on any 500.
@@ -131,4 +133,13 @@ async fn odd_input_on_every_write_never_yields_a_500() {
         app.put(&format!("/manager/{id}/"), &t.alice, body.clone())
             .await;
     }
+    // Nothing that was accepted stalled the read models: they are level with the log.
+    let behind = app
+        .scalar(
+            "SELECT count(*) FROM projection_checkpoints \
+             WHERE position < (SELECT max(position) FROM events) AND name <> 'mail_outbox'",
+        )
+        .await;
+    assert_eq!(behind, 0);
+    assert_eq!(app.get("/absence/", &t.david).await.status, 200);
 }
