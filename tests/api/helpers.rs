@@ -323,21 +323,24 @@ pub struct Tokens {
     pub alice: String,
 }
 
+/// The queries the fake WeChat received.
+pub type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
 /// WeChat's code2session: `code-X` → openid `openid-X`; `bad-code` → an errcode.
 #[derive(Clone)]
 pub struct FakeWechat {
     pub base: String,
-    pub seen: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    pub seen: Seen,
 }
 
 impl FakeWechat {
     pub async fn start() -> Self {
-        let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Default::default();
+        let seen: Seen = Default::default();
         let router = Router::new()
             .route(
                 "/sns/jscode2session",
                 get(
-                    |State(seen): State<Arc<Mutex<Vec<HashMap<String, String>>>>>,
+                    |State(seen): State<Seen>,
                      Query(q): Query<HashMap<String, String>>| async move {
                         seen.lock().unwrap().push(q.clone());
                         let code = q.get("js_code").cloned().unwrap_or_default();
