@@ -34,6 +34,12 @@ struct Answer {
     // `session_key` is deliberately not read: it is a secret we have no use for.
 }
 
+/// What we accept as an openid before it goes into an event: WeChat's are 28 characters of
+/// URL-safe base64; anything empty, long or with control characters is refused.
+fn valid_openid(openid: &str) -> bool {
+    !openid.is_empty() && openid.len() <= 128 && !openid.chars().any(char::is_control)
+}
+
 pub fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -88,7 +94,7 @@ impl WechatClient {
                 openid: Some(openid),
                 errcode: None | Some(0),
                 ..
-            } if !openid.is_empty() => Ok(openid),
+            } if valid_openid(&openid) => Ok(openid),
             Answer {
                 errcode, errmsg, ..
             } => Err(WechatError::Refused {
@@ -96,5 +102,18 @@ impl WechatClient {
                 errmsg: errmsg.unwrap_or_default(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_openid;
+
+    #[test]
+    fn openids_that_could_not_be_stored_or_shown_are_refused() {
+        assert!(valid_openid("oXyZ-1234567890abcdefghijklm"));
+        assert!(!valid_openid(""));
+        assert!(!valid_openid("o\u{0}x"));
+        assert!(!valid_openid(&"o".repeat(129)));
     }
 }
