@@ -49,6 +49,11 @@ pub enum CommandError<E: std::error::Error> {
     /// The command broke a rule: the caller's fault.
     #[error(transparent)]
     Rejected(E),
+    /// A unique index on the event store refused the events (a rule that spans aggregates,
+    /// such as a name taken by another record). postgres-es reports this as a concurrency
+    /// conflict; the bus tells the two apart, and only real conflicts are retried.
+    #[error("a uniqueness rule refused the change")]
+    Duplicate,
     #[error("command failed: {0}")]
     Internal(String),
 }
@@ -132,8 +137,22 @@ where
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            match self.try_once(id, command.clone(), actor).await {
-                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+            let mut loaded_sequence = 0;
+            match self
+                .try_once(id, command.clone(), actor, &mut loaded_sequence)
+                .await
+            {
+                Err(AggregateError::AggregateConflict) => {
+                    if self.head(id).await? == loaded_sequence {
+                        // Nobody else wrote to this stream: the violated constraint is another
+                        // unique index, a rule that spans records.
+                        break Err(CommandError::Duplicate);
+                    }
+                    if attempt >= MAX_ATTEMPTS {
+                        break Err(CommandError::Internal(
+                            "too many concurrent conflicts".into(),
+                        ));
+                    }
                     // Only a writer that bypasses the lock can get here; back off and retry.
                     tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
                 }
@@ -146,13 +165,27 @@ where
         result
     }
 
+    /// The last sequence number committed on the stream (0 for a new one).
+    async fn head(&self, id: &str) -> Result<usize, sqlx::Error> {
+        let head: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(head as usize)
+    }
+
     async fn try_once(
         &self,
         id: &str,
         command: A::Command,
         actor: &Actor,
+        loaded_sequence: &mut usize,
     ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
         let mut context = self.store.load_aggregate(id).await?;
+        *loaded_sequence = context.current_sequence;
         let sink = Default::default();
         context
             .aggregate()

@@ -199,7 +199,7 @@ async fn shutdown_signal() {
 fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
     match e {
         CommandError::Rejected(e) => anyhow::anyhow!("{e}"),
-        CommandError::Internal(e) => anyhow::anyhow!("{e}"),
+        e @ (CommandError::Duplicate | CommandError::Internal(_)) => anyhow::anyhow!("{e}"),
     }
 }
 

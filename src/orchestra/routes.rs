@@ -45,6 +45,9 @@ fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
         CommandError::Rejected(AbsenceError::NotFound) => ApiError::not_found(),
         CommandError::Rejected(AbsenceError::Service(e)) => ApiError::internal(e),
         CommandError::Rejected(e) => ApiError::bad_request(e.to_string()),
+        CommandError::Duplicate => {
+            ApiError::bad_request("This absence conflicts with an existing record.")
+        }
         CommandError::Internal(e) => ApiError::internal(e),
     }
 }
@@ -107,6 +110,10 @@ async fn login(
                     CommandError::Rejected(e) => {
                         ApiError::msg(StatusCode::FORBIDDEN, e.to_string())
                     }
+                    CommandError::Duplicate => ApiError::msg(
+                        StatusCode::FORBIDDEN,
+                        RosterError::WechatMismatch.to_string(),
+                    ),
                     CommandError::Internal(e) => ApiError::internal(e),
                 })?;
         }

@@ -122,3 +122,31 @@ async fn ids_count_up_from_one_in_creation_order() {
     ids.sort();
     assert_eq!(ids, vec![1, 2, 3, 4]);
 }
+
+#[tokio::test]
+async fn a_unique_index_on_the_event_store_is_a_rejection_not_a_retried_conflict() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    // A rule spanning aggregates, as later contexts enforce them: one absence per date,
+    // orchestra-wide. postgres-es reports its violation as an optimistic-lock conflict.
+    sqlx::query(
+        "CREATE UNIQUE INDEX probe_one_absence_per_date ON events \
+         ((payload::jsonb #>> '{AbsenceApplied,date}')) WHERE event_type = 'AbsenceApplied'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
+    let taken = app.apply(&t.wendy, "2026-03-12", "全体排练").await;
+    assert_eq!(taken.status, 400, "{}", taken.body);
+    assert!(taken.body["msg"].is_string());
+    // Nothing half-written, and Wendy's stream is usable as before.
+    assert_eq!(app.get("/absence/", &t.wendy).await.body, json!([]));
+    assert_eq!(
+        app.apply(&t.wendy, "2026-03-13", "全体排练").await.status,
+        201
+    );
+}
