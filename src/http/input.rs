@@ -1,8 +1,9 @@
 //! Request bodies arrive as JSON or as `application/x-www-form-urlencoded`; both become one
 //! map of fields, read with lenient typed accessors (a form has only strings).
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -111,6 +112,21 @@ impl Input {
             },
             Some(_) => Err(bad()),
         }
+    }
+}
+
+/// The one parameter of a path, as text. A segment that is not even valid UTF-8 names no
+/// record: 404 in the JSON shape, not axum's plain-text rejection.
+pub struct Segment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(s)| Self(s))
+            .map_err(|_| ApiError::not_found())
     }
 }
 

@@ -18,7 +18,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
-pub use input::{parse_date, parse_id, Input, MAX_BODY_BYTES};
+pub use input::{parse_date, parse_id, Input, Segment, MAX_BODY_BYTES};
 
 use crate::App;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aggregates::orchestra::absences::{AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
 use aggregates::orchestra::roster::{RosterCommand, RosterError, ROSTER_ID};
 use aggregates::orchestra::{AbsenceType, MemberName};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -17,7 +17,7 @@ use super::auth::{request_id, Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
 use super::AUDIENCE;
 use crate::bus::{Actor, CommandError};
-use crate::http::{parse_date, parse_id, ApiError, Input};
+use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
 use crate::App;
 
 type AppState = State<Arc<App>>;
@@ -217,7 +217,7 @@ async fn own(app: &App, me: &CurrentMember, id: &str) -> Result<AbsenceRow, ApiE
 async fn change(
     State(app): AppState,
     me: CurrentMember,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     input: Input,
 ) -> Result<Json<AbsenceRow>, ApiError> {
     let current = own(&app, &me, &id).await?;
@@ -247,7 +247,7 @@ async fn change(
 async fn cancel(
     State(app): AppState,
     me: CurrentMember,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
     let current = own(&app, &me, &id).await?;
     let command = AbsenceCommand::Cancel {
@@ -294,7 +294,7 @@ struct Processed {
 async fn process(
     State(app): AppState,
     CurrentManager(me): CurrentManager,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     input: Input,
 ) -> Result<Json<Processed>, ApiError> {
     let id = parse_id(&id)?;
@@ -339,7 +339,7 @@ struct Presence {
 async fn present(
     State(app): AppState,
     _: CurrentManager,
-    Path(key): Path<String>,
+    Segment(key): Segment,
 ) -> Result<Response, ApiError> {
     let date = parse_date(&key)
         .ok_or_else(|| ApiError::bad_request("The date must look like 2020-03-12 or 2020-3-12."))?;

@@ -38,6 +38,7 @@ async fn ids_that_are_not_positive_integers_are_not_found() {
         "1.5",
         "99999999999999999999999",
         "%F0%9F%8E%BB",
+        "%FF",
     ] {
         let reply = app.delete(&format!("/absence/{id}/"), &t.david).await;
         assert_eq!(reply.status, 404, "{id}");
