@@ -199,14 +199,4 @@ where
         let committed = self.store.commit(events, context, actor.metadata()).await?;
         Ok(committed.into_iter().map(|e| e.payload).collect())
     }
-
-    /// The aggregate as the log has it now (for read-your-state checks outside commands).
-    pub async fn load(&self, id: &str) -> Result<A, CommandError<A::Error>> {
-        let mut context = self
-            .store
-            .load_aggregate(id)
-            .await
-            .map_err(|e| CommandError::Internal(e.to_string()))?;
-        Ok(std::mem::take(context.aggregate()))
-    }
 }

@@ -2,6 +2,8 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::ProjectionError;
+
 /// One row of the event store, as consumers read it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
@@ -22,11 +24,16 @@ impl StoredEvent {
     pub fn decode<E: DeserializeOwned>(
         &self,
         aggregate_type: &str,
-    ) -> Result<Option<E>, serde_json::Error> {
+    ) -> Result<Option<E>, ProjectionError> {
         if self.aggregate_type != aggregate_type {
             return Ok(None);
         }
-        serde_json::from_value(self.payload.clone()).map(Some)
+        serde_json::from_value(self.payload.clone())
+            .map(Some)
+            .map_err(|source| ProjectionError::Decode {
+                position: self.position,
+                source,
+            })
     }
 }
 

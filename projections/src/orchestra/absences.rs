@@ -3,7 +3,6 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
-use super::decode;
 use crate::{Projection, ProjectionError, StoredEvent};
 
 /// What `result` says until a manager has decided.
@@ -27,7 +26,7 @@ impl Projection for AbsenceProjection {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        let Some(event) = decode::<AbsenceEvent>(event, MemberAbsences::TYPE)? else {
+        let Some(event) = event.decode::<AbsenceEvent>(MemberAbsences::TYPE)? else {
             return Ok(());
         };
         match event {

@@ -4,7 +4,6 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
-use super::decode;
 use crate::{Projection, ProjectionError, StoredEvent};
 
 const CONTEXT: &str = "orchestra";
@@ -29,7 +28,7 @@ impl Projection for MailOutbox {
         tx: &mut PgConnection,
         stored: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        if let Some(event) = decode::<RosterEvent>(stored, Roster::TYPE)? {
+        if let Some(event) = stored.decode::<RosterEvent>(Roster::TYPE)? {
             match event {
                 RosterEvent::NotifyAddressAdded { email } => {
                     sqlx::query(
@@ -61,7 +60,7 @@ impl Projection for MailOutbox {
             reason,
             applied_on,
             ..
-        }) = decode::<AbsenceEvent>(stored, MemberAbsences::TYPE)?
+        }) = stored.decode::<AbsenceEvent>(MemberAbsences::TYPE)?
         else {
             return Ok(());
         };

@@ -3,7 +3,6 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
-use super::decode;
 use crate::{Projection, ProjectionError, StoredEvent};
 
 /// `orchestra_members`, `orchestra_notify_addresses`, `orchestra_season`.
@@ -29,7 +28,7 @@ impl Projection for RosterProjection {
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
         let Some(event) =
-            decode::<RosterEvent>(event, aggregates::orchestra::roster::Roster::TYPE)?
+            event.decode::<RosterEvent>(aggregates::orchestra::roster::Roster::TYPE)?
         else {
             return Ok(());
         };

@@ -122,10 +122,6 @@ impl Aggregate for MemberAbsences {
 }
 
 impl MemberAbsences {
-    pub fn absence(&self, absence_id: u64) -> Option<&ActiveAbsence> {
-        self.active.get(&absence_id)
-    }
-
     /// What this member has used of `season`'s quota, leaving out `except`.
     fn used(&self, season: u64, except: Option<u64>) -> u32 {
         self.active

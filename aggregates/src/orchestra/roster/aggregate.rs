@@ -108,14 +108,6 @@ impl Aggregate for Roster {
 }
 
 impl Roster {
-    pub fn member(&self, name: &MemberName) -> Option<&RosterMember> {
-        self.members.get(name)
-    }
-
-    pub fn season(&self) -> u64 {
-        self.season
-    }
-
     async fn import(&mut self, entries: Vec<RosterEntry>, sink: &Sink) -> Result<(), RosterError> {
         let mut seen = HashSet::new();
         for e in &entries {
