@@ -246,16 +246,8 @@ async fn a_new_season_fills_every_quota_again() {
         app.apply(&t.percy, "2026-03-13", "全体排练").await.status,
         403
     );
-    app.app
-        .orchestra
-        .roster
-        .execute(
-            aggregates::orchestra::roster::ROSTER_ID,
-            aggregates::orchestra::roster::RosterCommand::StartSeason,
-            &ensemble::bus::Actor::operator(),
-        )
-        .await
-        .unwrap();
+    app.operator(aggregates::orchestra::roster::RosterCommand::StartSeason)
+        .await;
     assert_eq!(
         app.apply(&t.percy, "2026-03-13", "全体排练").await.status,
         201

@@ -123,7 +123,7 @@ async fn a_running_server_picks_up_what_another_process_committed() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
     commit_without_projecting(&app.database_url, "Wendy", Section::Wind, "2026-03-12").await;
-    let seen = crate::helpers::eventually_async(Duration::from_secs(10), || async {
+    let seen = crate::helpers::eventually(Duration::from_secs(10), || async {
         app.get("/absence/", &t.wendy)
             .await
             .body

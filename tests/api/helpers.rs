@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aggregates::orchestra::roster::{RosterCommand, ROSTER_ID};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -190,18 +191,19 @@ impl TestApp {
         self.app.pool.close().await;
     }
 
-    pub async fn import_roster(&self, csv: &str) {
-        let entries = ensemble::cli::parse_roster_csv(csv).unwrap();
+    /// A roster command, as an operator gives it from the CLI.
+    pub async fn operator(&self, command: RosterCommand) {
         self.app
             .orchestra
             .roster
-            .execute(
-                aggregates::orchestra::roster::ROSTER_ID,
-                aggregates::orchestra::roster::RosterCommand::Import { entries },
-                &ensemble::bus::Actor::operator(),
-            )
+            .execute(ROSTER_ID, command, &ensemble::bus::Actor::operator())
             .await
             .unwrap();
+    }
+
+    pub async fn import_roster(&self, csv: &str) {
+        let entries = ensemble::cli::parse_roster_csv(csv).unwrap();
+        self.operator(RosterCommand::Import { entries }).await;
     }
 
     pub async fn request(
@@ -444,20 +446,8 @@ async fn session(
     }
 }
 
-/// Poll `check` until it is true or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    check()
-}
-
 /// Poll an async `check` until it is true or `timeout` passes.
-pub async fn eventually_async<F, Fut>(timeout: Duration, mut check: F) -> bool
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -1,20 +1,14 @@
 use std::time::{Duration, Instant};
 
+use aggregates::orchestra::roster::RosterCommand;
+
 use crate::helpers::{eventually, spawn_app, spawn_app_with_smtp_port, FakeSmtp};
 
 async fn notify(app: &crate::helpers::TestApp, email: &str) {
-    app.app
-        .orchestra
-        .roster
-        .execute(
-            aggregates::orchestra::roster::ROSTER_ID,
-            aggregates::orchestra::roster::RosterCommand::AddNotifyAddress {
-                email: aggregates::orchestra::EmailAddress::parse(email).unwrap(),
-            },
-            &ensemble::bus::Actor::operator(),
-        )
-        .await
-        .unwrap();
+    app.operator(RosterCommand::AddNotifyAddress {
+        email: aggregates::orchestra::EmailAddress::parse(email).unwrap(),
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -26,7 +20,7 @@ async fn each_new_absence_is_mailed_once_to_every_notification_address() {
     app.apply(&t.david, "2026-03-12", "全体排练").await;
     let smtp = app.smtp.as_ref().unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || smtp.count() == 2).await,
+        eventually(Duration::from_secs(10), || async { smtp.count() == 2 }).await,
         "mails: {}",
         smtp.count()
     );
@@ -78,7 +72,7 @@ async fn mail_waits_for_smtp_and_is_sent_once_it_is_back_even_across_a_restart()
     // The server restarts, then SMTP comes back.
     let app = app.restart().await;
     let smtp = FakeSmtp::start(port).await;
-    assert!(eventually(Duration::from_secs(10), || smtp.count() == 1).await);
+    assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 1 }).await);
     // Another restart sends nothing again.
     let app = app.restart().await;
     tokio::time::sleep(Duration::from_millis(700)).await;
