@@ -233,7 +233,6 @@ async fn change(
     let command = AbsenceCommand::Change {
         absence_id: current.id as u64,
         section: me.section,
-        season: read::season(&app.pool).await?,
         request,
     };
     app.orchestra

@@ -54,12 +54,8 @@ impl Aggregate for MemberAbsences {
             AbsenceCommand::Change {
                 absence_id,
                 section,
-                season,
                 request,
-            } => {
-                self.change(absence_id, section, season, request, today, sink)
-                    .await
-            }
+            } => self.change(absence_id, section, request, today, sink).await,
             AbsenceCommand::Cancel { absence_id } => {
                 self.changeable(absence_id, today)?;
                 sink.write(AbsenceEvent::AbsenceCancelled { absence_id }, self)
@@ -131,12 +127,10 @@ impl MemberAbsences {
             .sum()
     }
 
-    /// The rules every request must pass, for a new absence (`except` None) or a change.
-    fn check_request(
+    /// The date rules every request must pass, for a new absence (`except` None) or a change.
+    fn check_date(
         &self,
         request: &AbsenceRequest,
-        section: Section,
-        season: u64,
         today: NaiveDate,
         except: Option<u64>,
     ) -> Result<(), AbsenceError> {
@@ -149,9 +143,6 @@ impl MemberAbsences {
             .any(|(id, a)| a.date == request.date && Some(*id) != except)
         {
             return Err(AbsenceError::DuplicateDate);
-        }
-        if self.used(season, except) + request.kind.cost() > section.quota() {
-            return Err(AbsenceError::QuotaExhausted);
         }
         Ok(())
     }
@@ -180,7 +171,10 @@ impl MemberAbsences {
         services: &Arc<dyn OrchestraServices>,
         sink: &Sink,
     ) -> Result<(), AbsenceError> {
-        self.check_request(&request, section, season, today, None)?;
+        self.check_date(&request, today, None)?;
+        if self.used(season, None) + request.kind.cost() > section.quota() {
+            return Err(AbsenceError::QuotaExhausted);
+        }
         // Only a request that passed every rule takes an id.
         let absence_id = services.next_absence_id().await?;
         let event = AbsenceEvent::AbsenceApplied {
@@ -198,30 +192,38 @@ impl MemberAbsences {
         Ok(())
     }
 
+    /// A change stays charged to the season the absence was made in: that season's count moves
+    /// by the difference in cost, an increase must fit in what that season has left, and a
+    /// change that keeps the cost charges nothing.
     async fn change(
         &mut self,
         absence_id: u64,
         section: Section,
-        season: u64,
         request: AbsenceRequest,
         today: NaiveDate,
         sink: &Sink,
     ) -> Result<(), AbsenceError> {
-        let current = self.changeable(absence_id, today)?;
+        let current = self.changeable(absence_id, today)?.clone();
         if current.date == request.date
             && current.kind == request.kind
             && current.reason == request.reason
         {
             return Ok(());
         }
-        self.check_request(&request, section, season, today, Some(absence_id))?;
+        self.check_date(&request, today, Some(absence_id))?;
+        let cost = request.kind.cost();
+        if cost > current.cost
+            && self.used(current.season, Some(absence_id)) + cost > section.quota()
+        {
+            return Err(AbsenceError::QuotaExhausted);
+        }
         let event = AbsenceEvent::AbsenceChanged {
             absence_id,
             date: request.date,
             kind: request.kind,
             reason: request.reason,
-            cost: request.kind.cost(),
-            season,
+            cost,
+            season: current.season,
         };
         sink.write(event, self).await;
         Ok(())
@@ -391,7 +393,6 @@ mod tests {
         let change = |id| AbsenceCommand::Change {
             absence_id: id,
             section: Wind,
-            season: 1,
             request: request("2026-03-20", Combined),
         };
         given()
@@ -415,6 +416,77 @@ mod tests {
     }
 
     #[test]
+    fn a_change_stays_charged_to_the_season_the_absence_was_made_in() {
+        // Percussion: 1. Applied in season 0; season 1 has started.
+        let season0 = vec![applied(1, Percussion, "2026-03-12", Tutti, 0)];
+        let change = |kind| AbsenceCommand::Change {
+            absence_id: 1,
+            section: Percussion,
+            request: AbsenceRequest {
+                date: date("2026-03-12"),
+                kind,
+                reason: "concert".into(),
+            },
+        };
+        // Only the reason changes: the cost stays, the season stays.
+        given()
+            .given(season0.clone())
+            .when(change(Tutti))
+            .then_expect_events(vec![AbsenceEvent::AbsenceChanged {
+                absence_id: 1,
+                date: date("2026-03-12"),
+                kind: Tutti,
+                reason: "concert".into(),
+                cost: 1,
+                season: 0,
+            }]);
+        // ...so season 1 still has its whole quota.
+        let mut changed = season0.clone();
+        changed.push(AbsenceEvent::AbsenceChanged {
+            absence_id: 1,
+            date: date("2026-03-12"),
+            kind: Tutti,
+            reason: "concert".into(),
+            cost: 1,
+            season: 0,
+        });
+        given()
+            .given(changed)
+            .when(AbsenceCommand::Apply {
+                applier: david(),
+                section: Percussion,
+                season: 1,
+                request: request("2026-03-14", Tutti),
+            })
+            .then_expect_events(vec![applied(7, Percussion, "2026-03-14", Tutti, 1)]);
+        // An increase must fit in what the absence's own season has left.
+        given()
+            .given(season0)
+            .when(change(Combined))
+            .then_expect_error(AbsenceError::QuotaExhausted);
+    }
+
+    #[test]
+    fn a_cheaper_change_fits_even_when_the_season_is_full() {
+        // Wind: 2, all used by one combined absence; making it a cost-1 one is always allowed.
+        given()
+            .given(vec![applied(1, Wind, "2026-03-12", Combined, 1)])
+            .when(AbsenceCommand::Change {
+                absence_id: 1,
+                section: Wind,
+                request: request("2026-03-12", Tutti),
+            })
+            .then_expect_events(vec![AbsenceEvent::AbsenceChanged {
+                absence_id: 1,
+                date: date("2026-03-12"),
+                kind: Tutti,
+                reason: "exam".into(),
+                cost: 1,
+                season: 1,
+            }]);
+    }
+
+    #[test]
     fn changing_to_a_date_already_taken_or_past_is_refused() {
         let events = vec![
             applied(1, Stringed, "2026-03-12", Tutti, 1),
@@ -423,7 +495,6 @@ mod tests {
         let change = |d: &str| AbsenceCommand::Change {
             absence_id: 1,
             section: Stringed,
-            season: 1,
             request: request(d, Tutti),
         };
         given()
@@ -443,7 +514,6 @@ mod tests {
             .when(AbsenceCommand::Change {
                 absence_id: 1,
                 section: Stringed,
-                season: 1,
                 request: request("2026-03-12", Tutti),
             })
             .then_expect_events(vec![]);

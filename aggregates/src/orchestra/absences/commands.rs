@@ -11,7 +11,7 @@ pub struct AbsenceRequest {
 }
 
 /// `section` and `season` come from the roster as the request found it: the quota is the
-/// section's, counted in that season.
+/// section's, counted in that season (for a change, in the absence's own season).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AbsenceCommand {
     Apply {
@@ -20,10 +20,10 @@ pub enum AbsenceCommand {
         season: u64,
         request: AbsenceRequest,
     },
+    /// The absence stays charged to the season it was made in.
     Change {
         absence_id: u64,
         section: Section,
-        season: u64,
         request: AbsenceRequest,
     },
     Cancel {
