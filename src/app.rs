@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::jwt::Jwt;
 use crate::orchestra::Orchestra;
+use crate::projector::Projector;
 use crate::wechat::WechatClient;
 
 /// Everything a request, a CLI command or a background task needs.
@@ -17,7 +18,10 @@ pub struct App {
     pub jwt: Jwt,
     pub wechat: WechatClient,
     pub projections: Projections,
+    /// Applies the log to the read models; commands wait on it.
+    pub projector: Arc<Projector>,
     pub orchestra: Orchestra,
+    pub limits: crate::limits::Limits,
 }
 
 impl App {
@@ -33,22 +37,34 @@ impl App {
             None => Jwt::random(),
         };
         let projections: Projections = Arc::new(projections::all());
-        let orchestra =
-            Orchestra::new(&config, pool.clone(), lock_pool, clock, projections.clone());
+        let projector = Projector::new(pool.clone(), projections.clone());
+        let orchestra = Orchestra::new(&config, pool.clone(), lock_pool, clock, projector.clone());
         let app = Self {
+            limits: crate::limits::Limits::new(pool.clone(), config.write_limit),
             wechat: WechatClient::new(&config.wechat_api),
             config,
             pool,
             clock,
             jwt,
             projections,
+            projector,
             orchestra,
         };
         app.catch_up().await?;
         Ok(Arc::new(app))
     }
 
+    /// Apply everything committed so far; returns how many events were applied.
     pub async fn catch_up(&self) -> anyhow::Result<u64> {
-        Ok(projections::catch_up_all(&self.pool, &self.projections).await?)
+        let mut applied = 0;
+        loop {
+            let pass = self.projector.pass().await?;
+            applied += pass.applied;
+            if !pass.skipped {
+                return Ok(applied);
+            }
+            // Another process or a rebuild holds a checkpoint: wait for it to finish.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Executes commands against the event store. One place for what every command needs:
-//! the actor and request in the metadata, per-aggregate serialisation, retry on a concurrency
-//! conflict, and catching the read models up once the events are committed.
+//! the actor and request in the metadata, per-aggregate serialisation with bounded waits, retry
+//! on a concurrency conflict, and waiting (bounded) for the read models once the events are
+//! committed. Each command runs on a task of its own, immune to the caller being dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,13 +13,18 @@ use postgres_es::PostgresEventRepository;
 use projections::Projection;
 use sqlx::PgPool;
 
+use crate::projector::Projector;
+
 /// Who asked, and through which request: written into every event's metadata.
 #[derive(Debug, Clone)]
 pub struct Actor {
     /// `member`, `manager`, `operator`, ...
     pub kind: &'static str,
     pub name: String,
+    /// Ours: the `x-request-id` of the response.
     pub request_id: String,
+    /// The client's own `x-request-id`, when it sent a short, well-formed one.
+    pub client_request_id: Option<String>,
     /// `http` or `cli`.
     pub channel: &'static str,
 }
@@ -30,17 +36,22 @@ impl Actor {
             kind: "operator",
             name,
             request_id: format!("cli-{}", uuid::Uuid::new_v4()),
+            client_request_id: None,
             channel: "cli",
         }
     }
 
     fn metadata(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut metadata = HashMap::from([
             ("actor_kind".into(), self.kind.into()),
             ("actor".into(), self.name.clone()),
             ("request_id".into(), self.request_id.clone()),
             ("channel".into(), self.channel.into()),
-        ])
+        ]);
+        if let Some(id) = &self.client_request_id {
+            metadata.insert("client_request_id".into(), id.clone());
+        }
+        metadata
     }
 }
 
@@ -54,82 +65,188 @@ pub enum CommandError<E: std::error::Error> {
     /// conflict; the bus tells the two apart, and only real conflicts are retried.
     #[error("a uniqueness rule refused the change")]
     Duplicate,
+    /// Too many commands for this record at once: the wait for its turn ran out. Nothing was
+    /// written; the caller may try again.
+    #[error("the record is busy")]
+    Busy,
     #[error("command failed: {0}")]
     Internal(String),
 }
 
 impl<E: std::error::Error> From<sqlx::Error> for CommandError<E> {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.to_string())
+        match &e {
+            sqlx::Error::PoolTimedOut => Self::Busy,
+            // lock_not_available: the advisory lock wait ran out (lock_timeout).
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => Self::Busy,
+            _ => Self::Internal(e.to_string()),
+        }
     }
 }
 
 /// Read models to catch up after each commit.
 pub type Projections = Arc<Vec<Box<dyn Projection>>>;
 
+/// What a command committed.
+#[derive(Debug)]
+pub struct Committed<E> {
+    pub events: Vec<E>,
+    /// Whether the read models already hold these events. When false (the projector did not
+    /// catch up within the bound: a rebuild, a database hiccup), answer from `events`.
+    pub projected: bool,
+}
+
+/// Bounds on the waits of a command.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// For its turn on the aggregate (in this process, then across processes).
+    pub turn: Duration,
+    /// For the read models to hold its events after the commit.
+    pub projection: Duration,
+}
+
 pub struct CommandBus<A: Aggregate> {
+    inner: Arc<Inner<A>>,
+}
+
+struct Inner<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
     services: A::Services,
     pool: PgPool,
     /// Connections that only wait for and hold aggregate locks. Kept apart from `pool` so a
     /// crowd of waiters can never take the connections the lock holder needs to commit.
     lock_pool: PgPool,
-    projections: Projections,
+    projector: Arc<Projector>,
+    waits: Waits,
+    /// One turn per aggregate in this process: a burst on one record queues here, in memory,
+    /// and holds at most one lock connection, so it cannot starve everyone else's commands.
+    turns: Turns,
 }
 
 const MAX_ATTEMPTS: usize = 20;
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate,
+    A: Aggregate + 'static,
     A::Command: Clone,
+    A::Services: Send + Sync + 'static,
 {
     pub fn new(
         pool: PgPool,
         lock_pool: PgPool,
         services: A::Services,
-        projections: Projections,
+        projector: Arc<Projector>,
+        waits: Waits,
     ) -> Self {
         let store =
             PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
         Self {
-            store,
-            services,
-            pool,
-            lock_pool,
-            projections,
+            inner: Arc::new(Inner {
+                store,
+                services,
+                pool,
+                lock_pool,
+                projector,
+                waits,
+                turns: Default::default(),
+            }),
         }
     }
 
-    /// Execute `command` on aggregate `id`, commit its events, bring the read models up to
-    /// date, and return the committed events. When this returns Ok the events are durable.
+    /// Execute `command` on aggregate `id`, commit its events, wait (bounded) for the read
+    /// models, and return what was committed. When this returns Ok the events are durable.
+    ///
+    /// The work runs on a task of its own: if the caller is dropped (a client hangs up), the
+    /// command still runs to its end, and no transaction is ever cut in half.
     pub async fn execute(
         &self,
         id: &str,
         command: A::Command,
         actor: &Actor,
-    ) -> Result<Vec<A::Event>, CommandError<A::Error>> {
-        let events = self.commit(id, command, actor).await?;
-        if !events.is_empty() {
-            if let Err(e) = projections::catch_up_all(&self.pool, &self.projections).await {
-                // Committed all the same; the background catch-up will retry.
-                tracing::error!(error = %e, "read models could not catch up after a commit");
+    ) -> Result<Committed<A::Event>, CommandError<A::Error>>
+    where
+        A::Error: Send + 'static,
+        A::Event: Send + 'static,
+        A::Command: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let id = id.to_string();
+        let actor = actor.clone();
+        tokio::spawn(async move { inner.execute(&id, command, &actor).await })
+            .await
+            .unwrap_or_else(|e| Err(CommandError::Internal(format!("command task failed: {e}"))))
+    }
+}
+
+impl<A> Inner<A>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    async fn execute(
+        &self,
+        id: &str,
+        command: A::Command,
+        actor: &Actor,
+    ) -> Result<Committed<A::Event>, CommandError<A::Error>> {
+        let (events, position) = self.commit(id, command, actor).await?;
+        let projected = match position {
+            _ if events.is_empty() => true,
+            Some(position) => {
+                self.projector
+                    .wait_for(position, self.waits.projection)
+                    .await
             }
+            None => false,
+        };
+        if !projected {
+            tracing::warn!(
+                aggregate = A::TYPE,
+                "read models did not catch up in time; answering from the committed events"
+            );
         }
-        Ok(events)
+        Ok(Committed { events, projected })
     }
 
+    /// Take this aggregate's turn in this process, bounded.
+    async fn turn(&self, id: &str) -> Result<Turn<'_>, CommandError<A::Error>> {
+        let gate = self
+            .turns
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        // Declared after `gate` is moved away, so that a wait that runs out still cleans up.
+        let mut turn = Turn {
+            turns: &self.turns,
+            key: id.to_string(),
+            held: None,
+        };
+        let held = tokio::time::timeout(self.waits.turn, gate.lock_owned())
+            .await
+            .map_err(|_| CommandError::Busy)?;
+        turn.held = Some(held);
+        Ok(turn)
+    }
+
+    /// Commit the command's events; returns them with the global position of the last one
+    /// (None if it could not be read back: the events are committed all the same).
     async fn commit(
         &self,
         id: &str,
         command: A::Command,
         actor: &Actor,
-    ) -> Result<Vec<A::Event>, CommandError<A::Error>> {
-        // Commands on one aggregate queue up behind a transaction-scoped advisory lock, in this
-        // process and in every other one on the database: racing requests wait their turn
-        // instead of failing on the optimistic lock. The lock goes with the transaction, also
-        // when this future is dropped half-way.
+    ) -> Result<(Vec<A::Event>, Option<i64>), CommandError<A::Error>> {
+        let _turn = self.turn(id).await?;
+        // Across processes, commands on one aggregate queue up behind a transaction-scoped
+        // advisory lock: racing requests wait their turn instead of failing on the optimistic
+        // lock. The wait is bounded by lock_timeout.
         let mut lock = self.lock_pool.begin().await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", self.waits.turn.as_millis().max(1)))
+            .execute(&mut *lock)
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(format!("{}/{}", A::TYPE, id))
             .execute(&mut *lock)
@@ -143,10 +260,12 @@ where
                 .await
             {
                 Err(AggregateError::AggregateConflict) => {
-                    if self.head(id).await? == loaded_sequence {
+                    match self.head(id).await {
                         // Nobody else wrote to this stream: the violated constraint is another
                         // unique index, a rule that spans records.
-                        break Err(CommandError::Duplicate);
+                        Ok(head) if head == loaded_sequence => break Err(CommandError::Duplicate),
+                        Ok(_) => {}
+                        Err(e) => break Err(e.into()),
                     }
                     if attempt >= MAX_ATTEMPTS {
                         break Err(CommandError::Internal(
@@ -158,11 +277,39 @@ where
                 }
                 Err(AggregateError::UserError(e)) => break Err(CommandError::Rejected(e)),
                 Err(e) => break Err(CommandError::Internal(e.to_string())),
-                Ok(events) => break Ok(events),
+                Ok(events) if events.is_empty() => break Ok((events, None)),
+                Ok(events) => {
+                    let last = loaded_sequence + events.len();
+                    let position = self.position_of(id, last).await;
+                    break Ok((events, position));
+                }
             }
         };
-        lock.rollback().await?;
+        // Whatever happens to the lock connection now, the outcome stands: a lost connection
+        // released the lock already.
+        if let Err(e) = lock.rollback().await {
+            tracing::warn!(error = %e, "aggregate lock connection lost after the command");
+        }
         result
+    }
+
+    /// The global position of event `sequence` of the stream.
+    async fn position_of(&self, id: &str, sequence: usize) -> Option<i64> {
+        let found = sqlx::query_scalar(
+            "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(sequence as i64)
+        .fetch_one(&self.pool)
+        .await;
+        match found {
+            Ok(position) => Some(position),
+            Err(e) => {
+                tracing::warn!(error = %e, "position of a committed event unknown");
+                None
+            }
+        }
     }
 
     /// The last sequence number committed on the stream (0 for a new one).
@@ -198,5 +345,27 @@ where
         }
         let committed = self.store.commit(events, context, actor.metadata()).await?;
         Ok(committed.into_iter().map(|e| e.payload).collect())
+    }
+}
+
+type Turns = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// A place in an aggregate's in-process queue; the map entry goes when nobody else uses it.
+struct Turn<'a> {
+    turns: &'a Turns,
+    key: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.held = None;
+        let mut turns = self.turns.lock().unwrap();
+        if turns
+            .get(&self.key)
+            .is_some_and(|gate| Arc::strong_count(gate) == 1)
+        {
+            turns.remove(&self.key);
+        }
     }
 }

@@ -47,6 +47,29 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCmd,
     },
+    /// The notification mail outbox
+    Mail {
+        #[command(subcommand)]
+        command: MailCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCmd {
+    /// The newest mails with their state (pending, sent, failed), attempts and last error
+    List {
+        /// Only the mails set aside after a permanent failure or too many attempts
+        #[arg(long)]
+        failed: bool,
+        /// How many to show
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue a failed mail again, with a fresh count of attempts
+    Retry {
+        /// The mail's id, as `mail list` shows it
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = App::start(config).await?;
     match cli.command {
         Command::Migrate => unreachable!(),
+        Command::Mail { command } => mail(&app, command).await,
         Command::Serve => serve(app).await,
         Command::Roster { command } => roster(&app, command).await,
         Command::Season {
@@ -199,7 +223,9 @@ async fn shutdown_signal() {
 fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
     match e {
         CommandError::Rejected(e) => anyhow::anyhow!("{e}"),
-        e @ (CommandError::Duplicate | CommandError::Internal(_)) => anyhow::anyhow!("{e}"),
+        e @ (CommandError::Duplicate | CommandError::Busy | CommandError::Internal(_)) => {
+            anyhow::anyhow!("{e}")
+        }
     }
 }
 
@@ -214,7 +240,7 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
                 .execute(ROSTER_ID, RosterCommand::Import { entries }, &actor)
                 .await
                 .map_err(operator_error)?;
-            println!("{count} rows read, {} changes recorded", events.len());
+            println!("{count} rows read, {} changes recorded", events.events.len());
         }
         RosterCmd::List => {
             println!(
@@ -242,6 +268,8 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
         }
         RosterCmd::Notify { command } => match command {
             NotifyCmd::Add { email } => {
+                // The mailer's own check: an address it could never deliver to is refused here.
+                crate::mailer::recipient(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
                 bus.execute(
                     ROSTER_ID,
@@ -273,6 +301,38 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
                 }
             }
         },
+    }
+    Ok(())
+}
+
+async fn mail(app: &App, command: MailCmd) -> anyhow::Result<()> {
+    match command {
+        MailCmd::List { failed, limit } => {
+            println!(
+                "{:>6}  {:<8} {:>8}  {:<32} {:<25} subject / last error",
+                "id", "state", "attempts", "recipient", "created"
+            );
+            for m in crate::mailer::list(&app.pool, failed, limit.clamp(1, 10_000)).await? {
+                println!(
+                    "{:>6}  {:<8} {:>8}  {:<32} {:<25} {}",
+                    m.id,
+                    m.state,
+                    m.attempts,
+                    m.recipient,
+                    m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    m.subject
+                );
+                if let Some(error) = m.last_error.filter(|_| m.state != "sent") {
+                    println!("{:>6}  {:<8} {:>8}  last error: {error}", "", "", "");
+                }
+            }
+        }
+        MailCmd::Retry { id } => {
+            if !crate::mailer::retry(&app.pool, id).await? {
+                bail!("mail {id} is not a failed mail (see `ensemble mail list --failed`)");
+            }
+            println!("mail {id} is queued again");
+        }
     }
     Ok(())
 }

@@ -31,6 +31,19 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Connections for requests and consumers; half as many again wait for aggregate locks.
     pub pool_size: u32,
+    /// HTTP timeouts and the connection limit.
+    pub http: crate::http::Limits,
+    /// Bounds on a command's waits (its turn, the read models).
+    pub waits: crate::bus::Waits,
+    /// Writes a member may make per minute (`POST`/`PUT`/`DELETE /absence/`); 0: no limit.
+    pub write_limit: u32,
+    /// The whole of one SMTP exchange (connect, greeting, message, answer).
+    pub smtp_timeout: Duration,
+    /// Attempts before a mail that keeps failing is set aside as failed (dead letter).
+    pub mail_max_attempts: i32,
+    /// The least time between two mails to one address; what arrives meanwhile is sent
+    /// together in one digest.
+    pub mail_interval: Duration,
 }
 
 /// A bad value in the environment: names the variable, never echoes a secret.
@@ -107,7 +120,8 @@ impl Config {
 
         let smtp_url = get("ENSEMBLE_SMTP_URL");
         if let Some(url) = &smtp_url {
-            crate::mailer::transport(url).map_err(|e| bad("ENSEMBLE_SMTP_URL", e))?;
+            crate::mailer::transport(url, Duration::from_secs(30))
+                .map_err(|e| bad("ENSEMBLE_SMTP_URL", e))?;
         }
         let mail_from =
             get("ENSEMBLE_MAIL_FROM").unwrap_or_else(|| "Ensemble <ensemble@localhost>".into());
@@ -135,7 +149,50 @@ impl Config {
             ),
         };
 
+        let seconds = |var: &'static str, default: f64| -> Result<Duration, ConfigError> {
+            match get(var) {
+                None => Ok(Duration::from_secs_f64(default)),
+                Some(v) => match v.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() && n > 0.0 && n <= 86_400.0 => {
+                        Ok(Duration::from_secs_f64(n))
+                    }
+                    _ => Err(bad(
+                        var,
+                        format!("{v:?} is not a number of seconds between 0 and 86400"),
+                    )),
+                },
+            }
+        };
+        let count = |var: &'static str, default: u32, least: u32| -> Result<u32, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n >= least && n <= 1_000_000 => Ok(n),
+                    _ => Err(bad(
+                        var,
+                        format!("{v:?} is not a whole number from {least} to 1000000"),
+                    )),
+                },
+            }
+        };
+        let http = crate::http::Limits {
+            header_timeout: seconds("ENSEMBLE_HTTP_HEADER_TIMEOUT", 10.0)?,
+            body_timeout: seconds("ENSEMBLE_HTTP_BODY_TIMEOUT", 15.0)?,
+            request_timeout: seconds("ENSEMBLE_HTTP_REQUEST_TIMEOUT", 30.0)?,
+            max_connections: count("ENSEMBLE_HTTP_MAX_CONNECTIONS", 512, 1)? as usize,
+        };
+        let waits = crate::bus::Waits {
+            turn: seconds("ENSEMBLE_COMMAND_WAIT", 10.0)?,
+            projection: seconds("ENSEMBLE_PROJECTION_WAIT", 5.0)?,
+        };
+
         Ok(Self {
+            http,
+            waits,
+            write_limit: count("ENSEMBLE_WRITE_LIMIT", 20, 0)?,
+            smtp_timeout: seconds("ENSEMBLE_SMTP_TIMEOUT", 30.0)?,
+            mail_max_attempts: count("ENSEMBLE_MAIL_MAX_ATTEMPTS", 10, 1)? as i32,
+            mail_interval: seconds("ENSEMBLE_MAIL_INTERVAL", 60.0)?,
             database_url,
             listen,
             jwt_secret,
@@ -168,6 +225,12 @@ impl fmt::Debug for Config {
             .field("mail_from", &self.mail_from)
             .field("tz", &self.tz)
             .field("today", &self.today)
+            .field("http", &self.http)
+            .field("waits", &self.waits)
+            .field("write_limit", &self.write_limit)
+            .field("smtp_timeout", &self.smtp_timeout)
+            .field("mail_max_attempts", &self.mail_max_attempts)
+            .field("mail_interval", &self.mail_interval)
             .finish()
     }
 }
@@ -219,6 +282,14 @@ mod tests {
             ("ENSEMBLE_MAIL_FROM", "not a mailbox"),
             ("ENSEMBLE_JWT_SECRET", "short"),
             ("DATABASE_URL", "mysql://x"),
+            ("ENSEMBLE_HTTP_HEADER_TIMEOUT", "0"),
+            ("ENSEMBLE_HTTP_REQUEST_TIMEOUT", "soon"),
+            ("ENSEMBLE_HTTP_MAX_CONNECTIONS", "0"),
+            ("ENSEMBLE_SMTP_TIMEOUT", "-1"),
+            ("ENSEMBLE_WRITE_LIMIT", "many"),
+            ("ENSEMBLE_MAIL_MAX_ATTEMPTS", "0"),
+            ("ENSEMBLE_MAIL_INTERVAL", "inf"),
+            ("ENSEMBLE_COMMAND_WAIT", "NaN"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

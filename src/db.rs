@@ -17,6 +17,28 @@ pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
+        // A connection must never come back inside a transaction: a future dropped during
+        // `begin()` (sqlx 0.8 is not cancel-safe there) leaves the session in one, and the next
+        // borrower's statements would run inside a stranger's transaction. Inside a
+        // transaction begun by an earlier statement, transaction_timestamp() lags
+        // statement_timestamp(); such a connection is closed instead of reused.
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    tracing::error!("a connection came back inside a transaction; closing it");
+                    return Ok(false);
+                }
+                let clean: bool = sqlx::query_scalar(
+                    "SELECT transaction_timestamp() = statement_timestamp()",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                if !clean {
+                    tracing::error!("a connection came back inside a transaction; closing it");
+                }
+                Ok(clean)
+            })
+        })
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await?;
     Ok(pool)

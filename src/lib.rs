@@ -8,8 +8,10 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod jwt;
+pub mod limits;
 pub mod mailer;
 pub mod orchestra;
+pub mod projector;
 pub mod wechat;
 pub mod worker;
 

@@ -1,30 +1,114 @@
-//! Background consumers of the log: projections catch-up (for events committed by other
-//! processes or left behind by a crash) and mail delivery.
+//! Background tasks: the projector (read models and the mail outbox, for this process's
+//! commands and everyone else's) and mail delivery. Each runs under a supervisor that restarts
+//! it, with a log line, when it ends, panics or stops beating its heartbeat.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
-use crate::mailer::Mailer;
+use crate::mailer::{Mailer, Policy};
 use crate::App;
+
+/// Proof of life from a supervised task: it beats at least once per round of work.
+#[derive(Clone)]
+pub struct Heartbeat {
+    last: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Heartbeat {
+    fn new() -> Self {
+        Self {
+            last: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn beat(&self) {
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+}
+
+/// Run `make()` on a task, again and again: when it ends or panics, or when its heartbeat has
+/// been silent for `stall`, it is logged, aborted if need be, and started afresh.
+pub fn supervise<F, Fut>(name: &'static str, stall: Duration, make: F) -> JoinHandle<()>
+where
+    F: Fn(Heartbeat) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let check = (stall / 4).max(Duration::from_millis(50));
+        loop {
+            let heartbeat = Heartbeat::new();
+            heartbeat.beat();
+            // Aborting the supervisor aborts its task too.
+            let mut task = AbortOnDrop(tokio::spawn(make(heartbeat.clone())));
+            let outcome = loop {
+                tokio::select! {
+                    ended = &mut task.0 => break match ended {
+                        Ok(()) => "ended".to_string(),
+                        Err(e) if e.is_panic() => "panicked".to_string(),
+                        Err(e) => format!("failed ({e})"),
+                    },
+                    _ = tokio::time::sleep(check) => {
+                        if heartbeat.silent_for() > stall {
+                            task.0.abort();
+                            let _ = (&mut task.0).await;
+                            break format!("stalled (no heartbeat for {:?})", heartbeat.silent_for());
+                        }
+                    }
+                }
+            };
+            tracing::error!(task = name, "background task {outcome}; restarting it");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Start the background tasks; abort the handles to stop them.
 pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
-    let wake_mailer = Arc::new(Notify::new());
-    let mut tasks = vec![tokio::spawn(follow_log(app.clone(), wake_mailer.clone()))];
+    let poll = app.config.poll_interval;
+    // A pass that takes longer than this is stuck (a pass is bounded by the pool's timeouts).
+    let stall = (poll * 4).max(Duration::from_secs(60));
+    let projector = app.projector.clone();
+    let mut tasks = vec![supervise("projector", stall, move |heartbeat| {
+        projector.clone().run(poll, heartbeat)
+    })];
     match (&app.config.smtp_url, app.config.mail_from.parse()) {
-        (Some(url), Ok(from)) => match crate::mailer::transport(url) {
+        (Some(url), Ok(from)) => match crate::mailer::transport(url, app.config.smtp_timeout) {
             Ok(transport) => {
-                let mailer = Mailer::new(
-                    app.pool.clone(),
-                    transport,
-                    from,
-                    app.config.mail_retry_base,
-                    app.config.mail_retry_max,
-                );
-                tasks.push(tokio::spawn(deliver_mail(app, mailer, wake_mailer)));
+                let policy = Policy {
+                    timeout: app.config.smtp_timeout,
+                    retry_base: app.config.mail_retry_base,
+                    retry_max: app.config.mail_retry_max,
+                    max_attempts: app.config.mail_max_attempts,
+                    interval: app.config.mail_interval,
+                };
+                let mailer = Arc::new(Mailer::new(app.pool.clone(), transport, from, policy));
+                // Each SMTP exchange is bounded; a round that outlives several is stuck.
+                let stall = app.config.smtp_timeout * 3 + poll + Duration::from_secs(10);
+                tasks.push(supervise("mailer", stall, move |heartbeat| {
+                    deliver_mail(app.clone(), mailer.clone(), heartbeat)
+                }));
             }
             Err(e) => tracing::error!("mail disabled: ENSEMBLE_SMTP_URL: {e}"),
         },
@@ -35,9 +119,25 @@ pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-async fn follow_log(app: Arc<App>, wake_mailer: Arc<Notify>) {
-    let mut listener = match PgListener::connect_with(&app.pool).await {
-        Ok(mut l) => match l.listen("ensemble_events").await {
+async fn deliver_mail(app: Arc<App>, mailer: Arc<Mailer>, heartbeat: Heartbeat) {
+    let poll = app.config.poll_interval;
+    loop {
+        heartbeat.beat();
+        if let Err(e) = mailer.deliver_due(|| heartbeat.beat()).await {
+            tracing::error!(error = %e, "mail outbox unavailable");
+        }
+        heartbeat.beat();
+        tokio::select! {
+            _ = app.projector.applied_something.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// A LISTEN connection on `channel`, or None (then the caller polls).
+pub async fn listen(pool: &PgPool, channel: &str) -> Option<PgListener> {
+    match PgListener::connect_with(pool).await {
+        Ok(mut l) => match l.listen(channel).await {
             Ok(()) => Some(l),
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN failed; polling only");
@@ -48,38 +148,21 @@ async fn follow_log(app: Arc<App>, wake_mailer: Arc<Notify>) {
             tracing::warn!(error = %e, "LISTEN connection failed; polling only");
             None
         }
-    };
-    loop {
-        match app.catch_up().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(events = n, "read models caught up"),
-            Err(e) => tracing::error!(error = %e, "read models could not catch up"),
-        }
-        wake_mailer.notify_one();
-        let poll = app.config.poll_interval;
-        match listener.as_mut() {
-            Some(l) => {
-                tokio::select! {
-                    r = l.recv() => if let Err(e) = r {
-                        tracing::warn!(error = %e, "LISTEN connection lost; it reconnects");
-                        tokio::time::sleep(poll).await;
-                    },
-                    _ = tokio::time::sleep(poll) => {}
-                }
-            }
-            None => tokio::time::sleep(poll).await,
-        }
     }
 }
 
-async fn deliver_mail(app: Arc<App>, mailer: Mailer, wake: Arc<Notify>) {
-    loop {
-        if let Err(e) = mailer.deliver_due().await {
-            tracing::error!(error = %e, "mail outbox unavailable");
+/// Until a notification arrives or `wait` passes.
+pub async fn notified(listener: &mut Option<PgListener>, wait: Duration) {
+    match listener.as_mut() {
+        Some(l) => {
+            tokio::select! {
+                r = l.recv() => if let Err(e) = r {
+                    tracing::warn!(error = %e, "LISTEN connection lost; it reconnects");
+                    tokio::time::sleep(wait).await;
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(app.config.poll_interval) => {}
-        }
+        None => tokio::time::sleep(wait).await,
     }
 }

@@ -6,7 +6,7 @@ pub mod orchestra;
 mod runner;
 mod stored;
 
-pub use runner::{catch_up, catch_up_all, rebuild, Projection, ProjectionError};
+pub use runner::{applied_position, catch_up_all, rebuild, CatchUp, Projection, ProjectionError};
 pub use stored::StoredEvent;
 
 /// Every projection of the system, in the order they are caught up.

@@ -35,32 +35,104 @@ pub trait Projection: Send + Sync {
 
 const BATCH: i64 = 500;
 
-/// Apply every committed event past the projection's checkpoint. Safe to call from any number of
-/// tasks and processes at once: the checkpoint row is locked for the duration of each batch,
-/// so each event is applied exactly once. Returns how many events were applied.
-pub async fn catch_up(pool: &PgPool, projection: &dyn Projection) -> Result<u64, ProjectionError> {
-    let mut applied = 0;
+/// What one call of [`catch_up_all`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Events applied (counted once per event, however many projections took it).
+    pub applied: u64,
+    /// Some projection's checkpoint was held by another transaction (another process catching
+    /// up, or a rebuild) and was left to it.
+    pub skipped: bool,
+}
+
+/// Apply every committed event past each projection's checkpoint, for every projection at
+/// once: one transaction per batch of up to 500 events locks the checkpoints, reads the events
+/// once, applies them to each projection that has not seen them and moves the checkpoints.
+/// Many commands are thus projected by one commit. A checkpoint that another transaction holds
+/// (a rebuild, another process) is skipped rather than waited for. Safe from any number of
+/// tasks and processes at once; each event is applied to each projection exactly once.
+pub async fn catch_up_all(
+    pool: &PgPool,
+    projections: &[Box<dyn Projection>],
+) -> Result<CatchUp, ProjectionError> {
+    let mut done = CatchUp::default();
+    if projections.is_empty() {
+        return Ok(done);
+    }
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(&names)
+    .execute(pool)
+    .await?;
     loop {
         let mut tx = pool.begin().await?;
-        let checkpoint = lock_checkpoint(&mut tx, projection.name()).await?;
-        let n = apply_batch(&mut tx, projection, checkpoint).await?;
+        let locked: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1) \
+             ORDER BY name FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&names)
+        .fetch_all(&mut *tx)
+        .await?;
+        done.skipped |= locked.len() < names.len();
+        let Some(from) = locked.iter().map(|(_, p)| *p).min() else {
+            tx.rollback().await?;
+            return Ok(done);
+        };
+        let events = read_batch(&mut tx, from).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            tx.rollback().await?;
+            return Ok(done);
+        };
+        let behind: Vec<(&dyn Projection, i64)> = locked
+            .iter()
+            .filter_map(|(name, at)| {
+                let p = projections.iter().find(|p| p.name() == name)?;
+                Some((p.as_ref(), *at))
+            })
+            .collect();
+        for event in &events {
+            for (projection, at) in &behind {
+                if event.position > *at {
+                    projection.apply(&mut tx, event).await?;
+                }
+            }
+        }
+        let moved: Vec<&str> = locked.iter().map(|(name, _)| name.as_str()).collect();
+        sqlx::query(
+            "UPDATE projection_checkpoints SET position = greatest(position, $2) WHERE name = ANY($1)",
+        )
+        .bind(&moved)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        applied += n;
-        if n < BATCH as u64 {
-            return Ok(applied);
+        done.applied += events.len() as u64;
+        if (events.len() as i64) < BATCH {
+            return Ok(done);
         }
     }
 }
 
-pub async fn catch_up_all(
+/// The lowest checkpoint among `projections`: every event up to it is in every read model.
+/// `i64::MAX` when there are none.
+pub async fn applied_position(
     pool: &PgPool,
     projections: &[Box<dyn Projection>],
-) -> Result<u64, ProjectionError> {
-    let mut applied = 0;
-    for p in projections {
-        applied += catch_up(pool, p.as_ref()).await?;
+) -> Result<i64, sqlx::Error> {
+    if projections.is_empty() {
+        return Ok(i64::MAX);
     }
-    Ok(applied)
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    let (count, min): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), min(position) FROM projection_checkpoints WHERE name = ANY($1)",
+    )
+    .bind(&names)
+    .fetch_one(pool)
+    .await?;
+    // A projection without a checkpoint row has applied nothing yet.
+    Ok(if count < names.len() as i64 { 0 } else { min.unwrap_or(0) })
 }
 
 /// Empty the projection's tables and replay the whole log into them, in one transaction:
@@ -110,19 +182,23 @@ async fn current_checkpoint(tx: &mut PgConnection, name: &str) -> Result<i64, sq
         .await
 }
 
+async fn read_batch(tx: &mut PgConnection, after: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2"
+    ))
+    .bind(after)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await
+}
+
 /// Apply up to one batch of events after `after` and move the checkpoint past them.
 async fn apply_batch(
     tx: &mut PgConnection,
     projection: &dyn Projection,
     after: i64,
 ) -> Result<u64, ProjectionError> {
-    let events: Vec<StoredEvent> = sqlx::query_as(&format!(
-        "{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2"
-    ))
-    .bind(after)
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
+    let events = read_batch(tx, after).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(0);
     };

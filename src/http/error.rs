@@ -10,6 +10,8 @@ pub enum ApiError {
     Msg(StatusCode, String),
     /// Not found, in a shape both mini-programs understand.
     NotFound,
+    /// Not now: `{"msg"}` with a `Retry-After` in seconds (429 rate limits, 503 busy).
+    RetryAfter(StatusCode, String, u64),
     /// Something that is not the client's fault: logged once, answered opaquely.
     Internal(String),
 }
@@ -27,6 +29,11 @@ impl ApiError {
         Self::NotFound
     }
 
+    /// 503: the server is too busy to take this request now; nothing was changed.
+    pub fn busy(msg: impl Into<String>) -> Self {
+        Self::RetryAfter(StatusCode::SERVICE_UNAVAILABLE, msg.into(), 1)
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
     }
@@ -34,7 +41,11 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(e)
+        match e {
+            // Every connection is taken: a bounded wait ran out, which is no reason for a 500.
+            sqlx::Error::PoolTimedOut => Self::busy("The server is busy; please try again."),
+            e => Self::internal(e),
+        }
     }
 }
 
@@ -45,6 +56,12 @@ impl IntoResponse for ApiError {
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
                 Json(json!({ "msg": "Not found.", "detail": "未找到。" })),
+            )
+                .into_response(),
+            Self::RetryAfter(status, msg, seconds) => (
+                status,
+                [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+                Json(json!({ "msg": msg })),
             )
                 .into_response(),
             Self::Internal(error) => {

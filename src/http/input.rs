@@ -15,6 +15,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct Input(pub Map<String, Value>);
 
+/// How long a request body may take to arrive (a request extension set by the router).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 fn too_large() -> ApiError {
     ApiError::msg(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -42,8 +46,18 @@ impl<S: Send + Sync> FromRequest<S> for Input {
                 v.to_ascii_lowercase()
                     .starts_with("application/x-www-form-urlencoded")
             });
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        let deadline = req
+            .extensions()
+            .get::<BodyTimeout>()
+            .map_or(std::time::Duration::from_secs(30), |t| t.0);
+        let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES))
             .await
+            .map_err(|_| {
+                ApiError::msg(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body took too long to arrive.",
+                )
+            })?
             .map_err(|_| too_large())?;
         Self::parse(&bytes, form)
     }

@@ -1,36 +1,61 @@
 //! The REST surface: one router per bounded context, JSON everywhere, paths with or without
-//! the trailing slash.
+//! the trailing slash; served by hyper with timeouts and a connection limit.
 
 mod error;
 mod input;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
-pub use input::{parse_date, parse_id, Input, Segment, MAX_BODY_BYTES};
+pub use input::{parse_date, parse_id, BodyTimeout, Input, Segment, MAX_BODY_BYTES};
 
 use crate::App;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Where the request-id middleware leaves a client's own, checked `x-request-id` for the
+/// handlers. Whatever a client sends under this name is dropped.
+pub const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ensemble-client-request-id");
+
+/// HTTP limits (`ENSEMBLE_HTTP_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From the connection's first byte (or the end of the previous response) to the end of
+    /// the request's headers; an idle keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    /// For the whole request body.
+    pub body_timeout: Duration,
+    /// For the whole request, from its headers to its response.
+    pub request_timeout: Duration,
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+}
 
 pub fn router(app: Arc<App>) -> Router {
+    let limits = app.config.http;
     Router::new()
         .merge(crate::orchestra::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
         })
+        .layer(axum::middleware::from_fn_with_state(limits, request_limits))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         // One span per request (method, path, request id); one line per response with its
         // status and latency. Headers are not logged: they carry tokens.
@@ -39,8 +64,59 @@ pub fn router(app: Arc<App>) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(request_ids))
         .with_state(app)
+}
+
+/// Our own request id on every request (the `x-request-id` of the response and the
+/// `request_id` of its events). A client's own id is kept beside it only when it is short and
+/// well-formed: a forged or oversized one never reaches the audit trail.
+async fn request_ids(mut request: Request, next: Next) -> Response {
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_REQUEST_ID);
+    if let Some(theirs) = headers.remove(REQUEST_ID) {
+        if theirs.to_str().is_ok_and(well_formed_request_id) {
+            headers.insert(CLIENT_REQUEST_ID, theirs);
+        }
+    }
+    let ours = uuid::Uuid::new_v4().to_string();
+    headers.insert(REQUEST_ID, HeaderValue::from_str(&ours).expect("a uuid is a header value"));
+    next.run(request).await
+}
+
+/// At most 64 characters of letters, digits and `-_.:`.
+pub fn well_formed_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// The whole-request deadline, and the body deadline for the extractors.
+async fn request_limits(State(limits): State<Limits>, mut request: Request, next: Next) -> Response {
+    request
+        .extensions_mut()
+        .insert(BodyTimeout(limits.body_timeout));
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        // Commands run on tasks of their own: giving up here never cuts one in half.
+        Err(_) => ApiError::busy("The request took too long; please try again.").into_response(),
+    }
+}
+
+pub fn request_id(headers: &HeaderMap) -> String {
+    header_text(headers, &REQUEST_ID).unwrap_or_default()
+}
+
+pub fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    header_text(headers, &CLIENT_REQUEST_ID)
+}
+
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Serve until `shutdown` completes, then finish the requests in flight.
@@ -49,11 +125,45 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = app.config.http;
     let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(service),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        // A slot first, then a connection: at the limit, clients wait in the backlog instead
+        // of taking file descriptors.
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let hyper_service = TowerToHyperService::new(service.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), hyper_service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // In-flight requests finish, bounded by the whole-request timeout.
+    let _ = tokio::time::timeout(limits.request_timeout + limits.header_timeout, graceful.shutdown()).await;
+    Ok(())
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{read, AUDIENCE};
 use crate::bus::Actor;
-use crate::http::{ApiError, REQUEST_ID};
+use crate::http::{client_request_id, request_id, ApiError};
 use crate::App;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,6 +24,8 @@ pub struct Claims {
 }
 
 pub struct CurrentMember {
+    /// The roster id (enrolment order): an opaque key for this member.
+    pub id: i64,
     pub name: MemberName,
     pub section: Section,
     pub role: Role,
@@ -54,12 +56,15 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     Ok(Some(token.trim()))
 }
 
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
+/// The actor of an HTTP request by `name` in `role`.
+pub fn http_actor(kind: &'static str, name: &str, headers: &HeaderMap) -> Actor {
+    Actor {
+        kind,
+        name: name.to_string(),
+        request_id: request_id(headers),
+        client_request_id: client_request_id(headers),
+        channel: "http",
+    }
 }
 
 impl FromRequestParts<Arc<App>> for CurrentMember {
@@ -79,12 +84,8 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
         let role = member.role();
         let name = MemberName::parse(&member.name).map_err(ApiError::internal)?;
         Ok(Self {
-            actor: Actor {
-                kind: role.as_str(),
-                name: name.to_string(),
-                request_id: request_id(&parts.headers),
-                channel: "http",
-            },
+            actor: http_actor(role.as_str(), name.as_str(), &parts.headers),
+            id: member.id,
             name,
             section: member.section(),
             role,

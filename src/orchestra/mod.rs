@@ -13,9 +13,11 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 
+pub use auth::CurrentMember;
 pub use routes::routes;
 
-use crate::bus::{CommandBus, Projections};
+use crate::bus::CommandBus;
+use crate::projector::Projector;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::wechat::AppCredentials;
@@ -34,15 +36,21 @@ impl Orchestra {
         pool: PgPool,
         lock_pool: PgPool,
         clock: Clock,
-        projections: Projections,
+        projector: Arc<Projector>,
     ) -> Self {
         let services: Arc<dyn OrchestraServices> = Arc::new(Services {
             pool: pool.clone(),
             clock,
         });
         Self {
-            roster: CommandBus::new(pool.clone(), lock_pool.clone(), (), projections.clone()),
-            absences: CommandBus::new(pool, lock_pool, services, projections),
+            roster: CommandBus::new(
+                pool.clone(),
+                lock_pool.clone(),
+                (),
+                projector.clone(),
+                config.waits,
+            ),
+            absences: CommandBus::new(pool, lock_pool, services, projector, config.waits),
             credentials: AppCredentials {
                 appid: config.orchestra_appid.clone(),
                 secret: config.orchestra_secret.clone(),

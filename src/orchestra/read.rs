@@ -1,6 +1,8 @@
 //! Queries on the orchestra read models: each one index-backed (see the migrations).
 
+use aggregates::orchestra::absences::AbsenceEvent;
 use aggregates::orchestra::{Role, Section};
+use projections::orchestra::NOT_PROCESSED;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -40,6 +42,57 @@ pub struct AbsenceRow {
     pub kind: String,
     #[serde(skip)]
     pub section: String,
+}
+
+/// The row after `event`, computed from the event alone, as the `orchestra_absences`
+/// projection writes it: used to answer from committed events while the read model lags.
+pub fn fold_absence(row: Option<AbsenceRow>, event: &AbsenceEvent) -> Option<AbsenceRow> {
+    match event {
+        AbsenceEvent::AbsenceApplied {
+            absence_id,
+            applier,
+            section,
+            date,
+            kind,
+            reason,
+            applied_on,
+            ..
+        } => Some(AbsenceRow {
+            id: *absence_id as i64,
+            applier: applier.to_string(),
+            processor: None,
+            reason: reason.clone(),
+            time_absence: *date,
+            time_apply: *applied_on,
+            result: NOT_PROCESSED.to_string(),
+            permission: false,
+            kind: kind.as_str().to_string(),
+            section: section.as_str().to_string(),
+        }),
+        AbsenceEvent::AbsenceChanged {
+            date, kind, reason, ..
+        } => row.map(|row| AbsenceRow {
+            processor: None,
+            reason: reason.clone(),
+            time_absence: *date,
+            result: NOT_PROCESSED.to_string(),
+            permission: false,
+            kind: kind.as_str().to_string(),
+            ..row
+        }),
+        AbsenceEvent::AbsenceCancelled { .. } => None,
+        AbsenceEvent::AbsenceProcessed {
+            processor,
+            result,
+            permission,
+            ..
+        } => row.map(|row| AbsenceRow {
+            processor: Some(processor.to_string()),
+            result: result.clone(),
+            permission: *permission,
+            ..row
+        }),
+    }
 }
 
 const ABSENCE: &str = "SELECT id, applier, processor, reason, time_absence, time_apply, result, \

@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::{request_id, Claims, CurrentManager, CurrentMember};
+use super::auth::{http_actor, Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
 use super::AUDIENCE;
-use crate::bus::{Actor, CommandError};
+use crate::bus::{Committed, CommandError};
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
 use crate::App;
 
@@ -48,8 +48,13 @@ fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
         CommandError::Duplicate => {
             ApiError::bad_request("This absence conflicts with an existing record.")
         }
+        CommandError::Busy => busy(),
         CommandError::Internal(e) => ApiError::internal(e),
     }
+}
+
+fn busy() -> ApiError {
+    ApiError::busy("Too many requests for this record at once; please try again.")
 }
 
 // ---- login ------------------------------------------------------------------------------
@@ -89,12 +94,7 @@ async fn login(
             ))
         }
         None => {
-            let actor = Actor {
-                kind: member.role().as_str(),
-                name: name.to_string(),
-                request_id: request_id(&headers),
-                channel: "http",
-            };
+            let actor = http_actor(member.role().as_str(), name.as_str(), &headers);
             let command = RosterCommand::BindWechat {
                 name: name.clone(),
                 openid: openid.clone(),
@@ -114,6 +114,7 @@ async fn login(
                         StatusCode::FORBIDDEN,
                         RosterError::WechatMismatch.to_string(),
                     ),
+                    CommandError::Busy => busy(),
                     CommandError::Internal(e) => ApiError::internal(e),
                 })?;
         }
@@ -163,10 +164,25 @@ fn kind(input: &Input) -> Result<Option<AbsenceType>, ApiError> {
         .transpose()
 }
 
-async fn row(app: &App, id: i64) -> Result<AbsenceRow, ApiError> {
-    read::absence(&app.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("absence {id} missing from the read model")))
+/// The absence as the command left it: from the read model once it holds the command's
+/// events, otherwise folded from the committed events onto `before` (the row the command
+/// started from). Either way the answer is what was committed.
+async fn answer(
+    app: &App,
+    id: i64,
+    before: Option<AbsenceRow>,
+    committed: &Committed<AbsenceEvent>,
+) -> Result<AbsenceRow, ApiError> {
+    if committed.projected {
+        if let Some(row) = read::absence(&app.pool, id).await? {
+            return Ok(row);
+        }
+    }
+    committed
+        .events
+        .iter()
+        .fold(before, |row, event| read::fold_absence(row, event))
+        .ok_or_else(|| ApiError::internal(format!("absence {id} is not in what was committed")))
 }
 
 async fn my_absences(
@@ -181,6 +197,7 @@ async fn apply(
     me: CurrentMember,
     input: Input,
 ) -> Result<Response, ApiError> {
+    app.limits.check_write(&me).await?;
     let request = AbsenceRequest {
         date: date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?,
         kind: kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?,
@@ -192,16 +209,16 @@ async fn apply(
         season: read::season(&app.pool).await?,
         request,
     };
-    let events = app
+    let committed = app
         .orchestra
         .absences
         .execute(me.name.as_str(), command, &me.actor)
         .await
         .map_err(absence_error)?;
-    let Some(AbsenceEvent::AbsenceApplied { absence_id, .. }) = events.first() else {
+    let Some(AbsenceEvent::AbsenceApplied { absence_id, .. }) = committed.events.first() else {
         return Err(ApiError::internal("apply committed no AbsenceApplied"));
     };
-    let row = row(&app, *absence_id as i64).await?;
+    let row = answer(&app, *absence_id as i64, None, &committed).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
@@ -220,6 +237,7 @@ async fn change(
     Segment(id): Segment,
     input: Input,
 ) -> Result<Json<AbsenceRow>, ApiError> {
+    app.limits.check_write(&me).await?;
     let current = own(&app, &me, &id).await?;
     // Fields left out keep their values.
     let request = AbsenceRequest {
@@ -228,19 +246,20 @@ async fn change(
             Some(kind) => kind,
             None => AbsenceType::parse(&current.kind).map_err(ApiError::internal)?,
         },
-        reason: reason(&input)?.unwrap_or(current.reason),
+        reason: reason(&input)?.unwrap_or_else(|| current.reason.clone()),
     };
     let command = AbsenceCommand::Change {
         absence_id: current.id as u64,
         section: me.section,
         request,
     };
-    app.orchestra
+    let committed = app
+        .orchestra
         .absences
         .execute(me.name.as_str(), command, &me.actor)
         .await
         .map_err(absence_error)?;
-    Ok(Json(row(&app, current.id).await?))
+    Ok(Json(answer(&app, current.id, Some(current), &committed).await?))
 }
 
 async fn cancel(
@@ -248,6 +267,7 @@ async fn cancel(
     me: CurrentMember,
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
+    app.limits.check_write(&me).await?;
     let current = own(&app, &me, &id).await?;
     let command = AbsenceCommand::Cancel {
         absence_id: current.id as u64,
@@ -318,14 +338,15 @@ async fn process(
         result,
         permission,
     };
-    app.orchestra
+    let committed = app
+        .orchestra
         .absences
         .execute(&absence.applier, command, &me.actor)
         .await
         .map_err(absence_error)?;
     Ok(Json(Processed {
         msg: "Absence processed.",
-        absence: row(&app, id).await?,
+        absence: answer(&app, id, Some(absence), &committed).await?,
     }))
 }
 

@@ -86,7 +86,7 @@ async fn commit_without_projecting(database_url: &str, name: &str, section: Sect
         pool.clone(),
         pool.clone(),
         clock,
-        Arc::new(vec![]),
+        ensemble::projector::Projector::new(pool.clone(), Arc::new(vec![])),
     );
     let command = AbsenceCommand::Apply {
         applier: MemberName::parse(name).unwrap(),

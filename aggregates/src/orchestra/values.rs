@@ -173,14 +173,25 @@ impl EmailAddress {
             return Err(bad());
         }
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
-        if local.is_empty()
-            || domain.is_empty()
-            || domain.contains('@')
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-            || s.contains(['<', '>', ',', ';', '"', '(', ')', '[', ']', '\\'])
-        {
+        // The local part is a dot-atom: atoms of RFC 5322 atext joined by single dots.
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let local_ok = local.len() <= 64
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+        // The domain is a host name: at least two labels of letters, digits and inner hyphens,
+        // with a top-level label that is not all digits.
+        let labels: Vec<&str> = domain.split('.').collect();
+        let label_ok = |l: &&str| {
+            (1..=63).contains(&l.len())
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(label_ok)
+            && !labels[labels.len() - 1].chars().all(|c| c.is_ascii_digit());
+        if !local_ok || !domain_ok {
             return Err(bad());
         }
         Ok(Self(s.to_lowercase()))
@@ -239,5 +250,25 @@ mod tests {
             EmailAddress::parse("Boss@Orchestra.ORG").unwrap().as_str(),
             "boss@orchestra.org"
         );
+    }
+
+    #[test]
+    fn emails_that_could_never_be_delivered_are_refused() {
+        for bad in [
+            "a..b@example.org",
+            ".x@example.org",
+            "x.@example.org",
+            "x@-bad-.org",
+            "x@bad-.org",
+            "x@example..org",
+            "x@localhost",
+            "x@1.2.3.4",
+            "x@exa_mple.org",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+        for good in ["a.b+tag@example.org", "o'neil@mail.example-school.edu.cn", "x@a.io"] {
+            assert!(EmailAddress::parse(good).is_ok(), "{good}");
+        }
     }
 }

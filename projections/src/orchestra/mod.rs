@@ -4,6 +4,6 @@ mod absences;
 mod mail;
 mod roster;
 
-pub use absences::AbsenceProjection;
+pub use absences::{AbsenceProjection, NOT_PROCESSED};
 pub use mail::MailOutbox;
 pub use roster::RosterProjection;

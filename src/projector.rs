@@ -1,0 +1,147 @@
+//! The projector: the one task per process that applies the log to the read models. Commands
+//! do not project for themselves: after its commit, a command nudges the projector and waits
+//! (bounded) until the read models hold its events. The projector applies whatever has been
+//! committed since its last pass in one transaction, so under load many commands share one
+//! projection commit.
+//!
+//! Every pass runs on its own task, so a request that gives up waiting (or a client that hangs
+//! up) never cuts a projection transaction in half.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use projections::CatchUp;
+use sqlx::PgPool;
+use tokio::sync::{watch, Mutex, Notify};
+
+use crate::bus::Projections;
+
+pub struct Projector {
+    pool: PgPool,
+    projections: Projections,
+    /// Every event up to this position is in every read model (as last observed).
+    applied: watch::Sender<i64>,
+    /// The highest position a command is waiting for, and until when (ms since `epoch`).
+    wanted: AtomicI64,
+    waiting_until: AtomicI64,
+    epoch: std::time::Instant,
+    wake: Notify,
+    /// Woken after each pass that applied something (the mail worker listens).
+    pub applied_something: Notify,
+    /// A background loop is running ([`Projector::run`]); without one (the CLI), waiting
+    /// commands start a pass themselves.
+    running: AtomicBool,
+    /// One pass at a time in this process.
+    pass_lock: Mutex<()>,
+}
+
+impl Projector {
+    pub fn new(pool: PgPool, projections: Projections) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            projections,
+            applied: watch::channel(0).0,
+            wanted: AtomicI64::new(0),
+            waiting_until: AtomicI64::new(0),
+            epoch: std::time::Instant::now(),
+            wake: Notify::new(),
+            applied_something: Notify::new(),
+            running: AtomicBool::new(false),
+            pass_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn projections(&self) -> &Projections {
+        &self.projections
+    }
+
+    /// Apply what has been committed, then publish how far every read model is.
+    pub async fn pass(&self) -> Result<CatchUp, projections::ProjectionError> {
+        let _one = self.pass_lock.lock().await;
+        let done = projections::catch_up_all(&self.pool, &self.projections).await?;
+        let at = projections::applied_position(&self.pool, &self.projections).await?;
+        self.applied.send_if_modified(|seen| {
+            let moved = at > *seen;
+            *seen = (*seen).max(at);
+            moved
+        });
+        if done.applied > 0 {
+            self.applied_something.notify_waiters();
+        }
+        Ok(done)
+    }
+
+    /// Ask for a pass soon.
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Wait until every read model holds the event at `position`, at most `timeout`.
+    /// Returns whether it does.
+    pub async fn wait_for(self: &Arc<Self>, position: i64, timeout: Duration) -> bool {
+        let mut seen = self.applied.subscribe();
+        if *seen.borrow() >= position {
+            return true;
+        }
+        self.wanted.fetch_max(position, Ordering::SeqCst);
+        self.waiting_until
+            .fetch_max(self.now_ms() + timeout.as_millis() as i64, Ordering::SeqCst);
+        if self.running.load(Ordering::SeqCst) {
+            self.nudge();
+        } else {
+            // No background loop (a CLI command): project on a task of its own.
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.pass().await {
+                    tracing::error!(error = %e, "read models could not catch up");
+                }
+            });
+        }
+        tokio::time::timeout(timeout, seen.wait_for(|at| *at >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The background loop: a pass on every nudge, on every NOTIFY from the store (commits of
+    /// other processes) and every `poll`; while commands wait for a position that another
+    /// process is still projecting, it looks again every few milliseconds.
+    pub async fn run(self: Arc<Self>, poll: Duration, heartbeat: crate::worker::Heartbeat) {
+        self.running.store(true, Ordering::SeqCst);
+        let _stop = StopOnDrop(&self.running);
+        let mut listener = crate::worker::listen(&self.pool, "ensemble_events").await;
+        loop {
+            heartbeat.beat();
+            match self.pass().await {
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "read models could not catch up"),
+            }
+            heartbeat.beat();
+            let behind = self.wanted.load(Ordering::SeqCst) > *self.applied.borrow()
+                && self.waiting_until.load(Ordering::SeqCst) > self.now_ms();
+            let wait = if behind {
+                Duration::from_millis(5)
+            } else {
+                poll
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = crate::worker::notified(&mut listener, wait) => {}
+            }
+        }
+    }
+}
+
+impl Projector {
+    fn now_ms(&self) -> i64 {
+        self.epoch.elapsed().as_millis() as i64
+    }
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
