@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use cqrs_es::{Aggregate, AggregateError, EventStore};
 use postgres_es::PostgresEventRepository;
 use projections::Projection;
 use sqlx::PgPool;
@@ -89,10 +89,13 @@ pub type Projections = Arc<Vec<Box<dyn Projection>>>;
 
 /// What a command committed.
 #[derive(Debug)]
-pub struct Committed<E> {
-    pub events: Vec<E>,
-    /// Whether the read models already hold these events. When false (the projector did not
-    /// catch up within the bound: a rebuild, a database hiccup), answer from `events`.
+pub struct Committed<A: Aggregate> {
+    pub events: Vec<A::Event>,
+    /// The aggregate as these events left it: the truth to answer from, whether or not the
+    /// read models have caught up yet.
+    pub state: A,
+    /// Whether the read models already hold these events (false when the projector did not
+    /// catch up within the bound: a rebuild, a database hiccup).
     pub projected: bool,
 }
 
@@ -163,7 +166,7 @@ where
         id: &str,
         command: A::Command,
         actor: &Actor,
-    ) -> Result<Committed<A::Event>, CommandError<A::Error>>
+    ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A::Error: Send + 'static,
         A::Event: Send + 'static,
@@ -188,8 +191,8 @@ where
         id: &str,
         command: A::Command,
         actor: &Actor,
-    ) -> Result<Committed<A::Event>, CommandError<A::Error>> {
-        let (events, position) = self.commit(id, command, actor).await?;
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        let (events, state, position) = self.commit(id, command, actor).await?;
         let projected = match position {
             _ if events.is_empty() => true,
             Some(position) => {
@@ -205,7 +208,11 @@ where
                 "read models did not catch up in time; answering from the committed events"
             );
         }
-        Ok(Committed { events, projected })
+        Ok(Committed {
+            events,
+            state,
+            projected,
+        })
     }
 
     /// Take this aggregate's turn in this process, bounded.
@@ -237,7 +244,7 @@ where
         id: &str,
         command: A::Command,
         actor: &Actor,
-    ) -> Result<(Vec<A::Event>, Option<i64>), CommandError<A::Error>> {
+    ) -> Result<(Vec<A::Event>, A, Option<i64>), CommandError<A::Error>> {
         let _turn = self.turn(id).await?;
         // Across processes, commands on one aggregate queue up behind a transaction-scoped
         // advisory lock: racing requests wait their turn instead of failing on the optimistic
@@ -277,11 +284,11 @@ where
                 }
                 Err(AggregateError::UserError(e)) => break Err(CommandError::Rejected(e)),
                 Err(e) => break Err(CommandError::Internal(e.to_string())),
-                Ok(events) if events.is_empty() => break Ok((events, None)),
-                Ok(events) => {
+                Ok((events, state)) if events.is_empty() => break Ok((events, state, None)),
+                Ok((events, state)) => {
                     let last = loaded_sequence + events.len();
                     let position = self.position_of(id, last).await;
-                    break Ok((events, position));
+                    break Ok((events, state, position));
                 }
             }
         };
@@ -330,21 +337,24 @@ where
         command: A::Command,
         actor: &Actor,
         loaded_sequence: &mut usize,
-    ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
+    ) -> Result<(Vec<A::Event>, A), AggregateError<A::Error>> {
         let mut context = self.store.load_aggregate(id).await?;
         *loaded_sequence = context.current_sequence;
         let sink = Default::default();
         context
-            .aggregate()
+            .aggregate
             .handle(command, &self.services, &sink)
             .await
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
+        // `handle` applied its events as it wrote them: this is the state after the command.
+        // (The event-store commit does not read the aggregate; only snapshot modes would.)
+        let state = std::mem::take(&mut context.aggregate);
         if events.is_empty() {
-            return Ok(events);
+            return Ok((events, state));
         }
         let committed = self.store.commit(events, context, actor.metadata()).await?;
-        Ok(committed.into_iter().map(|e| e.payload).collect())
+        Ok((committed.into_iter().map(|e| e.payload).collect(), state))
     }
 }
 

@@ -21,18 +21,15 @@ pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
         // `begin()` (sqlx 0.8 is not cancel-safe there) leaves the session in one, and the next
         // borrower's statements would run inside a stranger's transaction. Inside a
         // transaction begun by an earlier statement, transaction_timestamp() lags
-        // statement_timestamp(); such a connection is closed instead of reused.
+        // statement_timestamp(); such a connection is closed instead of reused. (One round
+        // trip per release; sqlx does not expose the server's transaction status.)
         .after_release(|conn, _| {
             Box::pin(async move {
                 if conn.is_in_transaction() {
                     tracing::error!("a connection came back inside a transaction; closing it");
                     return Ok(false);
                 }
-                let clean: bool = sqlx::query_scalar(
-                    "SELECT transaction_timestamp() = statement_timestamp()",
-                )
-                .fetch_one(&mut *conn)
-                .await?;
+                let clean = outside_transaction(conn).await?;
                 if !clean {
                     tracing::error!("a connection came back inside a transaction; closing it");
                 }
@@ -42,6 +39,17 @@ pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await?;
     Ok(pool)
+}
+
+/// Whether the session is outside any transaction. The simple query protocol (a query
+/// without arguments) sends one message, so in autocommit both timestamps are one instant.
+async fn outside_transaction(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let row = sqlx::Executor::fetch_one(
+        &mut *conn,
+        "SELECT transaction_timestamp() = statement_timestamp()",
+    )
+    .await?;
+    sqlx::Row::try_get(&row, 0)
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {

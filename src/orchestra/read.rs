@@ -1,6 +1,6 @@
 //! Queries on the orchestra read models: each one index-backed (see the migrations).
 
-use aggregates::orchestra::absences::AbsenceEvent;
+use aggregates::orchestra::absences::ActiveAbsence;
 use aggregates::orchestra::{Role, Section};
 use projections::orchestra::NOT_PROCESSED;
 use chrono::NaiveDate;
@@ -44,54 +44,23 @@ pub struct AbsenceRow {
     pub section: String,
 }
 
-/// The row after `event`, computed from the event alone, as the `orchestra_absences`
-/// projection writes it: used to answer from committed events while the read model lags.
-pub fn fold_absence(row: Option<AbsenceRow>, event: &AbsenceEvent) -> Option<AbsenceRow> {
-    match event {
-        AbsenceEvent::AbsenceApplied {
-            absence_id,
-            applier,
-            section,
-            date,
-            kind,
-            reason,
-            applied_on,
-            ..
-        } => Some(AbsenceRow {
-            id: *absence_id as i64,
-            applier: applier.to_string(),
-            processor: None,
-            reason: reason.clone(),
-            time_absence: *date,
-            time_apply: *applied_on,
-            result: NOT_PROCESSED.to_string(),
-            permission: false,
-            kind: kind.as_str().to_string(),
-            section: section.as_str().to_string(),
-        }),
-        AbsenceEvent::AbsenceChanged {
-            date, kind, reason, ..
-        } => row.map(|row| AbsenceRow {
-            processor: None,
-            reason: reason.clone(),
-            time_absence: *date,
-            result: NOT_PROCESSED.to_string(),
-            permission: false,
-            kind: kind.as_str().to_string(),
-            ..row
-        }),
-        AbsenceEvent::AbsenceCancelled { .. } => None,
-        AbsenceEvent::AbsenceProcessed {
-            processor,
-            result,
-            permission,
-            ..
-        } => row.map(|row| AbsenceRow {
-            processor: Some(processor.to_string()),
-            result: result.clone(),
-            permission: *permission,
-            ..row
-        }),
+/// The API's JSON of an absence, from the aggregate's state (as the `orchestra_absences`
+/// projection would write it).
+pub fn absence_row(id: u64, absence: &ActiveAbsence) -> AbsenceRow {
+    AbsenceRow {
+        id: id as i64,
+        applier: absence.applier.to_string(),
+        processor: absence.decision.as_ref().map(|d| d.processor.to_string()),
+        reason: absence.reason.clone(),
+        time_absence: absence.date,
+        time_apply: absence.applied_on,
+        result: absence
+            .decision
+            .as_ref()
+            .map_or_else(|| NOT_PROCESSED.to_string(), |d| d.result.clone()),
+        permission: absence.decision.as_ref().is_some_and(|d| d.permission),
+        kind: absence.kind.as_str().to_string(),
+        section: absence.section.as_str().to_string(),
     }
 }
 

@@ -117,13 +117,21 @@ async fn notification_addresses_and_seasons_are_managed_from_the_cli() {
         stdout(&ensemble(&app.database_url, &["roster", "notify", "list"]).await).trim(),
         ""
     );
-    assert!(!ensemble(
-        &app.database_url,
-        &["roster", "notify", "add", "not an address"]
-    )
-    .await
-    .status
-    .success());
+    // Nor anything the mailer could never deliver to.
+    for bad in [
+        "not an address",
+        "a..b@example.org",
+        ".x@example.org",
+        "x.@example.org",
+        "x@-bad-.org",
+    ] {
+        let refused = ensemble(&app.database_url, &["roster", "notify", "add", bad]).await;
+        assert!(!refused.status.success(), "{bad} was accepted");
+    }
+    assert_eq!(
+        stdout(&ensemble(&app.database_url, &["roster", "notify", "list"]).await).trim(),
+        ""
+    );
 
     app.apply(&t.percy, "2026-03-12", "全体排练").await;
     assert_eq!(
@@ -183,4 +191,33 @@ async fn projections_rebuild_from_the_cli_keeps_the_rows() {
     let out = ensemble(&app.database_url, &["projections", "rebuild"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(app.get("/manager/", &t.alice).await.body, before);
+}
+
+#[tokio::test]
+async fn failed_mails_are_listed_and_can_be_queued_again() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.operator(aggregates::orchestra::roster::RosterCommand::AddNotifyAddress {
+        email: aggregates::orchestra::EmailAddress::parse("boss@orchestra.org").unwrap(),
+    })
+    .await;
+    app.apply(&t.david, "2026-03-12", "全体排练").await;
+    let smtp = app.smtp.as_ref().unwrap();
+    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async { smtp.count() == 1 }).await);
+    // A mail that failed for good (as the worker leaves it).
+    let id = app
+        .scalar("UPDATE mail_outbox SET sent_at = NULL, failed_at = now(), last_error = '550 no such user' RETURNING id")
+        .await;
+    let listed = ensemble(&app.database_url, &["mail", "list", "--failed"]).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let out = stdout(&listed);
+    assert!(out.contains("failed") && out.contains("550 no such user"), "{out}");
+    assert!(out.contains(&format!("{id:>6}")), "{out}");
+    let retried = ensemble(&app.database_url, &["mail", "retry", &id.to_string()]).await;
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    // The server's worker sends it again.
+    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async { smtp.count() == 2 }).await);
+    let again = ensemble(&app.database_url, &["mail", "retry", &id.to_string()]).await;
+    assert!(!again.status.success(), "a mail that is not failed was queued again");
+    assert!(stdout(&ensemble(&app.database_url, &["mail", "list"]).await).contains("sent"));
 }

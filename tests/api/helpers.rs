@@ -82,12 +82,18 @@ pub fn test_config(database_url: &str, wechat: &str, smtp_port: u16) -> Config {
     config.mail_retry_base = Duration::from_millis(100);
     config.mail_retry_max = Duration::from_millis(400);
     config.poll_interval = Duration::from_millis(100);
+    config.mail_interval = Duration::from_millis(300);
+    config.smtp_timeout = Duration::from_secs(5);
     // Two test servers in each of two parallel tests stay well inside max_connections.
     config.pool_size = 8;
     config
 }
 
+/// A change to the test configuration, kept across restarts.
+pub type Tweak = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 pub struct TestApp {
+    pub tweak: Option<Tweak>,
     pub address: String,
     pub app: Arc<App>,
     pub database_url: String,
@@ -114,9 +120,38 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16) -> TestApp {
 }
 
 pub async fn spawn_app_on(database_url: String, wechat: FakeWechat, smtp_port: u16) -> TestApp {
+    spawn_app_tweaked(database_url, wechat, smtp_port, None).await
+}
+
+/// An app with a fake SMTP server and `tweak` applied to its configuration.
+pub async fn spawn_app_with(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> TestApp {
+    let smtp = FakeSmtp::start(0).await;
+    let mut app = spawn_app_tweaked(
+        fresh_database_url(),
+        FakeWechat::start().await,
+        smtp.port,
+        Some(Arc::new(tweak)),
+    )
+    .await;
+    app.smtp = Some(smtp);
+    app
+}
+
+pub async fn spawn_app_tweaked(
+    database_url: String,
+    wechat: FakeWechat,
+    smtp_port: u16,
+    tweak: Option<Tweak>,
+) -> TestApp {
     drop_stale_databases().await;
-    let config = test_config(&database_url, &wechat.base, smtp_port);
-    start(config, database_url, wechat, smtp_port).await
+    capture_logs();
+    let mut config = test_config(&database_url, &wechat.base, smtp_port);
+    if let Some(tweak) = &tweak {
+        tweak(&mut config);
+    }
+    let mut app = start(config, database_url, wechat, smtp_port).await;
+    app.tweak = tweak;
+    app
 }
 
 async fn start(
@@ -138,6 +173,7 @@ async fn start(
     });
     let tasks = ensemble::worker::spawn(app.clone());
     TestApp {
+        tweak: None,
         address,
         app,
         database_url,
@@ -167,6 +203,9 @@ impl TestApp {
         self.stop().await;
         let mut config = test_config(&self.database_url, &self.wechat.base, self.smtp_port);
         config.today = Some(today.parse().unwrap());
+        if let Some(tweak) = &self.tweak {
+            tweak(&mut config);
+        }
         let mut next = start(
             config,
             self.database_url.clone(),
@@ -175,6 +214,7 @@ impl TestApp {
         )
         .await;
         next.smtp = self.smtp.take();
+        next.tweak = self.tweak.take();
         next
     }
 
@@ -361,11 +401,24 @@ impl FakeWechat {
     }
 }
 
-/// A minimal SMTP server that accepts every message and records it.
+/// A minimal SMTP server that records each message it accepts. By default it accepts them
+/// all; [`SmtpMode`] makes it misbehave.
 pub struct FakeSmtp {
     pub port: u16,
     pub messages: Arc<Mutex<Vec<String>>>,
+    pub mode: Arc<Mutex<SmtpMode>>,
     task: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SmtpMode {
+    Accept,
+    /// Accepts connections and never says a word.
+    Silent,
+    /// Accepts messages until it holds this many, then leaves every further DATA unanswered.
+    AcceptThenHang(usize),
+    /// Refuses every recipient for good (550).
+    RejectRecipients,
 }
 
 impl Drop for FakeSmtp {
@@ -381,23 +434,31 @@ impl FakeSmtp {
             .unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages: Arc<Mutex<Vec<String>>> = Default::default();
+        let mode = Arc::new(Mutex::new(SmtpMode::Accept));
         let store = messages.clone();
+        let shared_mode = mode.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
                 let store = store.clone();
+                let mode = shared_mode.clone();
                 tokio::spawn(async move {
-                    let _ = session(socket, store).await;
+                    let _ = session(socket, store, mode).await;
                 });
             }
         });
         Self {
             port,
             messages,
+            mode,
             task,
         }
+    }
+
+    pub fn set_mode(&self, mode: SmtpMode) {
+        *self.mode.lock().unwrap() = mode;
     }
 
     pub fn count(&self) -> usize {
@@ -408,9 +469,14 @@ impl FakeSmtp {
 async fn session(
     socket: tokio::net::TcpStream,
     store: Arc<Mutex<Vec<String>>>,
+    mode: Arc<Mutex<SmtpMode>>,
 ) -> std::io::Result<()> {
+    let mode = || *mode.lock().unwrap();
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
+    if mode() == SmtpMode::Silent {
+        std::future::pending::<()>().await;
+    }
     write.write_all(b"220 fake.smtp ESMTP\r\n").await?;
     let mut line = String::new();
     loop {
@@ -434,8 +500,16 @@ async fn session(
                     }
                     message.push_str(&line);
                 }
+                if let SmtpMode::AcceptThenHang(n) = mode() {
+                    if store.lock().unwrap().len() >= n {
+                        std::future::pending::<()>().await;
+                    }
+                }
                 store.lock().unwrap().push(message);
                 write.write_all(b"250 queued\r\n").await?;
+            }
+            "RCPT" if mode() == SmtpMode::RejectRecipients => {
+                write.write_all(b"550 no such user\r\n").await?
             }
             "QUIT" => {
                 write.write_all(b"221 bye\r\n").await?;
@@ -462,4 +536,39 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Everything the tracing of this test binary has written (all tests; installed once).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture the server's log lines (warnings and up, and PostgreSQL's notices) for the tests
+/// that check what was logged.
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "warn,sqlx::postgres::notice=info",
+            ))
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
 }

@@ -3,6 +3,7 @@
 mod absences;
 mod cli;
 mod durability;
+mod hardening;
 mod helpers;
 mod login;
 mod mail;

@@ -9,15 +9,27 @@ use serde::{Deserialize, Serialize};
 use super::{AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
 use crate::orchestra::{AbsenceType, MemberName, OrchestraServices, Section};
 
-/// An absence that has not been cancelled.
+/// An absence that has not been cancelled: everything its events say of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveAbsence {
+    pub applier: MemberName,
+    pub section: Section,
+    pub applied_on: NaiveDate,
     pub date: NaiveDate,
     pub kind: AbsenceType,
     pub reason: String,
     pub cost: u32,
     /// The season whose quota it is charged to.
     pub season: u64,
+    /// The latest decision since the last application or change, if any.
+    pub decision: Option<Decision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub processor: MemberName,
+    pub result: String,
+    pub permission: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -85,14 +97,29 @@ impl Aggregate for MemberAbsences {
         match event {
             AbsenceEvent::AbsenceApplied {
                 absence_id,
+                applier,
+                section,
                 date,
                 kind,
                 reason,
+                applied_on,
                 cost,
                 season,
-                ..
+            } => {
+                let absence = ActiveAbsence {
+                    applier,
+                    section,
+                    applied_on,
+                    date,
+                    kind,
+                    reason,
+                    cost,
+                    season,
+                    decision: None,
+                };
+                self.active.insert(absence_id, absence);
             }
-            | AbsenceEvent::AbsenceChanged {
+            AbsenceEvent::AbsenceChanged {
                 absence_id,
                 date,
                 kind,
@@ -100,24 +127,42 @@ impl Aggregate for MemberAbsences {
                 cost,
                 season,
             } => {
-                let absence = ActiveAbsence {
-                    date,
-                    kind,
-                    reason,
-                    cost,
-                    season,
-                };
-                self.active.insert(absence_id, absence);
+                if let Some(absence) = self.active.get_mut(&absence_id) {
+                    absence.date = date;
+                    absence.kind = kind;
+                    absence.reason = reason;
+                    absence.cost = cost;
+                    absence.season = season;
+                    absence.decision = None;
+                }
             }
             AbsenceEvent::AbsenceCancelled { absence_id } => {
                 self.active.remove(&absence_id);
             }
-            AbsenceEvent::AbsenceProcessed { .. } => {}
+            AbsenceEvent::AbsenceProcessed {
+                absence_id,
+                processor,
+                result,
+                permission,
+            } => {
+                if let Some(absence) = self.active.get_mut(&absence_id) {
+                    absence.decision = Some(Decision {
+                        processor,
+                        result,
+                        permission,
+                    });
+                }
+            }
         }
     }
 }
 
 impl MemberAbsences {
+    /// An absence of this member that has not been cancelled.
+    pub fn absence(&self, absence_id: u64) -> Option<&ActiveAbsence> {
+        self.active.get(&absence_id)
+    }
+
     /// What this member has used of `season`'s quota, leaving out `except`.
     fn used(&self, season: u64, except: Option<u64>) -> u32 {
         self.active

@@ -7,7 +7,7 @@ mod commands;
 mod error;
 mod events;
 
-pub use aggregate::{ActiveAbsence, MemberAbsences};
+pub use aggregate::{ActiveAbsence, Decision, MemberAbsences};
 pub use commands::{AbsenceCommand, AbsenceRequest};
 pub use error::AbsenceError;
 pub use events::AbsenceEvent;

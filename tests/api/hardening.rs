@@ -1,0 +1,452 @@
+//! The confirmed defects of the hardening review, each reproduced: slow clients, stalled SMTP,
+//! resent mail, writes answered wrongly while the read models lag, one member's burst, write
+//! floods, forged request ids, undeliverable addresses, and clients that hang up mid-write.
+
+use std::time::{Duration, Instant};
+
+use aggregates::orchestra::roster::RosterCommand;
+use aggregates::orchestra::EmailAddress;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{captured_logs, eventually, spawn_app_with, SmtpMode, TestApp};
+
+async fn notify(app: &TestApp, email: &str) {
+    app.operator(RosterCommand::AddNotifyAddress {
+        email: EmailAddress::parse(email).unwrap(),
+    })
+    .await;
+}
+
+/// Read until the server closes the connection (true) or `within` passes (false).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn host(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
+    let app = spawn_app_with(|c| {
+        c.http.header_timeout = Duration::from_millis(700);
+        c.http.body_timeout = Duration::from_millis(700);
+        c.http.max_connections = 4;
+    })
+    .await;
+    let t = app.with_roster().await;
+    // Nothing at all, half the headers, and headers with half the body.
+    let mut silent = TcpStream::connect(host(&app)).await.unwrap();
+    let mut half_headers = TcpStream::connect(host(&app)).await.unwrap();
+    half_headers
+        .write_all(b"GET /absence/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut half_body = TcpStream::connect(host(&app)).await.unwrap();
+    half_body
+        .write_all(
+            format!(
+                "POST /absence/ HTTP/1.1\r\nHost: x\r\nAuthorization: JWT {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"reason\":",
+                t.david
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The body that never completes is answered 408 and the connection closed.
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), half_body.read(&mut buf))
+        .await
+        .expect("the half-sent body is answered in time")
+        .unwrap();
+    answer.push_str(&String::from_utf8_lossy(&buf[..read]));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    for (what, stream) in [("silent", &mut silent), ("half headers", &mut half_headers)] {
+        assert!(
+            closed_within(stream, Duration::from_secs(10)).await,
+            "the {what} connection stayed open"
+        );
+    }
+    // With the cap at 4, four silent clients hold every slot: a fifth client is not served
+    // until the header timeout has freed one, and then it is.
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        hogs.push(TcpStream::connect(host(&app)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fifth = TcpStream::connect(host(&app)).await.unwrap();
+    fifth
+        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let early = tokio::time::timeout(Duration::from_millis(300), fifth.read_to_end(&mut reply)).await;
+    assert!(early.is_err(), "served beyond the cap: {:?}", String::from_utf8_lossy(&reply));
+    tokio::time::timeout(Duration::from_secs(10), fifth.read_to_end(&mut reply))
+        .await
+        .expect("served once a slot was free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    // And the service works as before.
+    assert_eq!(app.get("/absence/", &t.david).await.status, 200);
+}
+
+/// No connection of the test database sits inside a transaction.
+async fn idle_in_transaction(app: &TestApp) -> i64 {
+    app.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state LIKE 'idle in transaction%'",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_silent_smtp_server_costs_one_bounded_attempt_and_holds_no_transaction() {
+    let app = spawn_app_with(|c| c.smtp_timeout = Duration::from_millis(500)).await;
+    let smtp = app.smtp.as_ref().unwrap();
+    smtp.set_mode(SmtpMode::Silent);
+    let t = app.with_roster().await;
+    notify(&app, "boss@orchestra.org").await;
+    assert_eq!(app.apply(&t.david, "2026-03-12", "全体排练").await.status, 201);
+    // The attempt times out, is recorded, and is scheduled again.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.scalar("SELECT count(*) FROM mail_outbox WHERE attempts >= 1 AND last_error LIKE '%longer than%'")
+                .await
+                == 1
+        })
+        .await,
+        "the stalled exchange was never given up"
+    );
+    // While the server hangs, no database transaction waits on it.
+    for _ in 0..10 {
+        assert_eq!(idle_in_transaction(&app).await, 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Once the server answers, the mail goes out.
+    smtp.set_mode(SmtpMode::Accept);
+    assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 1 }).await);
+}
+
+#[tokio::test]
+async fn mails_accepted_before_a_stall_and_a_restart_are_not_sent_again() {
+    let app = spawn_app_with(|c| {
+        c.smtp_timeout = Duration::from_millis(500);
+        c.mail_retry_base = Duration::from_millis(100);
+    })
+    .await;
+    let t = app.with_roster().await;
+    for i in 1..=7 {
+        notify(&app, &format!("boss{i}@orchestra.org")).await;
+    }
+    // The server accepts three messages, then stalls on the fourth.
+    app.smtp.as_ref().unwrap().set_mode(SmtpMode::AcceptThenHang(3));
+    assert_eq!(app.apply(&t.david, "2026-03-12", "全体排练").await.status, 201);
+    let smtp = app.smtp.as_ref().unwrap();
+    assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 3 }).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A restart mid-stall; then the server recovers.
+    let app = app.restart().await;
+    let smtp = app.smtp.as_ref().unwrap();
+    smtp.set_mode(SmtpMode::Accept);
+    assert!(
+        eventually(Duration::from_secs(15), || async { smtp.count() >= 7 }).await,
+        "only {} mails",
+        smtp.count()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let messages = smtp.messages.lock().unwrap().clone();
+    assert_eq!(messages.len(), 7, "some mail went out twice");
+    for i in 1..=7 {
+        let to = format!("To: boss{i}@orchestra.org");
+        assert_eq!(
+            messages.iter().filter(|m| m.contains(&to)).count(),
+            1,
+            "{to}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn writes_answer_what_they_committed_while_the_read_models_are_held_up() {
+    let app = spawn_app_with(|c| c.waits.projection = Duration::from_millis(300)).await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    // A rebuild (or anything else) holds the absences' checkpoint.
+    let mut blocker = app.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let applied = app.apply(&t.david, "2026-03-13", "弦乐分排").await;
+    assert_eq!(applied.status, 201, "{}", applied.body);
+    assert_eq!(applied.body["time_absence"], "2026-03-13");
+    assert_eq!(applied.body["type"], "弦乐分排");
+    assert_eq!(applied.body["result"], "Not processed yet!");
+    let changed = app
+        .put(&format!("/absence/{id}/"), &t.david, json!({ "reason": "a concert" }))
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["reason"], "a concert");
+    let processed = app.process(id, &t.alice, "fine", true).await;
+    assert_eq!(processed.status, 200, "{}", processed.body);
+    assert_eq!(processed.body["permission"], true);
+    assert_eq!(processed.body["processor"], "Alice");
+    assert_eq!(processed.body["reason"], "a concert");
+    // Reads go on meanwhile.
+    assert_eq!(app.get("/manager/", &t.alice).await.status, 200);
+    blocker.rollback().await.unwrap();
+    // And the read models catch up with all of it.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let mine = app.get("/absence/", &t.david).await.body;
+            mine.as_array().unwrap().len() == 2 && mine[0]["processor"] == "Alice"
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn one_members_burst_on_a_long_stream_does_not_starve_other_members() {
+    // Few connections, so that a burst that took one each would exhaust them.
+    let app = spawn_app_with(|c| {
+        c.pool_size = 4;
+        c.write_limit = 0;
+    })
+    .await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    // David's stream grows long: 20,000 decisions.
+    app.scalar(&format!(
+        "WITH head AS (SELECT max(sequence) AS s FROM events WHERE aggregate_id = 'David'), \
+         added AS (INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position) \
+         SELECT 'MemberAbsences', 'David', head.s + g, 'AbsenceProcessed', '1.0', \
+           json_build_object('AbsenceProcessed', json_build_object('absence_id', {id}, 'processor', 'Alice', 'result', 'ok', 'permission', true)), \
+           '{{}}'::json, 0 FROM head, generate_series(1, 20000) g RETURNING 1) \
+         SELECT count(*) FROM added"
+    ))
+    .await;
+    // Thirty decisions on David's stream at once, and Wendy applies meanwhile.
+    let burst: Vec<_> = (0..30)
+        .map(|_| app.process(id, &t.alice, "fine", true))
+        .collect();
+    let (burst, wendy) = tokio::join!(
+        futures::future::join_all(burst),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            app.apply(&t.wendy, "2026-03-12", "全体排练").await
+        }
+    );
+    assert_eq!(wendy.status, 201, "{}", wendy.body);
+    for reply in burst {
+        // Each decision either went through or was told to come back; never a 500.
+        assert!(matches!(reply.status, 200 | 503), "{} {}", reply.status, reply.body);
+    }
+}
+
+#[tokio::test]
+async fn a_member_writing_too_fast_is_told_to_slow_down_and_managers_get_one_digest() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 6;
+        c.mail_interval = Duration::from_secs(2);
+    })
+    .await;
+    let t = app.with_roster().await;
+    notify(&app, "boss@orchestra.org").await;
+    // Apply and cancel in a loop: 6 writes pass, the 7th is refused.
+    let mut statuses = Vec::new();
+    for day in 12..=15 {
+        let reply = app.apply(&t.david, &format!("2026-03-{day}"), "全体排练").await;
+        statuses.push(reply.status);
+        if let Some(id) = reply.body["id"].as_i64() {
+            let cancel = app
+                .http
+                .delete(format!("{}/absence/{id}/", app.address))
+                .header("Authorization", format!("JWT {}", t.david))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(cancel.status().as_u16());
+        }
+    }
+    assert_eq!(
+        statuses,
+        [201, 204, 201, 204, 201, 204, 429],
+        "six writes pass, the seventh is refused"
+    );
+    let limited = app
+        .http
+        .post(format!("{}/absence/", app.address))
+        .header("Authorization", format!("JWT {}", t.david))
+        .json(&json!({ "reason": "exam", "time_absence": "2026-03-20", "type": "全体排练" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert!(body["msg"].as_str().unwrap().contains("at most 6"), "{body}");
+    // Other members are not affected.
+    assert_eq!(app.apply(&t.wendy, "2026-03-12", "全体排练").await.status, 201);
+    // Four applications to one address within the interval: a first mail at once, the rest
+    // in one digest.
+    let smtp = app.smtp.as_ref().unwrap();
+    assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 2 }).await);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let messages = smtp.messages.lock().unwrap().clone();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let mentioned: usize = messages.iter().map(|m| m.matches("Absence id:").count()).sum();
+    assert_eq!(mentioned, 4, "{messages:#?}");
+    assert!(messages[1].contains("new absence requests"), "{}", messages[1]);
+}
+
+#[tokio::test]
+async fn a_forged_request_id_never_reaches_the_log_and_a_good_one_is_kept_beside_ours() {
+    let app = spawn_app_with(|_| {}).await;
+    let t = app.with_roster().await;
+    let forged = "x".repeat(60_000);
+    let reply = app
+        .http
+        .post(format!("{}/absence/", app.address))
+        .header("Authorization", format!("JWT {}", t.david))
+        .header("x-request-id", &forged)
+        .json(&json!({ "reason": "exam", "time_absence": "2026-03-12", "type": "全体排练" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let ours = reply.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&ours).is_ok(), "{ours}");
+    let reply = app
+        .http
+        .post(format!("{}/absence/", app.address))
+        .header("Authorization", format!("JWT {}", t.david))
+        .header("x-request-id", "mp-2026.03.10:42")
+        .header("x-ensemble-client-request-id", "smuggled")
+        .json(&json!({ "reason": "exam", "time_absence": "2026-03-13", "type": "全体排练" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let second = reply.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(second, "mp-2026.03.10:42");
+    let rows: Vec<(String, Option<String>, i32)> = sqlx::query_as(
+        "SELECT metadata->>'request_id', metadata->>'client_request_id', length(metadata::text) \
+         FROM events WHERE event_type = 'AbsenceApplied' ORDER BY position",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows[0].0, ours);
+    assert_eq!(rows[0].1, None);
+    assert!(rows[0].2 < 500, "metadata of {} bytes", rows[0].2);
+    assert_eq!(rows[1].0, second);
+    assert_eq!(rows[1].1.as_deref(), Some("mp-2026.03.10:42"));
+}
+
+#[tokio::test]
+async fn a_mail_that_keeps_failing_is_set_aside_and_can_be_retried() {
+    let app = spawn_app_with(|c| {
+        c.mail_max_attempts = 3;
+        c.mail_retry_base = Duration::from_millis(50);
+        c.mail_retry_max = Duration::from_millis(100);
+    })
+    .await;
+    let smtp = app.smtp.as_ref().unwrap();
+    let t = app.with_roster().await;
+    notify(&app, "boss@orchestra.org").await;
+    // A permanent refusal sets the mail aside at once.
+    smtp.set_mode(SmtpMode::RejectRecipients);
+    app.apply(&t.david, "2026-03-12", "全体排练").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.scalar("SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL AND attempts = 1")
+                .await
+                == 1
+        })
+        .await
+    );
+    // Transient failures: set aside after three attempts.
+    smtp.set_mode(SmtpMode::Accept);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut app = app;
+    app.stop().await;
+    let down = crate::helpers::spawn_app_tweaked(
+        app.database_url.clone(),
+        app.wechat.clone(),
+        port,
+        Some(std::sync::Arc::new(|c: &mut ensemble::Config| {
+            c.mail_max_attempts = 3;
+            c.mail_retry_base = Duration::from_millis(50);
+            c.mail_retry_max = Duration::from_millis(100);
+        })),
+    )
+    .await;
+    down.apply(&t.david, "2026-03-13", "全体排练").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            down.scalar("SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL AND attempts = 3")
+                .await
+                == 1
+        })
+        .await
+    );
+    let pending = down
+        .scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        .await;
+    assert_eq!(pending, 0);
+}
+
+#[tokio::test]
+async fn clients_that_hang_up_mid_write_leave_no_connection_inside_a_transaction() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let impatient = reqwest::Client::new();
+    let mut hangups = Vec::new();
+    for i in 0..300u64 {
+        let request = if i % 2 == 0 {
+            impatient
+                .put(format!("{}/manager/{id}/", app.address))
+                .header("Authorization", format!("JWT {}", t.alice))
+                .json(&json!({ "result": format!("r{i}"), "permission": i % 4 == 0 }))
+        } else {
+            impatient
+                .put(format!("{}/absence/{id}/", app.address))
+                .header("Authorization", format!("JWT {}", t.david))
+                .json(&json!({ "reason": format!("reason {i}") }))
+        };
+        // Hang up after 0 to 9 ms, mid-request.
+        hangups.push(request.timeout(Duration::from_millis(i % 10)).send());
+    }
+    futures::future::join_all(hangups).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(idle_in_transaction(&app).await, 0);
+    // Every later request works, on every pooled connection.
+    for i in 0..40 {
+        let reply = app.process(id, &t.alice, &format!("after {i}"), true).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(app.get("/absence/", &t.david).await.status, 200);
+    }
+    let logs = captured_logs();
+    assert!(!logs.contains("transaction in progress"), "{logs}");
+    assert!(!logs.contains("came back inside a transaction"), "{logs}");
+}
