@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use postgres_es::PostgresEventRepository;
+use cqrs_es::Aggregate;
 use projections::Projection;
 use sqlx::PgPool;
 
 use crate::projector::Projector;
+use crate::store::{self, LogPosition, StoreError};
 
 /// Who asked, and through which request: written into every event's metadata.
 #[derive(Debug, Clone)]
@@ -41,8 +40,8 @@ impl Actor {
         }
     }
 
-    fn metadata(&self) -> HashMap<String, String> {
-        let mut metadata = HashMap::from([
+    fn metadata(&self) -> serde_json::Value {
+        let mut metadata: HashMap<String, String> = HashMap::from([
             ("actor_kind".into(), self.kind.into()),
             ("actor".into(), self.name.clone()),
             ("request_id".into(), self.request_id.clone()),
@@ -51,7 +50,7 @@ impl Actor {
         if let Some(id) = &self.client_request_id {
             metadata.insert("client_request_id".into(), id.clone());
         }
-        metadata
+        serde_json::to_value(metadata).expect("a map of strings is JSON")
     }
 }
 
@@ -61,8 +60,8 @@ pub enum CommandError<E: std::error::Error> {
     #[error(transparent)]
     Rejected(E),
     /// A unique index on the event store refused the events (a rule that spans aggregates,
-    /// such as a name taken by another record). postgres-es reports this as a concurrency
-    /// conflict; the bus tells the two apart, and only real conflicts are retried.
+    /// such as a name taken by another record). Never retried: only a conflict on the
+    /// stream's own key is.
     #[error("a uniqueness rule refused the change")]
     Duplicate,
     /// Too many commands for this record at once: the wait for its turn ran out. Nothing was
@@ -113,8 +112,10 @@ pub struct CommandBus<A: Aggregate> {
 }
 
 struct Inner<A: Aggregate> {
-    store: PersistedEventStore<PostgresEventRepository, A>,
     services: A::Services,
+    /// The shape of `A`'s serialised state: bump it when the state's fields change, and old
+    /// snapshots are ignored.
+    state_version: i32,
     pool: PgPool,
     /// Connections that only wait for and hold aggregate locks. Kept apart from `pool` so a
     /// crowd of waiters can never take the connections the lock holder needs to commit.
@@ -138,15 +139,14 @@ where
         pool: PgPool,
         lock_pool: PgPool,
         services: A::Services,
+        state_version: i32,
         projector: Arc<Projector>,
         waits: Waits,
     ) -> Self {
-        let store =
-            PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
         Self {
             inner: Arc::new(Inner {
-                store,
                 services,
+                state_version,
                 pool,
                 lock_pool,
                 projector,
@@ -244,7 +244,7 @@ where
         id: &str,
         command: A::Command,
         actor: &Actor,
-    ) -> Result<(Vec<A::Event>, A, Option<i64>), CommandError<A::Error>> {
+    ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), CommandError<A::Error>> {
         let _turn = self.turn(id).await?;
         // Across processes, commands on one aggregate queue up behind a transaction-scoped
         // advisory lock: racing requests wait their turn instead of failing on the optimistic
@@ -261,19 +261,8 @@ where
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            let mut loaded_sequence = 0;
-            match self
-                .try_once(id, command.clone(), actor, &mut loaded_sequence)
-                .await
-            {
-                Err(AggregateError::AggregateConflict) => {
-                    match self.head(id).await {
-                        // Nobody else wrote to this stream: the violated constraint is another
-                        // unique index, a rule that spans records.
-                        Ok(head) if head == loaded_sequence => break Err(CommandError::Duplicate),
-                        Ok(_) => {}
-                        Err(e) => break Err(e.into()),
-                    }
+            match self.try_once(id, command.clone(), actor).await {
+                Err(Attempt::Conflict) => {
                     if attempt >= MAX_ATTEMPTS {
                         break Err(CommandError::Internal(
                             "too many concurrent conflicts".into(),
@@ -282,14 +271,8 @@ where
                     // Only a writer that bypasses the lock can get here; back off and retry.
                     tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
                 }
-                Err(AggregateError::UserError(e)) => break Err(CommandError::Rejected(e)),
-                Err(e) => break Err(CommandError::Internal(e.to_string())),
-                Ok((events, state)) if events.is_empty() => break Ok((events, state, None)),
-                Ok((events, state)) => {
-                    let last = loaded_sequence + events.len();
-                    let position = self.position_of(id, last).await;
-                    break Ok((events, state, position));
-                }
+                Err(Attempt::Failed(e)) => break Err(e),
+                Ok(done) => break Ok(done),
             }
         };
         // Whatever happens to the lock connection now, the outcome stands: a lost connection
@@ -300,62 +283,60 @@ where
         result
     }
 
-    /// The global position of event `sequence` of the stream.
-    async fn position_of(&self, id: &str, sequence: usize) -> Option<i64> {
-        let found = sqlx::query_scalar(
-            "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .bind(sequence as i64)
-        .fetch_one(&self.pool)
-        .await;
-        match found {
-            Ok(position) => Some(position),
-            Err(e) => {
-                tracing::warn!(error = %e, "position of a committed event unknown");
-                None
-            }
-        }
-    }
-
-    /// The last sequence number committed on the stream (0 for a new one).
-    async fn head(&self, id: &str) -> Result<usize, sqlx::Error> {
-        let head: i64 = sqlx::query_scalar(
-            "SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(head as usize)
-    }
-
+    /// Load, handle, append. A concurrent append (possible only for a writer that bypasses
+    /// the lock) comes back as `Attempt::Conflict`, for the caller to retry.
     async fn try_once(
         &self,
         id: &str,
         command: A::Command,
         actor: &Actor,
-        loaded_sequence: &mut usize,
-    ) -> Result<(Vec<A::Event>, A), AggregateError<A::Error>> {
-        let mut context = self.store.load_aggregate(id).await?;
-        *loaded_sequence = context.current_sequence;
+    ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), Attempt<A::Error>> {
+        let loaded = store::load::<A>(&self.pool, id, self.state_version)
+            .await
+            .map_err(store_error)?;
+        let mut state = loaded.state;
         let sink = Default::default();
-        context
-            .aggregate
+        state
             .handle(command, &self.services, &sink)
             .await
-            .map_err(AggregateError::UserError)?;
+            .map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
+        // `handle` applied its events as it wrote them: `state` is the state after them.
         let events = sink.collect().await;
-        // `handle` applied its events as it wrote them: this is the state after the command.
-        // (The event-store commit does not read the aggregate; only snapshot modes would.)
-        let state = std::mem::take(&mut context.aggregate);
         if events.is_empty() {
-            return Ok((events, state));
+            return Ok((events, state, None));
         }
-        let committed = self.store.commit(events, context, actor.metadata()).await?;
-        Ok((committed.into_iter().map(|e| e.payload).collect(), state))
+        let snapshot = (loaded.sequence + events.len() - loaded.snapshot_sequence
+            >= store::SNAPSHOT_EVERY)
+            .then_some((&state, self.state_version));
+        let position = store::append::<A>(
+            &self.pool,
+            id,
+            loaded.sequence,
+            &events,
+            &actor.metadata(),
+            snapshot,
+        )
+        .await
+        .map_err(store_error)?;
+        Ok((events, state, Some(position)))
     }
+}
+
+/// How one try of a command ended badly.
+enum Attempt<E: std::error::Error> {
+    /// Another writer appended to the stream first: load again and retry.
+    Conflict,
+    Failed(CommandError<E>),
+}
+
+fn store_error<E: std::error::Error>(e: StoreError) -> Attempt<E> {
+    Attempt::Failed(match e {
+        StoreError::Conflict => return Attempt::Conflict,
+        // A unique index refused the events: a rule that spans records.
+        StoreError::Unique(_) => CommandError::Duplicate,
+        StoreError::Database(e) => e.into(),
+        e => CommandError::Internal(e.to_string()),
+    })
 }
 
 type Turns = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;

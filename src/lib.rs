@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mailer;
 pub mod orchestra;
 pub mod projector;
+pub mod store;
 pub mod wechat;
 pub mod worker;
 

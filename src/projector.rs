@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::CatchUp;
+use projections::{CatchUp, LogPosition};
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex, Notify};
 
@@ -21,9 +21,9 @@ pub struct Projector {
     pool: PgPool,
     projections: Projections,
     /// Every event up to this position is in every read model (as last observed).
-    applied: watch::Sender<i64>,
+    applied: watch::Sender<LogPosition>,
     /// The highest position a command is waiting for, and until when (ms since `epoch`).
-    wanted: AtomicI64,
+    wanted: std::sync::Mutex<LogPosition>,
     waiting_until: AtomicI64,
     epoch: std::time::Instant,
     wake: Notify,
@@ -41,8 +41,8 @@ impl Projector {
         Arc::new(Self {
             pool,
             projections,
-            applied: watch::channel(0).0,
-            wanted: AtomicI64::new(0),
+            applied: watch::channel(LogPosition::default()).0,
+            wanted: Default::default(),
             waiting_until: AtomicI64::new(0),
             epoch: std::time::Instant::now(),
             wake: Notify::new(),
@@ -61,9 +61,10 @@ impl Projector {
         let _one = self.pass_lock.lock().await;
         let done = projections::catch_up_all(&self.pool, &self.projections).await?;
         let at = projections::applied_position(&self.pool, &self.projections).await?;
+        // Not a maximum: the lowest checkpoint goes down when a rebuild commits behind it.
         self.applied.send_if_modified(|seen| {
-            let moved = at > *seen;
-            *seen = (*seen).max(at);
+            let moved = at != *seen;
+            *seen = at;
             moved
         });
         if done.applied > 0 {
@@ -79,12 +80,15 @@ impl Projector {
 
     /// Wait until every read model holds the event at `position`, at most `timeout`.
     /// Returns whether it does.
-    pub async fn wait_for(self: &Arc<Self>, position: i64, timeout: Duration) -> bool {
+    pub async fn wait_for(self: &Arc<Self>, position: LogPosition, timeout: Duration) -> bool {
         let mut seen = self.applied.subscribe();
         if *seen.borrow() >= position {
             return true;
         }
-        self.wanted.fetch_max(position, Ordering::SeqCst);
+        {
+            let mut wanted = self.wanted.lock().unwrap();
+            *wanted = (*wanted).max(position);
+        }
         self.waiting_until
             .fetch_max(self.now_ms() + timeout.as_millis() as i64, Ordering::SeqCst);
         if self.running.load(Ordering::SeqCst) {
@@ -117,7 +121,7 @@ impl Projector {
                 Err(e) => tracing::error!(error = %e, "read models could not catch up"),
             }
             heartbeat.beat();
-            let behind = self.wanted.load(Ordering::SeqCst) > *self.applied.borrow()
+            let behind = *self.wanted.lock().unwrap() > *self.applied.borrow()
                 && self.waiting_until.load(Ordering::SeqCst) > self.now_ms();
             let wait = if behind {
                 Duration::from_millis(5)

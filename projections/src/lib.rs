@@ -6,7 +6,9 @@ pub mod orchestra;
 mod runner;
 mod stored;
 
-pub use runner::{applied_position, catch_up_all, rebuild, CatchUp, Projection, ProjectionError};
+pub use runner::{
+    applied_position, catch_up_all, events_after, rebuild, CatchUp, LogPosition, Projection, ProjectionError,
+};
 pub use stored::StoredEvent;
 
 /// Every projection of the system, in the order they are caught up.

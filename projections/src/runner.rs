@@ -45,6 +45,48 @@ pub struct CatchUp {
     pub skipped: bool,
 }
 
+/// Where an event sits in the log as consumers follow it: ordered by the writing
+/// transaction's id, then by position. Consumers only read events of transactions older than
+/// the oldest one still running (the horizon), so nothing can ever appear below what they
+/// have seen, although positions may commit out of order.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct LogPosition {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+impl LogPosition {
+    /// After every event there will ever be.
+    pub const END: Self = Self {
+        transaction_id: i64::MAX,
+        position: i64::MAX,
+    };
+}
+
+/// The horizon: every transaction below it that could write to this database's log has ended
+/// (a rebuild writes no events, so it does not count), so the events below it that will ever
+/// be there are all visible now. Read in a statement of its own, before the reading
+/// transaction takes an id of its own.
+///
+/// Only transactions of this database count (a long transaction elsewhere on the cluster must
+/// not hold our read models back); `pg_stat_activity` shows their ids to the same role (or to
+/// `pg_read_all_stats`), so every writer of the log must be one of those. Its `backend_xid` is
+/// a 32-bit xid: matched on the low 32 bits, which can only make the horizon lower.
+async fn horizon(tx: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH snap AS (SELECT pg_current_snapshot() AS s), \
+         mine AS (SELECT backend_xid::text::bigint AS x FROM pg_stat_activity \
+                  WHERE datname = current_database() AND backend_xid IS NOT NULL) \
+         SELECT coalesce( \
+             (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x \
+              WHERE x::text::bigint % 4294967296 IN (SELECT x FROM mine) \
+                AND x::text::bigint NOT IN (SELECT transaction_id FROM projection_rebuilds)), \
+             (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))",
+    )
+    .fetch_one(&mut *tx)
+    .await
+}
+
 /// Apply every committed event past each projection's checkpoint, for every projection at
 /// once: one transaction per batch of up to 500 events locks the checkpoints, reads the events
 /// once, applies them to each projection that has not seen them and moves the checkpoints.
@@ -68,45 +110,44 @@ pub async fn catch_up_all(
     .await?;
     loop {
         let mut tx = pool.begin().await?;
-        let locked: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1) \
-             ORDER BY name FOR UPDATE SKIP LOCKED",
+        let horizon = horizon(&mut tx).await?;
+        let locked: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT name, transaction_id, position FROM projection_checkpoints \
+             WHERE name = ANY($1) ORDER BY name FOR UPDATE SKIP LOCKED",
         )
         .bind(&names)
         .fetch_all(&mut *tx)
         .await?;
         done.skipped |= locked.len() < names.len();
-        let Some(from) = locked.iter().map(|(_, p)| *p).min() else {
+        let at = |(_, t, p): &(String, i64, i64)| LogPosition {
+            transaction_id: *t,
+            position: *p,
+        };
+        let Some(from) = locked.iter().map(at).min() else {
             tx.rollback().await?;
             return Ok(done);
         };
-        let events = read_batch(&mut tx, from).await?;
-        let Some(last) = events.last().map(|e| e.position) else {
+        let events = read_batch(&mut tx, from, horizon).await?;
+        let Some(last) = events.last().map(StoredEvent::log_position) else {
             tx.rollback().await?;
             return Ok(done);
         };
-        let behind: Vec<(&dyn Projection, i64)> = locked
+        let behind: Vec<(&dyn Projection, LogPosition)> = locked
             .iter()
-            .filter_map(|(name, at)| {
-                let p = projections.iter().find(|p| p.name() == name)?;
-                Some((p.as_ref(), *at))
+            .filter_map(|row| {
+                let p = projections.iter().find(|p| p.name() == row.0)?;
+                Some((p.as_ref(), at(row)))
             })
             .collect();
         for event in &events {
-            for (projection, at) in &behind {
-                if event.position > *at {
+            for (projection, seen) in &behind {
+                if event.log_position() > *seen {
                     projection.apply(&mut tx, event).await?;
                 }
             }
         }
-        let moved: Vec<&str> = locked.iter().map(|(name, _)| name.as_str()).collect();
-        sqlx::query(
-            "UPDATE projection_checkpoints SET position = greatest(position, $2) WHERE name = ANY($1)",
-        )
-        .bind(&moved)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
+        let moved: Vec<&str> = locked.iter().map(|(name, _, _)| name.as_str()).collect();
+        move_checkpoints(&mut tx, &moved, last).await?;
         tx.commit().await?;
         done.applied += events.len() as u64;
         if (events.len() as i64) < BATCH {
@@ -115,100 +156,150 @@ pub async fn catch_up_all(
     }
 }
 
+async fn move_checkpoints(
+    tx: &mut PgConnection,
+    names: &[&str],
+    to: LogPosition,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET transaction_id = $2, position = $3 \
+         WHERE name = ANY($1) AND (transaction_id, position) < ($2, $3)",
+    )
+    .bind(names)
+    .bind(to.transaction_id)
+    .bind(to.position)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// The lowest checkpoint among `projections`: every event up to it is in every read model.
-/// `i64::MAX` when there are none.
+/// [`LogPosition::END`] when there are none.
 pub async fn applied_position(
     pool: &PgPool,
     projections: &[Box<dyn Projection>],
-) -> Result<i64, sqlx::Error> {
+) -> Result<LogPosition, sqlx::Error> {
     if projections.is_empty() {
-        return Ok(i64::MAX);
+        return Ok(LogPosition::END);
     }
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    let (count, min): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT count(*), min(position) FROM projection_checkpoints WHERE name = ANY($1)",
+    // A read model being rebuilt is left out: it is not live until its rebuild commits.
+    let rows: Vec<(String, i64, i64, bool)> = sqlx::query_as(
+        "SELECT c.name, c.transaction_id, c.position, \
+             coalesce(pg_xact_status(r.transaction_id::text::xid8) = 'in progress', false) \
+         FROM projection_checkpoints c LEFT JOIN projection_rebuilds r USING (name) \
+         WHERE c.name = ANY($1)",
     )
     .bind(&names)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
     // A projection without a checkpoint row has applied nothing yet.
-    Ok(if count < names.len() as i64 { 0 } else { min.unwrap_or(0) })
+    if rows.len() < names.len() {
+        return Ok(LogPosition::default());
+    }
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, _, rebuilding)| !rebuilding)
+        .map(|(_, transaction_id, position, _)| LogPosition {
+            transaction_id,
+            position,
+        })
+        .min()
+        .unwrap_or(LogPosition::END))
 }
 
 /// Empty the projection's tables and replay the whole log into them, in one transaction:
 /// readers keep seeing the old rows until the rebuilt ones are committed, and live catch-up
-/// waits on the checkpoint lock meanwhile.
+/// skips this projection meanwhile.
 pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, ProjectionError> {
     if projection.tables().is_empty() {
         return Err(ProjectionError::NotRebuildable(projection.name()));
     }
     let mut tx = pool.begin().await?;
+    let horizon = horizon(&mut tx).await?;
     lock_checkpoint(&mut tx, projection.name()).await?;
+    // Tell the other consumers (on another connection, so that they see it now) that this
+    // transaction writes no events and that this read model is not live until it commits.
+    let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
+    )
+    .bind(projection.name())
+    .bind(me)
+    .execute(pool)
+    .await?;
     for table in projection.tables() {
         // DELETE rather than TRUNCATE: TRUNCATE would block readers until the commit.
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
             .await?;
     }
+    sqlx::query("UPDATE projection_checkpoints SET transaction_id = 0, position = 0 WHERE name = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
     let mut applied = 0;
-    let mut checkpoint = 0;
+    let mut at = LogPosition::default();
     loop {
-        let n = apply_batch(&mut tx, projection, checkpoint).await?;
-        applied += n;
-        if n < BATCH as u64 {
+        let events = read_batch(&mut tx, at, horizon).await?;
+        for event in &events {
+            projection.apply(&mut tx, event).await?;
+        }
+        applied += events.len() as u64;
+        if let Some(last) = events.last() {
+            at = last.log_position();
+        }
+        if (events.len() as i64) < BATCH {
             break;
         }
-        checkpoint = current_checkpoint(&mut tx, projection.name()).await?;
     }
+    move_checkpoints(&mut tx, &[projection.name()], at).await?;
     tx.commit().await?;
+    sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1 AND transaction_id = $2")
+        .bind(projection.name())
+        .bind(me)
+        .execute(pool)
+        .await?;
     Ok(applied)
 }
 
-async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
         .bind(name)
-        .fetch_one(&mut *tx)
-        .await
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
-async fn current_checkpoint(tx: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await
+/// What a consumer may read now after `after`: up to one batch of events in log order, below
+/// the horizon. (The runner's own read, for tools and tests that follow the log.)
+pub async fn events_after(pool: &PgPool, after: LogPosition) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let horizon = horizon(&mut conn).await?;
+    read_batch(&mut conn, after, horizon).await
 }
 
-async fn read_batch(tx: &mut PgConnection, after: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+/// Up to one batch of the events after `after` in log order, below the horizon.
+async fn read_batch(
+    tx: &mut PgConnection,
+    after: LogPosition,
+    horizon: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2"
+        "{SELECT_EVENTS} WHERE (transaction_id, position) > ($1, $2) AND transaction_id < $3 \
+         ORDER BY transaction_id, position LIMIT $4"
     ))
-    .bind(after)
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .bind(horizon)
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await
-}
-
-/// Apply up to one batch of events after `after` and move the checkpoint past them.
-async fn apply_batch(
-    tx: &mut PgConnection,
-    projection: &dyn Projection,
-    after: i64,
-) -> Result<u64, ProjectionError> {
-    let events = read_batch(tx, after).await?;
-    let Some(last) = events.last().map(|e| e.position) else {
-        return Ok(0);
-    };
-    for event in &events {
-        projection.apply(tx, event).await?;
-    }
-    sqlx::query("UPDATE projection_checkpoints SET position = $2 WHERE name = $1")
-        .bind(projection.name())
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
-    Ok(events.len() as u64)
 }

@@ -8,6 +8,8 @@ use crate::ProjectionError;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
     pub position: i64,
+    /// The writing transaction: the log is followed in (transaction_id, position) order.
+    pub transaction_id: i64,
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub sequence: i64,
@@ -19,6 +21,13 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    pub fn log_position(&self) -> crate::LogPosition {
+        crate::LogPosition {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+
     /// The payload as the domain event of aggregate type `aggregate_type`, or None for
     /// events of other aggregates.
     pub fn decode<E: DeserializeOwned>(
@@ -37,5 +46,5 @@ impl StoredEvent {
     }
 }
 
-pub(crate) const SELECT_EVENTS: &str = "SELECT position, aggregate_type, aggregate_id, sequence, \
+pub(crate) const SELECT_EVENTS: &str = "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload, metadata, recorded_at FROM events";

@@ -24,6 +24,11 @@ use crate::wechat::AppCredentials;
 
 pub const AUDIENCE: &str = "orchestra";
 
+/// The shapes of the aggregates' serialised states (snapshots): bump one when its fields
+/// change, and its old snapshots are ignored.
+const ROSTER_STATE_VERSION: i32 = 1;
+const ABSENCES_STATE_VERSION: i32 = 1;
+
 pub struct Orchestra {
     pub roster: CommandBus<Roster>,
     pub absences: CommandBus<MemberAbsences>,
@@ -47,10 +52,18 @@ impl Orchestra {
                 pool.clone(),
                 lock_pool.clone(),
                 (),
+                ROSTER_STATE_VERSION,
                 projector.clone(),
                 config.waits,
             ),
-            absences: CommandBus::new(pool, lock_pool, services, projector, config.waits),
+            absences: CommandBus::new(
+                pool,
+                lock_pool,
+                services,
+                ABSENCES_STATE_VERSION,
+                projector,
+                config.waits,
+            ),
             credentials: AppCredentials {
                 appid: config.orchestra_appid.clone(),
                 secret: config.orchestra_secret.clone(),

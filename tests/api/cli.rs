@@ -203,7 +203,11 @@ async fn failed_mails_are_listed_and_can_be_queued_again() {
     .await;
     app.apply(&t.david, "2026-03-12", "全体排练").await;
     let smtp = app.smtp.as_ref().unwrap();
-    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async { smtp.count() == 1 }).await);
+    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        smtp.count() == 1
+            && app.scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL").await == 1
+    })
+    .await);
     // A mail that failed for good (as the worker leaves it).
     let id = app
         .scalar("UPDATE mail_outbox SET sent_at = NULL, failed_at = now(), last_error = '550 no such user' RETURNING id")

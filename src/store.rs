@@ -1,0 +1,153 @@
+//! Loading and appending aggregate streams: our own, on the `events` table that postgres-es
+//! defined, so that one statement appends the events and the aggregate's snapshot together
+//! and a unique violation says which rule it broke.
+
+use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// Write a snapshot once this many events have been added since the last one: loading reads
+/// the snapshot and at most this many events.
+pub const SNAPSHOT_EVERY: usize = 20;
+
+/// A stream as loaded: the state and what it was built from.
+pub struct Loaded<A> {
+    pub state: A,
+    /// The sequence of the last event in `state` (0 for a new stream).
+    pub sequence: usize,
+    /// The sequence of the snapshot it started from (0: none).
+    pub snapshot_sequence: usize,
+}
+
+pub use projections::LogPosition;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream first (the primary key refused our sequence).
+    #[error("concurrent append to the stream")]
+    Conflict,
+    /// Another unique index refused the events: a rule that spans streams.
+    #[error("a uniqueness rule refused the events ({0})")]
+    Unique(String),
+    #[error("event or state does not (de)serialise: {0}")]
+    Serde(#[from] serde_json::Error),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e {
+            if d.code().as_deref() == Some("23505") {
+                let constraint = d.constraint().unwrap_or_default().to_string();
+                return if constraint == "events_pkey" {
+                    Self::Conflict
+                } else {
+                    Self::Unique(constraint)
+                };
+            }
+        }
+        Self::Database(e)
+    }
+}
+
+/// The stream of `A` with id `id`: its latest snapshot of `state_version`, if any, and the
+/// events after it.
+pub async fn load<A: Aggregate>(
+    pool: &PgPool,
+    id: &str,
+    state_version: i32,
+) -> Result<Loaded<A>, StoreError> {
+    let snapshot: Option<(i64, Value)> = sqlx::query_as(
+        "SELECT last_sequence, state FROM aggregate_snapshots \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3",
+    )
+    .bind(A::TYPE)
+    .bind(id)
+    .bind(state_version)
+    .fetch_optional(pool)
+    .await?;
+    let (mut state, from) = match snapshot {
+        Some((sequence, state)) => match serde_json::from_value::<A>(state) {
+            Ok(state) => (state, sequence as usize),
+            Err(e) => {
+                tracing::warn!(aggregate = A::TYPE, error = %e, "snapshot unreadable; replaying the stream");
+                (A::default(), 0)
+            }
+        },
+        None => (A::default(), 0),
+    };
+    let events: Vec<(i64, Value)> = sqlx::query_as(
+        "SELECT sequence, payload FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+    )
+    .bind(A::TYPE)
+    .bind(id)
+    .bind(from as i64)
+    .fetch_all(pool)
+    .await?;
+    let mut sequence = from;
+    for (seq, payload) in events {
+        state.apply(serde_json::from_value::<A::Event>(payload)?);
+        sequence = seq as usize;
+    }
+    Ok(Loaded {
+        state,
+        sequence,
+        snapshot_sequence: from,
+    })
+}
+
+/// Append `events` after sequence `after`, with `metadata` on each, and, when `snapshot` is
+/// given, the state they lead to: one statement, so all of it commits or none. Returns the log
+/// position of the last event.
+pub async fn append<A: Aggregate>(
+    pool: &PgPool,
+    id: &str,
+    after: usize,
+    events: &[A::Event],
+    metadata: &Value,
+    snapshot: Option<(&A, i32)>,
+) -> Result<LogPosition, StoreError> {
+    let sequences: Vec<i64> = (1..=events.len()).map(|i| (after + i) as i64).collect();
+    let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
+    let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
+    let payloads: Vec<Value> = events
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    let (state, state_version) = match snapshot {
+        Some((state, version)) => (Some(serde_json::to_value(state)?), version),
+        None => (None, 0),
+    };
+    let (transaction_id, position): (i64, i64) = sqlx::query_as(
+        "WITH appended AS ( \
+             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             SELECT $1, $2, s, t, v, p::json, $7::json \
+             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS e(s, t, v, p) \
+             RETURNING transaction_id, position \
+         ), snapshot AS ( \
+             INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, last_sequence, state_version, state) \
+             SELECT $1, $2, $8, $9, $10 WHERE $10::jsonb IS NOT NULL \
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+                 SET last_sequence = excluded.last_sequence, state_version = excluded.state_version, state = excluded.state \
+         ) \
+         SELECT transaction_id, position FROM appended ORDER BY position DESC LIMIT 1",
+    )
+    .bind(A::TYPE)
+    .bind(id)
+    .bind(&sequences)
+    .bind(&types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(metadata)
+    .bind(sequences.last().copied().unwrap_or(after as i64))
+    .bind(state_version)
+    .bind(state)
+    .fetch_one(pool)
+    .await?;
+    Ok(LogPosition {
+        transaction_id,
+        position,
+    })
+}
