@@ -30,7 +30,12 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         let pool = crate::db::connect(&config.database_url, config.pool_size).await?;
         crate::db::migrate(&pool).await?;
-        let lock_pool = crate::db::pool(&config.database_url, config.pool_size.div_ceil(2)).await?;
+        let lock_pool = crate::db::named_pool(
+            &config.database_url,
+            config.pool_size.div_ceil(2),
+            "ensemble-locks",
+        )
+        .await?;
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {
             Some(secret) => Jwt::new(secret.as_bytes()),
@@ -50,11 +55,13 @@ impl App {
             projector,
             orchestra,
         };
-        app.catch_up().await?;
+        // One pass: what another process (or a rebuild) is applying right now is left to it.
+        app.projector.pass().await?;
         Ok(Arc::new(app))
     }
 
-    /// Apply everything committed so far; returns how many events were applied.
+    /// Apply everything committed so far, waiting for whoever holds a checkpoint (another
+    /// process, a rebuild) to finish; returns how many events were applied here.
     pub async fn catch_up(&self) -> anyhow::Result<u64> {
         let mut applied = 0;
         loop {

@@ -185,6 +185,17 @@ impl Config {
             turn: seconds("ENSEMBLE_COMMAND_WAIT", 10.0)?,
             projection: seconds("ENSEMBLE_PROJECTION_WAIT", 5.0)?,
         };
+        // A request must outlast the waits of its command, or a committed change could be
+        // answered as a timeout.
+        if http.request_timeout <= waits.turn + waits.projection {
+            return Err(bad(
+                "ENSEMBLE_HTTP_REQUEST_TIMEOUT",
+                format!(
+                    "must be longer than ENSEMBLE_COMMAND_WAIT + ENSEMBLE_PROJECTION_WAIT ({:?})",
+                    waits.turn + waits.projection
+                ),
+            ));
+        }
 
         Ok(Self {
             http,
@@ -290,6 +301,7 @@ mod tests {
             ("ENSEMBLE_MAIL_MAX_ATTEMPTS", "0"),
             ("ENSEMBLE_MAIL_INTERVAL", "inf"),
             ("ENSEMBLE_COMMAND_WAIT", "NaN"),
+            ("ENSEMBLE_HTTP_REQUEST_TIMEOUT", "12"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

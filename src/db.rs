@@ -13,7 +13,12 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
 
 /// A pool on an existing database.
 pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)?;
+    named_pool(url, size, "ensemble").await
+}
+
+/// A pool whose sessions show `application_name` in `pg_stat_activity`.
+pub async fn named_pool(url: &str, size: u32, application_name: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?.application_name(application_name);
     let pool = PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))

@@ -166,3 +166,53 @@ pub async fn notified(listener: &mut Option<PgListener>, wait: Duration) {
         None => tokio::time::sleep(wait).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_stalls_or_ends_is_started_again() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        // Beats once, then hangs forever without a heartbeat.
+        let stalled = supervise("stalls", Duration::from_millis(100), move |heartbeat| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                heartbeat.beat();
+                std::future::pending::<()>().await;
+            }
+        });
+        let ends = Arc::new(AtomicUsize::new(0));
+        let counted = ends.clone();
+        let ending = supervise("ends", Duration::from_secs(60), move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        });
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        stalled.abort();
+        ending.abort();
+        assert!(starts.load(Ordering::SeqCst) >= 2, "a stalled task was not restarted");
+        assert!(ends.load(Ordering::SeqCst) >= 2, "an ended task was not restarted");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_keeps_beating_is_left_alone() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        let busy = supervise("beats", Duration::from_millis(200), move |heartbeat| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                loop {
+                    heartbeat.beat();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        busy.abort();
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+    }
+}

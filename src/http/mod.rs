@@ -100,7 +100,12 @@ async fn request_limits(State(limits): State<Limits>, mut request: Request, next
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
         Ok(response) => response,
         // Commands run on tasks of their own: giving up here never cuts one in half.
-        Err(_) => ApiError::busy("The request took too long; please try again.").into_response(),
+        // The configured waits of a command (its turn, the read models) are shorter than this
+        // bound, so a command that gets here is one the database held up: it may still commit.
+        Err(_) => ApiError::busy(
+            "The request took too long. A change may still have been made: check before trying again.",
+        )
+        .into_response(),
     }
 }
 

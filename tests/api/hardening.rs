@@ -451,3 +451,65 @@ async fn clients_that_hang_up_mid_write_leave_no_connection_inside_a_transaction
     assert!(!logs.contains("transaction in progress"), "{logs}");
     assert!(!logs.contains("came back inside a transaction"), "{logs}");
 }
+
+#[tokio::test]
+async fn losing_lock_connections_never_hides_a_commit_behind_an_error() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    // Something keeps killing the aggregate-lock sessions while decisions come in.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        let url = app.database_url.clone();
+        tokio::spawn(async move {
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = 'ensemble-locks'",
+                )
+                .execute(&admin)
+                .await;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    let decisions = (0..60).map(|i| {
+        let app = &app;
+        let token = t.alice.clone();
+        async move {
+            let reply = app
+                .http
+                .put(format!("{}/manager/{id}/", app.address))
+                .header("Authorization", format!("JWT {token}"))
+                .json(&json!({ "result": format!("decision-{i}"), "permission": true }))
+                .send()
+                .await
+                .unwrap();
+            (i, reply.status().as_u16())
+        }
+    });
+    let outcomes = futures::future::join_all(decisions).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    killer.await.unwrap();
+    let committed: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->'AbsenceProcessed'->>'result' FROM events WHERE event_type = 'AbsenceProcessed'",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    let mut answered = 0;
+    for (i, status) in outcomes {
+        let result = format!("decision-{i}");
+        match status {
+            200 => {
+                answered += 1;
+                assert!(committed.contains(&result), "{result} answered 200, not committed");
+            }
+            // A failure may only stand for a command that did not commit.
+            _ => assert!(!committed.contains(&result), "{result} committed, answered {status}"),
+        }
+    }
+    assert!(answered > 0);
+}
