@@ -102,8 +102,11 @@ pub async fn catch_up_all(
         return Ok(done);
     }
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    // Only the missing rows: an insert that meets a row a rebuild holds would wait for it.
     sqlx::query(
-        "INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        "INSERT INTO projection_checkpoints (name) SELECT n FROM unnest($1::text[]) AS n \
+         WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints c WHERE c.name = n) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(&names)
     .execute(pool)
