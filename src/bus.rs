@@ -249,15 +249,16 @@ where
         // Across processes, commands on one aggregate queue up behind a transaction-scoped
         // advisory lock: racing requests wait their turn instead of failing on the optimistic
         // lock. The wait is bounded by lock_timeout.
-        let mut lock = self.lock_pool.begin().await?;
-        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-            .bind(format!("{}ms", self.waits.turn.as_millis().max(1)))
-            .execute(&mut *lock)
-            .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("{}/{}", A::TYPE, id))
-            .execute(&mut *lock)
-            .await?;
+        // One message: BEGIN, the bound on the wait, the lock. (If this task were ever dropped
+        // in between, the pool closes the connection instead of reusing it: src/db.rs.)
+        let mut lock = self.lock_pool.acquire().await?;
+        let take = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_xact_lock({});",
+            self.waits.turn.as_millis().max(1),
+            lock_key(A::TYPE, id)
+        );
+        // A query without arguments goes by the simple protocol, several statements at once.
+        sqlx::Executor::execute(&mut *lock, take.as_str()).await?;
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
@@ -277,7 +278,7 @@ where
         };
         // Whatever happens to the lock connection now, the outcome stands: a lost connection
         // released the lock already.
-        if let Err(e) = lock.rollback().await {
+        if let Err(e) = sqlx::Executor::execute(&mut *lock, "ROLLBACK").await {
             tracing::warn!(error = %e, "aggregate lock connection lost after the command");
         }
         result
@@ -320,6 +321,17 @@ where
         .map_err(store_error)?;
         Ok((events, state, Some(position)))
     }
+}
+
+/// The advisory-lock key of an aggregate: FNV-1a of `type/id`, the same in every process.
+/// (A number, so no text of the id ever reaches the SQL.)
+fn lock_key(aggregate_type: &str, id: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in aggregate_type.bytes().chain([b'/']).chain(id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
 }
 
 /// How one try of a command ended badly.

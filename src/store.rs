@@ -58,37 +58,63 @@ pub async fn load<A: Aggregate>(
     id: &str,
     state_version: i32,
 ) -> Result<Loaded<A>, StoreError> {
-    let snapshot: Option<(i64, Value)> = sqlx::query_as(
-        "SELECT last_sequence, state FROM aggregate_snapshots \
-         WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3",
+    let rows = fetch_stream::<A>(pool, id, state_version).await?;
+    match fold::<A>(rows) {
+        Ok(loaded) => Ok(loaded),
+        Err(Unreadable::Snapshot(e)) => {
+            // Rare: a state that no longer reads. Replay the whole stream instead.
+            tracing::warn!(aggregate = A::TYPE, error = %e, "snapshot unreadable; replaying the stream");
+            // No state has version -1: this reads the events alone.
+            let rows = fetch_stream::<A>(pool, id, -1).await?;
+            fold::<A>(rows).map_err(|e| match e {
+                Unreadable::Snapshot(e) | Unreadable::Event(e) => StoreError::Serde(e),
+            })
+        }
+        Err(Unreadable::Event(e)) => Err(StoreError::Serde(e)),
+    }
+}
+
+enum Unreadable {
+    Snapshot(serde_json::Error),
+    Event(serde_json::Error),
+}
+
+/// One round trip: the snapshot (kind 0), then the events after it (kind 1).
+async fn fetch_stream<A: Aggregate>(
+    pool: &PgPool,
+    id: &str,
+    state_version: i32,
+) -> Result<Vec<(i32, i64, Value)>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH snap AS ( \
+             SELECT last_sequence, state FROM aggregate_snapshots \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3 \
+         ) \
+         SELECT 0, last_sequence, state FROM snap \
+         UNION ALL \
+         SELECT 1, sequence, payload::jsonb FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 \
+           AND sequence > coalesce((SELECT last_sequence FROM snap), 0) \
+         ORDER BY 1, 2",
     )
     .bind(A::TYPE)
     .bind(id)
     .bind(state_version)
-    .fetch_optional(pool)
-    .await?;
-    let (mut state, from) = match snapshot {
-        Some((sequence, state)) => match serde_json::from_value::<A>(state) {
-            Ok(state) => (state, sequence as usize),
-            Err(e) => {
-                tracing::warn!(aggregate = A::TYPE, error = %e, "snapshot unreadable; replaying the stream");
-                (A::default(), 0)
-            }
-        },
-        None => (A::default(), 0),
-    };
-    let events: Vec<(i64, Value)> = sqlx::query_as(
-        "SELECT sequence, payload FROM events \
-         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
-    )
-    .bind(A::TYPE)
-    .bind(id)
-    .bind(from as i64)
     .fetch_all(pool)
-    .await?;
+    .await
+}
+
+fn fold<A: Aggregate>(rows: Vec<(i32, i64, Value)>) -> Result<Loaded<A>, Unreadable> {
+    let mut rows = rows.into_iter().peekable();
+    let mut state = A::default();
+    let mut from = 0;
+    if let Some((_, sequence, snapshot)) = rows.next_if(|(kind, _, _)| *kind == 0) {
+        state = serde_json::from_value::<A>(snapshot).map_err(Unreadable::Snapshot)?;
+        from = sequence as usize;
+    }
     let mut sequence = from;
-    for (seq, payload) in events {
-        state.apply(serde_json::from_value::<A::Event>(payload)?);
+    for (_, seq, payload) in rows {
+        state.apply(serde_json::from_value::<A::Event>(payload).map_err(Unreadable::Event)?);
         sequence = seq as usize;
     }
     Ok(Loaded {

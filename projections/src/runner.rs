@@ -73,19 +73,19 @@ impl LogPosition {
 /// `pg_read_all_stats`), so every writer of the log must be one of those. Its `backend_xid` is
 /// a 32-bit xid: matched on the low 32 bits, which can only make the horizon lower.
 async fn horizon(tx: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "WITH snap AS (SELECT pg_current_snapshot() AS s), \
-         mine AS (SELECT backend_xid::text::bigint AS x FROM pg_stat_activity \
-                  WHERE datname = current_database() AND backend_xid IS NOT NULL) \
-         SELECT coalesce( \
-             (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x \
-              WHERE x::text::bigint % 4294967296 IN (SELECT x FROM mine) \
-                AND x::text::bigint NOT IN (SELECT transaction_id FROM projection_rebuilds)), \
-             (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))",
-    )
-    .fetch_one(&mut *tx)
-    .await
+    sqlx::query_scalar(&format!("SELECT {HORIZON}"))
+        .fetch_one(&mut *tx)
+        .await
 }
+
+const HORIZON: &str = "(WITH snap AS (SELECT pg_current_snapshot() AS s), \
+     mine AS (SELECT backend_xid::text::bigint AS x FROM pg_stat_activity \
+              WHERE datname = current_database() AND backend_xid IS NOT NULL) \
+     SELECT coalesce( \
+         (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x \
+          WHERE x::text::bigint % 4294967296 IN (SELECT x FROM mine) \
+            AND x::text::bigint NOT IN (SELECT transaction_id FROM projection_rebuilds)), \
+         (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)))";
 
 /// Apply every committed event past each projection's checkpoint, for every projection at
 /// once: one transaction per batch of up to 500 events locks the checkpoints, reads the events
@@ -113,14 +113,18 @@ pub async fn catch_up_all(
     .await?;
     loop {
         let mut tx = pool.begin().await?;
-        let horizon = horizon(&mut tx).await?;
-        let locked: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT name, transaction_id, position FROM projection_checkpoints \
-             WHERE name = ANY($1) ORDER BY name FOR UPDATE SKIP LOCKED",
-        )
+        // The horizon in the same statement: it is computed from the statement's snapshot,
+        // taken before this transaction locks anything (and so before it has an id).
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT name, transaction_id, position, {HORIZON} FROM projection_checkpoints \
+             WHERE name = ANY($1) ORDER BY name FOR UPDATE SKIP LOCKED"
+        ))
         .bind(&names)
         .fetch_all(&mut *tx)
         .await?;
+        let horizon = rows.first().map_or(0, |r| r.3);
+        let locked: Vec<(String, i64, i64)> =
+            rows.into_iter().map(|(n, t, p, _)| (n, t, p)).collect();
         done.skipped |= locked.len() < names.len();
         let at = |(_, t, p): &(String, i64, i64)| LogPosition {
             transaction_id: *t,
