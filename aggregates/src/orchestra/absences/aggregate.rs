@@ -346,6 +346,18 @@ mod tests {
         }
     }
 
+    /// The change of absence `id` to `d`, `kind` and `reason`, charged to `season`.
+    fn changed(id: u64, d: &str, kind: AbsenceType, reason: &str, season: u64) -> AbsenceEvent {
+        AbsenceEvent::AbsenceChanged {
+            absence_id: id,
+            date: date(d),
+            kind,
+            reason: reason.into(),
+            cost: kind.cost(),
+            season,
+        }
+    }
+
     use AbsenceType::{Tutti, TuttiAndStringsSectional as Combined, WindsSectional};
     use Section::{Percussion, Stringed, Wind};
 
@@ -443,14 +455,7 @@ mod tests {
         given()
             .given(vec![applied(1, Wind, "2026-03-12", Tutti, 1)])
             .when(change(1))
-            .then_expect_events(vec![AbsenceEvent::AbsenceChanged {
-                absence_id: 1,
-                date: date("2026-03-20"),
-                kind: Combined,
-                reason: "exam".into(),
-                cost: 2,
-                season: 1,
-            }]);
+            .then_expect_events(vec![changed(1, "2026-03-20", Combined, "exam", 1)]);
         given()
             .given(vec![
                 applied(1, Wind, "2026-03-12", Tutti, 1),
@@ -477,26 +482,12 @@ mod tests {
         given()
             .given(season0.clone())
             .when(change(Tutti))
-            .then_expect_events(vec![AbsenceEvent::AbsenceChanged {
-                absence_id: 1,
-                date: date("2026-03-12"),
-                kind: Tutti,
-                reason: "concert".into(),
-                cost: 1,
-                season: 0,
-            }]);
+            .then_expect_events(vec![changed(1, "2026-03-12", Tutti, "concert", 0)]);
         // ...so season 1 still has its whole quota.
-        let mut changed = season0.clone();
-        changed.push(AbsenceEvent::AbsenceChanged {
-            absence_id: 1,
-            date: date("2026-03-12"),
-            kind: Tutti,
-            reason: "concert".into(),
-            cost: 1,
-            season: 0,
-        });
+        let mut history = season0.clone();
+        history.push(changed(1, "2026-03-12", Tutti, "concert", 0));
         given()
-            .given(changed)
+            .given(history)
             .when(AbsenceCommand::Apply {
                 applier: david(),
                 section: Percussion,
@@ -521,14 +512,7 @@ mod tests {
                 section: Wind,
                 request: request("2026-03-12", Tutti),
             })
-            .then_expect_events(vec![AbsenceEvent::AbsenceChanged {
-                absence_id: 1,
-                date: date("2026-03-12"),
-                kind: Tutti,
-                reason: "exam".into(),
-                cost: 1,
-                season: 1,
-            }]);
+            .then_expect_events(vec![changed(1, "2026-03-12", Tutti, "exam", 1)]);
     }
 
     #[test]
