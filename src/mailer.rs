@@ -105,17 +105,19 @@ impl Mailer {
                     delivered += ids.len() as u64;
                 }
                 Err(Failure::Permanent(error)) => {
-                    tracing::warn!(mails = ?ids, %error, "mail failed for good; set aside");
+                    // The error stays in the outbox (`mail list`): an SMTP answer may quote the
+                    // address, which has no place in a log line.
+                    tracing::warn!(mails = ?ids, "mail failed for good; set aside");
                     self.record_failed(&ids, &error).await?;
                 }
                 Err(Failure::Transient(error)) => {
                     let attempts = batch.iter().map(|m| m.attempts).max().unwrap_or(1);
                     if attempts >= self.policy.max_attempts {
-                        tracing::warn!(mails = ?ids, attempts, %error, "mail failed too often; set aside");
+                        tracing::warn!(mails = ?ids, attempts, "mail failed too often; set aside");
                         self.record_failed(&ids, &error).await?;
                     } else {
                         let delay = self.backoff(attempts);
-                        tracing::warn!(mails = ?ids, attempts, retry_in = ?delay, %error, "mail not sent");
+                        tracing::warn!(mails = ?ids, attempts, retry_in = ?delay, "mail not sent; see `ensemble mail list`");
                         self.record_retry(&ids, &error, delay).await?;
                     }
                     // The server is likely down: leave the rest for the next round.

@@ -44,6 +44,12 @@ impl From<sqlx::Error> for ApiError {
         match e {
             // Every connection is taken: a bounded wait ran out, which is no reason for a 500.
             sqlx::Error::PoolTimedOut => Self::busy("The server is busy; please try again."),
+            // The database is unreachable for now (a connection lost, out of descriptors):
+            // nothing was done, and a retry may well work.
+            sqlx::Error::Io(e) => {
+                tracing::error!(error = %e, "database unreachable");
+                Self::busy("The server is busy; please try again.")
+            }
             e => Self::internal(e),
         }
     }

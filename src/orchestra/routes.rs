@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aggregates::orchestra::absences::{
-    AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest, MemberAbsences,
+    AbsenceChange, AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest, MemberAbsences,
 };
 use aggregates::orchestra::roster::{RosterCommand, RosterError, ROSTER_ID};
 use aggregates::orchestra::{AbsenceType, MemberName};
@@ -214,15 +214,6 @@ async fn apply(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-/// The caller's own absence, or 404 (another member's absence does not exist for them).
-async fn own(app: &App, me: &CurrentMember, id: &str) -> Result<AbsenceRow, ApiError> {
-    let id = parse_id(id)?;
-    read::absence(&app.pool, id)
-        .await?
-        .filter(|a| a.applier == me.name.as_str())
-        .ok_or_else(ApiError::not_found)
-}
-
 async fn change(
     State(app): AppState,
     me: CurrentMember,
@@ -230,20 +221,18 @@ async fn change(
     input: Input,
 ) -> Result<Json<AbsenceRow>, ApiError> {
     app.limits.check_write(&me).await?;
-    let current = own(&app, &me, &id).await?;
-    // Fields left out keep their values.
-    let request = AbsenceRequest {
-        date: date(&input)?.unwrap_or(current.time_absence),
-        kind: match kind(&input)? {
-            Some(kind) => kind,
-            None => AbsenceType::parse(&current.kind).map_err(ApiError::internal)?,
-        },
-        reason: reason(&input)?.unwrap_or_else(|| current.reason.clone()),
-    };
+    let id = parse_id(&id)? as u64;
+    // Fields left out keep the values the member's stream holds when the command runs (a
+    // read model read earlier may lag: filling them from it could undo an earlier change).
+    // The command goes to the caller's own stream: another member's absence is not there (404).
     let command = AbsenceCommand::Change {
-        absence_id: current.id as u64,
+        absence_id: id,
         section: me.section,
-        request,
+        change: AbsenceChange {
+            date: date(&input)?,
+            kind: kind(&input)?,
+            reason: reason(&input)?,
+        },
     };
     let committed = app
         .orchestra
@@ -251,7 +240,7 @@ async fn change(
         .execute(me.name.as_str(), command, &me.actor)
         .await
         .map_err(absence_error)?;
-    Ok(Json(answer(&committed, current.id as u64)?))
+    Ok(Json(answer(&committed, id)?))
 }
 
 async fn cancel(
@@ -260,9 +249,9 @@ async fn cancel(
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
     app.limits.check_write(&me).await?;
-    let current = own(&app, &me, &id).await?;
+    // To the caller's own stream: another member's absence is not there (404).
     let command = AbsenceCommand::Cancel {
-        absence_id: current.id as u64,
+        absence_id: parse_id(&id)? as u64,
     };
     app.orchestra
         .absences

@@ -513,3 +513,37 @@ async fn losing_lock_connections_never_hides_a_commit_behind_an_error() {
     }
     assert!(answered > 0);
 }
+
+#[tokio::test]
+async fn a_partial_change_never_undoes_an_earlier_one_while_the_read_models_lag() {
+    let app = spawn_app_with(|c| c.waits.projection = Duration::from_millis(200)).await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    // The absences' read model is held back (as by a rebuild).
+    let mut blocker = app.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let moved = app
+        .put(&format!("/absence/{id}/"), &t.david, json!({ "time_absence": "2026-03-20" }))
+        .await;
+    assert_eq!(moved.body["time_absence"], "2026-03-20");
+    let reason = app
+        .put(&format!("/absence/{id}/"), &t.david, json!({ "reason": "only the reason" }))
+        .await;
+    assert_eq!(reason.status, 200, "{}", reason.body);
+    assert_eq!(reason.body["time_absence"], "2026-03-20", "the earlier change was undone");
+    assert_eq!(reason.body["reason"], "only the reason");
+    // A new absence can be cancelled at once, read model or not.
+    let fresh = app.apply_id(&t.david, "2026-03-14", "全体排练").await;
+    assert_eq!(app.delete(&format!("/absence/{fresh}/"), &t.david).await.status, 204);
+    blocker.rollback().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let mine = app.get("/absence/", &t.david).await.body;
+            mine.as_array().unwrap().len() == 1 && mine[0]["time_absence"] == "2026-03-20"
+        })
+        .await
+    );
+}

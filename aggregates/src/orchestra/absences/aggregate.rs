@@ -6,7 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use super::{AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
+use super::{AbsenceChange, AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
 use crate::orchestra::{AbsenceType, MemberName, OrchestraServices, Section};
 
 /// An absence that has not been cancelled: everything its events say of it.
@@ -66,8 +66,8 @@ impl Aggregate for MemberAbsences {
             AbsenceCommand::Change {
                 absence_id,
                 section,
-                request,
-            } => self.change(absence_id, section, request, today, sink).await,
+                change,
+            } => self.change(absence_id, section, change, today, sink).await,
             AbsenceCommand::Cancel { absence_id } => {
                 self.changeable(absence_id, today)?;
                 sink.write(AbsenceEvent::AbsenceCancelled { absence_id }, self)
@@ -244,11 +244,16 @@ impl MemberAbsences {
         &mut self,
         absence_id: u64,
         section: Section,
-        request: AbsenceRequest,
+        change: AbsenceChange,
         today: NaiveDate,
         sink: &Sink,
     ) -> Result<(), AbsenceError> {
         let current = self.changeable(absence_id, today)?.clone();
+        let request = AbsenceRequest {
+            date: change.date.unwrap_or(current.date),
+            kind: change.kind.unwrap_or(current.kind),
+            reason: change.reason.unwrap_or_else(|| current.reason.clone()),
+        };
         if current.date == request.date
             && current.kind == request.kind
             && current.reason == request.reason
@@ -450,7 +455,7 @@ mod tests {
         let change = |id| AbsenceCommand::Change {
             absence_id: id,
             section: Wind,
-            request: request("2026-03-20", Combined),
+            change: (request("2026-03-20", Combined)).into(),
         };
         given()
             .given(vec![applied(1, Wind, "2026-03-12", Tutti, 1)])
@@ -469,13 +474,14 @@ mod tests {
     fn a_change_stays_charged_to_the_season_the_absence_was_made_in() {
         // Percussion: 1. Applied in season 0; season 1 has started.
         let season0 = vec![applied(1, Percussion, "2026-03-12", Tutti, 0)];
+        // Only the fields sent: the date is left out.
         let change = |kind| AbsenceCommand::Change {
             absence_id: 1,
             section: Percussion,
-            request: AbsenceRequest {
-                date: date("2026-03-12"),
-                kind,
-                reason: "concert".into(),
+            change: AbsenceChange {
+                date: None,
+                kind: Some(kind),
+                reason: Some("concert".into()),
             },
         };
         // Only the reason changes: the cost stays, the season stays.
@@ -510,7 +516,7 @@ mod tests {
             .when(AbsenceCommand::Change {
                 absence_id: 1,
                 section: Wind,
-                request: request("2026-03-12", Tutti),
+                change: (request("2026-03-12", Tutti)).into(),
             })
             .then_expect_events(vec![changed(1, "2026-03-12", Tutti, "exam", 1)]);
     }
@@ -524,7 +530,7 @@ mod tests {
         let change = |d: &str| AbsenceCommand::Change {
             absence_id: 1,
             section: Stringed,
-            request: request(d, Tutti),
+            change: (request(d, Tutti)).into(),
         };
         given()
             .given(events.clone())
@@ -537,13 +543,32 @@ mod tests {
     }
 
     #[test]
+    fn fields_left_out_of_a_change_keep_what_the_stream_holds() {
+        // An earlier change moved the date; a later one sends only a reason.
+        given()
+            .given(vec![
+                applied(1, Stringed, "2026-03-12", Tutti, 1),
+                changed(1, "2026-03-20", Tutti, "exam", 1),
+            ])
+            .when(AbsenceCommand::Change {
+                absence_id: 1,
+                section: Stringed,
+                change: AbsenceChange {
+                    reason: Some("only the reason".into()),
+                    ..Default::default()
+                },
+            })
+            .then_expect_events(vec![changed(1, "2026-03-20", Tutti, "only the reason", 1)]);
+    }
+
+    #[test]
     fn a_change_that_changes_nothing_emits_nothing() {
         given()
             .given(vec![applied(1, Stringed, "2026-03-12", Tutti, 1)])
             .when(AbsenceCommand::Change {
                 absence_id: 1,
                 section: Stringed,
-                request: request("2026-03-12", Tutti),
+                change: (request("2026-03-12", Tutti)).into(),
             })
             .then_expect_events(vec![]);
     }

@@ -10,6 +10,24 @@ pub struct AbsenceRequest {
     pub reason: String,
 }
 
+/// The fields of `PUT /absence/<id>/`: each one left out keeps its value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AbsenceChange {
+    pub date: Option<NaiveDate>,
+    pub kind: Option<AbsenceType>,
+    pub reason: Option<String>,
+}
+
+impl From<AbsenceRequest> for AbsenceChange {
+    fn from(r: AbsenceRequest) -> Self {
+        Self {
+            date: Some(r.date),
+            kind: Some(r.kind),
+            reason: Some(r.reason),
+        }
+    }
+}
+
 /// `section` and `season` come from the roster as the request found it: the quota is the
 /// section's, counted in that season (for a change, in the absence's own season).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,11 +38,12 @@ pub enum AbsenceCommand {
         season: u64,
         request: AbsenceRequest,
     },
-    /// The absence stays charged to the season it was made in.
+    /// The absence stays charged to the season it was made in. Fields left out keep the
+    /// values the stream holds when the command runs (not what a read model showed earlier).
     Change {
         absence_id: u64,
         section: Section,
-        request: AbsenceRequest,
+        change: AbsenceChange,
     },
     Cancel {
         absence_id: u64,

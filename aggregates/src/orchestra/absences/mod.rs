@@ -8,6 +8,6 @@ mod error;
 mod events;
 
 pub use aggregate::{ActiveAbsence, Decision, MemberAbsences};
-pub use commands::{AbsenceCommand, AbsenceRequest};
+pub use commands::{AbsenceChange, AbsenceCommand, AbsenceRequest};
 pub use error::AbsenceError;
 pub use events::AbsenceEvent;
