@@ -179,6 +179,7 @@ impl Config {
             header_timeout: seconds("ENSEMBLE_HTTP_HEADER_TIMEOUT", 10.0)?,
             body_timeout: seconds("ENSEMBLE_HTTP_BODY_TIMEOUT", 15.0)?,
             request_timeout: seconds("ENSEMBLE_HTTP_REQUEST_TIMEOUT", 30.0)?,
+            write_timeout: seconds("ENSEMBLE_HTTP_WRITE_TIMEOUT", 15.0)?,
             max_connections: count("ENSEMBLE_HTTP_MAX_CONNECTIONS", 512, 1)? as usize,
         };
         let waits = crate::bus::Waits {

@@ -3,6 +3,7 @@
 
 mod error;
 mod input;
+mod timed_io;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// For the whole request, from its headers to its response.
     pub request_timeout: Duration,
+    /// How long a response write may make no progress (a client that stopped reading).
+    pub write_timeout: Duration,
     /// Connections open at once; further clients wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -159,7 +162,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let hyper_service = TowerToHyperService::new(service.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), hyper_service));
+        let io = timed_io::TimedIo::new(stream, limits.write_timeout);
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), hyper_service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended");
