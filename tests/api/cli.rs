@@ -219,8 +219,12 @@ async fn failed_mails_are_listed_and_can_be_queued_again() {
     assert!(out.contains(&format!("{id:>6}")), "{out}");
     let retried = ensemble(&app.database_url, &["mail", "retry", &id.to_string()]).await;
     assert!(retried.status.success(), "{}", stderr(&retried));
-    // The server's worker sends it again.
-    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async { smtp.count() == 2 }).await);
+    // The server's worker sends it again, and records it.
+    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        smtp.count() == 2
+            && app.scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL").await == 1
+    })
+    .await);
     let again = ensemble(&app.database_url, &["mail", "retry", &id.to_string()]).await;
     assert!(!again.status.success(), "a mail that is not failed was queued again");
     assert!(stdout(&ensemble(&app.database_url, &["mail", "list"]).await).contains("sent"));
