@@ -93,9 +93,6 @@ pub struct Committed<A: Aggregate> {
     /// The aggregate as these events left it: the truth to answer from, whether or not the
     /// read models have caught up yet.
     pub state: A,
-    /// Whether the read models already hold these events (false when the projector did not
-    /// catch up within the bound: a rebuild, a database hiccup).
-    pub projected: bool,
 }
 
 /// Bounds on the waits of a command.
@@ -208,11 +205,7 @@ where
                 "read models did not catch up in time; answering from the committed events"
             );
         }
-        Ok(Committed {
-            events,
-            state,
-            projected,
-        })
+        Ok(Committed { events, state })
     }
 
     /// Take this aggregate's turn in this process, bounded.

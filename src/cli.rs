@@ -240,7 +240,10 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
                 .execute(ROSTER_ID, RosterCommand::Import { entries }, &actor)
                 .await
                 .map_err(operator_error)?;
-            println!("{count} rows read, {} changes recorded", events.events.len());
+            println!(
+                "{count} rows read, {} changes recorded",
+                events.events.len()
+            );
         }
         RosterCmd::List => {
             println!(

@@ -190,7 +190,12 @@ impl Mailer {
         Ok(())
     }
 
-    async fn record_retry(&self, ids: &[i64], error: &str, delay: Duration) -> Result<(), sqlx::Error> {
+    async fn record_retry(
+        &self,
+        ids: &[i64],
+        error: &str,
+        delay: Duration,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE mail_outbox SET claimed_until = NULL, last_error = $2, \
              next_attempt_at = now() + make_interval(secs => $3) WHERE id = ANY($1)",
@@ -278,7 +283,11 @@ const OUTBOX_ROW: &str = "SELECT id, recipient, subject, attempts, \
     last_error, created_at FROM mail_outbox";
 
 /// The newest mails (or only the failed ones), newest first.
-pub async fn list(pool: &PgPool, failed_only: bool, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+pub async fn list(
+    pool: &PgPool,
+    failed_only: bool,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let filter = if failed_only {
         " WHERE failed_at IS NOT NULL"
     } else {

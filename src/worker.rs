@@ -194,8 +194,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(2_000)).await;
         stalled.abort();
         ending.abort();
-        assert!(starts.load(Ordering::SeqCst) >= 2, "a stalled task was not restarted");
-        assert!(ends.load(Ordering::SeqCst) >= 2, "an ended task was not restarted");
+        assert!(
+            starts.load(Ordering::SeqCst) >= 2,
+            "a stalled task was not restarted"
+        );
+        assert!(
+            ends.load(Ordering::SeqCst) >= 2,
+            "an ended task was not restarted"
+        );
     }
 
     #[tokio::test]

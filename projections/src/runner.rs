@@ -244,10 +244,12 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, 
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query("UPDATE projection_checkpoints SET transaction_id = 0, position = 0 WHERE name = $1")
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE projection_checkpoints SET transaction_id = 0, position = 0 WHERE name = $1",
+    )
+    .bind(projection.name())
+    .execute(&mut *tx)
+    .await?;
     let mut applied = 0;
     let mut at = LogPosition::default();
     loop {
@@ -287,7 +289,10 @@ async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<(), sqlx::
 
 /// What a consumer may read now after `after`: up to one batch of events in log order, below
 /// the horizon. (The runner's own read, for tools and tests that follow the log.)
-pub async fn events_after(pool: &PgPool, after: LogPosition) -> Result<Vec<StoredEvent>, sqlx::Error> {
+pub async fn events_after(
+    pool: &PgPool,
+    after: LogPosition,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let horizon = horizon(&mut conn).await?;
     read_batch(&mut conn, after, horizon).await

@@ -46,5 +46,6 @@ impl StoredEvent {
     }
 }
 
-pub(crate) const SELECT_EVENTS: &str = "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
+pub(crate) const SELECT_EVENTS: &str =
+    "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload, metadata, recorded_at FROM events";

@@ -50,15 +50,18 @@ impl<S: Send + Sync> FromRequest<S> for Input {
             .extensions()
             .get::<BodyTimeout>()
             .map_or(std::time::Duration::from_secs(30), |t| t.0);
-        let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES))
-            .await
-            .map_err(|_| {
-                ApiError::msg(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "The request body took too long to arrive.",
-                )
-            })?
-            .map_err(|_| too_large())?;
+        let bytes = tokio::time::timeout(
+            deadline,
+            axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::msg(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body took too long to arrive.",
+            )
+        })?
+        .map_err(|_| too_large())?;
         Self::parse(&bytes, form)
     }
 }

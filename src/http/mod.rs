@@ -83,7 +83,10 @@ async fn request_ids(mut request: Request, next: Next) -> Response {
         }
     }
     let ours = uuid::Uuid::new_v4().to_string();
-    headers.insert(REQUEST_ID, HeaderValue::from_str(&ours).expect("a uuid is a header value"));
+    headers.insert(
+        REQUEST_ID,
+        HeaderValue::from_str(&ours).expect("a uuid is a header value"),
+    );
     next.run(request).await
 }
 
@@ -96,7 +99,11 @@ pub fn well_formed_request_id(id: &str) -> bool {
 }
 
 /// The whole-request deadline, and the body deadline for the extractors.
-async fn request_limits(State(limits): State<Limits>, mut request: Request, next: Next) -> Response {
+async fn request_limits(
+    State(limits): State<Limits>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     request
         .extensions_mut()
         .insert(BodyTimeout(limits.body_timeout));
@@ -173,6 +180,10 @@ pub async fn serve(
     }
     drop(listener);
     // In-flight requests finish, bounded by the whole-request timeout.
-    let _ = tokio::time::timeout(limits.request_timeout + limits.header_timeout, graceful.shutdown()).await;
+    let _ = tokio::time::timeout(
+        limits.request_timeout + limits.header_timeout,
+        graceful.shutdown(),
+    )
+    .await;
     Ok(())
 }

@@ -17,9 +17,9 @@ pub use auth::CurrentMember;
 pub use routes::routes;
 
 use crate::bus::CommandBus;
-use crate::projector::Projector;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::projector::Projector;
 use crate::wechat::AppCredentials;
 
 pub const AUDIENCE: &str = "orchestra";

@@ -2,8 +2,8 @@
 
 use aggregates::orchestra::absences::ActiveAbsence;
 use aggregates::orchestra::{Role, Section};
-use projections::orchestra::NOT_PROCESSED;
 use chrono::NaiveDate;
+use projections::orchestra::NOT_PROCESSED;
 use serde::Serialize;
 use sqlx::PgPool;
 

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::auth::{http_actor, Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
 use super::AUDIENCE;
-use crate::bus::{Committed, CommandError};
+use crate::bus::{CommandError, Committed};
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
 use crate::App;
 

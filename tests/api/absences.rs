@@ -263,15 +263,26 @@ async fn editing_an_earlier_seasons_absence_does_not_charge_the_new_season() {
     app.operator(aggregates::orchestra::roster::RosterCommand::StartSeason)
         .await;
     let changed = app
-        .put(&format!("/absence/{id}/"), &t.percy, json!({ "reason": "concert" }))
+        .put(
+            &format!("/absence/{id}/"),
+            &t.percy,
+            json!({ "reason": "concert" }),
+        )
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["reason"], "concert");
     // The new season's chance is still there.
-    assert_eq!(app.apply(&t.percy, "2026-03-14", "全体排练").await.status, 201);
+    assert_eq!(
+        app.apply(&t.percy, "2026-03-14", "全体排练").await.status,
+        201
+    );
     // A costlier change must fit in the old season, which has nothing left.
     let dearer = app
-        .put(&format!("/absence/{id}/"), &t.percy, json!({ "type": "全体排练+弦乐分排" }))
+        .put(
+            &format!("/absence/{id}/"),
+            &t.percy,
+            json!({ "type": "全体排练+弦乐分排" }),
+        )
         .await;
     assert_eq!(dearer.status, 403, "{}", dearer.body);
 }

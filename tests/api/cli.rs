@@ -197,17 +197,15 @@ async fn projections_rebuild_from_the_cli_keeps_the_rows() {
 async fn failed_mails_are_listed_and_can_be_queued_again() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    app.operator(aggregates::orchestra::roster::RosterCommand::AddNotifyAddress {
-        email: aggregates::orchestra::EmailAddress::parse("boss@orchestra.org").unwrap(),
-    })
+    app.operator(
+        aggregates::orchestra::roster::RosterCommand::AddNotifyAddress {
+            email: aggregates::orchestra::EmailAddress::parse("boss@orchestra.org").unwrap(),
+        },
+    )
     .await;
     app.apply(&t.david, "2026-03-12", "全体排练").await;
     let smtp = app.smtp.as_ref().unwrap();
-    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
-        smtp.count() == 1
-            && app.scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL").await == 1
-    })
-    .await);
+    assert!(app.delivered(smtp, 1, 1).await);
     // A mail that failed for good (as the worker leaves it).
     let id = app
         .scalar("UPDATE mail_outbox SET sent_at = NULL, failed_at = now(), last_error = '550 no such user' RETURNING id")
@@ -215,17 +213,19 @@ async fn failed_mails_are_listed_and_can_be_queued_again() {
     let listed = ensemble(&app.database_url, &["mail", "list", "--failed"]).await;
     assert!(listed.status.success(), "{}", stderr(&listed));
     let out = stdout(&listed);
-    assert!(out.contains("failed") && out.contains("550 no such user"), "{out}");
+    assert!(
+        out.contains("failed") && out.contains("550 no such user"),
+        "{out}"
+    );
     assert!(out.contains(&format!("{id:>6}")), "{out}");
     let retried = ensemble(&app.database_url, &["mail", "retry", &id.to_string()]).await;
     assert!(retried.status.success(), "{}", stderr(&retried));
     // The server's worker sends it again, and records it.
-    assert!(crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
-        smtp.count() == 2
-            && app.scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL").await == 1
-    })
-    .await);
+    assert!(app.delivered(smtp, 2, 1).await);
     let again = ensemble(&app.database_url, &["mail", "retry", &id.to_string()]).await;
-    assert!(!again.status.success(), "a mail that is not failed was queued again");
+    assert!(
+        !again.status.success(),
+        "a mail that is not failed was queued again"
+    );
     assert!(stdout(&ensemble(&app.database_url, &["mail", "list"]).await).contains("sent"));
 }

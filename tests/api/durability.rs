@@ -301,7 +301,10 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
         .unwrap()
         .is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.get("/absence/", &t.david).await.body, serde_json::json!([]));
+    assert_eq!(
+        app.get("/absence/", &t.david).await.body,
+        serde_json::json!([])
+    );
     in_flight.commit().await.unwrap();
     // Now both, the late commit first, and the read models take them.
     let after: Vec<i64> = projections::events_after(&app.app.pool, last_seen)
@@ -318,7 +321,13 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
     assert_eq!(after[0], probe);
     assert!(
         crate::helpers::eventually(Duration::from_secs(5), || async {
-            app.get("/absence/", &t.david).await.body.as_array().unwrap().len() == 1
+            app.get("/absence/", &t.david)
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len()
+                == 1
         })
         .await
     );
@@ -331,16 +340,25 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_snapshot_equals_a_full_re
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     for i in 0..45 {
-        assert_eq!(app.process(id, &t.alice, &format!("decision {i}"), i % 2 == 0).await.status, 200);
+        assert_eq!(
+            app.process(id, &t.alice, &format!("decision {i}"), i % 2 == 0)
+                .await
+                .status,
+            200
+        );
     }
     let pool = &app.app.pool;
-    let loaded = ensemble::store::load::<MemberAbsences>(pool, "David", 1).await.unwrap();
+    let loaded = ensemble::store::load::<MemberAbsences>(pool, "David", 1)
+        .await
+        .unwrap();
     assert_eq!(loaded.sequence, 46);
     // Loading read the snapshot and at most SNAPSHOT_EVERY events after it.
     assert!(loaded.snapshot_sequence > 0);
     assert!(loaded.sequence - loaded.snapshot_sequence < ensemble::store::SNAPSHOT_EVERY);
     // A state version nobody wrote forces a full replay: the same state.
-    let replayed = ensemble::store::load::<MemberAbsences>(pool, "David", 999).await.unwrap();
+    let replayed = ensemble::store::load::<MemberAbsences>(pool, "David", 999)
+        .await
+        .unwrap();
     assert_eq!(replayed.snapshot_sequence, 0);
     assert_eq!(
         serde_json::to_value(&loaded.state).unwrap(),
@@ -363,6 +381,8 @@ async fn postgres_es_still_reads_the_streams_our_store_writes() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].sequence, 2);
     let first: AbsenceEvent = serde_json::from_value(events[0].payload.clone()).unwrap();
-    assert!(matches!(first, AbsenceEvent::AbsenceApplied { absence_id, .. } if absence_id == id as u64));
+    assert!(
+        matches!(first, AbsenceEvent::AbsenceApplied { absence_id, .. } if absence_id == id as u64)
+    );
     assert_eq!(events[1].metadata["actor"], "Alice");
 }

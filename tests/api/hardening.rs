@@ -93,8 +93,13 @@ async fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
         .await
         .unwrap();
     let mut reply = Vec::new();
-    let early = tokio::time::timeout(Duration::from_millis(300), fifth.read_to_end(&mut reply)).await;
-    assert!(early.is_err(), "served beyond the cap: {:?}", String::from_utf8_lossy(&reply));
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), fifth.read_to_end(&mut reply)).await;
+    assert!(
+        early.is_err(),
+        "served beyond the cap: {:?}",
+        String::from_utf8_lossy(&reply)
+    );
     tokio::time::timeout(Duration::from_secs(10), fifth.read_to_end(&mut reply))
         .await
         .expect("served once a slot was free")
@@ -102,6 +107,19 @@ async fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
     assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
     // And the service works as before.
     assert_eq!(app.get("/absence/", &t.david).await.status, 200);
+}
+
+/// Hold the absences' checkpoint, as a rebuild does: that read model stops moving until the
+/// returned transaction ends.
+async fn hold_absences_read_model(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut blocker = app.app.pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE",
+    )
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    blocker
 }
 
 /// Connections of the test database that have sat inside a transaction, doing nothing, for
@@ -121,7 +139,10 @@ async fn a_silent_smtp_server_costs_one_bounded_attempt_and_holds_no_transaction
     smtp.set_mode(SmtpMode::Silent);
     let t = app.with_roster().await;
     notify(&app, "boss@orchestra.org").await;
-    assert_eq!(app.apply(&t.david, "2026-03-12", "全体排练").await.status, 201);
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
     // The attempt times out, is recorded, and is scheduled again.
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -154,8 +175,14 @@ async fn mails_accepted_before_a_stall_and_a_restart_are_not_sent_again() {
         notify(&app, &format!("boss{i}@orchestra.org")).await;
     }
     // The server accepts three messages, then stalls on the fourth.
-    app.smtp.as_ref().unwrap().set_mode(SmtpMode::AcceptThenHang(3));
-    assert_eq!(app.apply(&t.david, "2026-03-12", "全体排练").await.status, 201);
+    app.smtp
+        .as_ref()
+        .unwrap()
+        .set_mode(SmtpMode::AcceptThenHang(3));
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
     let smtp = app.smtp.as_ref().unwrap();
     assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 3 }).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -187,18 +214,18 @@ async fn writes_answer_what_they_committed_while_the_read_models_are_held_up() {
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     // A rebuild (or anything else) holds the absences' checkpoint.
-    let mut blocker = app.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = hold_absences_read_model(&app).await;
     let applied = app.apply(&t.david, "2026-03-13", "弦乐分排").await;
     assert_eq!(applied.status, 201, "{}", applied.body);
     assert_eq!(applied.body["time_absence"], "2026-03-13");
     assert_eq!(applied.body["type"], "弦乐分排");
     assert_eq!(applied.body["result"], "Not processed yet!");
     let changed = app
-        .put(&format!("/absence/{id}/"), &t.david, json!({ "reason": "a concert" }))
+        .put(
+            &format!("/absence/{id}/"),
+            &t.david,
+            json!({ "reason": "a concert" }),
+        )
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["reason"], "a concert");
@@ -244,17 +271,19 @@ async fn one_members_burst_on_a_long_stream_does_not_starve_other_members() {
     let burst: Vec<_> = (0..30)
         .map(|_| app.process(id, &t.alice, "fine", true))
         .collect();
-    let (burst, wendy) = tokio::join!(
-        futures::future::join_all(burst),
-        async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            app.apply(&t.wendy, "2026-03-12", "全体排练").await
-        }
-    );
+    let (burst, wendy) = tokio::join!(futures::future::join_all(burst), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.apply(&t.wendy, "2026-03-12", "全体排练").await
+    });
     assert_eq!(wendy.status, 201, "{}", wendy.body);
     for reply in burst {
         // Each decision either went through or was told to come back; never a 500.
-        assert!(matches!(reply.status, 200 | 503), "{} {}", reply.status, reply.body);
+        assert!(
+            matches!(reply.status, 200 | 503),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
     }
 }
 
@@ -270,7 +299,9 @@ async fn a_member_writing_too_fast_is_told_to_slow_down_and_managers_get_one_dig
     // Apply and cancel in a loop: 6 writes pass, the 7th is refused.
     let mut statuses = Vec::new();
     for day in 12..=15 {
-        let reply = app.apply(&t.david, &format!("2026-03-{day}"), "全体排练").await;
+        let reply = app
+            .apply(&t.david, &format!("2026-03-{day}"), "全体排练")
+            .await;
         statuses.push(reply.status);
         if let Some(id) = reply.body["id"].as_i64() {
             let cancel = app
@@ -297,12 +328,22 @@ async fn a_member_writing_too_fast_is_told_to_slow_down_and_managers_get_one_dig
         .await
         .unwrap();
     assert_eq!(limited.status(), 429);
-    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=10).contains(&retry_after), "{retry_after}");
     let body: serde_json::Value = limited.json().await.unwrap();
-    assert!(body["msg"].as_str().unwrap().contains("at most 6"), "{body}");
+    assert!(
+        body["msg"].as_str().unwrap().contains("at most 6"),
+        "{body}"
+    );
     // Other members are not affected.
-    assert_eq!(app.apply(&t.wendy, "2026-03-12", "全体排练").await.status, 201);
+    assert_eq!(
+        app.apply(&t.wendy, "2026-03-12", "全体排练").await.status,
+        201
+    );
     // Four applications to one address within the interval: a first mail at once, the rest
     // in one digest.
     let smtp = app.smtp.as_ref().unwrap();
@@ -310,9 +351,16 @@ async fn a_member_writing_too_fast_is_told_to_slow_down_and_managers_get_one_dig
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let messages = smtp.messages.lock().unwrap().clone();
     assert_eq!(messages.len(), 2, "{messages:#?}");
-    let mentioned: usize = messages.iter().map(|m| m.matches("Absence id:").count()).sum();
+    let mentioned: usize = messages
+        .iter()
+        .map(|m| m.matches("Absence id:").count())
+        .sum();
     assert_eq!(mentioned, 4, "{messages:#?}");
-    assert!(messages[1].contains("new absence requests"), "{}", messages[1]);
+    assert!(
+        messages[1].contains("new absence requests"),
+        "{}",
+        messages[1]
+    );
 }
 
 #[tokio::test]
@@ -330,7 +378,10 @@ async fn a_forged_request_id_never_reaches_the_log_and_a_good_one_is_kept_beside
         .await
         .unwrap();
     assert_eq!(reply.status(), 201);
-    let ours = reply.headers()["x-request-id"].to_str().unwrap().to_string();
+    let ours = reply.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(uuid::Uuid::parse_str(&ours).is_ok(), "{ours}");
     let reply = app
         .http
@@ -343,7 +394,10 @@ async fn a_forged_request_id_never_reaches_the_log_and_a_good_one_is_kept_beside
         .await
         .unwrap();
     assert_eq!(reply.status(), 201);
-    let second = reply.headers()["x-request-id"].to_str().unwrap().to_string();
+    let second = reply.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(second, "mp-2026.03.10:42");
     let rows: Vec<(String, Option<String>, i32)> = sqlx::query_as(
         "SELECT metadata->>'request_id', metadata->>'client_request_id', length(metadata::text) \
@@ -375,8 +429,10 @@ async fn a_mail_that_keeps_failing_is_set_aside_and_can_be_retried() {
     app.apply(&t.david, "2026-03-12", "全体排练").await;
     assert!(
         eventually(Duration::from_secs(10), || async {
-            app.scalar("SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL AND attempts = 1")
-                .await
+            app.scalar(
+                "SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL AND attempts = 1",
+            )
+            .await
                 == 1
         })
         .await
@@ -404,8 +460,10 @@ async fn a_mail_that_keeps_failing_is_set_aside_and_can_be_retried() {
     down.apply(&t.david, "2026-03-13", "全体排练").await;
     assert!(
         eventually(Duration::from_secs(10), || async {
-            down.scalar("SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL AND attempts = 3")
-                .await
+            down.scalar(
+                "SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL AND attempts = 3",
+            )
+            .await
                 == 1
         })
         .await
@@ -505,10 +563,16 @@ async fn losing_lock_connections_never_hides_a_commit_behind_an_error() {
         match status {
             200 => {
                 answered += 1;
-                assert!(committed.contains(&result), "{result} answered 200, not committed");
+                assert!(
+                    committed.contains(&result),
+                    "{result} answered 200, not committed"
+                );
             }
             // A failure may only stand for a command that did not commit.
-            _ => assert!(!committed.contains(&result), "{result} committed, answered {status}"),
+            _ => assert!(
+                !committed.contains(&result),
+                "{result} committed, answered {status}"
+            ),
         }
     }
     assert!(answered > 0);
@@ -520,24 +584,36 @@ async fn a_partial_change_never_undoes_an_earlier_one_while_the_read_models_lag(
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     // The absences' read model is held back (as by a rebuild).
-    let mut blocker = app.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = hold_absences_read_model(&app).await;
     let moved = app
-        .put(&format!("/absence/{id}/"), &t.david, json!({ "time_absence": "2026-03-20" }))
+        .put(
+            &format!("/absence/{id}/"),
+            &t.david,
+            json!({ "time_absence": "2026-03-20" }),
+        )
         .await;
     assert_eq!(moved.body["time_absence"], "2026-03-20");
     let reason = app
-        .put(&format!("/absence/{id}/"), &t.david, json!({ "reason": "only the reason" }))
+        .put(
+            &format!("/absence/{id}/"),
+            &t.david,
+            json!({ "reason": "only the reason" }),
+        )
         .await;
     assert_eq!(reason.status, 200, "{}", reason.body);
-    assert_eq!(reason.body["time_absence"], "2026-03-20", "the earlier change was undone");
+    assert_eq!(
+        reason.body["time_absence"], "2026-03-20",
+        "the earlier change was undone"
+    );
     assert_eq!(reason.body["reason"], "only the reason");
     // A new absence can be cancelled at once, read model or not.
     let fresh = app.apply_id(&t.david, "2026-03-14", "全体排练").await;
-    assert_eq!(app.delete(&format!("/absence/{fresh}/"), &t.david).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/absence/{fresh}/"), &t.david)
+            .await
+            .status,
+        204
+    );
     blocker.rollback().await.unwrap();
     assert!(
         eventually(Duration::from_secs(5), || async {

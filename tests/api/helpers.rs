@@ -350,6 +350,19 @@ impl TestApp {
         .await
     }
 
+    /// Wait until `smtp` has received `received` messages and the outbox has recorded
+    /// `recorded` rows as sent (the worker records a delivery just after the server accepted it).
+    pub async fn delivered(&self, smtp: &FakeSmtp, received: usize, recorded: i64) -> bool {
+        eventually(Duration::from_secs(10), || async {
+            smtp.count() == received
+                && self
+                    .scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL")
+                    .await
+                    == recorded
+        })
+        .await
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.app.pool)

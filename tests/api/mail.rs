@@ -72,13 +72,7 @@ async fn mail_waits_for_smtp_and_is_sent_once_it_is_back_even_across_a_restart()
     // The server restarts, then SMTP comes back.
     let app = app.restart().await;
     let smtp = FakeSmtp::start(port).await;
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            smtp.count() == 1
-                && app.scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL").await == 1
-        })
-        .await
-    );
+    assert!(app.delivered(&smtp, 1, 1).await);
     // Another restart sends nothing again.
     let app = app.restart().await;
     tokio::time::sleep(Duration::from_millis(700)).await;

@@ -267,7 +267,11 @@ mod tests {
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
-        for good in ["a.b+tag@example.org", "o'neil@mail.example-school.edu.cn", "x@a.io"] {
+        for good in [
+            "a.b+tag@example.org",
+            "o'neil@mail.example-school.edu.cn",
+            "x@a.io",
+        ] {
             assert!(EmailAddress::parse(good).is_ok(), "{good}");
         }
     }
