@@ -450,11 +450,8 @@ async fn a_mail_that_keeps_failing_is_set_aside_and_can_be_retried() {
         app.database_url.clone(),
         app.wechat.clone(),
         port,
-        Some(std::sync::Arc::new(|c: &mut ensemble::Config| {
-            c.mail_max_attempts = 3;
-            c.mail_retry_base = Duration::from_millis(50);
-            c.mail_retry_max = Duration::from_millis(100);
-        })),
+        // The same settings, on an SMTP port where nobody listens.
+        app.tweak.clone(),
     )
     .await;
     down.apply(&t.david, "2026-03-13", "全体排练").await;
