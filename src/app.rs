@@ -30,12 +30,6 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         let pool = crate::db::connect(&config.database_url, config.pool_size).await?;
         crate::db::migrate(&pool).await?;
-        let lock_pool = crate::db::named_pool(
-            &config.database_url,
-            config.pool_size.div_ceil(2),
-            "ensemble-locks",
-        )
-        .await?;
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {
             Some(secret) => Jwt::new(secret.as_bytes()),
@@ -43,7 +37,7 @@ impl App {
         };
         let projections: Projections = Arc::new(projections::all());
         let projector = Projector::new(pool.clone(), projections.clone());
-        let orchestra = Orchestra::new(&config, pool.clone(), lock_pool, clock, projector.clone());
+        let orchestra = Orchestra::new(&config, pool.clone(), clock, projector.clone());
         let app = Self {
             limits: crate::limits::Limits::new(pool.clone(), config.write_limit),
             wechat: WechatClient::new(&config.wechat_api),

@@ -2,6 +2,11 @@
 //! the actor and request in the metadata, per-aggregate serialisation with bounded waits, retry
 //! on a concurrency conflict, and waiting (bounded) for the read models once the events are
 //! committed. Each command runs on a task of its own, immune to the caller being dropped.
+//!
+//! The common case costs one statement and one commit: commands on one aggregate take turns
+//! in this process, the aggregate's state is kept in memory between them, and the append
+//! checks by the stream's primary key that nobody else (another process) wrote in between; if
+//! someone did, the stream is loaded again and the command retried.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,27 +119,30 @@ struct Inner<A: Aggregate> {
     /// snapshots are ignored.
     state_version: i32,
     pool: PgPool,
-    /// Connections that only wait for and hold aggregate locks. Kept apart from `pool` so a
-    /// crowd of waiters can never take the connections the lock holder needs to commit.
-    lock_pool: PgPool,
     projector: Arc<Projector>,
     waits: Waits,
     /// One turn per aggregate in this process: a burst on one record queues here, in memory,
-    /// and holds at most one lock connection, so it cannot starve everyone else's commands.
+    /// and holds at most one connection, so it cannot starve everyone else's commands.
     turns: Turns,
+    /// The last state this process committed or loaded for recently used aggregates. Only
+    /// ever used by the holder of the aggregate's turn; a stale entry (another process wrote
+    /// since) is caught by the append's primary key and reloaded.
+    cache: std::sync::Mutex<HashMap<String, store::Loaded<A>>>,
 }
+
+/// Aggregates whose state is kept in memory between commands (per aggregate type).
+const CACHED: usize = 10_000;
 
 const MAX_ATTEMPTS: usize = 20;
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate + 'static,
+    A: Aggregate + Clone + 'static,
     A::Command: Clone,
     A::Services: Send + Sync + 'static,
 {
     pub fn new(
         pool: PgPool,
-        lock_pool: PgPool,
         services: A::Services,
         state_version: i32,
         projector: Arc<Projector>,
@@ -145,10 +153,10 @@ where
                 services,
                 state_version,
                 pool,
-                lock_pool,
                 projector,
                 waits,
                 turns: Default::default(),
+                cache: Default::default(),
             }),
         }
     }
@@ -180,7 +188,7 @@ where
 
 impl<A> Inner<A>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
 {
     async fn execute(
@@ -239,64 +247,47 @@ where
         actor: &Actor,
     ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), CommandError<A::Error>> {
         let _turn = self.turn(id).await?;
-        // Across processes, commands on one aggregate queue up behind a transaction-scoped
-        // advisory lock: racing requests wait their turn instead of failing on the optimistic
-        // lock. The wait is bounded by lock_timeout.
-        // One message: BEGIN, the bound on the wait, the lock. (If this task were ever dropped
-        // in between, the pool closes the connection instead of reusing it: src/db.rs.)
-        let mut lock = self.lock_pool.acquire().await?;
-        let take = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_xact_lock({});",
-            self.waits.turn.as_millis().max(1),
-            lock_key(A::TYPE, id)
-        );
-        // A query without arguments goes by the simple protocol, several statements at once.
-        sqlx::Executor::execute(&mut *lock, take.as_str()).await?;
         let mut attempt = 0;
-        let result = loop {
+        loop {
             attempt += 1;
             match self.try_once(id, command.clone(), actor).await {
                 Err(Attempt::Conflict) => {
                     if attempt >= MAX_ATTEMPTS {
-                        break Err(CommandError::Internal(
-                            "too many concurrent conflicts".into(),
-                        ));
+                        return Err(CommandError::Busy);
                     }
-                    // Only a writer that bypasses the lock can get here; back off and retry.
-                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                    // Another process wrote to this stream meanwhile: back off a little (with
+                    // jitter, so that two processes do not collide again) and retry.
+                    tokio::time::sleep(Duration::from_millis(2 * attempt as u64 + jitter())).await;
                 }
-                Err(Attempt::Failed(e)) => break Err(e),
-                Ok(done) => break Ok(done),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(done) => return Ok(done),
             }
-        };
-        // Whatever happens to the lock connection now, the outcome stands: a lost connection
-        // released the lock already.
-        if let Err(e) = sqlx::Executor::execute(&mut *lock, "ROLLBACK").await {
-            tracing::warn!(error = %e, "aggregate lock connection lost after the command");
         }
-        result
     }
 
-    /// Load, handle, append. A concurrent append (possible only for a writer that bypasses
-    /// the lock) comes back as `Attempt::Conflict`, for the caller to retry.
+    /// Load (from memory when this process has the latest state), handle, append. A
+    /// concurrent append by another process comes back as `Attempt::Conflict`, for the caller
+    /// to retry on a fresh load.
     async fn try_once(
         &self,
         id: &str,
         command: A::Command,
         actor: &Actor,
     ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), Attempt<A::Error>> {
-        let loaded = store::load::<A>(&self.pool, id, self.state_version)
-            .await
-            .map_err(store_error)?;
-        let mut state = loaded.state;
-        let sink = Default::default();
-        state
-            .handle(command, &self.services, &sink)
-            .await
-            .map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
-        // `handle` applied its events as it wrote them: `state` is the state after them.
-        let events = sink.collect().await;
+        // Taken out of the cache: it goes back only if this command commits (a rejected
+        // command may have applied some of its events to the state before refusing).
+        let cached = self.cache.lock().unwrap().remove(id);
+        let from_cache = cached.is_some();
+        let mut decided = self.decide(id, cached, command.clone()).await;
+        if from_cache && !matches!(&decided, Ok((_, _, events)) if !events.is_empty()) {
+            // A refusal or a no-op decided on the remembered state: another process may have
+            // written since (an append would have caught that, a refusal does not). Decide
+            // again on the stream as it is.
+            decided = self.decide(id, None, command).await;
+        }
+        let (loaded, state, events) = decided?;
         if events.is_empty() {
+            self.remember(id, state.clone(), loaded.sequence, loaded.snapshot_sequence);
             return Ok((events, state, None));
         }
         let snapshot = (loaded.sequence + events.len() - loaded.snapshot_sequence
@@ -312,19 +303,70 @@ where
         )
         .await
         .map_err(store_error)?;
+        let sequence = loaded.sequence + events.len();
+        let snapshot_sequence = if snapshot.is_some() {
+            sequence
+        } else {
+            loaded.snapshot_sequence
+        };
+        self.remember(id, state.clone(), sequence, snapshot_sequence);
         Ok((events, state, Some(position)))
+    }
+
+    /// Handle `command` on the remembered state, or on the stream loaded now. Returns where
+    /// the state came from (sequences; its state is moved out), the state after the events,
+    /// and the events.
+    #[allow(clippy::type_complexity)]
+    async fn decide(
+        &self,
+        id: &str,
+        cached: Option<store::Loaded<A>>,
+        command: A::Command,
+    ) -> Result<(store::Loaded<()>, A, Vec<A::Event>), Attempt<A::Error>> {
+        let loaded = match cached {
+            Some(loaded) => loaded,
+            None => store::load::<A>(&self.pool, id, self.state_version)
+                .await
+                .map_err(store_error)?,
+        };
+        let mut state = loaded.state;
+        let sink = Default::default();
+        state
+            .handle(command, &self.services, &sink)
+            .await
+            .map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
+        // `handle` applied its events as it wrote them: `state` is the state after them.
+        let events = sink.collect().await;
+        let from = store::Loaded {
+            state: (),
+            sequence: loaded.sequence,
+            snapshot_sequence: loaded.snapshot_sequence,
+        };
+        Ok((from, state, events))
+    }
+
+    fn remember(&self, id: &str, state: A, sequence: usize, snapshot_sequence: usize) {
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() >= CACHED && !cache.contains_key(id) {
+            // Full: forget one at random (HashMap order); it is loaded again when next used.
+            if let Some(evicted) = cache.keys().next().cloned() {
+                cache.remove(&evicted);
+            }
+        }
+        cache.insert(
+            id.to_string(),
+            store::Loaded {
+                state,
+                sequence,
+                snapshot_sequence,
+            },
+        );
     }
 }
 
-/// The advisory-lock key of an aggregate: FNV-1a of `type/id`, the same in every process.
-/// (A number, so no text of the id ever reaches the SQL.)
-fn lock_key(aggregate_type: &str, id: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in aggregate_type.bytes().chain([b'/']).chain(id.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
+/// 0-7 ms at random.
+fn jitter() -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % 8) as u64
 }
 
 /// How one try of a command ended badly.

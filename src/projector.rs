@@ -34,6 +34,11 @@ pub struct Projector {
     running: AtomicBool,
     /// One pass at a time in this process.
     pass_lock: Mutex<()>,
+    /// Every projection has its checkpoint row (made sure of by the first pass).
+    checkpoints_ready: AtomicBool,
+    /// This process's name on the `ensemble_events` channel (its own announcements are not
+    /// news to it).
+    me: String,
 }
 
 impl Projector {
@@ -49,6 +54,8 @@ impl Projector {
             applied_something: Notify::new(),
             running: AtomicBool::new(false),
             pass_lock: Mutex::new(()),
+            checkpoints_ready: AtomicBool::new(false),
+            me: uuid::Uuid::new_v4().to_string(),
         })
     }
 
@@ -57,10 +64,20 @@ impl Projector {
     }
 
     /// Apply what has been committed, then publish how far every read model is.
-    pub async fn pass(&self) -> Result<CatchUp, projections::ProjectionError> {
+    pub async fn pass(self: &Arc<Self>) -> Result<CatchUp, projections::ProjectionError> {
         let _one = self.pass_lock.lock().await;
-        let done = projections::catch_up_all(&self.pool, &self.projections).await?;
-        let at = projections::applied_position(&self.pool, &self.projections).await?;
+        // One connection for the whole pass.
+        let mut conn = self.pool.acquire().await?;
+        if !self.checkpoints_ready.load(Ordering::SeqCst) {
+            projections::ensure_checkpoints(&mut conn, &self.projections).await?;
+            self.checkpoints_ready.store(true, Ordering::SeqCst);
+        }
+        let done = projections::catch_up_all(&mut conn, &self.projections).await?;
+        let at = match done.position {
+            Some(at) => at,
+            None => projections::applied_position(&mut conn, &self.projections).await?,
+        };
+        drop(conn);
         // Not a maximum: the lowest checkpoint goes down when a rebuild commits behind it.
         self.applied.send_if_modified(|seen| {
             let moved = at != *seen;
@@ -69,8 +86,24 @@ impl Projector {
         });
         if done.applied > 0 {
             self.applied_something.notify_waiters();
+            let me = self.clone();
+            tokio::spawn(async move { me.announce().await });
         }
         Ok(done)
+    }
+
+    /// Tell the other processes that the read models moved (their waiting commands and mail
+    /// workers look at once instead of at their next poll). Once per pass, not per command, and
+    /// without waiting for a WAL flush: a NOTIFY holds a database-wide lock until its commit is
+    /// flushed, which is why appends do not notify. Best effort: polling covers a lost one.
+    async fn announce(&self) {
+        let notify = format!(
+            "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify('ensemble_events', '{}'); COMMIT;",
+            self.me
+        );
+        if let Err(e) = sqlx::Executor::execute(&self.pool, notify.as_str()).await {
+            tracing::debug!(error = %e, "could not announce a projection pass");
+        }
     }
 
     /// Ask for a pass soon.
@@ -107,8 +140,8 @@ impl Projector {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// The background loop: a pass on every nudge, on every NOTIFY from the store (commits of
-    /// other processes) and every `poll`; while commands wait for a position that another
+    /// The background loop: a pass on every nudge, on every announcement of another process's
+    /// pass and every `poll`; while commands wait for a position that another
     /// process is still projecting, it looks again every few milliseconds.
     pub async fn run(self: Arc<Self>, poll: Duration, heartbeat: crate::worker::Heartbeat) {
         self.running.store(true, Ordering::SeqCst);
@@ -130,7 +163,7 @@ impl Projector {
             };
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = crate::worker::notified(&mut listener, wait) => {}
+                _ = crate::worker::notified(&mut listener, wait, &self.me) => {}
             }
         }
     }

@@ -151,19 +151,24 @@ pub async fn listen(pool: &PgPool, channel: &str) -> Option<PgListener> {
     }
 }
 
-/// Until a notification arrives or `wait` passes.
-pub async fn notified(listener: &mut Option<PgListener>, wait: Duration) {
-    match listener.as_mut() {
-        Some(l) => {
-            tokio::select! {
-                r = l.recv() => if let Err(e) = r {
+/// Until a notification other than `ignore` (our own) arrives, or `wait` passes.
+pub async fn notified(listener: &mut Option<PgListener>, wait: Duration, ignore: &str) {
+    let Some(l) = listener.as_mut() else {
+        return tokio::time::sleep(wait).await;
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        tokio::select! {
+            r = l.recv() => match r {
+                Ok(n) if n.payload() == ignore => continue,
+                Ok(_) => return,
+                Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection lost; it reconnects");
-                    tokio::time::sleep(wait).await;
-                },
-                _ = tokio::time::sleep(wait) => {}
-            }
+                    return tokio::time::sleep_until(deadline).await;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => return,
         }
-        None => tokio::time::sleep(wait).await,
     }
 }
 

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::stored::{StoredEvent, SELECT_EVENTS};
 
@@ -43,6 +43,9 @@ pub struct CatchUp {
     /// Some projection's checkpoint was held by another transaction (another process catching
     /// up, or a rebuild) and was left to it.
     pub skipped: bool,
+    /// Where every read model stands now, when this call held every checkpoint to its end (so
+    /// none is being rebuilt); None otherwise (ask [`applied_position`]).
+    pub position: Option<LogPosition>,
 }
 
 /// Where an event sits in the log as consumers follow it: ordered by the writing
@@ -69,23 +72,46 @@ impl LogPosition {
 /// transaction takes an id of its own.
 ///
 /// Only transactions of this database count (a long transaction elsewhere on the cluster must
-/// not hold our read models back); `pg_stat_activity` shows their ids to the same role (or to
-/// `pg_read_all_stats`), so every writer of the log must be one of those. Its `backend_xid` is
-/// a 32-bit xid: matched on the low 32 bits, which can only make the horizon lower.
+/// not hold our read models back); `pg_stat_get_activity` (what `pg_stat_activity` shows)
+/// gives their ids to the same role (or to `pg_read_all_stats`), so every writer of the log
+/// must be one of those. Its `backend_xid` is a 32-bit xid: matched on the low 32 bits, which
+/// can only make the horizon lower. When no transaction with an id is running at all (an idle
+/// moment), the horizon is the snapshot's xmax and the activity table is not read.
 async fn horizon(tx: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(&format!("SELECT {HORIZON}"))
         .fetch_one(&mut *tx)
         .await
 }
 
-const HORIZON: &str = "(WITH snap AS (SELECT pg_current_snapshot() AS s), \
-     mine AS (SELECT backend_xid::text::bigint AS x FROM pg_stat_activity \
-              WHERE datname = current_database() AND backend_xid IS NOT NULL) \
-     SELECT coalesce( \
-         (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x \
-          WHERE x::text::bigint % 4294967296 IN (SELECT x FROM mine) \
-            AND x::text::bigint NOT IN (SELECT transaction_id FROM projection_rebuilds)), \
-         (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)))";
+const HORIZON: &str = "(WITH snap AS (SELECT pg_current_snapshot() AS s) \
+     SELECT CASE WHEN NOT EXISTS (SELECT FROM snap, pg_snapshot_xip(snap.s)) \
+         THEN (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap) \
+         ELSE coalesce( \
+             (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x \
+              WHERE x::text::bigint % 4294967296 IN ( \
+                    SELECT a.backend_xid::text::bigint FROM pg_stat_get_activity(NULL) AS a \
+                    WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                      AND a.backend_xid IS NOT NULL) \
+                AND x::text::bigint NOT IN (SELECT transaction_id FROM projection_rebuilds)), \
+             (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)) END)";
+
+/// Make sure every projection has a checkpoint row (only the missing ones are inserted: an
+/// insert that meets a row a rebuild holds would wait for it).
+pub async fn ensure_checkpoints(
+    conn: &mut PgConnection,
+    projections: &[Box<dyn Projection>],
+) -> Result<(), sqlx::Error> {
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name) SELECT n FROM unnest($1::text[]) AS n \
+         WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints c WHERE c.name = n) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&names)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
 /// Apply every committed event past each projection's checkpoint, for every projection at
 /// once: one transaction per batch of up to 500 events locks the checkpoints, reads the events
@@ -93,26 +119,19 @@ const HORIZON: &str = "(WITH snap AS (SELECT pg_current_snapshot() AS s), \
 /// Many commands are thus projected by one commit. A checkpoint that another transaction holds
 /// (a rebuild, another process) is skipped rather than waited for. Safe from any number of
 /// tasks and processes at once; each event is applied to each projection exactly once.
+/// Call [`ensure_checkpoints`] first: a projection without a checkpoint row is not caught up.
 pub async fn catch_up_all(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     projections: &[Box<dyn Projection>],
 ) -> Result<CatchUp, ProjectionError> {
     let mut done = CatchUp::default();
     if projections.is_empty() {
+        done.position = Some(LogPosition::END);
         return Ok(done);
     }
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    // Only the missing rows: an insert that meets a row a rebuild holds would wait for it.
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name) SELECT n FROM unnest($1::text[]) AS n \
-         WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints c WHERE c.name = n) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&names)
-    .execute(pool)
-    .await?;
     loop {
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         // The horizon in the same statement: it is computed from the statement's snapshot,
         // taken before this transaction locks anything (and so before it has an id).
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(&format!(
@@ -125,7 +144,8 @@ pub async fn catch_up_all(
         let horizon = rows.first().map_or(0, |r| r.3);
         let locked: Vec<(String, i64, i64)> =
             rows.into_iter().map(|(n, t, p, _)| (n, t, p)).collect();
-        done.skipped |= locked.len() < names.len();
+        let all_held = locked.len() == names.len();
+        done.skipped |= !all_held;
         let at = |(_, t, p): &(String, i64, i64)| LogPosition {
             transaction_id: *t,
             position: *p,
@@ -137,6 +157,7 @@ pub async fn catch_up_all(
         let events = read_batch(&mut tx, from, horizon).await?;
         let Some(last) = events.last().map(StoredEvent::log_position) else {
             tx.rollback().await?;
+            done.position = all_held.then_some(from);
             return Ok(done);
         };
         let behind: Vec<(&dyn Projection, LogPosition)> = locked
@@ -158,6 +179,8 @@ pub async fn catch_up_all(
         tx.commit().await?;
         done.applied += events.len() as u64;
         if (events.len() as i64) < BATCH {
+            // Every checkpoint is now at `last` or beyond it, and the lowest was below it.
+            done.position = all_held.then_some(last);
             return Ok(done);
         }
     }
@@ -183,7 +206,7 @@ async fn move_checkpoints(
 /// The lowest checkpoint among `projections`: every event up to it is in every read model.
 /// [`LogPosition::END`] when there are none.
 pub async fn applied_position(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     projections: &[Box<dyn Projection>],
 ) -> Result<LogPosition, sqlx::Error> {
     if projections.is_empty() {
@@ -198,7 +221,7 @@ pub async fn applied_position(
          WHERE c.name = ANY($1)",
     )
     .bind(&names)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     // A projection without a checkpoint row has applied nothing yet.
     if rows.len() < names.len() {

@@ -36,13 +36,7 @@ pub struct Orchestra {
 }
 
 impl Orchestra {
-    pub fn new(
-        config: &Config,
-        pool: PgPool,
-        lock_pool: PgPool,
-        clock: Clock,
-        projector: Arc<Projector>,
-    ) -> Self {
+    pub fn new(config: &Config, pool: PgPool, clock: Clock, projector: Arc<Projector>) -> Self {
         let services: Arc<dyn OrchestraServices> = Arc::new(Services {
             pool: pool.clone(),
             clock,
@@ -50,7 +44,6 @@ impl Orchestra {
         Self {
             roster: CommandBus::new(
                 pool.clone(),
-                lock_pool.clone(),
                 (),
                 ROSTER_STATE_VERSION,
                 projector.clone(),
@@ -58,7 +51,6 @@ impl Orchestra {
             ),
             absences: CommandBus::new(
                 pool,
-                lock_pool,
                 services,
                 ABSENCES_STATE_VERSION,
                 projector,

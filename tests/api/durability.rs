@@ -84,7 +84,6 @@ async fn commit_without_projecting(database_url: &str, name: &str, section: Sect
     let orphan = ensemble::orchestra::Orchestra::new(
         &config,
         pool.clone(),
-        pool.clone(),
         clock,
         ensemble::projector::Projector::new(pool.clone(), Arc::new(vec![])),
     );
@@ -280,9 +279,12 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
         .fetch_all(&app.app.pool)
         .await
         .unwrap();
-    let last_seen = projections::applied_position(&app.app.pool, &app.app.projections)
-        .await
-        .unwrap();
+    let last_seen = projections::applied_position(
+        &mut app.app.pool.acquire().await.unwrap(),
+        &app.app.projections,
+    )
+    .await
+    .unwrap();
     // A writer that has inserted its event but not committed yet.
     let mut in_flight = app.app.pool.begin().await.unwrap();
     sqlx::query(

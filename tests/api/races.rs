@@ -1,5 +1,5 @@
 //! Rules that span requests hold when requests race, also across two server processes on one
-//! database (two apps with their own pools and lock connections).
+//! database (two apps with their own pools and in-memory aggregate states).
 
 use futures::future::join_all;
 use serde_json::json;
@@ -149,4 +149,57 @@ async fn a_unique_index_on_the_event_store_is_a_rejection_not_a_retried_conflict
         app.apply(&t.wendy, "2026-03-13", "全体排练").await.status,
         201
     );
+}
+
+/// Each process keeps the states it last wrote in memory. When the other process has written
+/// to the stream since, that state is stale: the append must notice (the stream's key) and the
+/// command must be decided on the fresh stream, never on the remembered one.
+#[tokio::test]
+async fn a_state_remembered_by_one_process_never_outvotes_the_other_processes_writes() {
+    let (a, b) = two_servers().await;
+    let t = a.with_roster().await;
+    // `a` writes (and so remembers) david's stream.
+    let first = a.apply_id(&t.david, "2026-04-01", "全体排练").await;
+    // `b` then writes twice to it: a second absence, and a change of the first one's date.
+    assert_eq!(
+        b.apply(&t.david, "2026-04-02", "全体排练").await.status,
+        201
+    );
+    let moved = b
+        .put(
+            &format!("/absence/{first}/"),
+            &t.david,
+            json!({ "time_absence": "2026-04-03" }),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    // On `a`'s remembered state, 04-02 would be free and 3 chances would remain.
+    let same_date = a.apply(&t.david, "2026-04-02", "全体排练").await;
+    assert_eq!(same_date.status, 400, "{}", same_date.body);
+    // A partial change on `a` keeps what `b` changed.
+    let reason = a
+        .put(
+            &format!("/absence/{first}/"),
+            &t.david,
+            json!({ "reason": "from a" }),
+        )
+        .await;
+    assert_eq!(reason.status, 200, "{}", reason.body);
+    assert_eq!(reason.body["time_absence"], "2026-04-03");
+    // Stringed: 3 chances; two are used, one is left, then none.
+    assert_eq!(
+        a.apply(&t.david, "2026-04-05", "全体排练").await.status,
+        201
+    );
+    assert_eq!(
+        a.apply(&t.david, "2026-04-06", "全体排练").await.status,
+        403
+    );
+    let sequences: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_type = 'MemberAbsences' ORDER BY sequence",
+    )
+    .fetch_all(&a.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
 }

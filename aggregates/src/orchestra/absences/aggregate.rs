@@ -32,7 +32,7 @@ pub struct Decision {
     pub permission: bool,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MemberAbsences {
     active: BTreeMap<u64, ActiveAbsence>,
 }

@@ -18,7 +18,7 @@ pub struct RosterMember {
     pub openid: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Roster {
     members: BTreeMap<MemberName, RosterMember>,
     openids: HashMap<String, MemberName>,
