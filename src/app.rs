@@ -10,10 +10,16 @@ use crate::orchestra::Orchestra;
 use crate::projector::Projector;
 use crate::wechat::WechatClient;
 
+/// Connections for transactions: the projector's pass, a rebuild, a catch-up from the CLI.
+const TX_POOL_SIZE: u32 = 4;
+
 /// Everything a request, a CLI command or a background task needs.
 pub struct App {
     pub config: Config,
+    /// For statements (reads, appends): no transaction is ever begun on it (`src/db.rs`).
     pub pool: PgPool,
+    /// For transactions: the projector's passes, rebuilds.
+    pub tx_pool: PgPool,
     pub clock: Clock,
     pub jwt: Jwt,
     pub wechat: WechatClient,
@@ -28,21 +34,24 @@ impl App {
     /// Connect (creating the database if missing), migrate, and catch the read models up with
     /// the log: whatever a previous process committed but did not project is projected now.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
-        let pool = crate::db::connect(&config.database_url, config.pool_size).await?;
-        crate::db::migrate(&pool).await?;
+        crate::db::create_database(&config.database_url).await?;
+        crate::db::migrate(&config.database_url).await?;
+        let pool = crate::db::pool(&config.database_url, config.pool_size).await?;
+        let tx_pool = crate::db::transaction_pool(&config.database_url, TX_POOL_SIZE).await?;
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {
             Some(secret) => Jwt::new(secret.as_bytes()),
             None => Jwt::random(),
         };
         let projections: Projections = Arc::new(projections::all());
-        let projector = Projector::new(pool.clone(), projections.clone());
+        let projector = Projector::new(tx_pool.clone(), projections.clone());
         let orchestra = Orchestra::new(&config, pool.clone(), clock, projector.clone());
         let app = Self {
             limits: crate::limits::Limits::new(pool.clone(), config.write_limit),
             wechat: WechatClient::new(&config.wechat_api),
             config,
             pool,
+            tx_pool,
             clock,
             jwt,
             projections,

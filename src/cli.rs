@@ -144,8 +144,8 @@ fn init_tracing() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     if let Command::Migrate = cli.command {
-        let pool = crate::db::connect(&config.database_url, 2).await?;
-        crate::db::migrate(&pool).await?;
+        crate::db::create_database(&config.database_url).await?;
+        crate::db::migrate(&config.database_url).await?;
         println!("database is up to date");
         return Ok(());
     }
@@ -173,7 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             ProjectionsCmd::Rebuild => {
                 for p in app.projections.iter().filter(|p| !p.tables().is_empty()) {
-                    let n = projections::rebuild(&app.pool, p.as_ref()).await?;
+                    let n = projections::rebuild(&app.tx_pool, p.as_ref()).await?;
                     println!("{}: rebuilt from {n} events", p.name());
                 }
                 Ok(())

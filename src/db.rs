@@ -4,30 +4,46 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
-/// Connect, creating the database first if it does not exist.
-pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
+/// Create the database if it does not exist.
+pub async fn create_database(url: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(url)?;
-    create_database_if_missing(&options).await?;
-    pool(url, size).await
+    create_database_if_missing(&options).await
 }
 
-/// A pool on an existing database.
+/// A pool on an existing database, for statements: every use is one autocommit statement
+/// (or one simple-query message), and no transaction is ever begun on it. A connection that
+/// sqlx knows to be inside a transaction is closed instead of reused.
 pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
-    named_pool(url, size, "ensemble").await
-}
-
-/// A pool whose sessions show `application_name` in `pg_stat_activity`.
-pub async fn named_pool(url: &str, size: u32, application_name: &str) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)?.application_name(application_name);
+    let options = PgConnectOptions::from_str(url)?.application_name("ensemble");
     let pool = PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
-        // A connection must never come back inside a transaction: a future dropped during
-        // `begin()` (sqlx 0.8 is not cancel-safe there) leaves the session in one, and the next
-        // borrower's statements would run inside a stranger's transaction. Inside a
-        // transaction begun by an earlier statement, transaction_timestamp() lags
-        // statement_timestamp(); such a connection is closed instead of reused. (One round
-        // trip per release; sqlx does not expose the server's transaction status.)
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    tracing::error!("a connection came back inside a transaction; closing it");
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+        .await?;
+    Ok(pool)
+}
+
+/// A pool for transactions (the projector, rebuilds). A connection must never come back
+/// inside a transaction: a future dropped during `begin()` (sqlx 0.8 is not cancel-safe there)
+/// leaves the session in one with sqlx none the wiser, and the next borrower's statements
+/// would run inside a stranger's transaction. Inside a transaction begun by an earlier
+/// statement, transaction_timestamp() lags statement_timestamp(); such a connection is closed
+/// instead of reused. That costs one round trip per release (sqlx does not expose the server's
+/// transaction status), which is why statements use [`pool`] and only transactions this one.
+pub async fn transaction_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?.application_name("ensemble-tx");
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10))
         .after_release(|conn, _| {
             Box::pin(async move {
                 if conn.is_in_transaction() {
@@ -81,8 +97,12 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Resul
     Ok(())
 }
 
-/// Apply the embedded migrations (safe from several processes at once: sqlx takes a lock).
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations").run(pool).await?;
+/// Apply the embedded migrations (safe from several processes at once: sqlx takes a lock), on
+/// a connection of their own that is closed afterwards (they run in transactions).
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(url)?.application_name("ensemble-migrate");
+    let mut conn = PgConnection::connect_with(&options).await?;
+    sqlx::migrate!("./migrations").run(&mut conn).await?;
+    conn.close().await?;
     Ok(())
 }

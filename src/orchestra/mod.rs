@@ -33,6 +33,29 @@ pub struct Orchestra {
     pub roster: CommandBus<Roster>,
     pub absences: CommandBus<MemberAbsences>,
     pub credentials: AppCredentials,
+    /// Whose stream each absence is in: a fact that never changes once the absence exists, so
+    /// it can be remembered (bounded) instead of looked up in the read model on every decision.
+    pub appliers: Appliers,
+}
+
+/// Absence id → the applier's stream id, remembered.
+#[derive(Default)]
+pub struct Appliers(std::sync::Mutex<std::collections::HashMap<u64, String>>);
+
+const APPLIERS_REMEMBERED: usize = 100_000;
+
+impl Appliers {
+    pub fn get(&self, absence_id: u64) -> Option<String> {
+        self.0.lock().unwrap().get(&absence_id).cloned()
+    }
+
+    pub fn remember(&self, absence_id: u64, applier: &str) {
+        let mut map = self.0.lock().unwrap();
+        if map.len() >= APPLIERS_REMEMBERED {
+            map.clear();
+        }
+        map.insert(absence_id, applier.to_string());
+    }
 }
 
 impl Orchestra {
@@ -56,6 +79,7 @@ impl Orchestra {
                 projector,
                 config.waits,
             ),
+            appliers: Appliers::default(),
             credentials: AppCredentials {
                 appid: config.orchestra_appid.clone(),
                 secret: config.orchestra_secret.clone(),

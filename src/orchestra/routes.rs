@@ -210,6 +210,9 @@ async fn apply(
     let Some(AbsenceEvent::AbsenceApplied { absence_id, .. }) = committed.events.first() else {
         return Err(ApiError::internal("apply committed no AbsenceApplied"));
     };
+    app.orchestra
+        .appliers
+        .remember(*absence_id, me.name.as_str());
     let row = answer(&committed, *absence_id)?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
@@ -310,9 +313,16 @@ async fn process(
         )));
     }
     // A `processor` in the body is ignored: the processor is the caller.
-    let absence = read::absence(&app.pool, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let applier = match app.orchestra.appliers.get(id as u64) {
+        Some(applier) => applier,
+        None => {
+            let absence = read::absence(&app.pool, id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            app.orchestra.appliers.remember(id as u64, &absence.applier);
+            absence.applier
+        }
+    };
     let command = AbsenceCommand::Process {
         absence_id: id as u64,
         processor: me.name.clone(),
@@ -322,7 +332,7 @@ async fn process(
     let committed = app
         .orchestra
         .absences
-        .execute(&absence.applier, command, &me.actor)
+        .execute(&applier, command, &me.actor)
         .await
         .map_err(absence_error)?;
     Ok(Json(Processed {

@@ -229,6 +229,7 @@ impl TestApp {
             server.await.unwrap();
         }
         self.app.pool.close().await;
+        self.app.tx_pool.close().await;
     }
 
     /// A roster command, as an operator gives it from the CLI.
