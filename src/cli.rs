@@ -172,8 +172,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
             ProjectionsCmd::Rebuild => {
-                for p in app.projections.iter().filter(|p| !p.tables().is_empty()) {
-                    let n = projections::rebuild(&app.tx_pool, p.as_ref()).await?;
+                let rebuildable: Vec<&dyn projections::Projection> = app
+                    .projections
+                    .iter()
+                    .filter(|p| !p.tables().is_empty())
+                    .map(|p| p.as_ref())
+                    .collect();
+                let n = projections::rebuild(&app.tx_pool, &rebuildable).await?;
+                for p in &rebuildable {
                     println!("{}: rebuilt from {n} events", p.name());
                 }
                 Ok(())

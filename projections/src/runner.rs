@@ -31,9 +31,25 @@ pub trait Projection: Send + Sync {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError>;
+
+    /// Apply events in log order: the same as [`Projection::apply`] on each, in turn (the
+    /// default). A projection may do it with fewer statements, as long as the rows come out
+    /// the same; then its `apply` should be this on one event, so that there is one code path.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
+    }
 }
 
 const BATCH: i64 = 500;
+/// A rebuild reads the log in bigger steps: nobody waits for its commit.
+const REBUILD_BATCH: i64 = 50_000;
 
 /// What one call of [`catch_up_all`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -167,12 +183,11 @@ pub async fn catch_up_all(
                 Some((p.as_ref(), at(row)))
             })
             .collect();
-        for event in &events {
-            for (projection, seen) in &behind {
-                if event.log_position() > *seen {
-                    projection.apply(&mut tx, event).await?;
-                }
-            }
+        // Each projection only touches its own tables: one after the other, each with the
+        // events past its own checkpoint.
+        for (projection, seen) in &behind {
+            let unseen = events.partition_point(|e| e.log_position() <= *seen);
+            projection.apply_batch(&mut tx, &events[unseen..]).await?;
         }
         let moved: Vec<&str> = locked.iter().map(|(name, _, _)| name.as_str()).collect();
         move_checkpoints(&mut tx, &moved, last).await?;
@@ -238,60 +253,67 @@ pub async fn applied_position(
         .unwrap_or(LogPosition::END))
 }
 
-/// Empty the projection's tables and replay the whole log into them, in one transaction:
-/// readers keep seeing the old rows until the rebuilt ones are committed, and live catch-up
-/// skips this projection meanwhile.
-pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, ProjectionError> {
-    if projection.tables().is_empty() {
-        return Err(ProjectionError::NotRebuildable(projection.name()));
+/// Empty the projections' tables and replay the whole log into them, in one transaction and
+/// one read of the log for all of them: readers keep seeing the old rows until the rebuilt ones
+/// are committed, and live catch-up skips these projections meanwhile. Returns the number of
+/// events replayed.
+pub async fn rebuild(
+    pool: &PgPool,
+    projections: &[&dyn Projection],
+) -> Result<u64, ProjectionError> {
+    if let Some(p) = projections.iter().find(|p| p.tables().is_empty()) {
+        return Err(ProjectionError::NotRebuildable(p.name()));
     }
     let mut tx = pool.begin().await?;
     let horizon = horizon(&mut tx).await?;
-    lock_checkpoint(&mut tx, projection.name()).await?;
+    for projection in projections {
+        lock_checkpoint(&mut tx, projection.name()).await?;
+    }
     // Tell the other consumers (on another connection, so that they see it now) that this
-    // transaction writes no events and that this read model is not live until it commits.
+    // transaction writes no events and that these read models are not live until it commits.
     let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
         .fetch_one(&mut *tx)
         .await?;
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     sqlx::query(
-        "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
+        "INSERT INTO projection_rebuilds (name, transaction_id) SELECT n, $2 FROM unnest($1::text[]) AS n \
          ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
     )
-    .bind(projection.name())
+    .bind(&names)
     .bind(me)
     .execute(pool)
     .await?;
-    for table in projection.tables() {
+    for table in projections.iter().flat_map(|p| p.tables()) {
         // DELETE rather than TRUNCATE: TRUNCATE would block readers until the commit.
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
             .await?;
     }
     sqlx::query(
-        "UPDATE projection_checkpoints SET transaction_id = 0, position = 0 WHERE name = $1",
+        "UPDATE projection_checkpoints SET transaction_id = 0, position = 0 WHERE name = ANY($1)",
     )
-    .bind(projection.name())
+    .bind(&names)
     .execute(&mut *tx)
     .await?;
     let mut applied = 0;
     let mut at = LogPosition::default();
     loop {
-        let events = read_batch(&mut tx, at, horizon).await?;
-        for event in &events {
-            projection.apply(&mut tx, event).await?;
+        let events = read_events(&mut tx, at, horizon, REBUILD_BATCH).await?;
+        for projection in projections {
+            projection.apply_batch(&mut tx, &events).await?;
         }
         applied += events.len() as u64;
         if let Some(last) = events.last() {
             at = last.log_position();
         }
-        if (events.len() as i64) < BATCH {
+        if (events.len() as i64) < REBUILD_BATCH {
             break;
         }
     }
-    move_checkpoints(&mut tx, &[projection.name()], at).await?;
+    move_checkpoints(&mut tx, &names, at).await?;
     tx.commit().await?;
-    sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1 AND transaction_id = $2")
-        .bind(projection.name())
+    sqlx::query("DELETE FROM projection_rebuilds WHERE name = ANY($1) AND transaction_id = $2")
+        .bind(&names)
         .bind(me)
         .execute(pool)
         .await?;
@@ -327,6 +349,16 @@ async fn read_batch(
     after: LogPosition,
     horizon: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    read_events(tx, after, horizon, BATCH).await
+}
+
+/// Up to `limit` events after `after` in log order, below the horizon.
+async fn read_events(
+    tx: &mut PgConnection,
+    after: LogPosition,
+    horizon: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as(&format!(
         "{SELECT_EVENTS} WHERE (transaction_id, position) > ($1, $2) AND transaction_id < $3 \
          ORDER BY transaction_id, position LIMIT $4"
@@ -334,7 +366,7 @@ async fn read_batch(
     .bind(after.transaction_id)
     .bind(after.position)
     .bind(horizon)
-    .bind(BATCH)
+    .bind(limit)
     .fetch_all(&mut *tx)
     .await
 }

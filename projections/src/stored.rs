@@ -37,7 +37,7 @@ impl StoredEvent {
         if self.aggregate_type != aggregate_type {
             return Ok(None);
         }
-        serde_json::from_value(self.payload.clone())
+        E::deserialize(&self.payload)
             .map(Some)
             .map_err(|source| ProjectionError::Decode {
                 position: self.position,

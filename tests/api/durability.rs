@@ -158,7 +158,7 @@ async fn a_rebuild_gives_the_same_rows() {
         .iter()
         .filter(|p| !p.tables().is_empty())
     {
-        projections::rebuild(&app.app.pool, p.as_ref())
+        projections::rebuild(&app.app.tx_pool, &[p.as_ref()])
             .await
             .unwrap();
     }
@@ -170,7 +170,7 @@ async fn a_rebuild_gives_the_same_rows() {
         .iter()
         .find(|p| p.name() == "mail_outbox")
         .unwrap();
-    assert!(projections::rebuild(&app.app.pool, outbox.as_ref())
+    assert!(projections::rebuild(&app.app.tx_pool, &[outbox.as_ref()])
         .await
         .is_err());
 }

@@ -552,3 +552,98 @@ async fn a_partial_change_never_undoes_an_earlier_one_while_the_read_models_lag(
         .await
     );
 }
+
+/// Events that pile up while a read model is held are applied together, consecutive events of
+/// one kind as one statement: the rows must come out as if applied one by one, and as a
+/// rebuild gives them.
+#[tokio::test]
+async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.waits.projection = Duration::from_millis(100);
+    })
+    .await;
+    let t = app.with_roster().await;
+    let first = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let second = app.apply_id(&t.david, "2026-03-13", "全体排练").await;
+    let blocker = hold_absences_read_model(&app).await;
+    // Decisions on both, twice on the first; then a change, a decision, a change; a new
+    // absence applied and cancelled; another applied.
+    for (id, result) in [(first, "a"), (second, "b"), (first, "c")] {
+        assert_eq!(app.process(id, &t.alice, result, true).await.status, 200);
+    }
+    let change = |date: &'static str| {
+        let app = &app;
+        let token = t.david.clone();
+        async move {
+            app.put(
+                &format!("/absence/{second}/"),
+                &token,
+                json!({ "time_absence": date }),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(change("2026-03-20").await, 200);
+    assert_eq!(app.process(second, &t.alice, "d", false).await.status, 200);
+    assert_eq!(change("2026-03-21").await, 200);
+    let gone = app.apply_id(&t.david, "2026-03-14", "全体排练").await;
+    assert_eq!(
+        app.delete(&format!("/absence/{gone}/"), &t.david)
+            .await
+            .status,
+        204
+    );
+    let last = app.apply_id(&t.david, "2026-03-15", "全体排练").await;
+    blocker.rollback().await.unwrap();
+    let rows = || async {
+        let mine = app.get("/absence/", &t.david).await.body;
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_i64().unwrap(),
+                    r["time_absence"].as_str().unwrap().to_string(),
+                    r["result"].as_str().unwrap().to_string(),
+                    r["permission"].as_bool().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (first, "2026-03-12".to_string(), "c".to_string(), true),
+        (
+            last,
+            "2026-03-15".to_string(),
+            "Not processed yet!".to_string(),
+            false,
+        ),
+        (
+            second,
+            "2026-03-21".to_string(),
+            "Not processed yet!".to_string(),
+            false,
+        ),
+    ];
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            rows().await == expected
+        })
+        .await,
+        "{:?}",
+        rows().await
+    );
+    // A rebuild gives the same rows.
+    let absences = app
+        .app
+        .projections
+        .iter()
+        .find(|p| p.name() == "orchestra_absences")
+        .unwrap();
+    projections::rebuild(&app.app.tx_pool, &[absences.as_ref()])
+        .await
+        .unwrap();
+    assert_eq!(rows().await, expected);
+}

@@ -26,79 +26,196 @@ impl Projection for AbsenceProjection {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        let Some(event) = event.decode::<AbsenceEvent>(MemberAbsences::TYPE)? else {
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Consecutive events of one kind become one statement (the last decision or change of an
+    /// absence within such a run is the one that counts, as it would be one by one).
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut run = Run::default();
+        for stored in events {
+            let Some(event) = stored.decode::<AbsenceEvent>(MemberAbsences::TYPE)? else {
+                continue;
+            };
+            if !run.takes(&event) {
+                run.flush(tx).await?;
+            }
+            run.push(event);
+        }
+        run.flush(tx).await?;
+        Ok(())
+    }
+}
+
+/// Events of one kind, in order, waiting to be written together.
+#[derive(Default)]
+struct Run {
+    events: Vec<AbsenceEvent>,
+}
+
+impl Run {
+    fn takes(&self, event: &AbsenceEvent) -> bool {
+        self.events
+            .first()
+            .is_none_or(|first| std::mem::discriminant(first) == std::mem::discriminant(event))
+    }
+
+    fn push(&mut self, event: AbsenceEvent) {
+        self.events.push(event);
+    }
+
+    /// Only the last event of each absence in the run (for overwrites).
+    fn last_per_absence(events: &[AbsenceEvent]) -> Vec<&AbsenceEvent> {
+        let id = |e: &AbsenceEvent| match e {
+            AbsenceEvent::AbsenceApplied { absence_id, .. }
+            | AbsenceEvent::AbsenceChanged { absence_id, .. }
+            | AbsenceEvent::AbsenceCancelled { absence_id }
+            | AbsenceEvent::AbsenceProcessed { absence_id, .. } => *absence_id,
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Vec<&AbsenceEvent> =
+            events.iter().rev().filter(|e| seen.insert(id(e))).collect();
+        last.reverse();
+        last
+    }
+
+    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        let events = std::mem::take(&mut self.events);
+        let Some(first) = events.first() else {
             return Ok(());
         };
-        match event {
-            AbsenceEvent::AbsenceApplied {
-                absence_id,
-                applier,
-                section,
-                date,
-                kind,
-                reason,
-                applied_on,
-                ..
-            } => {
+        match first {
+            AbsenceEvent::AbsenceApplied { .. } => {
+                let mut c = Columns::default();
+                for e in &events {
+                    if let AbsenceEvent::AbsenceApplied {
+                        absence_id,
+                        applier,
+                        section,
+                        date,
+                        kind,
+                        reason,
+                        applied_on,
+                        ..
+                    } = e
+                    {
+                        c.ids.push(*absence_id as i64);
+                        c.names.push(applier.as_str().to_string());
+                        c.sections.push(section.as_str().to_string());
+                        c.texts.push(reason.clone());
+                        c.dates.push(*date);
+                        c.other_dates.push(*applied_on);
+                        c.kinds.push(kind.as_str().to_string());
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO orchestra_absences (id, applier, section, processor, reason, \
                      time_absence, time_apply, result, permission, type) \
-                     VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, false, $8)",
+                     SELECT id, applier, section, NULL, reason, d, a, $8, false, t \
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[], \
+                                 $6::date[], $7::text[]) AS u(id, applier, section, reason, d, a, t)",
                 )
-                .bind(absence_id as i64)
-                .bind(applier.as_str())
-                .bind(section.as_str())
-                .bind(reason)
-                .bind(date)
-                .bind(applied_on)
+                .bind(&c.ids)
+                .bind(&c.names)
+                .bind(&c.sections)
+                .bind(&c.texts)
+                .bind(&c.dates)
+                .bind(&c.other_dates)
+                .bind(&c.kinds)
                 .bind(NOT_PROCESSED)
-                .bind(kind.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
-            AbsenceEvent::AbsenceChanged {
-                absence_id,
-                date,
-                kind,
-                reason,
-                ..
-            } => {
+            AbsenceEvent::AbsenceChanged { .. } => {
+                let mut c = Columns::default();
+                for e in Self::last_per_absence(&events) {
+                    if let AbsenceEvent::AbsenceChanged {
+                        absence_id,
+                        date,
+                        kind,
+                        reason,
+                        ..
+                    } = e
+                    {
+                        c.ids.push(*absence_id as i64);
+                        c.dates.push(*date);
+                        c.kinds.push(kind.as_str().to_string());
+                        c.texts.push(reason.clone());
+                    }
+                }
                 sqlx::query(
-                    "UPDATE orchestra_absences SET time_absence = $2, type = $3, reason = $4, \
-                     processor = NULL, result = $5, permission = false WHERE id = $1",
+                    "UPDATE orchestra_absences a SET time_absence = u.d, type = u.t, reason = u.r, \
+                     processor = NULL, result = $5, permission = false \
+                     FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[]) AS u(id, d, t, r) \
+                     WHERE a.id = u.id",
                 )
-                .bind(absence_id as i64)
-                .bind(date)
-                .bind(kind.as_str())
-                .bind(reason)
+                .bind(&c.ids)
+                .bind(&c.dates)
+                .bind(&c.kinds)
+                .bind(&c.texts)
                 .bind(NOT_PROCESSED)
                 .execute(&mut *tx)
                 .await?;
             }
-            AbsenceEvent::AbsenceCancelled { absence_id } => {
-                sqlx::query("DELETE FROM orchestra_absences WHERE id = $1")
-                    .bind(absence_id as i64)
+            AbsenceEvent::AbsenceCancelled { .. } => {
+                let ids: Vec<i64> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        AbsenceEvent::AbsenceCancelled { absence_id } => Some(*absence_id as i64),
+                        _ => None,
+                    })
+                    .collect();
+                sqlx::query("DELETE FROM orchestra_absences WHERE id = ANY($1)")
+                    .bind(&ids)
                     .execute(&mut *tx)
                     .await?;
             }
-            AbsenceEvent::AbsenceProcessed {
-                absence_id,
-                processor,
-                result,
-                permission,
-            } => {
+            AbsenceEvent::AbsenceProcessed { .. } => {
+                let mut c = Columns::default();
+                for e in Self::last_per_absence(&events) {
+                    if let AbsenceEvent::AbsenceProcessed {
+                        absence_id,
+                        processor,
+                        result,
+                        permission,
+                    } = e
+                    {
+                        c.ids.push(*absence_id as i64);
+                        c.names.push(processor.as_str().to_string());
+                        c.texts.push(result.clone());
+                        c.flags.push(*permission);
+                    }
+                }
                 sqlx::query(
-                    "UPDATE orchestra_absences SET processor = $2, result = $3, permission = $4 \
-                     WHERE id = $1",
+                    "UPDATE orchestra_absences a SET processor = u.p, result = u.r, permission = u.ok \
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bool[]) AS u(id, p, r, ok) \
+                     WHERE a.id = u.id",
                 )
-                .bind(absence_id as i64)
-                .bind(processor.as_str())
-                .bind(result)
-                .bind(permission)
+                .bind(&c.ids)
+                .bind(&c.names)
+                .bind(&c.texts)
+                .bind(&c.flags)
                 .execute(&mut *tx)
                 .await?;
             }
         }
         Ok(())
     }
+}
+
+/// Column arrays for one set-based statement.
+#[derive(Default)]
+struct Columns {
+    ids: Vec<i64>,
+    names: Vec<String>,
+    sections: Vec<String>,
+    texts: Vec<String>,
+    dates: Vec<chrono::NaiveDate>,
+    other_dates: Vec<chrono::NaiveDate>,
+    kinds: Vec<String>,
+    flags: Vec<bool>,
 }
