@@ -11,7 +11,7 @@ use crate::projector::Projector;
 use crate::wechat::WechatClient;
 
 /// Connections for transactions: the projector's pass, a rebuild, a catch-up from the CLI.
-const TX_POOL_SIZE: u32 = 4;
+pub const TX_POOL_SIZE: u32 = 4;
 
 /// Everything a request, a CLI command or a background task needs.
 pub struct App {
@@ -36,7 +36,10 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         crate::db::create_database(&config.database_url).await?;
         crate::db::migrate(&config.database_url).await?;
-        let pool = crate::db::pool(&config.database_url, config.pool_size).await?;
+        // A statement may take as long as a command may wait for its turn: the request's own
+        // deadline (longer) then never hides a statement that is still running.
+        let pool =
+            crate::db::pool(&config.database_url, config.pool_size, config.waits.turn).await?;
         let tx_pool = crate::db::transaction_pool(&config.database_url, TX_POOL_SIZE).await?;
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {

@@ -81,8 +81,11 @@ impl<E: std::error::Error> From<sqlx::Error> for CommandError<E> {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut => Self::Busy,
-            // lock_not_available: the advisory lock wait ran out (lock_timeout).
-            sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => Self::Busy,
+            // lock_not_available (lock_timeout) or query_canceled (statement_timeout): a wait
+            // in the database ran out, and the statement was rolled back.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("55P03" | "57014")) => {
+                Self::Busy
+            }
             _ => Self::Internal(e.to_string()),
         }
     }
@@ -103,7 +106,9 @@ pub struct Committed<A: Aggregate> {
 /// Bounds on the waits of a command.
 #[derive(Debug, Clone, Copy)]
 pub struct Waits {
-    /// For its turn on the aggregate (in this process, then across processes).
+    /// For its turn on the aggregate, and for everything before its append starts: past it
+    /// the command gives up with nothing written. (Each statement is bounded by it too: the
+    /// pool's statement_timeout.)
     pub turn: Duration,
     /// For the read models to hold its events after the commit.
     pub projection: Duration,
@@ -246,11 +251,12 @@ where
         command: A::Command,
         actor: &Actor,
     ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), CommandError<A::Error>> {
+        let deadline = tokio::time::Instant::now() + self.waits.turn;
         let _turn = self.turn(id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_once(id, command.clone(), actor).await {
+            match self.try_once(id, command.clone(), actor, deadline).await {
                 Err(Attempt::Conflict) => {
                     if attempt >= MAX_ATTEMPTS {
                         return Err(CommandError::Busy);
@@ -273,6 +279,7 @@ where
         id: &str,
         command: A::Command,
         actor: &Actor,
+        deadline: tokio::time::Instant,
     ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), Attempt<A::Error>> {
         // Taken out of the cache: it goes back only if this command commits (a rejected
         // command may have applied some of its events to the state before refusing).
@@ -289,6 +296,10 @@ where
         if events.is_empty() {
             self.remember(id, state.clone(), loaded.sequence, loaded.snapshot_sequence);
             return Ok((events, state, None));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // Too late to start a write that the caller may no longer be waiting for.
+            return Err(Attempt::Failed(CommandError::Busy));
         }
         let snapshot = (loaded.sequence + events.len() - loaded.snapshot_sequence
             >= store::SNAPSHOT_EVERY)
@@ -366,7 +377,7 @@ where
 
 /// 0-7 ms at random.
 fn jitter() -> u64 {
-    (uuid::Uuid::new_v4().as_u128() % 8) as u64
+    rand::random::<u64>() % 8
 }
 
 /// How one try of a command ended badly.

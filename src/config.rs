@@ -187,13 +187,14 @@ impl Config {
             projection: seconds("ENSEMBLE_PROJECTION_WAIT", 5.0)?,
         };
         // A request must outlast the waits of its command, or a committed change could be
-        // answered as a timeout.
-        if http.request_timeout <= waits.turn + waits.projection {
+        // answered as a timeout: a command starts its append within ENSEMBLE_COMMAND_WAIT, each
+        // statement ends within it too (statement_timeout), then the read models get theirs.
+        if http.request_timeout <= waits.turn * 2 + waits.projection {
             return Err(bad(
                 "ENSEMBLE_HTTP_REQUEST_TIMEOUT",
                 format!(
-                    "must be longer than ENSEMBLE_COMMAND_WAIT + ENSEMBLE_PROJECTION_WAIT ({:?})",
-                    waits.turn + waits.projection
+                    "must be longer than 2 x ENSEMBLE_COMMAND_WAIT + ENSEMBLE_PROJECTION_WAIT ({:?})",
+                    waits.turn * 2 + waits.projection
                 ),
             ));
         }

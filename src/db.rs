@@ -12,9 +12,16 @@ pub async fn create_database(url: &str) -> anyhow::Result<()> {
 
 /// A pool on an existing database, for statements: every use is one autocommit statement
 /// (or one simple-query message), and no transaction is ever begun on it. A connection that
-/// sqlx knows to be inside a transaction is closed instead of reused.
-pub async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)?.application_name("ensemble");
+/// sqlx knows to be inside a transaction is closed instead of reused. Each statement may run
+/// for at most `statement_timeout`: one held up (by a lock an operator took on a table, say)
+/// fails and is rolled back, so a request never gives up on a statement that commits later.
+pub async fn pool(url: &str, size: u32, statement_timeout: Duration) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?
+        .application_name("ensemble")
+        .options([(
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis().max(1)),
+        )]);
     let pool = PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))

@@ -50,6 +50,11 @@ impl From<sqlx::Error> for ApiError {
                 tracing::error!(error = %e, "database unreachable");
                 Self::busy("The server is busy; please try again.")
             }
+            // query_canceled: the statement timeout ran out (something held it up); the
+            // statement was rolled back.
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
+                Self::busy("The server is busy; please try again.")
+            }
             e => Self::internal(e),
         }
     }

@@ -141,12 +141,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = app.config.http;
+    let max_connections = connection_cap(limits.max_connections, app.config.pool_size);
     let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut accept_errors = RateLimitedLog::default();
     tokio::pin!(shutdown);
     loop {
         // A slot first, then a connection: at the limit, clients wait in the backlog instead
@@ -160,8 +162,9 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // EMFILE and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    // EMFILE and the like: back off instead of spinning, and say so now and
+                    // then, not ten times a second.
+                    accept_errors.warn(&e);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -186,4 +189,77 @@ pub async fn serve(
     )
     .await;
     Ok(())
+}
+
+/// Descriptors kept for everything but client connections: the database pools (statements,
+/// transactions, LISTEN), SMTP and WeChat connections, the listener, logs and the like.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// The connection cap: as configured, but never more than the open-files limit leaves once the
+/// database pools and the rest have theirs (the soft limit is first raised to the hard one).
+/// Clients beyond it wait in the listen backlog instead of taking descriptors the database
+/// connections need.
+fn connection_cap(configured: usize, pool_size: u32) -> usize {
+    let Some(limit) = descriptor_limit() else {
+        return configured.max(1);
+    };
+    let reserved =
+        u64::from(pool_size) + u64::from(crate::app::TX_POOL_SIZE) + RESERVED_DESCRIPTORS;
+    let budget = limit.saturating_sub(reserved).max(1);
+    if (configured as u64) > budget {
+        tracing::warn!(
+            configured,
+            open_files_limit = limit,
+            cap = budget,
+            "ENSEMBLE_HTTP_MAX_CONNECTIONS is more than the open-files limit allows; capped"
+        );
+        return budget as usize;
+    }
+    configured.max(1)
+}
+
+/// The open-files limit of this process, after raising the soft limit to the hard one.
+fn descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// A warning at most every ten seconds, with the count of those left out in between.
+#[derive(Default)]
+struct RateLimitedLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn warn(&mut self, error: &std::io::Error) {
+        if self
+            .last
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(%error, suppressed = self.suppressed, "accept failed");
+        self.last = Some(std::time::Instant::now());
+        self.suppressed = 0;
+    }
 }

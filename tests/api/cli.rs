@@ -229,3 +229,70 @@ async fn failed_mails_are_listed_and_can_be_queued_again() {
     );
     assert!(stdout(&ensemble(&app.database_url, &["mail", "list"]).await).contains("sent"));
 }
+
+/// The connection cap follows the open-files limit: with `ulimit -n 120`, 150 clients that
+/// connect and say nothing wait in the listen backlog instead of taking the descriptors that
+/// database connections need, and a real request is served once the header timeout has freed
+/// a slot or two.
+#[tokio::test]
+async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are_served() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut server = Command::new("sh");
+    server
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 120 && exec {} serve",
+            env!("CARGO_BIN_EXE_ensemble")
+        ))
+        .env("DATABASE_URL", &app.database_url)
+        .env("ENSEMBLE_LISTEN", address.to_string())
+        .env("ENSEMBLE_JWT_SECRET", "test-secret-test-secret")
+        .env("ENSEMBLE_ORCHESTRA_APPID", "orchestra-appid")
+        .env("ENSEMBLE_ORCHESTRA_SECRET", "orchestra-secret")
+        .env("ENSEMBLE_TODAY", TODAY)
+        .env("ENSEMBLE_HTTP_HEADER_TIMEOUT", "1")
+        .env("RUST_LOG", "warn")
+        .env_remove("ENSEMBLE_SMTP_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let server = server.spawn().unwrap();
+    let base = format!("http://{address}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
+    let mut silent = Vec::new();
+    for _ in 0..150 {
+        silent.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        http.get(format!("{base}/absence/"))
+            .header("Authorization", format!("JWT {}", t.david))
+            .send(),
+    )
+    .await
+    .expect("a request was served despite the silent clients")
+    .unwrap();
+    assert_eq!(reply.status(), 200);
+    drop(silent);
+    // SIGTERM, then what it logged.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = stderr(&out);
+    assert!(log.contains("capped"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+}

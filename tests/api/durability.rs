@@ -78,7 +78,9 @@ async fn a_restart_keeps_every_state() {
 /// Commit through a bus that projects nothing, on its own connections: another process that
 /// died right after its commit.
 async fn commit_without_projecting(database_url: &str, name: &str, section: Section, date: &str) {
-    let pool = ensemble::db::pool(database_url, 2).await.unwrap();
+    let pool = ensemble::db::pool(database_url, 2, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
     let config = crate::helpers::test_config(database_url, "http://127.0.0.1:1", 1);
     let clock = ensemble::clock::Clock::new(config.tz, config.today);
     let orphan = ensemble::orchestra::Orchestra::new(

@@ -109,6 +109,42 @@ async fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
     assert_eq!(app.get("/absence/", &t.david).await.status, 200);
 }
 
+/// A client that pipelines requests and never reads the answers fills its receive window and
+/// the server's send buffer; the server's writes then make no progress. That connection is cut
+/// off after the write timeout, and its slot goes to the next client.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
+    let app = spawn_app_with(|c| {
+        c.http.write_timeout = Duration::from_millis(500);
+        c.http.max_connections = 1;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let hog = socket.connect(host(&app).parse().unwrap()).await.unwrap();
+    let (never_read, mut writer) = hog.into_split();
+    // 50,000 small requests: some 10 MB of answers, more than any socket buffer holds.
+    let requests = "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50_000);
+    let sender = tokio::spawn(async move {
+        let _ = writer.write_all(requests.as_bytes()).await;
+        writer
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The only slot is the hog's: the next client is served once the hog is cut off.
+    let mut next = TcpStream::connect(host(&app)).await.unwrap();
+    next.write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), next.read_to_end(&mut reply))
+        .await
+        .expect("served once the client that stopped reading was cut off")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    drop(never_read);
+    sender.abort();
+}
+
 /// Hold the absences' checkpoint, as a rebuild does: that read model stops moving until the
 /// returned transaction ends.
 async fn hold_absences_read_model(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
@@ -646,4 +682,41 @@ async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
         .await
         .unwrap();
     assert_eq!(rows().await, expected);
+}
+
+/// An append held up in the database (here an operator's lock on the event table) fails after
+/// the command wait and is rolled back: the 503 it gets is the truth, and no commit comes after
+/// it when the lock goes.
+#[tokio::test]
+async fn a_write_held_up_in_the_database_is_refused_and_never_commits_later() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.waits.turn = Duration::from_secs(1);
+        c.waits.projection = Duration::from_secs(1);
+        c.http.request_timeout = Duration::from_secs(4);
+    })
+    .await;
+    let t = app.with_roster().await;
+    let before = app.scalar("SELECT count(*) FROM events").await;
+    let mut operator = app.app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let reply = app.apply(&t.david, "2026-03-12", "全体排练").await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "refused by the request deadline, not the statement's"
+    );
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    operator.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, before);
+    // The record is not stuck: the same application now goes through.
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
 }
