@@ -52,6 +52,42 @@ enum Command {
         #[command(subcommand)]
         command: MailCmd,
     },
+    /// The event log, for auditors
+    Events {
+        #[command(subcommand)]
+        command: EventsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// The history in global (log) order
+    List {
+        #[arg(long)]
+        aggregate_type: Option<String>,
+        #[arg(long)]
+        aggregate_id: Option<String>,
+        /// Only events after the one at this position (in log order)
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Recompute the hash chain over the log: exit 0 if intact, 1 naming the first position
+    /// that does not match
+    Verify {
+        /// Print the chain's head (position and hash), to publish it elsewhere
+        #[arg(long)]
+        print_head: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Table,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +153,8 @@ enum ProjectionsCmd {
     CatchUp,
     /// Rebuild every read model from the event log (the server may keep serving)
     Rebuild,
+    /// Each projection: the position it has applied, its lag behind the log, its row counts
+    List,
 }
 
 pub async fn main() -> ExitCode {
@@ -184,7 +222,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            ProjectionsCmd::List => {
+                println!(
+                    "{:<20} {:>22} {:>8}  rows",
+                    "projection", "applied (tx/position)", "lag"
+                );
+                for s in crate::audit::standings(&app.pool, &app.projections).await? {
+                    let rows: Vec<String> =
+                        s.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                    println!(
+                        "{:<20} {:>22} {:>8}  {}",
+                        s.name,
+                        format!("{}/{}", s.applied.transaction_id, s.applied.position),
+                        s.lag,
+                        rows.join(" ")
+                    );
+                }
+                Ok(())
+            }
         },
+        Command::Events { command } => events(&app, command).await,
     }
 }
 
@@ -312,6 +369,58 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> {
+    match command {
+        EventsCmd::List {
+            aggregate_type,
+            aggregate_id,
+            after,
+            limit,
+            format,
+        } => {
+            let filter = crate::audit::Filter {
+                aggregate_type,
+                aggregate_id,
+                after,
+                limit: limit.clamp(1, 100_000),
+            };
+            let events = crate::audit::events(&app.pool, &filter).await?;
+            match format {
+                Format::Json => {
+                    for e in &events {
+                        println!("{}", crate::audit::event_json(e));
+                    }
+                }
+                Format::Table => print!("{}", crate::audit::event_table(&events)),
+            }
+            Ok(())
+        }
+        EventsCmd::Verify { print_head } => {
+            // Chain what has been committed so far first, so that the verdict covers it.
+            app.catch_up().await?;
+            match crate::audit::verify(&app.tx_pool).await? {
+                projections::chain::Verdict::Intact {
+                    checked,
+                    head,
+                    unchained,
+                } => {
+                    println!("intact: {checked} events chained, {unchained} not chained yet");
+                    if print_head {
+                        match head {
+                            Some((at, link)) => println!("head: position {} {link}", at.position),
+                            None => println!("head: none (empty log)"),
+                        }
+                    }
+                    Ok(())
+                }
+                projections::chain::Verdict::Broken { position, reason } => {
+                    bail!("the log does not match its hash chain at position {position}: {reason}")
+                }
+            }
+        }
+    }
 }
 
 async fn mail(app: &App, command: MailCmd) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Ensemble: the event-sourced backend of the orchestra and campus mini-programs.
 
 pub mod app;
+pub mod audit;
 pub mod bus;
 pub mod cli;
 pub mod clock;

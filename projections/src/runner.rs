@@ -25,6 +25,11 @@ pub trait Projection: Send + Sync {
     /// The tables a rebuild empties before replaying the log; empty for consumers that must
     /// never be rebuilt (the mail outbox: a rebuild would mail again).
     fn tables(&self) -> &'static [&'static str];
+    /// Tables it writes that a rebuild must never empty (those of a consumer that is never
+    /// rebuilt); shown with the others by `projections list`.
+    fn kept_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Apply one event. Must only touch its own tables through `tx`.
     async fn apply(
         &self,

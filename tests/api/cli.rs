@@ -296,3 +296,193 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
     assert!(log.contains("capped"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");
 }
+
+#[tokio::test]
+async fn events_list_shows_the_history_in_log_order_with_who_and_through_which_request() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    assert_eq!(app.process(id, &t.alice, "ok", true).await.status, 200);
+    let out = ensemble(
+        &app.database_url,
+        &[
+            "events",
+            "list",
+            "--format",
+            "json",
+            "--aggregate-type",
+            "MemberAbsences",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event_type"], "AbsenceApplied");
+    assert_eq!(lines[1]["event_type"], "AbsenceProcessed");
+    assert_eq!(lines[1]["metadata"]["actor_kind"], "manager");
+    assert_eq!(lines[1]["metadata"]["channel"], "http");
+    assert!(lines[1]["metadata"]["request_id"].as_str().unwrap().len() >= 32);
+    for field in [
+        "position",
+        "aggregate_id",
+        "sequence",
+        "event_version",
+        "payload",
+    ] {
+        assert!(!lines[0][field].is_null(), "{field}");
+    }
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(lines[0]["recorded_at"].as_str().unwrap()).is_ok()
+    );
+    // --after the first: only the second; the table has a header and one row per event.
+    let after = lines[0]["position"].as_i64().unwrap().to_string();
+    let out = ensemble(
+        &app.database_url,
+        &[
+            "events",
+            "list",
+            "--aggregate-type",
+            "MemberAbsences",
+            "--after",
+            &after,
+        ],
+    )
+    .await;
+    let table = stdout(&out);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.lines().next().unwrap().starts_with("position"));
+    assert!(table.contains("AbsenceProcessed") && !table.contains("AbsenceApplied"));
+}
+
+#[tokio::test]
+async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let first = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    app.apply_id(&t.david, "2026-03-13", "全体排练").await;
+    assert_eq!(app.process(first, &t.alice, "ok", true).await.status, 200);
+    let out = ensemble(&app.database_url, &["events", "verify", "--print-head"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let total = app.scalar("SELECT count(*) FROM events").await;
+    assert!(
+        stdout(&out).contains(&format!("intact: {total} events chained")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("head: position"));
+    let position = |n: i64| {
+        let app = &app;
+        async move {
+            app.scalar(&format!(
+                "SELECT position FROM events WHERE event_type = 'AbsenceApplied' ORDER BY position OFFSET {n} LIMIT 1"
+            ))
+            .await
+        }
+    };
+    let (edited, deleted) = (position(0).await, position(1).await);
+    // An edit of one payload, as a superuser would make it with triggers off.
+    sqlx::query(&format!(
+        "UPDATE events SET payload = replace(payload::text, '2026-03-12', '2026-03-19')::json WHERE position = {edited}"
+    ))
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("at position {edited}:")),
+        "{}",
+        stderr(&out)
+    );
+    // Undo it: intact again. Then delete another event, and with it its link: the chain breaks
+    // at the event after it.
+    sqlx::query(&format!(
+        "UPDATE events SET payload = replace(payload::text, '2026-03-19', '2026-03-12')::json WHERE position = {edited}"
+    ))
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    assert!(ensemble(&app.database_url, &["events", "verify"])
+        .await
+        .status
+        .success());
+    sqlx::query(&format!("DELETE FROM events WHERE position = {deleted}"))
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not match") || stderr(&out).contains("missing"),
+        "{}",
+        stderr(&out)
+    );
+    sqlx::query(&format!(
+        "DELETE FROM event_links WHERE position = {deleted}"
+    ))
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn an_event_slipped_into_the_chained_past_is_found() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    assert!(ensemble(&app.database_url, &["events", "verify"])
+        .await
+        .status
+        .success());
+    // Inserted by SQL with a transaction id below the chain's head.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, transaction_id) \
+         VALUES ('MemberAbsences', 'Mallory', 1, 'AbsenceApplied', '1.0', '{}', '{}', 1)",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("inserted out of band"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn projections_list_shows_each_projection_with_its_position_lag_and_rows() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let out = ensemble(&app.database_url, &["projections", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = stdout(&out);
+    for name in [
+        "orchestra_roster",
+        "orchestra_absences",
+        "mail_outbox",
+        "event_chain",
+    ] {
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {listing}"));
+        // Caught up: no lag.
+        assert_eq!(line.split_whitespace().nth(2), Some("0"), "{line}");
+    }
+    assert!(listing.contains("orchestra_absences=1"), "{listing}");
+    let events = app.scalar("SELECT count(*) FROM events").await;
+    assert!(
+        listing.contains(&format!("event_links={events}")),
+        "{listing}"
+    );
+}

@@ -23,6 +23,10 @@ impl Projection for MailOutbox {
         &[]
     }
 
+    fn kept_tables(&self) -> &'static [&'static str] {
+        &["mail_outbox"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,
