@@ -75,6 +75,16 @@ enum EventsCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// A record as it stands now (or stood at --as-of), rebuilt from its events, then its
+    /// history: who did what, when, through which request
+    Show {
+        /// The aggregate type (Roster, MemberAbsences)
+        aggregate_type: String,
+        aggregate_id: String,
+        /// RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC) or a date (its end)
+        #[arg(long, value_parser = crate::audit::parse_time)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Recompute the hash chain over the log: exit 0 if intact, 1 naming the first position
     /// that does not match
     Verify {
@@ -395,6 +405,26 @@ async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> {
                 }
                 Format::Table => print!("{}", crate::audit::event_table(&events)),
             }
+            Ok(())
+        }
+        EventsCmd::Show {
+            aggregate_type,
+            aggregate_id,
+            as_of,
+        } => {
+            let (state, history) =
+                crate::audit::record(&app.pool, &aggregate_type, &aggregate_id, as_of).await?;
+            if history.is_empty() {
+                bail!("no {aggregate_type} {aggregate_id:?} (at that time)");
+            }
+            match as_of {
+                Some(t) => println!("{aggregate_type} {aggregate_id} as of {}:", t.to_rfc3339()),
+                None => println!("{aggregate_type} {aggregate_id} now:"),
+            }
+            println!("{}", serde_json::to_string_pretty(&state)?);
+            println!();
+            println!("history:");
+            print!("{}", crate::audit::event_table(&history));
             Ok(())
         }
         EventsCmd::Verify { print_head } => {

@@ -486,3 +486,82 @@ async fn projections_list_shows_each_projection_with_its_position_lag_and_rows()
         "{listing}"
     );
 }
+
+#[tokio::test]
+async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = app
+        .scalar("SELECT floor(extract(epoch FROM now()))::bigint")
+        .await
+        .to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let moved = app
+        .put(
+            &format!("/absence/{id}/"),
+            &t.david,
+            json!({ "time_absence": "2026-03-20" }),
+        )
+        .await;
+    assert_eq!(moved.status, 200);
+    let now = ensemble(
+        &app.database_url,
+        &["events", "show", "MemberAbsences", "David"],
+    )
+    .await;
+    assert!(now.status.success(), "{}", stderr(&now));
+    let text = stdout(&now);
+    let (state, history) = text.split_once("history:").unwrap();
+    assert!(
+        state.contains("2026-03-20") && !state.contains("2026-03-12"),
+        "{text}"
+    );
+    assert!(
+        history.contains("AbsenceApplied") && history.contains("AbsenceChanged"),
+        "{text}"
+    );
+    assert!(history.contains("member David"), "{text}");
+    let as_of = chrono::DateTime::from_timestamp(before.parse().unwrap(), 0)
+        .unwrap()
+        .to_rfc3339();
+    let then = ensemble(
+        &app.database_url,
+        &[
+            "events",
+            "show",
+            "MemberAbsences",
+            "David",
+            "--as-of",
+            &as_of,
+        ],
+    )
+    .await;
+    assert!(then.status.success(), "{}", stderr(&then));
+    let text = stdout(&then);
+    let (state, history) = text.split_once("history:").unwrap();
+    assert!(
+        state.contains("2026-03-12") && !state.contains("2026-03-20"),
+        "{text}"
+    );
+    assert!(!history.contains("AbsenceChanged"), "{text}");
+    // A bad time and an unknown type are clear errors.
+    let bad = ensemble(
+        &app.database_url,
+        &[
+            "events",
+            "show",
+            "MemberAbsences",
+            "David",
+            "--as-of",
+            "yesterday",
+        ],
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("is not a time"), "{}", stderr(&bad));
+    let unknown = ensemble(&app.database_url, &["events", "show", "Nope", "x"]).await;
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("unknown aggregate type"));
+}
