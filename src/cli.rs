@@ -161,8 +161,15 @@ enum SeasonCmd {
 enum ProjectionsCmd {
     /// Apply whatever the log holds that the read models have not seen yet
     CatchUp,
-    /// Rebuild every read model from the event log (the server may keep serving)
-    Rebuild,
+    /// Rebuild read models from the event log beside the live ones and swap them in (the
+    /// server keeps serving)
+    Rebuild {
+        /// The projections to rebuild (see `projections list`); none: all of them
+        names: Vec<String>,
+        /// All rebuildable projections
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
     /// Each projection: the position it has applied, its lag behind the log, its row counts
     List,
 }
@@ -219,15 +226,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{} events applied", app.catch_up().await?);
                 Ok(())
             }
-            ProjectionsCmd::Rebuild => {
+            ProjectionsCmd::Rebuild { names, all: _ } => {
                 let rebuildable: Vec<&dyn projections::Projection> = app
                     .projections
                     .iter()
                     .filter(|p| !p.tables().is_empty())
                     .map(|p| p.as_ref())
                     .collect();
-                let n = projections::rebuild(&app.tx_pool, &rebuildable).await?;
-                for p in &rebuildable {
+                let chosen: Vec<&dyn projections::Projection> = if names.is_empty() {
+                    rebuildable
+                } else {
+                    let mut chosen = Vec::new();
+                    for name in &names {
+                        match rebuildable.iter().find(|p| p.name() == name) {
+                            Some(p) => chosen.push(*p),
+                            None => bail!(
+                                "{name:?} is not a projection that can be rebuilt (these can: {})",
+                                rebuildable
+                                    .iter()
+                                    .map(|p| p.name())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        }
+                    }
+                    chosen
+                };
+                let bar = progress_bar();
+                let n = projections::rebuild(&app.tx_pool, &chosen, &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await;
+                bar.finish_and_clear();
+                let n = n?;
+                for p in &chosen {
                     println!("{}: rebuilt from {n} events", p.name());
                 }
                 Ok(())
@@ -379,6 +412,46 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+/// A progress bar with rate and ETA on a terminal; plain lines (at most one every 2 s, on
+/// stderr) otherwise.
+fn progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    } else {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        let start = std::time::Instant::now();
+        let last = std::sync::Mutex::new(std::time::Instant::now());
+        let shown = bar.clone();
+        // Plain lines from a ticker: indicatif draws nothing without a terminal.
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if shown.is_finished() {
+                return;
+            }
+            let mut last = last.lock().unwrap();
+            if last.elapsed() >= std::time::Duration::from_secs(2) {
+                *last = std::time::Instant::now();
+                let (done, total) = (shown.position(), shown.length().unwrap_or(0));
+                let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
+                let eta = (total.saturating_sub(done)) as f64 / rate.max(1.0);
+                eprintln!("rebuild: {done}/{total} events, {rate:.0} events/s, ETA {eta:.0} s");
+            }
+        });
+        bar
+    }
 }
 
 async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> {

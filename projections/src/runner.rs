@@ -14,6 +14,8 @@ pub enum ProjectionError {
     },
     #[error("projection {0} cannot be rebuilt")]
     NotRebuildable(&'static str),
+    #[error("another rebuild is running on this database")]
+    RebuildRunning,
 }
 
 /// A consumer of the event log that keeps its state in tables, in the same transaction as its
@@ -258,83 +260,227 @@ pub async fn applied_position(
         .unwrap_or(LogPosition::END))
 }
 
-/// Empty the projections' tables and replay the whole log into them, in one transaction and
-/// one read of the log for all of them: readers keep seeing the old rows until the rebuilt ones
-/// are committed, and live catch-up skips these projections meanwhile. Returns the number of
-/// events replayed.
+/// The schema a rebuild builds its tables in, beside the live ones.
+pub const SHADOW_SCHEMA: &str = "ensemble_rebuild";
+/// Session advisory lock: one rebuild at a time on a database.
+const REBUILD_LOCK: i64 = 0x656e_7365_6d62_6c65;
+/// The name under which a rebuild's transactions are listed in `projection_rebuilds` (so that
+/// they hold back nobody's horizon: they write no events).
+const SHADOW_ENTRY: &str = "shadow";
+
+/// Rebuild projections blue/green: their tables are built afresh beside the live ones (in
+/// [`SHADOW_SCHEMA`], by the same `apply_batch`, in short transactions of 50,000 events),
+/// caught up to the head of the log, and swapped in atomically with the checkpoints. Readers
+/// keep the live tables until the swap (a moment) and never see a half-built one; the live
+/// projections keep catching up meanwhile, and commands never wait for the rebuild. If the
+/// process dies or is interrupted, the live tables are untouched and the next rebuild drops
+/// what was left. `progress(replayed, total)` is called after each batch. Returns the number
+/// of events replayed.
 pub async fn rebuild(
     pool: &PgPool,
     projections: &[&dyn Projection],
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<u64, ProjectionError> {
     if let Some(p) = projections.iter().find(|p| p.tables().is_empty()) {
         return Err(ProjectionError::NotRebuildable(p.name()));
     }
-    let mut tx = pool.begin().await?;
-    let horizon = horizon(&mut tx).await?;
-    for projection in projections {
-        lock_checkpoint(&mut tx, projection.name()).await?;
-    }
-    // Tell the other consumers (on another connection, so that they see it now) that this
-    // transaction writes no events and that these read models are not live until it commits.
-    let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-        .fetch_one(&mut *tx)
+    // A connection of its own, never returned to the pool, holds the rebuild lock.
+    let mut guard = pool.acquire().await?.detach();
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(REBUILD_LOCK)
+        .fetch_one(&mut guard)
         .await?;
-    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    sqlx::query(
-        "INSERT INTO projection_rebuilds (name, transaction_id) SELECT n, $2 FROM unnest($1::text[]) AS n \
-         ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
-    )
-    .bind(&names)
-    .bind(me)
-    .execute(pool)
-    .await?;
-    for table in projections.iter().flat_map(|p| p.tables()) {
-        // DELETE rather than TRUNCATE: TRUNCATE would block readers until the commit.
-        sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut *tx)
-            .await?;
+    if !mine {
+        return Err(ProjectionError::RebuildRunning);
     }
-    sqlx::query(
-        "UPDATE projection_checkpoints SET transaction_id = 0, position = 0 WHERE name = ANY($1)",
-    )
-    .bind(&names)
-    .execute(&mut *tx)
-    .await?;
-    let mut applied = 0;
+    let result = rebuild_locked(pool, &mut guard, projections, progress).await;
+    // Whatever happened, no shadow tables stay behind (a crash leaves them to the next run).
+    let cleanup = sqlx::query(&format!("DROP SCHEMA IF EXISTS {SHADOW_SCHEMA} CASCADE"))
+        .execute(&mut guard)
+        .await;
+    let _ = sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1")
+        .bind(SHADOW_ENTRY)
+        .execute(&mut guard)
+        .await;
+    let _ = guard.close().await;
+    let applied = result?;
+    cleanup?;
+    Ok(applied)
+}
+
+async fn rebuild_locked(
+    pool: &PgPool,
+    guard: &mut PgConnection,
+    projections: &[&dyn Projection],
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<u64, ProjectionError> {
+    let live: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut *guard)
+        .await?;
+    let tables: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.tables())
+        .copied()
+        .collect();
+    let mut setup =
+        format!("DROP SCHEMA IF EXISTS {SHADOW_SCHEMA} CASCADE; CREATE SCHEMA {SHADOW_SCHEMA};");
+    for table in &tables {
+        setup.push_str(&format!(
+            "CREATE TABLE {SHADOW_SCHEMA}.{table} (LIKE \"{live}\".{table} INCLUDING ALL);"
+        ));
+    }
+    sqlx::Executor::execute(&mut *guard, setup.as_str()).await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut *guard)
+        .await?;
+    let total = total as u64;
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    // Build beside the live tables, in short transactions.
     let mut at = LogPosition::default();
+    let mut applied = 0;
     loop {
-        let events = read_events(&mut tx, at, horizon, REBUILD_BATCH).await?;
+        let mut tx = pool.begin().await?;
+        let (events, _) = shadow_batch(pool, &mut tx, &live, at).await?;
         for projection in projections {
             projection.apply_batch(&mut tx, &events).await?;
         }
+        tx.commit().await?;
         applied += events.len() as u64;
         if let Some(last) = events.last() {
             at = last.log_position();
         }
+        progress(applied, total.max(applied));
         if (events.len() as i64) < REBUILD_BATCH {
             break;
         }
     }
-    move_checkpoints(&mut tx, &names, at).await?;
-    tx.commit().await?;
-    sqlx::query("DELETE FROM projection_rebuilds WHERE name = ANY($1) AND transaction_id = $2")
-        .bind(&names)
-        .bind(me)
-        .execute(pool)
-        .await?;
-    Ok(applied)
+    // Swap: with the live checkpoints locked (the projector leaves them alone meanwhile), catch
+    // the new tables up to the head, put them in place of the live ones, and move the
+    // checkpoints, in one transaction. Readers wait for it only a moment; if they would be
+    // held up for long (a long read on a live table), give up and try again.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
+            .execute(&mut *tx)
+            .await?;
+        let swapped: Result<(u64, LogPosition), ProjectionError> = async {
+            sqlx::query(
+                "SELECT 1 FROM projection_checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+            )
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?;
+            let mut head = at;
+            let mut more = 0;
+            loop {
+                let (events, _) = shadow_batch(pool, &mut tx, &live, head).await?;
+                for projection in projections {
+                    projection.apply_batch(&mut tx, &events).await?;
+                }
+                more += events.len() as u64;
+                if let Some(last) = events.last() {
+                    head = last.log_position();
+                }
+                if (events.len() as i64) < REBUILD_BATCH {
+                    break;
+                }
+            }
+            // The new tables' indexes get the live ones' names back (LIKE names them anew).
+            let indexes: Vec<(String, String, String, String)> = sqlx::query_as(
+                "SELECT schemaname::text, tablename::text, indexname::text, indexdef FROM pg_indexes \
+                 WHERE schemaname IN ($1, $2) AND tablename = ANY($3)",
+            )
+            .bind(&live)
+            .bind(SHADOW_SCHEMA)
+            .bind(&tables)
+            .fetch_all(&mut *tx)
+            .await?;
+            let shape = |def: &str| {
+                let unique = def.starts_with("CREATE UNIQUE");
+                (unique, def.split_once(" USING ").map(|(_, rest)| rest.to_string()))
+            };
+            let mut renames = Vec::new();
+            for (_, table, name, def) in indexes.iter().filter(|i| i.0 == SHADOW_SCHEMA) {
+                let wanted = indexes.iter().find(|(s, t, _, d)| {
+                    s == &live && t == table && shape(d) == shape(def)
+                });
+                if let Some((_, _, live_name, _)) = wanted.filter(|w| &w.2 != name) {
+                    renames.push((name.clone(), live_name.clone()));
+                }
+            }
+            let mut swap = String::new();
+            for table in &tables {
+                swap.push_str(&format!(
+                    "DROP TABLE \"{live}\".{table}; ALTER TABLE {SHADOW_SCHEMA}.{table} SET SCHEMA \"{live}\";"
+                ));
+            }
+            for (from, to) in &renames {
+                swap.push_str(&format!(
+                    "ALTER INDEX \"{live}\".\"{}\" RENAME TO \"{}\";",
+                    from.replace('"', "\"\""),
+                    to.replace('"', "\"\"")
+                ));
+            }
+            sqlx::Executor::execute(&mut *tx, swap.as_str()).await?;
+            sqlx::query(
+                "UPDATE projection_checkpoints SET transaction_id = $2, position = $3 WHERE name = ANY($1)",
+            )
+            .bind(&names)
+            .bind(head.transaction_id)
+            .bind(head.position)
+            .execute(&mut *tx)
+            .await?;
+            Ok((more, head))
+        }
+        .await;
+        match swapped {
+            Ok((more, _)) => {
+                tx.commit().await?;
+                applied += more;
+                progress(applied, total.max(applied));
+                return Ok(applied);
+            }
+            Err(ProjectionError::Database(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some("55P03") && tries < 10 =>
+            {
+                tx.rollback().await?;
+                tracing::warn!("readers held the live tables; trying the swap again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
-async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .execute(&mut *tx)
+/// One batch of the log after `after` for the shadow tables: lists this transaction as one
+/// that writes no events, and points its unqualified table names at the shadow schema.
+async fn shadow_batch(
+    pool: &PgPool,
+    tx: &mut PgConnection,
+    live: &str,
+    after: LogPosition,
+) -> Result<(Vec<StoredEvent>, i64), ProjectionError> {
+    let horizon = horizon(&mut *tx).await?;
+    let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut *tx)
         .await?;
-    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    // On another connection, so that other consumers see it at once.
+    sqlx::query(
+        "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
+    )
+    .bind(SHADOW_ENTRY)
+    .bind(me)
+    .execute(pool)
+    .await?;
+    sqlx::query(&format!(
+        "SET LOCAL search_path = {SHADOW_SCHEMA}, \"{live}\""
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let events = read_events(&mut *tx, after, horizon, REBUILD_BATCH).await?;
+    Ok((events, horizon))
 }
 
 /// What a consumer may read now after `after`: up to one batch of events in log order, below

@@ -678,7 +678,7 @@ async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
         .iter()
         .find(|p| p.name() == "orchestra_absences")
         .unwrap();
-    projections::rebuild(&app.app.tx_pool, &[absences.as_ref()])
+    projections::rebuild(&app.app.tx_pool, &[absences.as_ref()], &|_, _| {})
         .await
         .unwrap();
     assert_eq!(rows().await, expected);
