@@ -31,6 +31,9 @@ pub struct Actor {
     pub client_request_id: Option<String>,
     /// `http` or `cli`.
     pub channel: &'static str,
+    /// The latest moment the command's append may start, so that it commits and is answered
+    /// before the request's own deadline (None: no deadline but the command wait).
+    pub append_by: Option<tokio::time::Instant>,
 }
 
 impl Actor {
@@ -42,6 +45,7 @@ impl Actor {
             request_id: format!("cli-{}", uuid::Uuid::new_v4()),
             client_request_id: None,
             channel: "cli",
+            append_by: None,
         }
     }
 
@@ -73,12 +77,20 @@ pub enum CommandError<E: std::error::Error> {
     /// written; the caller may try again.
     #[error("the record is busy")]
     Busy,
+    /// The database connection was lost (a restart, an operator terminating sessions). If it
+    /// happened during the append, the change may or may not have been made.
+    #[error("the database was unavailable")]
+    Unavailable,
     #[error("command failed: {0}")]
     Internal(String),
 }
 
 impl<E: std::error::Error> From<sqlx::Error> for CommandError<E> {
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::connection_lost(&e) {
+            tracing::warn!(error = %e, "database connection lost during a command");
+            return Self::Unavailable;
+        }
         match &e {
             sqlx::Error::PoolTimedOut => Self::Busy,
             // lock_not_available (lock_timeout) or query_canceled (statement_timeout): a wait
@@ -251,7 +263,8 @@ where
         command: A::Command,
         actor: &Actor,
     ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), CommandError<A::Error>> {
-        let deadline = tokio::time::Instant::now() + self.waits.turn;
+        let own = tokio::time::Instant::now() + self.waits.turn;
+        let deadline = actor.append_by.map_or(own, |request| request.min(own));
         let _turn = self.turn(id).await?;
         let mut attempt = 0;
         loop {

@@ -270,7 +270,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "{:<20} {:>22} {:>8}  rows",
                     "projection", "applied (tx/position)", "lag"
                 );
-                for s in crate::audit::standings(&app.pool, &app.projections).await? {
+                let standings = crate::audit::standings(&app.pool, &app.projections).await?;
+                for s in standings {
                     let rows: Vec<String> =
                         s.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
                     println!(
@@ -279,6 +280,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         format!("{}/{}", s.applied.transaction_id, s.applied.position),
                         s.lag,
                         rows.join(" ")
+                    );
+                }
+                let mut conn = app.pool.acquire().await?;
+                if let Some(h) = projections::horizon_holder(&mut conn, 5.0).await? {
+                    println!(
+                        "held back by: pid {} ({}, {}) in a transaction for {} s; nothing \
+                         committed after it began is projected until it ends",
+                        h.pid, h.application_name, h.state, h.age as u64
                     );
                 }
                 Ok(())
@@ -329,7 +338,10 @@ async fn shutdown_signal() {
 fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
     match e {
         CommandError::Rejected(e) => anyhow::anyhow!("{e}"),
-        e @ (CommandError::Duplicate | CommandError::Busy | CommandError::Internal(_)) => {
+        e @ (CommandError::Duplicate
+        | CommandError::Busy
+        | CommandError::Unavailable
+        | CommandError::Internal(_)) => {
             anyhow::anyhow!("{e}")
         }
     }

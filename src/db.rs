@@ -113,3 +113,17 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     conn.close().await?;
     Ok(())
 }
+
+/// Whether `e` means the connection to the database was lost or refused (I/O, the server
+/// shutting down or terminating the session, a connection exception): nothing the request did
+/// wrong, and worth a retry.
+pub fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now; class 08.
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03") || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}

@@ -147,8 +147,14 @@ impl Projector {
         self.running.store(true, Ordering::SeqCst);
         let _stop = StopOnDrop(&self.running);
         let mut listener = crate::worker::listen(&self.pool, "ensemble_events").await;
+        let mut last_look = std::time::Instant::now();
+        let mut warned: Option<(i32, std::time::Instant)> = None;
         loop {
             heartbeat.beat();
+            if last_look.elapsed() >= HOLDER_LOOK_EVERY {
+                last_look = std::time::Instant::now();
+                self.warn_of_holder(&mut warned).await;
+            }
             match self.pass().await {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "read models could not catch up"),
@@ -169,7 +175,36 @@ impl Projector {
     }
 }
 
+/// How often the projector looks for a transaction holding the horizon back, and how old one
+/// must be to be named in the log (then at most once a minute per session).
+const HOLDER_LOOK_EVERY: Duration = Duration::from_secs(10);
+const HOLDER_AGE_SECS: f64 = 30.0;
+
 impl Projector {
+    async fn warn_of_holder(&self, warned: &mut Option<(i32, std::time::Instant)>) {
+        let Ok(mut conn) = self.pool.acquire().await else {
+            return;
+        };
+        let Ok(Some(holder)) = projections::horizon_holder(&mut conn, HOLDER_AGE_SECS).await else {
+            return;
+        };
+        if warned
+            .is_some_and(|(pid, at)| pid == holder.pid && at.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        *warned = Some((holder.pid, std::time::Instant::now()));
+        tracing::warn!(
+            pid = holder.pid,
+            application = %holder.application_name,
+            state = %holder.state,
+            seconds = holder.age as u64,
+            "a long transaction holds back every read model and the mail: nothing committed \
+             after it began is projected until it ends (end it, or set \
+             idle_in_transaction_session_timeout)"
+        );
+    }
+
     fn now_ms(&self) -> i64 {
         self.epoch.elapsed().as_millis() as i64
     }

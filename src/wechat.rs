@@ -24,7 +24,13 @@ pub struct AppCredentials {
 pub struct WechatClient {
     http: reqwest::Client,
     base: String,
+    /// Calls to WeChat at once: each holds a connection (a file descriptor), which the
+    /// server's connection cap reserves room for.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Connections to WeChat at once (and idle ones kept).
+pub const WECHAT_CONNECTIONS: usize = 32;
 
 #[derive(Deserialize)]
 struct Answer {
@@ -53,11 +59,13 @@ impl WechatClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
+            .pool_max_idle_per_host(WECHAT_CONNECTIONS)
             .build()
             .expect("an HTTP client with default settings builds");
         Self {
             http,
             base: base.trim_end_matches('/').to_string(),
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(WECHAT_CONNECTIONS)),
         }
     }
 
@@ -68,6 +76,13 @@ impl WechatClient {
         code: &str,
     ) -> Result<String, WechatError> {
         let url = format!("{}/sns/jscode2session", self.base);
+        // A burst of logins waits here (bounded by the request's deadline) instead of opening
+        // a connection each.
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| WechatError::Unreachable("the client is closed".into()))?;
         let response = self
             .http
             .get(url)

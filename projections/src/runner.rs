@@ -136,6 +136,47 @@ pub async fn ensure_checkpoints(
     Ok(())
 }
 
+/// A transaction that holds the horizon back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorizonHolder {
+    pub pid: i32,
+    pub application_name: String,
+    pub state: String,
+    /// Seconds since its transaction began.
+    pub age: f64,
+}
+
+/// The oldest transaction of this database that could still write to the log (it has an id
+/// and has not ended), if it began more than `older_than` seconds ago: while it runs, no
+/// consumer reads past its id, so the read models and mail stand still. Costs a read of
+/// `pg_stat_activity`: for occasional checks, not for every pass.
+pub async fn horizon_holder(
+    conn: &mut PgConnection,
+    older_than: f64,
+) -> Result<Option<HorizonHolder>, sqlx::Error> {
+    let row: Option<(i32, String, String, f64)> = sqlx::query_as(
+        "SELECT pid, coalesce(application_name, ''), coalesce(state, ''), \
+                extract(epoch FROM now() - xact_start)::float8 \
+         FROM pg_stat_activity \
+         WHERE datname = current_database() AND backend_xid IS NOT NULL \
+           AND backend_xid::text::bigint NOT IN \
+               (SELECT transaction_id % 4294967296 FROM projection_rebuilds) \
+           AND xact_start < now() - make_interval(secs => $1) \
+         ORDER BY xact_start LIMIT 1",
+    )
+    .bind(older_than)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(
+        row.map(|(pid, application_name, state, age)| HorizonHolder {
+            pid,
+            application_name,
+            state,
+            age,
+        }),
+    )
+}
+
 /// Apply every committed event past each projection's checkpoint, for every projection at
 /// once: one transaction per batch of up to 500 events locks the checkpoints, reads the events
 /// once, applies them to each projection that has not seen them and moves the checkpoints.

@@ -44,9 +44,9 @@ impl From<sqlx::Error> for ApiError {
         match e {
             // Every connection is taken: a bounded wait ran out, which is no reason for a 500.
             sqlx::Error::PoolTimedOut => Self::busy("The server is busy; please try again."),
-            // The database is unreachable for now (a connection lost, out of descriptors):
-            // nothing was done, and a retry may well work.
-            sqlx::Error::Io(e) => {
+            // The database is unreachable for now (a connection lost or terminated, out of
+            // descriptors): nothing was done, and a retry may well work.
+            e if crate::db::connection_lost(&e) => {
                 tracing::error!(error = %e, "database unreachable");
                 Self::busy("The server is busy; please try again.")
             }

@@ -50,8 +50,30 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// The latest moment a command of this request may start its append (a request extension):
+/// the append then ends within its statement timeout and the read models get their wait, all
+/// before the request's own deadline, so a 503 for a timeout never hides a later commit.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendBy(pub tokio::time::Instant);
+
+/// What the request-limits middleware needs.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    http: Limits,
+    /// From the request's start to its [`AppendBy`].
+    append_window: Duration,
+}
+
 pub fn router(app: Arc<App>) -> Router {
-    let limits = app.config.http;
+    let waits = app.config.waits;
+    let limits = Bounds {
+        http: app.config.http,
+        append_window: app
+            .config
+            .http
+            .request_timeout
+            .saturating_sub(waits.turn + waits.projection + Duration::from_secs(1)),
+    };
     Router::new()
         .merge(crate::orchestra::routes())
         .fallback(|| async { ApiError::not_found() })
@@ -98,20 +120,27 @@ pub fn well_formed_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
-/// The whole-request deadline, and the body deadline for the extractors.
+/// The whole-request deadline, the body deadline for the extractors, and the append deadline
+/// for commands.
 async fn request_limits(
-    State(limits): State<Limits>,
+    State(bounds): State<Bounds>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let limits = bounds.http;
+    let started = tokio::time::Instant::now();
     request
         .extensions_mut()
         .insert(BodyTimeout(limits.body_timeout));
+    request
+        .extensions_mut()
+        .insert(AppendBy(started + bounds.append_window));
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        // Commands run on tasks of their own: giving up here never cuts one in half.
-        // The configured waits of a command (its turn, the read models) are shorter than this
-        // bound, so a command that gets here is one the database held up: it may still commit.
+        // Commands run on tasks of their own: giving up here never cuts one in half. A
+        // command starts its append by `AppendBy` at the latest, and the append ends within
+        // its statement timeout, so no commit follows this answer (short of a stalled disk
+        // delaying a commit past it, which the message allows for).
         Err(_) => ApiError::busy(
             "The request took too long. A change may still have been made: check before trying again.",
         )
@@ -146,6 +175,10 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    // Woken when nearly every slot is taken: connections that have not sent a byte yet then
+    // get a second more (real clients send at once).
+    // (A watch, not a Notify: a connection whose task has not run yet still sees it.)
+    let pressure = tokio::sync::watch::Sender::new(0u64);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut accept_errors = RateLimitedLog::default();
@@ -171,10 +204,43 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let hyper_service = TowerToHyperService::new(service.clone());
-        let io = timed_io::TimedIo::new(stream, limits.write_timeout);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), hyper_service));
+        let pressed_now = slots.available_permits() * 10 < max_connections;
+        if pressed_now {
+            // Connections still waiting for their first byte get a second from now.
+            pressure.send_modify(|n| *n += 1);
+        }
+        let service = service.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let mut pressure = pressure.subscribe();
+        let header_timeout = limits.header_timeout;
+        let write_timeout = limits.write_timeout;
         tokio::spawn(async move {
+            // Until the first byte: the header timeout, or a second once the slots run short
+            // (so a crowd of silent connections is shed quickly, also those that came first).
+            let first_byte = async {
+                let limit = if pressed_now {
+                    PRESSED_HEADER_TIMEOUT
+                } else {
+                    header_timeout
+                };
+                // `peek`, not `readable`: readiness has false positives.
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    ready = tokio::time::timeout(limit, stream.peek(&mut byte)) => matches!(ready, Ok(Ok(1..))),
+                    _ = async {
+                        let _ = pressure.changed().await;
+                        tokio::time::sleep(PRESSED_HEADER_TIMEOUT).await;
+                    } => false,
+                }
+            };
+            if !first_byte.await {
+                drop(slot);
+                return;
+            }
+            let hyper_service = TowerToHyperService::new(service);
+            let io = timed_io::TimedIo::new(stream, write_timeout);
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(io), hyper_service));
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended");
             }
@@ -191,8 +257,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Descriptors kept for everything but client connections: the database pools (statements,
-/// transactions, LISTEN), SMTP and WeChat connections, the listener, logs and the like.
+/// How long a connection that has sent nothing may stay once more than 90 % of the slots are
+/// taken.
+const PRESSED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Descriptors kept, beside the database pools and the WeChat connections, for everything
+/// else: the LISTEN connection, SMTP, the listener, logs and the like.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// The connection cap: as configured, but never more than the open-files limit leaves once the

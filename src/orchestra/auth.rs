@@ -57,13 +57,21 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 }
 
 /// The actor of an HTTP request by `name` in `role`.
-pub fn http_actor(kind: &'static str, name: &str, headers: &HeaderMap) -> Actor {
+pub fn http_actor(
+    kind: &'static str,
+    name: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Actor {
     Actor {
         kind,
         name: name.to_string(),
         request_id: request_id(headers),
         client_request_id: client_request_id(headers),
         channel: "http",
+        append_by: extensions
+            .get::<crate::http::AppendBy>()
+            .map(|deadline| deadline.0),
     }
 }
 
@@ -84,7 +92,12 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
         let role = member.role();
         let name = MemberName::parse(&member.name).map_err(ApiError::internal)?;
         Ok(Self {
-            actor: http_actor(role.as_str(), name.as_str(), &parts.headers),
+            actor: http_actor(
+                role.as_str(),
+                name.as_str(),
+                &parts.headers,
+                &parts.extensions,
+            ),
             id: member.id,
             name,
             section: member.section(),

@@ -51,8 +51,15 @@ fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
             ApiError::bad_request("This absence conflicts with an existing record.")
         }
         CommandError::Busy => busy(),
+        CommandError::Unavailable => unavailable(),
         CommandError::Internal(e) => ApiError::internal(e),
     }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::busy(
+        "The database was unavailable. A change may still have been made: check before trying again.",
+    )
 }
 
 fn busy() -> ApiError {
@@ -64,6 +71,7 @@ fn busy() -> ApiError {
 async fn login(
     State(app): AppState,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     input: Input,
 ) -> Result<Response, ApiError> {
     let name = input.required_text("name")?;
@@ -96,7 +104,7 @@ async fn login(
             ))
         }
         None => {
-            let actor = http_actor(member.role().as_str(), name.as_str(), &headers);
+            let actor = http_actor(member.role().as_str(), name.as_str(), &headers, &extensions);
             let command = RosterCommand::BindWechat {
                 name: name.clone(),
                 openid: openid.clone(),
@@ -117,6 +125,7 @@ async fn login(
                         RosterError::WechatMismatch.to_string(),
                     ),
                     CommandError::Busy => busy(),
+                    CommandError::Unavailable => unavailable(),
                     CommandError::Internal(e) => ApiError::internal(e),
                 })?;
         }

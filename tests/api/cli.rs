@@ -230,7 +230,7 @@ async fn failed_mails_are_listed_and_can_be_queued_again() {
     assert!(stdout(&ensemble(&app.database_url, &["mail", "list"]).await).contains("sent"));
 }
 
-/// The connection cap follows the open-files limit: with `ulimit -n 120`, 150 clients that
+/// The connection cap follows the open-files limit: with `ulimit -n 200`, 250 clients that
 /// connect and say nothing wait in the listen backlog instead of taking the descriptors that
 /// database connections need, and a real request is served once the header timeout has freed
 /// a slot or two.
@@ -246,7 +246,7 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
     server
         .arg("-c")
         .arg(format!(
-            "ulimit -n 120 && exec {} serve",
+            "ulimit -n 200 && exec {} serve",
             env!("CARGO_BIN_EXE_ensemble")
         ))
         .env("DATABASE_URL", &app.database_url)
@@ -273,7 +273,7 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
     }
     assert!(up, "the server did not start");
     let mut silent = Vec::new();
-    for _ in 0..150 {
+    for _ in 0..250 {
         silent.push(tokio::net::TcpStream::connect(address).await.unwrap());
     }
     let reply = tokio::time::timeout(
@@ -564,4 +564,36 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
     let unknown = ensemble(&app.database_url, &["events", "show", "Nope", "x"]).await;
     assert!(!unknown.status.success());
     assert!(stderr(&unknown).contains("unknown aggregate type"));
+}
+
+#[tokio::test]
+async fn projections_list_names_a_forgotten_transaction_that_holds_the_read_models_back() {
+    let app = spawn_app().await;
+    let mut forgotten = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .unwrap();
+    // A write (here to the catalog) gives the transaction an id.
+    sqlx::Executor::execute(
+        &mut forgotten,
+        "BEGIN; CREATE TEMP TABLE forgotten (x int);",
+    )
+    .await
+    .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut forgotten)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    let out = ensemble(&app.database_url, &["projections", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("held back by: pid {pid} ")),
+        "{}",
+        stdout(&out)
+    );
+    sqlx::Executor::execute(&mut forgotten, "ROLLBACK")
+        .await
+        .unwrap();
+    let out = ensemble(&app.database_url, &["projections", "list"]).await;
+    assert!(!stdout(&out).contains("held back by"), "{}", stdout(&out));
 }

@@ -720,3 +720,137 @@ async fn a_write_held_up_in_the_database_is_refused_and_never_commits_later() {
         201
     );
 }
+
+/// A request whose body arrives slowly has used much of its time before its command starts:
+/// the command must not start an append that could commit after the request has been
+/// answered 503 (its deadline counts from the request's start, not the command's).
+#[tokio::test]
+async fn a_slow_upload_never_leaves_a_commit_behind_its_503() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.waits.turn = Duration::from_secs(1);
+        c.waits.projection = Duration::from_secs(1);
+        c.http.request_timeout = Duration::from_secs(4);
+        c.http.body_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let t = app.with_roster().await;
+    let before = app.scalar("SELECT count(*) FROM events").await;
+    let mut operator = app.app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let body = r#"{"reason": "slow", "time_absence": "2026-03-12", "type": "全体排练"}"#;
+    let (head, tail) = body.split_at(10);
+    let mut client = TcpStream::connect(host(&app)).await.unwrap();
+    client
+        .write_all(
+            format!(
+                "POST /absence/ HTTP/1.1\r\nHost: x\r\nAuthorization: JWT {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+                t.david,
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    client.write_all(tail.as_bytes()).await.unwrap();
+    // The operator lets go after the request's deadline, before the statement's would pass.
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(4_200).saturating_sub(started.elapsed())).await;
+        operator.rollback().await.unwrap();
+    };
+    let answer = async {
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut reply))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&reply).into_owned()
+    };
+    let ((), reply) = tokio::join!(release, answer);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, before);
+}
+
+/// A database session terminated mid-command (a restart, an operator's pg_terminate_backend)
+/// is the database's trouble, not a server error: 503 with Retry-After, not 500.
+#[tokio::test]
+async fn a_terminated_database_session_is_answered_503_not_500() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let t = app.with_roster().await;
+    let before = app.scalar("SELECT count(*) FROM events").await;
+    let mut operator = app.app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let apply = app.apply(&t.david, "2026-03-12", "全体排练");
+    let terminate = async {
+        // The append waits on the lock: terminate its session.
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'WITH appended%' \
+                       AND wait_event_type = 'Lock'",
+                )
+                .fetch_optional(&app.app.pool)
+                .await
+                .unwrap()
+                .unwrap_or(false)
+            })
+            .await
+        );
+    };
+    let (reply, ()) = tokio::join!(apply, terminate);
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    operator.rollback().await.unwrap();
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, before);
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
+}
+
+/// When nearly every connection slot is taken, new connections get a second (not the full
+/// header timeout) to send their headers: a crowd of silent connections cannot keep real
+/// clients waiting for long.
+#[tokio::test]
+async fn under_pressure_silent_connections_are_shed_quickly() {
+    let app = spawn_app_with(|c| {
+        c.http.header_timeout = Duration::from_secs(10);
+        c.http.max_connections = 10;
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        silent.push(TcpStream::connect(host(&app)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut client = TcpStream::connect(host(&app)).await.unwrap();
+    client
+        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut reply))
+        .await
+        .expect("served")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    // 9 slots hold silent clients for the full 10 s; the rest of the crowd and the real
+    // client share the last one, a second each.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "waited {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
