@@ -197,9 +197,21 @@ where
         let inner = self.inner.clone();
         let id = id.to_string();
         let actor = actor.clone();
-        tokio::spawn(async move { inner.execute(&id, command, &actor).await })
+        let outcome = tokio::spawn(async move { inner.execute(&id, command, &actor).await })
             .await
-            .unwrap_or_else(|e| Err(CommandError::Internal(format!("command task failed: {e}"))))
+            .unwrap_or_else(|e| Err(CommandError::Internal(format!("command task failed: {e}"))));
+        crate::metrics::command(
+            A::TYPE,
+            match &outcome {
+                Ok(_) => "committed",
+                Err(CommandError::Rejected(_)) => "rejected",
+                Err(CommandError::Duplicate) => "duplicate",
+                Err(CommandError::Busy) => "busy",
+                Err(CommandError::Unavailable) => "unavailable",
+                Err(CommandError::Internal(_)) => "internal",
+            },
+        );
+        outcome
     }
 }
 

@@ -309,7 +309,25 @@ async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     }
     tracing::info!(address = %listener.local_addr()?, "serving");
     let tasks = crate::worker::spawn(app.clone());
+    let admin = match app.config.admin_listen {
+        Some(address) => {
+            let admin = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (ENSEMBLE_ADMIN_LISTEN)"))?;
+            tracing::info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz");
+            let router = crate::metrics::routes(true).with_state(app.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(admin, router).await {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
     crate::http::serve(app, listener, shutdown_signal()).await?;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     for t in tasks {
         t.abort();
     }

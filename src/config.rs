@@ -14,6 +14,10 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ensem
 pub struct Config {
     pub database_url: String,
     pub listen: SocketAddr,
+    /// Where `/metrics` (and health) are served instead of the public listener; None: on it.
+    pub admin_listen: Option<SocketAddr>,
+    /// Events a read model may lag behind the log before `/readyz` says not ready.
+    pub ready_max_lag: u32,
     /// None: a random secret is made at start-up (tokens die with the process).
     pub jwt_secret: Option<String>,
     pub wechat_api: String,
@@ -92,6 +96,16 @@ impl Config {
                     format!("{v:?} is not an address like 127.0.0.1:8000"),
                 )
             })?,
+        };
+
+        let admin_listen = match get("ENSEMBLE_ADMIN_LISTEN") {
+            None => None,
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                bad(
+                    "ENSEMBLE_ADMIN_LISTEN",
+                    format!("{v:?} is not an address like 127.0.0.1:9000"),
+                )
+            })?),
         };
 
         let jwt_secret = get("ENSEMBLE_JWT_SECRET");
@@ -206,8 +220,10 @@ impl Config {
             smtp_timeout: seconds("ENSEMBLE_SMTP_TIMEOUT", 30.0)?,
             mail_max_attempts: count("ENSEMBLE_MAIL_MAX_ATTEMPTS", 10, 1)? as i32,
             mail_interval: seconds("ENSEMBLE_MAIL_INTERVAL", 60.0)?,
+            ready_max_lag: count("ENSEMBLE_READY_MAX_LAG", 1000, 0)?,
             database_url,
             listen,
+            admin_listen,
             jwt_secret,
             wechat_api,
             orchestra_appid: get("ENSEMBLE_ORCHESTRA_APPID").unwrap_or_default(),
@@ -230,6 +246,8 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("ready_max_lag", &self.ready_max_lag)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
             .field("wechat_api", &self.wechat_api)
             .field("orchestra_appid", &self.orchestra_appid)

@@ -11,6 +11,7 @@ pub mod http;
 pub mod jwt;
 pub mod limits;
 pub mod mailer;
+pub mod metrics;
 pub mod orchestra;
 pub mod projector;
 pub mod store;

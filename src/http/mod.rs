@@ -74,8 +74,11 @@ pub fn router(app: Arc<App>) -> Router {
             .request_timeout
             .saturating_sub(waits.turn + waits.projection + Duration::from_secs(1)),
     };
+    let metrics_here = app.config.admin_listen.is_none();
     Router::new()
         .merge(crate::orchestra::routes())
+        .merge(crate::metrics::routes(metrics_here))
+        .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
@@ -90,6 +93,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(axum::middleware::from_fn(request_ids))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(app)
 }
 

@@ -597,3 +597,47 @@ async fn projections_list_names_a_forgotten_transaction_that_holds_the_read_mode
     let out = ensemble(&app.database_url, &["projections", "list"]).await;
     assert!(!stdout(&out).contains("held back by"), "{}", stdout(&out));
 }
+
+/// With ENSEMBLE_ADMIN_LISTEN, `/metrics` is served there and not on the public listener.
+#[tokio::test]
+async fn with_an_admin_listener_metrics_leave_the_public_one() {
+    let app = spawn_app().await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (public, admin) = (free(), free());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .arg("serve")
+        .env("DATABASE_URL", &app.database_url)
+        .env("ENSEMBLE_LISTEN", public.to_string())
+        .env("ENSEMBLE_ADMIN_LISTEN", admin.to_string())
+        .env("ENSEMBLE_TODAY", TODAY)
+        .env("RUST_LOG", "warn")
+        .env_remove("ENSEMBLE_SMTP_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let http = http.clone();
+        async move {
+            for _ in 0..100 {
+                if let Ok(r) = http.get(&url).send().await {
+                    return r.status().as_u16();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            0
+        }
+    };
+    assert_eq!(status(format!("http://{admin}/metrics")).await, 200);
+    assert_eq!(status(format!("http://{admin}/readyz")).await, 200);
+    assert_eq!(status(format!("http://{public}/metrics")).await, 404);
+    assert_eq!(status(format!("http://{public}/healthz")).await, 200);
+    server.kill().unwrap();
+    let _ = server.wait();
+}

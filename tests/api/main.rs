@@ -8,5 +8,6 @@ mod helpers;
 mod login;
 mod mail;
 mod manager;
+mod ops;
 mod races;
 mod wire;

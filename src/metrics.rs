@@ -1,0 +1,289 @@
+//! Health, readiness and Prometheus metrics. Counters live in one registry per process
+//! (requests by route and status, latency histograms, command outcomes); gauges (projection
+//! positions and lag, the mail outbox, the database pools) are read at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::App;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Registry {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    commands: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+/// Count a command's outcome (`committed`, `rejected`, `busy`, ...) for `aggregate`.
+pub fn command(aggregate: &'static str, outcome: &'static str) {
+    *REGISTRY
+        .lock()
+        .unwrap()
+        .commands
+        .entry((aggregate, outcome))
+        .or_default() += 1;
+}
+
+fn request(route: &str, method: &str, status: u16, took: Duration) {
+    let mut r = REGISTRY.lock().unwrap();
+    *r.requests
+        .entry((route.to_string(), method.to_string(), status))
+        .or_default() += 1;
+    let h = r.latency.entry(route.to_string()).or_default();
+    let secs = took.as_secs_f64();
+    for (i, bound) in BUCKETS.iter().enumerate() {
+        if secs <= *bound {
+            h.counts[i] += 1;
+        }
+    }
+    h.sum += secs;
+    h.count += 1;
+}
+
+/// The route template a request matched, passed out on its response for [`track`].
+#[derive(Clone)]
+struct Route(String);
+
+/// Route middleware (inside the router, where the match is known): hands the route template
+/// to [`track`] on the response.
+pub async fn mark_route(request_in: Request, next: Next) -> Response {
+    let route = request_in
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut response = next.run(request_in).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(Route(route));
+    }
+    response
+}
+
+/// Middleware around everything: one count and one latency sample per request, by route
+/// template (never by the raw path: ids would make the label set unbounded; requests that
+/// matched no route count as `unmatched`).
+pub async fn track(request_in: Request, next: Next) -> Response {
+    let method = request_in.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request_in).await;
+    let route = response
+        .extensions()
+        .get::<Route>()
+        .map_or("unmatched", |r| r.0.as_str())
+        .to_string();
+    request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// `/healthz`, `/readyz` and, unless `with_metrics` is false, `/metrics`.
+pub fn routes(with_metrics: bool) -> Router<Arc<App>> {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if with_metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Events past a checkpoint, counted up to `cap` (an index range scan, never the whole log).
+const LAG: &str = "SELECT c.name, c.transaction_id, c.position, \
+     (SELECT count(*) FROM (SELECT 1 FROM events e \
+        WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position) LIMIT $2) l) \
+     FROM projection_checkpoints c WHERE c.name = ANY($1) ORDER BY c.name";
+
+async fn lags(app: &App, cap: i64) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
+    let names: Vec<&str> = app.projections.iter().map(|p| p.name()).collect();
+    sqlx::query_as(LAG)
+        .bind(&names)
+        .bind(cap)
+        .fetch_all(&app.pool)
+        .await
+}
+
+/// Ready: the database answers within 2 s and no read model is more than
+/// `ENSEMBLE_READY_MAX_LAG` events behind. 503 with the reason otherwise.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let max = i64::from(app.config.ready_max_lag);
+    let not_ready = |reason: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": reason })),
+        )
+            .into_response()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), lags(&app, max + 1)).await {
+        Err(_) => not_ready("the database did not answer within 2 s".into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            not_ready("the database is unavailable".into())
+        }
+        Ok(Ok(rows)) => {
+            if let Some((name, _, _, lag)) = rows.iter().find(|r| r.3 > max) {
+                return not_ready(format!(
+                    "read model {name} is {lag}{} events behind the log (at most {max} allowed)",
+                    if *lag > max { "+" } else { "" }
+                ));
+            }
+            Json(json!({ "status": "ready" })).into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut out = String::new();
+    {
+        let r = REGISTRY.lock().unwrap();
+        out.push_str("# HELP ensemble_http_requests_total Requests answered, by route template, method and status.\n");
+        out.push_str("# TYPE ensemble_http_requests_total counter\n");
+        for ((route, method, status), n) in &r.requests {
+            let _ = writeln!(
+                out,
+                "ensemble_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str(
+            "# HELP ensemble_http_request_duration_seconds Time to answer, by route template.\n",
+        );
+        out.push_str("# TYPE ensemble_http_request_duration_seconds histogram\n");
+        for (route, h) in &r.latency {
+            let route = escape(route);
+            for (bound, n) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "ensemble_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "ensemble_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "ensemble_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "ensemble_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP ensemble_commands_total Commands by aggregate type and outcome.\n");
+        out.push_str("# TYPE ensemble_commands_total counter\n");
+        for ((aggregate, outcome), n) in &r.commands {
+            let _ = writeln!(
+                out,
+                "ensemble_commands_total{{aggregate=\"{aggregate}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    out.push_str("# HELP ensemble_db_pool_connections Database connections by pool and state.\n");
+    out.push_str("# TYPE ensemble_db_pool_connections gauge\n");
+    for (name, pool) in [("statements", &app.pool), ("transactions", &app.tx_pool)] {
+        let idle = pool.num_idle() as u32;
+        let size = pool.size();
+        let _ = writeln!(
+            out,
+            "ensemble_db_pool_connections{{pool=\"{name}\",state=\"idle\"}} {idle}"
+        );
+        let _ = writeln!(
+            out,
+            "ensemble_db_pool_connections{{pool=\"{name}\",state=\"in_use\"}} {}",
+            size.saturating_sub(idle)
+        );
+    }
+    // Read at scrape time; a database that does not answer leaves them out (and says so).
+    match lags(&app, 1_000_000).await {
+        Ok(rows) => {
+            out.push_str("# HELP ensemble_projection_position The last log position a read model has applied.\n");
+            out.push_str("# TYPE ensemble_projection_position gauge\n");
+            for (name, _, position, _) in &rows {
+                let _ = writeln!(
+                    out,
+                    "ensemble_projection_position{{projection=\"{name}\"}} {position}"
+                );
+            }
+            out.push_str("# HELP ensemble_projection_lag_events Events committed past a read model's checkpoint (counted up to 1e6).\n");
+            out.push_str("# TYPE ensemble_projection_lag_events gauge\n");
+            for (name, _, _, lag) in &rows {
+                let _ = writeln!(
+                    out,
+                    "ensemble_projection_lag_events{{projection=\"{name}\"}} {lag}"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: projections unavailable"),
+    }
+    let outbox: Result<(i64, Option<f64>), _> = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
+         FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(&app.pool)
+    .await;
+    match outbox {
+        Ok((pending, oldest)) => {
+            out.push_str("# HELP ensemble_mail_outbox_pending Mails not sent yet (not counting those set aside as failed).\n");
+            out.push_str("# TYPE ensemble_mail_outbox_pending gauge\n");
+            let _ = writeln!(out, "ensemble_mail_outbox_pending {pending}");
+            out.push_str("# HELP ensemble_mail_outbox_oldest_pending_seconds Age of the oldest mail not sent yet.\n");
+            out.push_str("# TYPE ensemble_mail_outbox_oldest_pending_seconds gauge\n");
+            let _ = writeln!(
+                out,
+                "ensemble_mail_outbox_oldest_pending_seconds {}",
+                oldest.unwrap_or(0.0)
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: mail outbox unavailable"),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
