@@ -308,7 +308,7 @@ async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         );
     }
     tracing::info!(address = %listener.local_addr()?, "serving");
-    let tasks = crate::worker::spawn(app.clone());
+    let workers = crate::worker::spawn(app.clone());
     let admin = match app.config.admin_listen {
         Some(address) => {
             let admin = TcpListener::bind(address)
@@ -324,13 +324,12 @@ async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    crate::http::serve(app, listener, shutdown_signal()).await?;
+    crate::http::serve(app.clone(), listener, shutdown_signal()).await?;
     if let Some(admin) = admin {
         admin.abort();
     }
-    for t in tasks {
-        t.abort();
-    }
+    workers.stop(&app).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -56,6 +56,9 @@ pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     policy: Policy,
+    /// Held from a claim to the record of its outcome: a graceful stop takes it, so that no
+    /// message is cut between the SMTP server's acceptance and our record of it.
+    sending: tokio::sync::Mutex<()>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,15 +88,23 @@ impl Mailer {
             transport,
             from,
             policy,
+            sending: Default::default(),
         }
     }
 
     /// Send what is due, one address at a time, until nothing is due or the server seems
     /// down. Returns how many outbox rows were delivered. `beat` is called between rounds.
+    /// Wait until no message is between its claim and its record, and keep it so (for a
+    /// graceful stop: abort the mail task while holding this).
+    pub async fn quiesce(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.sending.lock().await
+    }
+
     pub async fn deliver_due(&self, beat: impl Fn()) -> Result<u64, sqlx::Error> {
         let mut delivered = 0;
         loop {
             beat();
+            let _sending = self.sending.lock().await;
             let batch = self.claim().await?;
             if batch.is_empty() {
                 return Ok(delivered);

@@ -85,7 +85,48 @@ impl Drop for AbortOnDrop {
 }
 
 /// Start the background tasks; abort the handles to stop them.
-pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
+/// The background tasks of a server process.
+pub struct Workers {
+    tasks: Vec<JoinHandle<()>>,
+    mailer: Option<Arc<Mailer>>,
+}
+
+impl Workers {
+    /// Stop gracefully: one last projector pass (what was committed reaches the read models and
+    /// the outbox now, not at the next start), and the mailer finishes the message it is
+    /// sending (bounded by the SMTP timeout) before the tasks are stopped.
+    pub async fn stop(self, app: &App) {
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(10), app.projector.pass())
+            .await
+            .unwrap_or(Ok(Default::default()))
+        {
+            tracing::warn!(error = %e, "last projector pass failed; the next start catches up");
+        }
+        let quiet = match &self.mailer {
+            Some(mailer) => tokio::time::timeout(
+                app.config.smtp_timeout + Duration::from_secs(5),
+                mailer.quiesce(),
+            )
+            .await
+            .ok(),
+            None => None,
+        };
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        drop(quiet);
+    }
+
+    /// The tasks themselves (to abort them at once, as a crash would).
+    pub fn into_tasks(self) -> Vec<JoinHandle<()>> {
+        self.tasks
+    }
+}
+
+pub fn spawn(app: Arc<App>) -> Workers {
     let poll = app.config.poll_interval;
     // A pass that takes longer than this is stuck (a pass is bounded by the pool's timeouts).
     let stall = (poll * 4).max(Duration::from_secs(60));
@@ -93,6 +134,7 @@ pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![supervise("projector", stall, move |heartbeat| {
         projector.clone().run(poll, heartbeat)
     })];
+    let mut mail = None;
     match (&app.config.smtp_url, app.config.mail_from.parse()) {
         (Some(url), Ok(from)) => match crate::mailer::transport(url, app.config.smtp_timeout) {
             Ok(transport) => {
@@ -104,6 +146,7 @@ pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
                     interval: app.config.mail_interval,
                 };
                 let mailer = Arc::new(Mailer::new(app.pool.clone(), transport, from, policy));
+                mail = Some(mailer.clone());
                 // Each SMTP exchange is bounded; a round that outlives several is stuck.
                 let stall = app.config.smtp_timeout * 3 + poll + Duration::from_secs(10);
                 tasks.push(supervise("mailer", stall, move |heartbeat| {
@@ -116,7 +159,10 @@ pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
             tracing::warn!("ENSEMBLE_SMTP_URL is not set: notification mail is queued but not sent")
         }
     }
-    tasks
+    Workers {
+        tasks,
+        mailer: mail,
+    }
 }
 
 async fn deliver_mail(app: Arc<App>, mailer: Arc<Mailer>, heartbeat: Heartbeat) {

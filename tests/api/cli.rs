@@ -598,9 +598,10 @@ async fn projections_list_names_a_forgotten_transaction_that_holds_the_read_mode
     assert!(!stdout(&out).contains("held back by"), "{}", stdout(&out));
 }
 
-/// With ENSEMBLE_ADMIN_LISTEN, `/metrics` is served there and not on the public listener.
+/// With ENSEMBLE_ADMIN_LISTEN, `/metrics` is served there and not on the public listener; and
+/// SIGTERM stops the server cleanly (exit 0).
 #[tokio::test]
-async fn with_an_admin_listener_metrics_leave_the_public_one() {
+async fn with_an_admin_listener_metrics_leave_the_public_one_and_sigterm_exits_0() {
     let app = spawn_app().await;
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -638,6 +639,9 @@ async fn with_an_admin_listener_metrics_leave_the_public_one() {
     assert_eq!(status(format!("http://{admin}/readyz")).await, 200);
     assert_eq!(status(format!("http://{public}/metrics")).await, 404);
     assert_eq!(status(format!("http://{public}/healthz")).await, 200);
-    server.kill().unwrap();
-    let _ = server.wait();
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let exit = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
 }

@@ -171,7 +171,7 @@ async fn start(
     let server = tokio::spawn(async move {
         server.await.unwrap().unwrap();
     });
-    let tasks = ensemble::worker::spawn(app.clone());
+    let tasks = ensemble::worker::spawn(app.clone()).into_tasks();
     TestApp {
         tweak: None,
         address,
