@@ -31,9 +31,10 @@ pub async fn events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent>, 
             transaction_id: -1,
             position,
         }),
+        // Everything, whatever its position (also rows slipped in below the real ones).
         None => LogPosition {
             transaction_id: -1,
-            position: -1,
+            position: i64::MIN,
         },
     };
     // Without the event itself (no --after, or a hole), by position.

@@ -150,8 +150,6 @@ struct Inner<A: Aggregate> {
 /// Aggregates whose state is kept in memory between commands (per aggregate type).
 const CACHED: usize = 10_000;
 
-const MAX_ATTEMPTS: usize = 20;
-
 impl<A> CommandBus<A>
 where
     A: Aggregate + Clone + 'static,
@@ -278,17 +276,14 @@ where
         let own = tokio::time::Instant::now() + self.waits.turn;
         let deadline = actor.append_by.map_or(own, |request| request.min(own));
         let _turn = self.turn(id).await?;
-        let mut attempt = 0;
         loop {
-            attempt += 1;
             match self.try_once(id, command.clone(), actor, deadline).await {
                 Err(Attempt::Conflict) => {
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(CommandError::Busy);
-                    }
-                    // Another process wrote to this stream meanwhile: back off a little (with
-                    // jitter, so that two processes do not collide again) and retry.
-                    tokio::time::sleep(Duration::from_millis(2 * attempt as u64 + jitter())).await;
+                    // Another process wrote to this stream meanwhile: retry on a fresh load
+                    // until the deadline (try_once refuses to append after it). The pause is
+                    // short and random, never growing: a growing one would make a command
+                    // that lost once lose again and again to the other process's fresh ones.
+                    tokio::time::sleep(Duration::from_millis(1 + jitter())).await;
                 }
                 Err(Attempt::Failed(e)) => return Err(e),
                 Ok(done) => return Ok(done),
@@ -322,6 +317,13 @@ where
             self.remember(id, state.clone(), loaded.sequence, loaded.snapshot_sequence);
             return Ok((events, state, None));
         }
+        // The connection first, then the deadline: a wait for a connection must not carry an
+        // append past the moment the caller stops waiting for it.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let mut conn = tokio::time::timeout(remaining, self.pool.acquire())
+            .await
+            .map_err(|_| Attempt::Failed(CommandError::Busy))?
+            .map_err(|e| Attempt::Failed(e.into()))?;
         if tokio::time::Instant::now() >= deadline {
             // Too late to start a write that the caller may no longer be waiting for.
             return Err(Attempt::Failed(CommandError::Busy));
@@ -330,7 +332,7 @@ where
             >= store::SNAPSHOT_EVERY)
             .then_some((&state, self.state_version));
         let position = store::append::<A>(
-            &self.pool,
+            &mut conn,
             id,
             loaded.sequence,
             &events,

@@ -70,7 +70,8 @@ enum EventsCmd {
         /// Only events after the one at this position (in log order)
         #[arg(long)]
         after: Option<i64>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many events (1 to 100000)
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         limit: i64,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -236,8 +237,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let chosen: Vec<&dyn projections::Projection> = if names.is_empty() {
                     rebuildable
                 } else {
-                    let mut chosen = Vec::new();
+                    let mut chosen: Vec<&dyn projections::Projection> = Vec::new();
                     for name in &names {
+                        if chosen.iter().any(|p| p.name() == name) {
+                            continue;
+                        }
                         match rebuildable.iter().find(|p| p.name() == name) {
                             Some(p) => chosen.push(*p),
                             None => bail!(

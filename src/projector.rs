@@ -154,6 +154,10 @@ impl Projector {
             if last_look.elapsed() >= HOLDER_LOOK_EVERY {
                 last_look = std::time::Instant::now();
                 self.warn_of_holder(&mut warned).await;
+                // Housekeeping on the same clock: idempotent answers older than 24 h.
+                if let Err(e) = crate::http::idempotency::expire(&self.pool).await {
+                    tracing::debug!(error = %e, "could not expire idempotency keys");
+                }
             }
             match self.pass().await {
                 Ok(_) => {}

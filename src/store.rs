@@ -128,7 +128,7 @@ fn fold<A: Aggregate>(rows: Vec<(i32, i64, Value)>) -> Result<Loaded<A>, Unreada
 /// given, the state they lead to: one statement, so all of it commits or none. Returns the log
 /// position of the last event.
 pub async fn append<A: Aggregate>(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     id: &str,
     after: usize,
     events: &[A::Event],
@@ -170,7 +170,7 @@ pub async fn append<A: Aggregate>(
     .bind(sequences.last().copied().unwrap_or(after as i64))
     .bind(state_version)
     .bind(state)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(LogPosition {
         transaction_id,

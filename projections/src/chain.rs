@@ -157,9 +157,27 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Verdict, ProjectionError>
 
 async fn walk(conn: &mut PgConnection) -> Result<Verdict, ProjectionError> {
     let chain_head = head(conn).await?;
-    let below_head = |at: LogPosition| chain_head.as_ref().is_some_and(|(h, _)| at <= *h);
+    // How far the chain says it has come: its own checkpoint, or its last link if that is
+    // further. Every event up to there must have a link; deleting links (even all of them)
+    // does not turn chained events into "not chained yet".
+    let checkpoint: Option<LogPosition> = sqlx::query_as(
+        "SELECT transaction_id, position FROM projection_checkpoints WHERE name = $1",
+    )
+    .bind(EventChain.name())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let chained_to = checkpoint
+        .into_iter()
+        .chain(chain_head.as_ref().map(|(h, _)| *h))
+        .max();
+    let below_head = |at: LogPosition| chained_to.is_some_and(|h| at <= h);
     let mut link = GENESIS;
-    let mut after = LogPosition::default();
+    // From the very first row, whatever its position: a row slipped in below every real one
+    // (a negative or zero position) is read too.
+    let mut after = LogPosition {
+        transaction_id: i64::MIN,
+        position: i64::MIN,
+    };
     let mut checked = 0;
     let mut unchained = 0;
     loop {
@@ -224,7 +242,7 @@ async fn walk(conn: &mut PgConnection) -> Result<Verdict, ProjectionError> {
                     return Ok(Verdict::Broken {
                         position: at.position,
                         reason:
-                            "this event has no link although later ones do (inserted out of band)",
+                            "this event has no link although the chain covers it (inserted out of band, or its link deleted)",
                     })
                 }
                 None => unchained += 1,

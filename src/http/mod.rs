@@ -2,6 +2,7 @@
 //! the trailing slash; served by hyper with timeouts and a connection limit.
 
 mod error;
+pub mod idempotency;
 mod input;
 mod timed_io;
 
@@ -83,6 +84,10 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::idempotency,
+        ))
         .layer(axum::middleware::from_fn_with_state(limits, request_limits))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         // One span per request (method, path, request id); one line per response with its
@@ -194,7 +199,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
-        let (stream, _) = tokio::select! {
+        let (mut stream, _) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -220,30 +225,32 @@ pub async fn serve(
         let header_timeout = limits.header_timeout;
         let write_timeout = limits.write_timeout;
         tokio::spawn(async move {
-            // Until the first byte: the header timeout, or a second once the slots run short
-            // (so a crowd of silent connections is shed quickly, also those that came first).
-            let first_byte = async {
+            // Until the first request's headers are in: the header timeout, or a second once
+            // the slots run short (so a crowd of connections that send nothing, or a byte
+            // and then nothing, is shed quickly, also those that came first).
+            let mut head = Vec::new();
+            let headers_in = async {
                 let limit = if pressed_now {
                     PRESSED_HEADER_TIMEOUT
                 } else {
                     header_timeout
                 };
-                // `peek`, not `readable`: readiness has false positives.
-                let mut byte = [0u8; 1];
                 tokio::select! {
-                    ready = tokio::time::timeout(limit, stream.peek(&mut byte)) => matches!(ready, Ok(Ok(1..))),
+                    read = tokio::time::timeout(limit, read_head(&mut stream, &mut head)) => {
+                        matches!(read, Ok(Ok(())))
+                    }
                     _ = async {
                         let _ = pressure.changed().await;
                         tokio::time::sleep(PRESSED_HEADER_TIMEOUT).await;
                     } => false,
                 }
             };
-            if !first_byte.await {
+            if !headers_in.await {
                 drop(slot);
                 return;
             }
             let hyper_service = TowerToHyperService::new(service);
-            let io = timed_io::TimedIo::new(stream, write_timeout);
+            let io = timed_io::TimedIo::new(stream, write_timeout, head);
             let connection = watcher.watch(http.serve_connection(TokioIo::new(io), hyper_service));
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended");
@@ -261,8 +268,29 @@ pub async fn serve(
     Ok(())
 }
 
-/// How long a connection that has sent nothing may stay once more than 90 % of the slots are
-/// taken.
+/// Read the start of a connection until the end of the first request's headers (a blank
+/// line), or `HEAD_PEEK_MAX` bytes (hyper takes it from there), or the end of the stream.
+async fn read_head(stream: &mut tokio::net::TcpStream, head: &mut Vec<u8>) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if head[from..].windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= HEAD_PEEK_MAX {
+            return Ok(());
+        }
+    }
+}
+
+/// How much of a first request's head is read before hyper takes over.
+const HEAD_PEEK_MAX: usize = 16 * 1024;
+
+/// How long a connection whose first request's headers are not complete may stay once more
+/// than 90 % of the slots are taken.
 const PRESSED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Descriptors kept, beside the database pools and the WeChat connections, for everything

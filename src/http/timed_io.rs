@@ -15,14 +15,20 @@ pub struct TimedIo<T> {
     timeout: Duration,
     /// Armed while a write is blocked; cleared by any progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Bytes already read from `inner` (the start of the first request), served first.
+    prefix: Vec<u8>,
+    served: usize,
 }
 
 impl<T> TimedIo<T> {
-    pub fn new(inner: T, timeout: Duration) -> Self {
+    /// `prefix`: what was read from `inner` before (it is read again first).
+    pub fn new(inner: T, timeout: Duration, prefix: Vec<u8>) -> Self {
         Self {
             inner,
             timeout,
             stalled: None,
+            prefix,
+            served: 0,
         }
     }
 
@@ -57,6 +63,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if self.served < self.prefix.len() {
+            let n = (self.prefix.len() - self.served).min(buf.remaining());
+            let from = self.served;
+            buf.put_slice(&self.prefix[from..from + n]);
+            self.served += n;
+            if self.served == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.served = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

@@ -45,7 +45,12 @@ fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
             ApiError::msg(StatusCode::FORBIDDEN, e.to_string())
         }
         CommandError::Rejected(AbsenceError::NotFound) => ApiError::not_found(),
-        CommandError::Rejected(AbsenceError::Service(e)) => ApiError::internal(e),
+        // The only service that fails is the database (drawing an absence id): a lost session,
+        // a timeout, a full pool. Nothing was written; a retry may work.
+        CommandError::Rejected(AbsenceError::Service(e)) => {
+            tracing::warn!(error = %e, "a command's database service failed");
+            ApiError::busy("The server is busy; please try again.")
+        }
         CommandError::Rejected(e) => ApiError::bad_request(e.to_string()),
         CommandError::Duplicate => {
             ApiError::bad_request("This absence conflicts with an existing record.")

@@ -645,3 +645,47 @@ async fn with_an_admin_listener_metrics_leave_the_public_one_and_sigterm_exits_0
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesale() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    assert!(ensemble(&app.database_url, &["events", "verify"])
+        .await
+        .status
+        .success());
+    // A row below every real one (position and transaction -1).
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, transaction_id, position) \
+         VALUES ('MemberAbsences', 'Mallory', 1, 'AbsenceApplied', '1.0', '{}', '{}', -1, -1)",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("at position -1:"), "{}", stderr(&out));
+    let listed = ensemble(
+        &app.database_url,
+        &["events", "list", "--aggregate-id", "Mallory"],
+    )
+    .await;
+    assert!(stdout(&listed).contains("Mallory"), "{}", stdout(&listed));
+    sqlx::query("DELETE FROM events WHERE position = -1")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    // Every link deleted: the chain's checkpoint still says those events were chained.
+    sqlx::query("DELETE FROM event_links")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("inserted out of band") || stderr(&out).contains("no link"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -818,9 +818,9 @@ async fn a_terminated_database_session_is_answered_503_not_500() {
     );
 }
 
-/// When nearly every connection slot is taken, new connections get a second (not the full
-/// header timeout) to send their headers: a crowd of silent connections cannot keep real
-/// clients waiting for long.
+/// When nearly every connection slot is taken, connections get a second (not the full header
+/// timeout) to complete their first request's headers: a crowd of silent connections, or of
+/// connections that send one byte, cannot keep real clients waiting for long.
 #[tokio::test]
 async fn under_pressure_silent_connections_are_shed_quickly() {
     let app = spawn_app_with(|c| {
@@ -828,9 +828,14 @@ async fn under_pressure_silent_connections_are_shed_quickly() {
         c.http.max_connections = 10;
     })
     .await;
+    // Half the crowd sends nothing, the other half one byte and then nothing.
     let mut silent = Vec::new();
-    for _ in 0..30 {
-        silent.push(TcpStream::connect(host(&app)).await.unwrap());
+    for i in 0..30 {
+        let mut stream = TcpStream::connect(host(&app)).await.unwrap();
+        if i % 2 == 1 {
+            stream.write_all(b"G").await.unwrap();
+        }
+        silent.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
@@ -853,4 +858,106 @@ async fn under_pressure_silent_connections_are_shed_quickly() {
         started.elapsed()
     );
     drop(silent);
+}
+
+/// With few connections and a held-up append, commands queue for a connection. A command
+/// that gets one only after its request's deadline must not append any more: whatever is
+/// answered 503 is never committed later, whatever is answered 2xx is.
+#[tokio::test]
+async fn a_wait_for_a_connection_never_carries_an_append_past_its_request() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.pool_size = 1;
+        c.waits.turn = Duration::from_secs(1);
+        c.waits.projection = Duration::from_secs(1);
+        c.http.request_timeout = Duration::from_secs(4);
+    })
+    .await;
+    // Eight members with an absence each: the manager's decisions on them go to eight
+    // streams whose states are in memory, so they go straight to their appends, all at once,
+    // on one connection.
+    let mut roster = String::from("name,section,role\nBoss,wind,manager\n");
+    for i in 0..8 {
+        roster.push_str(&format!("M{i},stringed,member\n"));
+    }
+    app.import_roster(&roster).await;
+    let boss = app.login("Boss").await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let token = app.login(&format!("M{i}")).await;
+        ids.push(app.apply_id(&token, "2026-03-12", "全体排练").await);
+    }
+    let mut operator = app.app.tx_pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let requests = ids.iter().map(|id| {
+        let app = &app;
+        let boss = boss.clone();
+        async move {
+            let reply = app
+                .http
+                .put(format!("{}/manager/{id}/", app.address))
+                .header("Authorization", format!("JWT {boss}"))
+                .json(&json!({"result": "ok", "permission": true}))
+                .send()
+                .await
+                .unwrap();
+            let id = reply.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (reply.status().as_u16(), id)
+        }
+    });
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(4_500).saturating_sub(started.elapsed())).await;
+        operator.rollback().await.unwrap();
+    };
+    let (answers, ()) = tokio::join!(futures::future::join_all(requests), release);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let committed: Vec<String> = sqlx::query_scalar(
+        "SELECT metadata->>'request_id' FROM events WHERE event_type = 'AbsenceProcessed'",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    for (status, id) in &answers {
+        if (200..300).contains(status) {
+            assert!(
+                committed.contains(id),
+                "{id} answered {status}, not committed"
+            );
+        } else {
+            assert!(!committed.contains(id), "{id} answered {status}, committed");
+        }
+    }
+}
+
+/// Drawing an absence id is a database call too: held up past the statement timeout, it is a
+/// 503 (nothing was written), not a 500.
+#[tokio::test]
+async fn a_held_up_absence_id_is_a_503() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.waits.turn = Duration::from_secs(1);
+        c.waits.projection = Duration::from_secs(1);
+        c.http.request_timeout = Duration::from_secs(4);
+    })
+    .await;
+    let t = app.with_roster().await;
+    let mut operator = app.app.tx_pool.begin().await.unwrap();
+    sqlx::query("ALTER SEQUENCE absence_id_seq RESTART WITH 1000")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let reply = app.apply(&t.david, "2026-03-12", "全体排练").await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    operator.rollback().await.unwrap();
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
 }

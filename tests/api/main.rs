@@ -10,4 +10,5 @@ mod mail;
 mod manager;
 mod ops;
 mod races;
+mod retries;
 mod wire;

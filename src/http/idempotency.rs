@@ -1,0 +1,241 @@
+//! Safe retries. A write (POST, PUT, PATCH, DELETE) with an `Idempotency-Key` header runs
+//! once per caller and key: the same key with the same request within 24 h gets the first
+//! answer again (with `Idempotent-Replayed: true`) without running again; with another request
+//! it is a 422. Keys live in the database, so they hold across restarts and processes; the
+//! first request claims the key with one insert, so two racing requests run once (the second
+//! waits for the first's answer). Answers of 429 and 5xx are not kept: nothing was done, or
+//! the client must check, and a retry must be able to run.
+//!
+//! The caller is the `Authorization` header (hashed): one user's keys never answer another's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, BodyTimeout, MAX_BODY_BYTES};
+use crate::App;
+
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+fn digest(parts: &[&[u8]]) -> String {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn idempotency(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let write = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let Some(key) = request
+        .headers()
+        .get(&IDEMPOTENCY_KEY)
+        .cloned()
+        .filter(|_| write)
+    else {
+        return next.run(request).await;
+    };
+    match run(app, key, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn run(
+    app: Arc<App>,
+    key: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters.")
+                .into_response()
+        })?
+        .to_string();
+    let (parts, body) = request.into_parts();
+    let deadline = parts
+        .extensions
+        .get::<BodyTimeout>()
+        .map_or(Duration::from_secs(30), |t| t.0);
+    let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES))
+        .await
+        .map_err(|_| {
+            ApiError::msg(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body took too long.",
+            )
+            .into_response()
+        })?
+        .map_err(|_| {
+            ApiError::msg(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+            )
+            .into_response()
+        })?;
+    let caller = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map_or(&b""[..], |v| v.as_bytes());
+    let scope = digest(&[caller]);
+    let request_hash = digest(&[
+        parts.method.as_str().as_bytes(),
+        parts.uri.path().trim_end_matches('/').as_bytes(),
+        parts.uri.query().unwrap_or("").as_bytes(),
+        &bytes,
+    ]);
+    // A claim outlives the request it guards; an abandoned one (a dead process) is taken over.
+    let hold = app.config.http.request_timeout + Duration::from_secs(5);
+    let claimed: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_until) \
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4)) \
+         ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+             locked_until = excluded.locked_until, status = NULL, content_type = NULL, \
+             response_body = NULL, created_at = now() \
+         WHERE idempotency_keys.created_at < now() - interval '24 hours' \
+            OR (idempotency_keys.status IS NULL AND idempotency_keys.locked_until < now()) \
+         RETURNING true",
+    )
+    .bind(&scope)
+    .bind(&key)
+    .bind(&request_hash)
+    .bind(hold.as_secs_f64())
+    .fetch_optional(&app.pool)
+    .await
+    .map_err(|e| ApiError::from(e).into_response())?;
+    if claimed.is_none() {
+        return Err(replay(&app, &scope, &key, &request_hash).await);
+    }
+    // Ours. Run it and keep the answer on a task of its own: a client that hangs up must not
+    // leave the key claimed by a request that ran.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let keeper = tokio::spawn(async move {
+        let response = next.run(request).await;
+        keep(&app, &scope, &key, response).await
+    });
+    Ok(keeper
+        .await
+        .unwrap_or_else(|_| ApiError::internal("the request task failed").into_response()))
+}
+
+/// Store the answer (or release the key for 429 and 5xx) and hand it on.
+async fn keep(app: &App, scope: &str, key: &str, response: Response) -> Response {
+    let status = response.status();
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let _ = sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+            .bind(scope)
+            .bind(key)
+            .execute(&app.pool)
+            .await;
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::internal("response body unreadable").into_response();
+    };
+    let content_type = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Err(e) = sqlx::query(
+        "UPDATE idempotency_keys SET status = $3, content_type = $4, response_body = $5 \
+         WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(parts.status.as_u16() as i16)
+    .bind(&content_type)
+    .bind(bytes.as_ref())
+    .execute(&app.pool)
+    .await
+    {
+        // The answer still goes out; a retry with this key waits for the claim to lapse.
+        tracing::warn!(error = %e, "could not keep an idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A kept key: the request's hash, and the answer once there is one (status, content type,
+/// body).
+type Kept = (String, Option<i16>, Option<String>, Option<Vec<u8>>);
+
+/// The key is taken: the first answer, once there is one; 422 for another request.
+async fn replay(app: &App, scope: &str, key: &str, request_hash: &str) -> Response {
+    let give_up = tokio::time::Instant::now() + app.config.http.request_timeout;
+    loop {
+        let row: Result<Option<Kept>, _> = sqlx::query_as(
+            "SELECT request_hash, status, content_type, response_body FROM idempotency_keys \
+                 WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&app.pool)
+        .await;
+        match row {
+            Err(e) => return ApiError::from(e).into_response(),
+            // Released meanwhile (the first answer was not kept): let the client retry.
+            Ok(None) => {
+                return ApiError::busy(
+                    "The first request with this Idempotency-Key failed; please try again.",
+                )
+                .into_response()
+            }
+            Ok(Some((hash, _, _, _))) if hash != request_hash => {
+                return ApiError::msg(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "This Idempotency-Key was already used with another request.",
+                )
+                .into_response()
+            }
+            Ok(Some((_, Some(status), content_type, body))) => {
+                let mut response = Response::new(Body::from(body.unwrap_or_default()));
+                *response.status_mut() =
+                    StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+                if let Some(v) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::CONTENT_TYPE, v);
+                }
+                response
+                    .headers_mut()
+                    .insert(REPLAYED, HeaderValue::from_static("true"));
+                return response;
+            }
+            Ok(Some(_)) if tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Ok(Some(_)) => {
+                return ApiError::msg(
+                    StatusCode::CONFLICT,
+                    "A request with this Idempotency-Key is still in progress.",
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+/// Forget answers older than 24 h.
+pub async fn expire(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
