@@ -353,8 +353,11 @@ impl TestApp {
 
     /// Wait until `smtp` has received `received` messages and the outbox has recorded
     /// `recorded` rows as sent (the worker records a delivery just after the server accepted it).
+    /// Waits long enough for a mail claimed by a stopped process to come free: a restart
+    /// aborts the mail task, and rows it had claimed wait out their lease (2 x the SMTP timeout
+    /// + 5 s: 15 s in the tests) before another process sends them.
     pub async fn delivered(&self, smtp: &FakeSmtp, received: usize, recorded: i64) -> bool {
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(20), || async {
             smtp.count() == received
                 && self
                     .scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL")
