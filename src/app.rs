@@ -20,6 +20,8 @@ pub struct App {
     pub pool: PgPool,
     /// For transactions: the projector's passes, rebuilds.
     pub tx_pool: PgPool,
+    /// For health checks and metrics (`src/metrics.rs`).
+    pub probe_pool: PgPool,
     pub clock: Clock,
     pub jwt: Jwt,
     pub wechat: WechatClient,
@@ -41,6 +43,7 @@ impl App {
         let pool =
             crate::db::pool(&config.database_url, config.pool_size, config.waits.turn).await?;
         let tx_pool = crate::db::transaction_pool(&config.database_url, TX_POOL_SIZE).await?;
+        let probe_pool = crate::db::probe_pool(&config.database_url).await?;
         let clock = Clock::new(config.tz, config.today);
         let jwt = match &config.jwt_secret {
             Some(secret) => Jwt::new(secret.as_bytes()),
@@ -55,6 +58,7 @@ impl App {
             config,
             pool,
             tx_pool,
+            probe_pool,
             clock,
             jwt,
             projections,

@@ -39,6 +39,22 @@ pub async fn pool(url: &str, size: u32, statement_timeout: Duration) -> anyhow::
     Ok(pool)
 }
 
+/// A small pool for health checks and metrics: statements cut off after a second, waits for a
+/// connection after two, so that probes can neither hang nor take the requests' connections.
+pub async fn probe_pool(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?
+        .application_name("ensemble-probes")
+        .options([("statement_timeout", "1000ms")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(PROBE_POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(2))
+        .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        .connect_lazy_with(options.log_statements(tracing::log::LevelFilter::Trace)))
+}
+
+/// Connections for health checks and metrics.
+pub const PROBE_POOL_SIZE: u32 = 2;
+
 /// A pool for transactions (the projector, rebuilds). A connection must never come back
 /// inside a transaction: a future dropped during `begin()` (sqlx 0.8 is not cancel-safe there)
 /// leaves the session in one with sqlx none the wiser, and the next borrower's statements

@@ -86,7 +86,17 @@ pub async fn mark_route(request_in: Request, next: Next) -> Response {
 /// template (never by the raw path: ids would make the label set unbounded; requests that
 /// matched no route count as `unmatched`).
 pub async fn track(request_in: Request, next: Next) -> Response {
-    let method = request_in.method().as_str().to_string();
+    // Any method a client invents counts as `other`: labels stay a fixed set.
+    let method = match *request_in.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let started = Instant::now();
     let response = next.run(request_in).await;
     let route = response
@@ -96,7 +106,7 @@ pub async fn track(request_in: Request, next: Next) -> Response {
         .to_string();
     request(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );
@@ -125,12 +135,17 @@ const LAG: &str = "SELECT c.name, c.transaction_id, c.position, \
         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position) LIMIT $2) l) \
      FROM projection_checkpoints c WHERE c.name = ANY($1) ORDER BY c.name";
 
+/// How long health and metrics may wait for the database, all told. They use a pool of their
+/// own (two connections, each statement cut off after a second), so a locked table or a crowd
+/// of scrapes never takes the connections requests need.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
 async fn lags(app: &App, cap: i64) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
     let names: Vec<&str> = app.projections.iter().map(|p| p.name()).collect();
     sqlx::query_as(LAG)
         .bind(&names)
         .bind(cap)
-        .fetch_all(&app.pool)
+        .fetch_all(&app.probe_pool)
         .await
 }
 
@@ -145,7 +160,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         )
             .into_response()
     };
-    match tokio::time::timeout(Duration::from_secs(2), lags(&app, max + 1)).await {
+    match tokio::time::timeout(PROBE_WAIT, lags(&app, max + 1)).await {
         Err(_) => not_ready("the database did not answer within 2 s".into()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -215,7 +230,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
     out.push_str("# HELP ensemble_db_pool_connections Database connections by pool and state.\n");
     out.push_str("# TYPE ensemble_db_pool_connections gauge\n");
-    for (name, pool) in [("statements", &app.pool), ("transactions", &app.tx_pool)] {
+    for (name, pool) in [
+        ("statements", &app.pool),
+        ("transactions", &app.tx_pool),
+        ("probes", &app.probe_pool),
+    ] {
         let idle = pool.num_idle() as u32;
         let size = pool.size();
         let _ = writeln!(
@@ -229,7 +248,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         );
     }
     // Read at scrape time; a database that does not answer leaves them out (and says so).
-    match lags(&app, 1_000_000).await {
+    match tokio::time::timeout(PROBE_WAIT, lags(&app, 1_000_000))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    {
         Ok(rows) => {
             out.push_str("# HELP ensemble_projection_position The last log position a read model has applied.\n");
             out.push_str("# TYPE ensemble_projection_position gauge\n");
@@ -250,12 +272,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: projections unavailable"),
     }
-    let outbox: Result<(i64, Option<f64>), _> = sqlx::query_as(
-        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
-         FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+    let outbox: Result<(i64, Option<f64>), _> = tokio::time::timeout(
+        PROBE_WAIT,
+        sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
+             FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(&app.probe_pool),
     )
-    .fetch_one(&app.pool)
-    .await;
+    .await
+    .unwrap_or(Err(sqlx::Error::PoolTimedOut));
     match outbox {
         Ok((pending, oldest)) => {
             out.push_str("# HELP ensemble_mail_outbox_pending Mails not sent yet (not counting those set aside as failed).\n");

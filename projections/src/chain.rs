@@ -259,6 +259,17 @@ async fn walk(conn: &mut PgConnection) -> Result<Verdict, ProjectionError> {
         }
         after = end;
     }
+    // The chain commits its links and its checkpoint together: its last link covers the event
+    // at its checkpoint. If that event and its link are both gone (the newest ones deleted),
+    // the walk above cannot see it; this can.
+    if let Some(cp) = checkpoint.filter(|cp| *cp > LogPosition::default()) {
+        if chain_head.as_ref().map(|(h, _)| *h) != Some(cp) {
+            return Ok(Verdict::Broken {
+                position: cp.position,
+                reason: "the chain's last event and its link are missing (deleted)",
+            });
+        }
+    }
     Ok(Verdict::Intact {
         checked,
         head: chain_head.map(|(at, link)| (at, hex(&link))),

@@ -7,6 +7,8 @@
 //! the client must check, and a retry must be able to run.
 //!
 //! The caller is the `Authorization` header (hashed): one user's keys never answer another's.
+//! Requests without one (a login) ignore the header: there is no caller to scope the key to,
+//! and a login's answer is a credential, which is never kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,11 +40,16 @@ pub async fn idempotency(State(app): State<Arc<App>>, request: Request, next: Ne
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
+    // Only a caller's own writes: an unauthenticated request has no caller to scope the key
+    // to, and its answer may be a credential (a login's token) that must not be kept.
+    let authenticated = request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION);
     let Some(key) = request
         .headers()
         .get(&IDEMPOTENCY_KEY)
         .cloned()
-        .filter(|_| write)
+        .filter(|_| write && authenticated)
     else {
         return next.run(request).await;
     };

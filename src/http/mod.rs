@@ -188,7 +188,8 @@ pub async fn serve(
     // get a second more (real clients send at once).
     // (A watch, not a Notify: a connection whose task has not run yet still sees it.)
     let pressure = tokio::sync::watch::Sender::new(0u64);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Set when the server stops: every connection finishes its request in flight and closes.
+    let stopping = tokio::sync::watch::Sender::new(false);
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut accept_errors = RateLimitedLog::default();
     tokio::pin!(shutdown);
@@ -220,7 +221,7 @@ pub async fn serve(
         }
         let service = service.clone();
         let http = http.clone();
-        let watcher = graceful.watcher();
+        let mut stop = stopping.subscribe();
         let mut pressure = pressure.subscribe();
         let header_timeout = limits.header_timeout;
         let write_timeout = limits.write_timeout;
@@ -243,6 +244,7 @@ pub async fn serve(
                         let _ = pressure.changed().await;
                         tokio::time::sleep(PRESSED_HEADER_TIMEOUT).await;
                     } => false,
+                    _ = stop.changed() => false,
                 }
             };
             if !headers_in.await {
@@ -251,18 +253,41 @@ pub async fn serve(
             }
             let hyper_service = TowerToHyperService::new(service);
             let io = timed_io::TimedIo::new(stream, write_timeout, head);
-            let connection = watcher.watch(http.serve_connection(TokioIo::new(io), hyper_service));
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended");
+            let connection = http.serve_connection(TokioIo::new(io), hyper_service);
+            tokio::pin!(connection);
+            // Under pressure (a new connection while 90 % of the slots are taken) and when
+            // the server stops, a connection finishes the request it is serving and closes:
+            // an idle keep-alive connection closes at once, so clients that keep connections
+            // open and idle cannot hold the slots.
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!(error = %e, "connection ended");
+                        }
+                        break;
+                    }
+                    _ = pressure.changed(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = stop.changed(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
             }
             drop(slot);
         });
     }
     drop(listener);
-    // In-flight requests finish, bounded by the whole-request timeout.
+    // In-flight requests finish, bounded by the whole-request timeout: every connection gives
+    // its slot back when it ends.
+    stopping.send_replace(true);
     let _ = tokio::time::timeout(
         limits.request_timeout + limits.header_timeout,
-        graceful.shutdown(),
+        slots.acquire_many(max_connections as u32),
     )
     .await;
     Ok(())

@@ -689,3 +689,28 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    assert!(ensemble(&app.database_url, &["events", "verify"])
+        .await
+        .status
+        .success());
+    let newest = app.scalar("SELECT max(position) FROM events").await;
+    for table in ["events", "event_links"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE position = {newest}"))
+            .execute(&app.app.pool)
+            .await
+            .unwrap();
+    }
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("at position {newest}:")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -961,3 +961,47 @@ async fn a_held_up_absence_id_is_a_503() {
         201
     );
 }
+
+/// Clients that make one request per connection and then keep it open and idle cannot hold
+/// the slots either: once the slots run short, idle keep-alive connections are closed.
+#[tokio::test]
+async fn under_pressure_idle_keep_alive_connections_give_their_slots_back() {
+    let app = spawn_app_with(|c| {
+        c.http.header_timeout = Duration::from_secs(10);
+        c.http.max_connections = 10;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        let mut stream = TcpStream::connect(host(&app)).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        idle.push(stream);
+    }
+    let started = Instant::now();
+    let mut client = TcpStream::connect(host(&app)).await.unwrap();
+    client
+        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut reply))
+        .await
+        .expect("served")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}

@@ -230,6 +230,7 @@ impl TestApp {
         }
         self.app.pool.close().await;
         self.app.tx_pool.close().await;
+        self.app.probe_pool.close().await;
     }
 
     /// A roster command, as an operator gives it from the CLI.

@@ -88,6 +88,15 @@ async fn metrics_count_requests_by_route_commands_by_outcome_and_show_the_read_m
     );
     assert_eq!(app.process(id, &t.alice, "ok", true).await.status, 200);
     assert_eq!(app.get("/nowhere/at/all", &t.david).await.status, 404);
+    // Invented methods are one label value, however many there are.
+    for i in 0..5 {
+        let method = axum::http::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        app.http
+            .request(method, format!("{}/absence/", app.address))
+            .send()
+            .await
+            .unwrap();
+    }
     let text = app
         .http
         .get(format!("{}/metrics", app.address))
@@ -111,4 +120,51 @@ async fn metrics_count_requests_by_route_commands_by_outcome_and_show_the_read_m
     has("ensemble_projection_position{projection=\"event_chain\"}");
     has("ensemble_mail_outbox_pending ");
     has("ensemble_db_pool_connections{pool=\"statements\",state=\"in_use\"}");
+    has("method=\"other\"");
+    assert!(!text.contains("BREW"), "{text}");
+}
+
+/// Health checks and scrapes wait for the database on connections of their own, briefly: a
+/// locked table and a crowd of probes never slow the requests down.
+#[tokio::test]
+async fn probes_on_a_locked_table_fail_fast_and_leave_requests_alone() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let mut operator = app.app.tx_pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let probes = futures::future::join_all((0..10).map(|i| {
+        let app = &app;
+        async move {
+            let path = if i % 2 == 0 { "readyz" } else { "metrics" };
+            let started = std::time::Instant::now();
+            let status = app
+                .http
+                .get(format!("{}/{path}", app.address))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            (path, status, started.elapsed())
+        }
+    }));
+    let request = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let reply = app.get("/absence/", &t.david).await;
+        (reply.status, started.elapsed())
+    };
+    let (probes, (status, took)) = tokio::join!(probes, request);
+    operator.rollback().await.unwrap();
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "a request waited {took:?}");
+    for (path, status, took) in probes {
+        assert!(took < Duration::from_secs(5), "/{path} took {took:?}");
+        if path == "readyz" {
+            assert_eq!(status, 503);
+        }
+    }
 }

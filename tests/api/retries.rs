@@ -85,3 +85,22 @@ async fn requests_racing_with_one_key_run_once() {
         "exactly one ran"
     );
 }
+
+#[tokio::test]
+async fn a_login_is_never_kept_under_a_key() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    app.with_roster().await;
+    for _ in 0..2 {
+        let reply = app
+            .http
+            .post(format!("{}/account/login/", app.address))
+            .header("Idempotency-Key", "login-1")
+            .json(&json!({ "name": "David", "code": "code-David" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        assert!(reply.headers().get("idempotent-replayed").is_none());
+    }
+    assert_eq!(app.scalar("SELECT count(*) FROM idempotency_keys").await, 0);
+}
