@@ -135,18 +135,37 @@ const LAG: &str = "SELECT c.name, c.transaction_id, c.position, \
         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position) LIMIT $2) l) \
      FROM projection_checkpoints c WHERE c.name = ANY($1) ORDER BY c.name";
 
-/// How long health and metrics may wait for the database, all told. They use a pool of their
-/// own (two connections, each statement cut off after a second), so a locked table or a crowd
-/// of scrapes never takes the connections requests need.
-const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// Health and metrics use a pool of their own (`db::probe_pool`: two connections, a wait for
+/// one cut off after 0.5 s, each statement after 0.7 s), so a locked table or a crowd of
+/// scrapes never takes the connections requests need, and every probe ends within about a
+/// second and a half. The queries run on tasks of their own and are never cancelled half-way
+/// (a client that hangs up, a timeout): a pool this small must get every connection back.
+async fn lags(app: &Arc<App>, cap: i64) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        let names: Vec<&str> = app.projections.iter().map(|p| p.name()).collect();
+        sqlx::query_as(LAG)
+            .bind(&names)
+            .bind(cap)
+            .fetch_all(&app.probe_pool)
+            .await
+    })
+    .await
+    .unwrap_or(Err(sqlx::Error::PoolClosed))
+}
 
-async fn lags(app: &App, cap: i64) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
-    let names: Vec<&str> = app.projections.iter().map(|p| p.name()).collect();
-    sqlx::query_as(LAG)
-        .bind(&names)
-        .bind(cap)
-        .fetch_all(&app.probe_pool)
+async fn outbox(app: &Arc<App>) -> Result<(i64, Option<f64>), sqlx::Error> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
+             FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(&app.probe_pool)
         .await
+    })
+    .await
+    .unwrap_or(Err(sqlx::Error::PoolClosed))
 }
 
 /// Ready: the database answers within 2 s and no read model is more than
@@ -160,13 +179,12 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         )
             .into_response()
     };
-    match tokio::time::timeout(PROBE_WAIT, lags(&app, max + 1)).await {
-        Err(_) => not_ready("the database did not answer within 2 s".into()),
-        Ok(Err(e)) => {
+    match lags(&app, max + 1).await {
+        Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            not_ready("the database is unavailable".into())
+            not_ready("the database is unavailable or did not answer in time".into())
         }
-        Ok(Ok(rows)) => {
+        Ok(rows) => {
             if let Some((name, _, _, lag)) = rows.iter().find(|r| r.3 > max) {
                 return not_ready(format!(
                     "read model {name} is {lag}{} events behind the log (at most {max} allowed)",
@@ -248,10 +266,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         );
     }
     // Read at scrape time; a database that does not answer leaves them out (and says so).
-    match tokio::time::timeout(PROBE_WAIT, lags(&app, 1_000_000))
-        .await
-        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-    {
+    let (lag_rows, outbox_row) = tokio::join!(lags(&app, 1_000_000), outbox(&app));
+    match lag_rows {
         Ok(rows) => {
             out.push_str("# HELP ensemble_projection_position The last log position a read model has applied.\n");
             out.push_str("# TYPE ensemble_projection_position gauge\n");
@@ -272,17 +288,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: projections unavailable"),
     }
-    let outbox: Result<(i64, Option<f64>), _> = tokio::time::timeout(
-        PROBE_WAIT,
-        sqlx::query_as(
-            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
-             FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
-        )
-        .fetch_one(&app.probe_pool),
-    )
-    .await
-    .unwrap_or(Err(sqlx::Error::PoolTimedOut));
-    match outbox {
+    match outbox_row {
         Ok((pending, oldest)) => {
             out.push_str("# HELP ensemble_mail_outbox_pending Mails not sent yet (not counting those set aside as failed).\n");
             out.push_str("# TYPE ensemble_mail_outbox_pending gauge\n");

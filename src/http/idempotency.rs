@@ -7,8 +7,8 @@
 //! the client must check, and a retry must be able to run.
 //!
 //! The caller is the `Authorization` header (hashed): one user's keys never answer another's.
-//! Requests without one (a login) ignore the header: there is no caller to scope the key to,
-//! and a login's answer is a credential, which is never kept.
+//! Requests without one ignore the header (there is no caller to scope the key to), and so do
+//! the routes that issue credentials (a login's answer is a token, which is never kept).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,10 @@ use super::{ApiError, BodyTimeout, MAX_BODY_BYTES};
 use crate::App;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Writes whose answer is a credential: never kept under a key, whatever headers come with
+/// them. Every route that issues a token belongs here.
+const CREDENTIAL_PATHS: &[&str] = &["/account/login"];
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 fn digest(parts: &[&[u8]]) -> String {
@@ -45,11 +49,12 @@ pub async fn idempotency(State(app): State<Arc<App>>, request: Request, next: Ne
     let authenticated = request
         .headers()
         .contains_key(axum::http::header::AUTHORIZATION);
+    let issues_credentials = CREDENTIAL_PATHS.contains(&request.uri().path().trim_end_matches('/'));
     let Some(key) = request
         .headers()
         .get(&IDEMPOTENCY_KEY)
         .cloned()
-        .filter(|_| write && authenticated)
+        .filter(|_| write && authenticated && !issues_credentials)
     else {
         return next.run(request).await;
     };

@@ -251,6 +251,18 @@ pub async fn serve(
                 drop(slot);
                 return;
             }
+            // Requests this connection has handed to the router: hyper closes a connection that
+            // has not started on a request when told to shut down, so the first request (whose
+            // head is read already) must be under way before that may be asked.
+            let dispatched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = dispatched.clone();
+            let service = tower::ServiceExt::map_request(
+                service,
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    request
+                },
+            );
             let hyper_service = TowerToHyperService::new(service);
             let io = timed_io::TimedIo::new(stream, write_timeout, head);
             let connection = http.serve_connection(TokioIo::new(io), hyper_service);
@@ -260,6 +272,7 @@ pub async fn serve(
             // an idle keep-alive connection closes at once, so clients that keep connections
             // open and idle cannot hold the slots.
             let mut closing = false;
+            let mut close_once_started = false;
             loop {
                 tokio::select! {
                     ended = connection.as_mut() => {
@@ -268,14 +281,22 @@ pub async fn serve(
                         }
                         break;
                     }
-                    _ = pressure.changed(), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
+                    _ = pressure.changed(), if !closing && !close_once_started => {
+                        close_once_started = true;
                     }
-                    _ = stop.changed(), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
+                    _ = stop.changed(), if !closing && !close_once_started => {
+                        close_once_started = true;
                     }
+                    // Checked right away and then every few milliseconds until the first
+                    // request is under way.
+                    _ = tokio::time::sleep(Duration::from_millis(5)), if close_once_started && !closing => {}
+                }
+                if close_once_started
+                    && !closing
+                    && dispatched.load(std::sync::atomic::Ordering::SeqCst) > 0
+                {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
                 }
             }
             drop(slot);

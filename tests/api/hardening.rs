@@ -1005,3 +1005,64 @@ async fn under_pressure_idle_keep_alive_connections_give_their_slots_back() {
     );
     drop(idle);
 }
+
+/// Shedding idle connections under pressure never drops a request that has arrived: every
+/// complete request sent while the slots run short is answered, also while other clients
+/// keep connecting (each new connection near the cap sheds the idle ones).
+#[tokio::test]
+async fn under_pressure_every_complete_request_is_answered() {
+    let app = spawn_app_with(|c| c.http.max_connections = 10).await;
+    let address = host(&app);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Clients that keep the slots nearly full: each keeps a keep-alive connection, and when
+    // it is shed, connects again at once.
+    let churners: Vec<_> = (0..9)
+        .map(|_| {
+            let address = address.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Ok(mut stream) = TcpStream::connect(&address).await else {
+                        continue;
+                    };
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        if stream
+                            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut dropped = Vec::new();
+    for i in 0..60 {
+        let mut probe = TcpStream::connect(&address).await.unwrap();
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), probe.read_to_end(&mut reply)).await;
+        if !String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200") {
+            dropped.push(i);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for churner in churners {
+        churner.abort();
+    }
+    assert!(
+        dropped.is_empty(),
+        "requests dropped without an answer: {dropped:?}"
+    );
+}

@@ -168,3 +168,49 @@ async fn probes_on_a_locked_table_fail_fast_and_leave_requests_alone() {
         }
     }
 }
+
+/// A burst of probes on a locked table leaves the probes' own pool whole: once the lock is
+/// gone, readiness is back.
+#[tokio::test]
+async fn probes_recover_after_a_locked_table_and_a_burst() {
+    let app = spawn_app().await;
+    let mut operator = app.app.tx_pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let burst = futures::future::join_all((0..30).map(|_| {
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            let status = app
+                .http
+                .get(format!("{}/readyz", app.address))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            (status, started.elapsed())
+        }
+    }))
+    .await;
+    for (status, took) in burst {
+        assert_eq!(status, 503);
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+    operator.rollback().await.unwrap();
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(5), || async {
+            app.http
+                .get(format!("{}/readyz", app.address))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        })
+        .await,
+        "readiness did not come back"
+    );
+}

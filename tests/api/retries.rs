@@ -90,11 +90,15 @@ async fn requests_racing_with_one_key_run_once() {
 async fn a_login_is_never_kept_under_a_key() {
     let app = spawn_app_with(|c| c.write_limit = 0).await;
     app.with_roster().await;
-    for _ in 0..2 {
-        let reply = app
+    for authorization in ["", "", "JWT garbage", "JWT garbage"] {
+        let mut request = app
             .http
             .post(format!("{}/account/login/", app.address))
-            .header("Idempotency-Key", "login-1")
+            .header("Idempotency-Key", "login-1");
+        if !authorization.is_empty() {
+            request = request.header("Authorization", authorization);
+        }
+        let reply = request
             .json(&json!({ "name": "David", "code": "code-David" }))
             .send()
             .await
