@@ -1014,9 +1014,10 @@ async fn under_pressure_every_complete_request_is_answered() {
     let app = spawn_app_with(|c| c.http.max_connections = 10).await;
     let address = host(&app);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Clients that keep the slots nearly full: each keeps a keep-alive connection, and when
-    // it is shed, connects again at once.
-    let churners: Vec<_> = (0..9)
+    // More clients than slots, each making one request and then keeping its connection open
+    // and idle; shed, it connects again at once. So the slots stay full and every new
+    // connection sheds the idle ones.
+    let churners: Vec<_> = (0..15)
         .map(|_| {
             let address = address.clone();
             let stop = stop.clone();
@@ -1026,17 +1027,17 @@ async fn under_pressure_every_complete_request_is_answered() {
                         continue;
                     };
                     let mut buf = [0u8; 1024];
-                    loop {
-                        if stream
-                            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                            .await
-                            .is_err()
-                        {
+                    if stream
+                        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    // Read until the server closes it.
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
                             break;
-                        }
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                         }
                     }
                 }
