@@ -21,6 +21,19 @@ async fn ensemble(database_url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Kills a spawned server if the test ends before stopping it (a failed assertion), so that
+/// no server outlives its test.
+struct Reaper(Option<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // SAFETY: kill only sends a signal.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -261,6 +274,7 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let server = server.spawn().unwrap();
+    let mut reaper = Reaper(Some(server.id()));
     let base = format!("http://{address}");
     let http = reqwest::Client::new();
     let mut up = false;
@@ -288,6 +302,7 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
     assert_eq!(reply.status(), 200);
     drop(silent);
     // SIGTERM, then what it logged.
+    reaper.0 = None;
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
         .await
@@ -622,6 +637,7 @@ async fn with_an_admin_listener_metrics_leave_the_public_one_and_sigterm_exits_0
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let mut reaper = Reaper(Some(server.id()));
     let http = reqwest::Client::new();
     let status = |url: String| {
         let http = http.clone();
@@ -639,6 +655,7 @@ async fn with_an_admin_listener_metrics_leave_the_public_one_and_sigterm_exits_0
     assert_eq!(status(format!("http://{admin}/readyz")).await, 200);
     assert_eq!(status(format!("http://{public}/metrics")).await, 404);
     assert_eq!(status(format!("http://{public}/healthz")).await, 200);
+    reaper.0 = None;
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let exit = tokio::task::spawn_blocking(move || server.wait().unwrap())
         .await
