@@ -29,6 +29,8 @@ pub struct CurrentMember {
     pub name: MemberName,
     pub section: Section,
     pub role: Role,
+    /// The current season, as this request found it.
+    pub season: u64,
     pub actor: Actor,
 }
 
@@ -85,9 +87,9 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             .jwt
             .verify(AUDIENCE, token)
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
-        let member = read::member(&app.pool, &claims.sub)
+        let (member, season) = read::member_and_season(&app.pool, &claims.sub)
             .await?
-            .filter(|m| m.openid.as_deref() == Some(claims.oid.as_str()))
+            .filter(|(m, _)| m.openid.as_deref() == Some(claims.oid.as_str()))
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
         let role = member.role();
         let name = MemberName::parse(&member.name).map_err(ApiError::internal)?;
@@ -102,6 +104,7 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             name,
             section: member.section(),
             role,
+            season,
         })
     }
 }

@@ -74,6 +74,34 @@ pub async fn member(pool: &PgPool, name: &str) -> sqlx::Result<Option<MemberRow>
         .await
 }
 
+/// The member and the current season, in one statement (every request's token check; an
+/// application needs the season too).
+pub async fn member_and_season(
+    pool: &PgPool,
+    name: &str,
+) -> sqlx::Result<Option<(MemberRow, u64)>> {
+    let row: Option<(i64, String, String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT id, name, section, role, openid, \
+                coalesce((SELECT season FROM orchestra_season), 0) \
+         FROM orchestra_members WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, name, section, role, openid, season)| {
+        (
+            MemberRow {
+                id,
+                name,
+                section,
+                role,
+                openid,
+            },
+            season as u64,
+        )
+    }))
+}
+
 pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<MemberRow>> {
     sqlx::query_as("SELECT id, name, section, role, openid FROM orchestra_members ORDER BY id")
         .fetch_all(pool)

@@ -212,7 +212,7 @@ async fn apply(
     let command = AbsenceCommand::Apply {
         applier: me.name.clone(),
         section: me.section,
-        season: read::season(&app.pool).await?,
+        season: me.season,
         request,
     };
     let committed = app
