@@ -25,15 +25,7 @@ pub async fn pool(url: &str, size: u32, statement_timeout: Duration) -> anyhow::
     let pool = PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
-        .after_release(|conn, _| {
-            Box::pin(async move {
-                if conn.is_in_transaction() {
-                    tracing::error!("a connection came back inside a transaction; closing it");
-                    return Ok(false);
-                }
-                Ok(true)
-            })
-        })
+        .after_release(|conn, _| Box::pin(async move { Ok(!known_in_transaction(conn)) }))
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await?;
     Ok(pool)
@@ -48,7 +40,7 @@ pub async fn probe_pool(url: &str) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(PROBE_POOL_SIZE)
         .acquire_timeout(Duration::from_millis(500))
-        .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        .after_release(|conn, _| Box::pin(async move { Ok(!known_in_transaction(conn)) }))
         .connect_lazy_with(options.log_statements(tracing::log::LevelFilter::Trace)))
 }
 
@@ -69,8 +61,7 @@ pub async fn transaction_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(10))
         .after_release(|conn, _| {
             Box::pin(async move {
-                if conn.is_in_transaction() {
-                    tracing::error!("a connection came back inside a transaction; closing it");
+                if known_in_transaction(conn) {
                     return Ok(false);
                 }
                 let clean = outside_transaction(conn).await?;
@@ -83,6 +74,17 @@ pub async fn transaction_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await?;
     Ok(pool)
+}
+
+/// Whether sqlx knows the connection to be inside a transaction (a `Transaction` that was
+/// leaked rather than ended): such a connection is closed instead of reused. Free; the server's
+/// own view costs a round trip ([`outside_transaction`]).
+fn known_in_transaction(conn: &PgConnection) -> bool {
+    let inside = conn.is_in_transaction();
+    if inside {
+        tracing::error!("a connection came back inside a transaction; closing it");
+    }
+    inside
 }
 
 /// Whether the session is outside any transaction. The simple query protocol (a query
