@@ -34,6 +34,16 @@ impl Drop for Reaper {
     }
 }
 
+/// `ensemble events verify`: Ok(what it printed) on an intact log, Err(its error) otherwise.
+async fn verify(app: &crate::helpers::TestApp) -> Result<String, String> {
+    let out = ensemble(&app.database_url, &["events", "verify"]).await;
+    if out.status.success() {
+        Ok(stdout(&out))
+    } else {
+        Err(stderr(&out))
+    }
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -406,12 +416,11 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     .execute(&app.app.pool)
     .await
     .unwrap();
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success());
+    let error = verify(&app).await.unwrap_err();
     assert!(
-        stderr(&out).contains(&format!("at position {edited}:")),
+        error.contains(&format!("at position {edited}:")),
         "{}",
-        stderr(&out)
+        error
     );
     // Undo it: intact again. Then delete another event, and with it its link: the chain breaks
     // at the event after it.
@@ -421,20 +430,16 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     .execute(&app.app.pool)
     .await
     .unwrap();
-    assert!(ensemble(&app.database_url, &["events", "verify"])
-        .await
-        .status
-        .success());
+    assert!(verify(&app).await.is_ok());
     sqlx::query(&format!("DELETE FROM events WHERE position = {deleted}"))
         .execute(&app.app.pool)
         .await
         .unwrap();
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success());
+    let error = verify(&app).await.unwrap_err();
     assert!(
-        stderr(&out).contains("does not match") || stderr(&out).contains("missing"),
+        error.contains("does not match") || error.contains("missing"),
         "{}",
-        stderr(&out)
+        error
     );
     sqlx::query(&format!(
         "DELETE FROM event_links WHERE position = {deleted}"
@@ -442,9 +447,8 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     .execute(&app.app.pool)
     .await
     .unwrap();
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
+    let error = verify(&app).await.unwrap_err();
+    assert!(error.contains("does not match"), "{}", error);
 }
 
 #[tokio::test]
@@ -452,10 +456,7 @@ async fn an_event_slipped_into_the_chained_past_is_found() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
     app.apply_id(&t.david, "2026-03-12", "全体排练").await;
-    assert!(ensemble(&app.database_url, &["events", "verify"])
-        .await
-        .status
-        .success());
+    assert!(verify(&app).await.is_ok());
     // Inserted by SQL with a transaction id below the chain's head.
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, transaction_id) \
@@ -464,13 +465,8 @@ async fn an_event_slipped_into_the_chained_past_is_found() {
     .execute(&app.app.pool)
     .await
     .unwrap();
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("inserted out of band"),
-        "{}",
-        stderr(&out)
-    );
+    let error = verify(&app).await.unwrap_err();
+    assert!(error.contains("inserted out of band"), "{}", error);
 }
 
 #[tokio::test]
@@ -668,10 +664,7 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
     let app = spawn_app().await;
     let t = app.with_roster().await;
     app.apply_id(&t.david, "2026-03-12", "全体排练").await;
-    assert!(ensemble(&app.database_url, &["events", "verify"])
-        .await
-        .status
-        .success());
+    assert!(verify(&app).await.is_ok());
     // A row below every real one (position and transaction -1).
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, transaction_id, position) \
@@ -680,9 +673,8 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
     .execute(&app.app.pool)
     .await
     .unwrap();
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("at position -1:"), "{}", stderr(&out));
+    let error = verify(&app).await.unwrap_err();
+    assert!(error.contains("at position -1:"), "{}", error);
     let listed = ensemble(
         &app.database_url,
         &["events", "list", "--aggregate-id", "Mallory"],
@@ -698,12 +690,11 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
         .execute(&app.app.pool)
         .await
         .unwrap();
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success(), "{}", stdout(&out));
+    let error = verify(&app).await.unwrap_err();
     assert!(
-        stderr(&out).contains("inserted out of band") || stderr(&out).contains("no link"),
+        error.contains("inserted out of band") || error.contains("no link"),
         "{}",
-        stderr(&out)
+        error
     );
 }
 
@@ -712,10 +703,7 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
     app.apply_id(&t.david, "2026-03-12", "全体排练").await;
-    assert!(ensemble(&app.database_url, &["events", "verify"])
-        .await
-        .status
-        .success());
+    assert!(verify(&app).await.is_ok());
     let newest = app.scalar("SELECT max(position) FROM events").await;
     for table in ["events", "event_links"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE position = {newest}"))
@@ -723,11 +711,10 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
             .await
             .unwrap();
     }
-    let out = ensemble(&app.database_url, &["events", "verify"]).await;
-    assert!(!out.status.success(), "{}", stdout(&out));
+    let error = verify(&app).await.unwrap_err();
     assert!(
-        stderr(&out).contains(&format!("at position {newest}:")),
+        error.contains(&format!("at position {newest}:")),
         "{}",
-        stderr(&out)
+        error
     );
 }

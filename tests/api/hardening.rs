@@ -37,6 +37,33 @@ fn host(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_string()
 }
 
+/// Short bounds for the tests of held-up writes: a command waits 1 s for its turn and its
+/// statements, the read models 1 s, the request 4 s; no write limit.
+fn tight_deadlines(c: &mut ensemble::Config) {
+    c.write_limit = 0;
+    c.waits.turn = Duration::from_secs(1);
+    c.waits.projection = Duration::from_secs(1);
+    c.http.request_timeout = Duration::from_secs(4);
+}
+
+/// `GET path` with `Connection: close` on a connection of its own; the whole answer, read
+/// until the server closes the connection. Panics with `expectation` after `within`.
+async fn get_once(app: &TestApp, path: &str, within: Duration, expectation: &str) -> String {
+    let mut client = TcpStream::connect(host(app)).await.unwrap();
+    client
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(within, client.read_to_end(&mut reply))
+        .await
+        .expect(expectation)
+        .unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 #[tokio::test]
 async fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
     let app = spawn_app_with(|c| {
@@ -131,31 +158,16 @@ async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The only slot is the hog's: the next client is served once the hog is cut off.
-    let mut next = TcpStream::connect(host(&app)).await.unwrap();
-    next.write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut reply = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), next.read_to_end(&mut reply))
-        .await
-        .expect("served once the client that stopped reading was cut off")
-        .unwrap();
-    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    let reply = get_once(
+        &app,
+        "/nowhere",
+        Duration::from_secs(10),
+        "served once the client that stopped reading was cut off",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 404"));
     drop(never_read);
     sender.abort();
-}
-
-/// Hold the absences' checkpoint, as a rebuild does: that read model stops moving until the
-/// returned transaction ends.
-async fn hold_absences_read_model(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut blocker = app.app.pool.begin().await.unwrap();
-    sqlx::query(
-        "SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE",
-    )
-    .execute(&mut *blocker)
-    .await
-    .unwrap();
-    blocker
 }
 
 /// Connections of the test database that have sat inside a transaction, doing nothing, for
@@ -250,7 +262,7 @@ async fn writes_answer_what_they_committed_while_the_read_models_are_held_up() {
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     // A rebuild (or anything else) holds the absences' checkpoint.
-    let blocker = hold_absences_read_model(&app).await;
+    let blocker = app.hold_absences_read_model().await;
     let applied = app.apply(&t.david, "2026-03-13", "弦乐分排").await;
     assert_eq!(applied.status, 201, "{}", applied.body);
     assert_eq!(applied.body["time_absence"], "2026-03-13");
@@ -549,7 +561,7 @@ async fn a_partial_change_never_undoes_an_earlier_one_while_the_read_models_lag(
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     // The absences' read model is held back (as by a rebuild).
-    let blocker = hold_absences_read_model(&app).await;
+    let blocker = app.hold_absences_read_model().await;
     let moved = app
         .put(
             &format!("/absence/{id}/"),
@@ -602,7 +614,7 @@ async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
     let t = app.with_roster().await;
     let first = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     let second = app.apply_id(&t.david, "2026-03-13", "全体排练").await;
-    let blocker = hold_absences_read_model(&app).await;
+    let blocker = app.hold_absences_read_model().await;
     // Decisions on both, twice on the first; then a change, a decision, a change; a new
     // absence applied and cancelled; another applied.
     for (id, result) in [(first, "a"), (second, "b"), (first, "c")] {
@@ -690,19 +702,12 @@ async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
 #[tokio::test]
 async fn a_write_held_up_in_the_database_is_refused_and_never_commits_later() {
     let app = spawn_app_with(|c| {
-        c.write_limit = 0;
-        c.waits.turn = Duration::from_secs(1);
-        c.waits.projection = Duration::from_secs(1);
-        c.http.request_timeout = Duration::from_secs(4);
+        tight_deadlines(c);
     })
     .await;
     let t = app.with_roster().await;
     let before = app.scalar("SELECT count(*) FROM events").await;
-    let mut operator = app.app.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *operator)
-        .await
-        .unwrap();
+    let operator = app.lock_events("EXCLUSIVE").await;
     let started = Instant::now();
     let reply = app.apply(&t.david, "2026-03-12", "全体排练").await;
     assert_eq!(reply.status, 503, "{}", reply.body);
@@ -727,20 +732,13 @@ async fn a_write_held_up_in_the_database_is_refused_and_never_commits_later() {
 #[tokio::test]
 async fn a_slow_upload_never_leaves_a_commit_behind_its_503() {
     let app = spawn_app_with(|c| {
-        c.write_limit = 0;
-        c.waits.turn = Duration::from_secs(1);
-        c.waits.projection = Duration::from_secs(1);
-        c.http.request_timeout = Duration::from_secs(4);
+        tight_deadlines(c);
         c.http.body_timeout = Duration::from_secs(10);
     })
     .await;
     let t = app.with_roster().await;
     let before = app.scalar("SELECT count(*) FROM events").await;
-    let mut operator = app.app.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *operator)
-        .await
-        .unwrap();
+    let operator = app.lock_events("EXCLUSIVE").await;
     let started = Instant::now();
     let body = r#"{"reason": "slow", "time_absence": "2026-03-12", "type": "全体排练"}"#;
     let (head, tail) = body.split_at(10);
@@ -785,11 +783,7 @@ async fn a_terminated_database_session_is_answered_503_not_500() {
     let app = spawn_app_with(|c| c.write_limit = 0).await;
     let t = app.with_roster().await;
     let before = app.scalar("SELECT count(*) FROM events").await;
-    let mut operator = app.app.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *operator)
-        .await
-        .unwrap();
+    let operator = app.lock_events("EXCLUSIVE").await;
     let apply = app.apply(&t.david, "2026-03-12", "全体排练");
     let terminate = async {
         // The append waits on the lock: terminate its session.
@@ -839,17 +833,8 @@ async fn under_pressure_silent_connections_are_shed_quickly() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let mut client = TcpStream::connect(host(&app)).await.unwrap();
-    client
-        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut reply = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut reply))
-        .await
-        .expect("served")
-        .unwrap();
-    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    let reply = get_once(&app, "/nowhere", Duration::from_secs(30), "served").await;
+    assert!(reply.starts_with("HTTP/1.1 404"));
     // 9 slots hold silent clients for the full 10 s; the rest of the crowd and the real
     // client share the last one, a second each.
     assert!(
@@ -866,11 +851,8 @@ async fn under_pressure_silent_connections_are_shed_quickly() {
 #[tokio::test]
 async fn a_wait_for_a_connection_never_carries_an_append_past_its_request() {
     let app = spawn_app_with(|c| {
-        c.write_limit = 0;
+        tight_deadlines(c);
         c.pool_size = 1;
-        c.waits.turn = Duration::from_secs(1);
-        c.waits.projection = Duration::from_secs(1);
-        c.http.request_timeout = Duration::from_secs(4);
     })
     .await;
     // Eight members with an absence each: the manager's decisions on them go to eight
@@ -887,11 +869,7 @@ async fn a_wait_for_a_connection_never_carries_an_append_past_its_request() {
         let token = app.login(&format!("M{i}")).await;
         ids.push(app.apply_id(&token, "2026-03-12", "全体排练").await);
     }
-    let mut operator = app.app.tx_pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
-        .execute(&mut *operator)
-        .await
-        .unwrap();
+    let operator = app.lock_events("EXCLUSIVE").await;
     let started = Instant::now();
     let requests = ids.iter().map(|id| {
         let app = &app;
@@ -941,10 +919,7 @@ async fn a_wait_for_a_connection_never_carries_an_append_past_its_request() {
 #[tokio::test]
 async fn a_held_up_absence_id_is_a_503() {
     let app = spawn_app_with(|c| {
-        c.write_limit = 0;
-        c.waits.turn = Duration::from_secs(1);
-        c.waits.projection = Duration::from_secs(1);
-        c.http.request_timeout = Duration::from_secs(4);
+        tight_deadlines(c);
     })
     .await;
     let t = app.with_roster().await;
@@ -987,17 +962,8 @@ async fn under_pressure_idle_keep_alive_connections_give_their_slots_back() {
         idle.push(stream);
     }
     let started = Instant::now();
-    let mut client = TcpStream::connect(host(&app)).await.unwrap();
-    client
-        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut reply = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut reply))
-        .await
-        .expect("served")
-        .unwrap();
-    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 404"));
+    let reply = get_once(&app, "/nowhere", Duration::from_secs(30), "served").await;
+    assert!(reply.starts_with("HTTP/1.1 404"));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "waited {:?}",

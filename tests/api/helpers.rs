@@ -368,6 +368,31 @@ impl TestApp {
         .await
     }
 
+    /// Hold the absences' checkpoint, as a rebuild once did: that read model stops moving
+    /// until the returned transaction ends (and, since the holder has a transaction id, so do
+    /// the others: the horizon stops at it).
+    pub async fn hold_absences_read_model(&self) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut blocker = self.app.pool.begin().await.unwrap();
+        sqlx::query(
+            "SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE",
+        )
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+        blocker
+    }
+
+    /// An operator's transaction holding `LOCK TABLE events IN <mode> MODE` until it ends (on
+    /// the transaction pool, apart from the connections requests use).
+    pub async fn lock_events(&self, mode: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut operator = self.app.tx_pool.begin().await.unwrap();
+        sqlx::query(&format!("LOCK TABLE events IN {mode} MODE"))
+            .execute(&mut *operator)
+            .await
+            .unwrap();
+        operator
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.app.pool)

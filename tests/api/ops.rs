@@ -2,7 +2,26 @@
 
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, TestApp};
+
+/// `GET path` (no token): the status and the body's text.
+async fn probe(app: &TestApp, path: &str) -> (u16, String) {
+    let reply = app
+        .http
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    (reply.status().as_u16(), reply.text().await.unwrap())
+}
+
+/// Whether `/readyz` answers 200 again within 5 s.
+async fn ready_again(app: &TestApp) -> bool {
+    eventually(Duration::from_secs(5), || async {
+        probe(app, "/readyz").await.0 == 200
+    })
+    .await
+}
 
 #[tokio::test]
 async fn health_and_readiness_answer_and_readiness_reports_a_lagging_read_model() {
@@ -12,49 +31,25 @@ async fn health_and_readiness_answer_and_readiness_reports_a_lagging_read_model(
     })
     .await;
     let t = app.with_roster().await;
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(probe(&app, "/healthz").await.0, 200);
+    assert_eq!(probe(&app, "/readyz").await.0, 200);
     // Read models held back (a transaction holding a checkpoint row holds the horizon) with
     // an event waiting: not ready, and it says which read model is behind.
-    let mut blocker = app.app.pool.begin().await.unwrap();
-    sqlx::query(
-        "SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE",
-    )
-    .execute(&mut *blocker)
-    .await
-    .unwrap();
+    let blocker = app.hold_absences_read_model().await;
     assert_eq!(
         app.apply(&t.david, "2026-03-12", "全体排练").await.status,
         201
     );
     let reason = || async {
-        let ready = app
-            .http
-            .get(format!("{}/readyz", app.address))
-            .send()
-            .await
-            .unwrap();
-        let status = ready.status();
-        let body: serde_json::Value = ready.json().await.unwrap();
+        let (status, body) = probe(&app, "/readyz").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         (
             status,
             body["reason"].as_str().unwrap_or_default().to_string(),
         )
     };
     assert!(
-        crate::helpers::eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(5), || async {
             let (status, reason) = reason().await;
             status == 503 && reason.contains("events behind the log")
         })
@@ -63,18 +58,7 @@ async fn health_and_readiness_answer_and_readiness_reports_a_lagging_read_model(
         reason().await
     );
     blocker.rollback().await.unwrap();
-    assert!(
-        crate::helpers::eventually(Duration::from_secs(5), || async {
-            app.http
-                .get(format!("{}/readyz", app.address))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == 200
-        })
-        .await
-    );
+    assert!(ready_again(&app).await);
 }
 
 #[tokio::test]
@@ -97,15 +81,7 @@ async fn metrics_count_requests_by_route_commands_by_outcome_and_show_the_read_m
             .await
             .unwrap();
     }
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, text) = probe(&app, "/metrics").await;
     let has = |needle: &str| {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     };
@@ -130,24 +106,13 @@ async fn metrics_count_requests_by_route_commands_by_outcome_and_show_the_read_m
 async fn probes_on_a_locked_table_fail_fast_and_leave_requests_alone() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let mut operator = app.app.tx_pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *operator)
-        .await
-        .unwrap();
+    let operator = app.lock_events("ACCESS EXCLUSIVE").await;
     let probes = futures::future::join_all((0..10).map(|i| {
         let app = &app;
         async move {
-            let path = if i % 2 == 0 { "readyz" } else { "metrics" };
+            let path = if i % 2 == 0 { "/readyz" } else { "/metrics" };
             let started = std::time::Instant::now();
-            let status = app
-                .http
-                .get(format!("{}/{path}", app.address))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16();
+            let (status, _) = probe(app, path).await;
             (path, status, started.elapsed())
         }
     }));
@@ -162,8 +127,8 @@ async fn probes_on_a_locked_table_fail_fast_and_leave_requests_alone() {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(2), "a request waited {took:?}");
     for (path, status, took) in probes {
-        assert!(took < Duration::from_secs(5), "/{path} took {took:?}");
-        if path == "readyz" {
+        assert!(took < Duration::from_secs(5), "{path} took {took:?}");
+        if path == "/readyz" {
             assert_eq!(status, 503);
         }
     }
@@ -174,23 +139,12 @@ async fn probes_on_a_locked_table_fail_fast_and_leave_requests_alone() {
 #[tokio::test]
 async fn probes_recover_after_a_locked_table_and_a_burst() {
     let app = spawn_app().await;
-    let mut operator = app.app.tx_pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *operator)
-        .await
-        .unwrap();
+    let operator = app.lock_events("ACCESS EXCLUSIVE").await;
     let burst = futures::future::join_all((0..30).map(|_| {
         let app = &app;
         async move {
             let started = std::time::Instant::now();
-            let status = app
-                .http
-                .get(format!("{}/readyz", app.address))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16();
+            let (status, _) = probe(app, "/readyz").await;
             (status, started.elapsed())
         }
     }))
@@ -200,17 +154,5 @@ async fn probes_recover_after_a_locked_table_and_a_burst() {
         assert!(took < Duration::from_secs(3), "took {took:?}");
     }
     operator.rollback().await.unwrap();
-    assert!(
-        crate::helpers::eventually(Duration::from_secs(5), || async {
-            app.http
-                .get(format!("{}/readyz", app.address))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == 200
-        })
-        .await,
-        "readiness did not come back"
-    );
+    assert!(ready_again(&app).await, "readiness did not come back");
 }
