@@ -29,6 +29,8 @@ pub struct App {
     /// Applies the log to the read models; commands wait on it.
     pub projector: Arc<Projector>,
     pub orchestra: Orchestra,
+    /// Personal data: sealing, opening, reservations (`src/personal.rs`).
+    pub keys: Arc<crate::personal::KeyRing>,
     pub limits: crate::limits::Limits,
 }
 
@@ -52,7 +54,9 @@ impl App {
         let projections: Projections = Arc::new(projections::all());
         let projector = Projector::new(tx_pool.clone(), projections.clone());
         let orchestra = Orchestra::new(&config, pool.clone(), clock, projector.clone());
+        let keys = Arc::new(crate::personal::KeyRing::new(pool.clone()).await?);
         let app = Self {
+            keys,
             limits: crate::limits::Limits::new(pool.clone(), config.write_limit),
             wechat: WechatClient::new(&config.wechat_api),
             config,

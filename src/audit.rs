@@ -3,6 +3,7 @@
 //! and projection is covered without code of its own.
 
 use projections::chain::Verdict;
+use projections::personal;
 use projections::{LogPosition, Projection, StoredEvent};
 use serde_json::json;
 use sqlx::PgPool;
@@ -17,8 +18,35 @@ pub struct Filter {
     pub limit: i64,
 }
 
-/// Events in log order ((transaction, position): the order consumers follow).
+/// Personal values opened where their keys exist, `(erased)` where they were destroyed: what
+/// an auditor reads. The log itself holds only the sealed form.
+async fn unseal(pool: &PgPool, values: &mut [&mut serde_json::Value]) -> Result<(), sqlx::Error> {
+    let mut subjects = std::collections::BTreeSet::new();
+    for value in values.iter() {
+        personal::sealed_subjects(value, &mut subjects);
+    }
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    let keys = personal::KeySet::load(&mut conn, subjects.iter().map(String::as_str)).await?;
+    for value in values.iter_mut() {
+        personal::unseal_json(value, &keys);
+    }
+    Ok(())
+}
+
+/// Events in log order ((transaction, position): the order consumers follow), their personal
+/// values opened.
 pub async fn events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut events = stored_events(pool, filter).await?;
+    let mut payloads: Vec<&mut serde_json::Value> =
+        events.iter_mut().map(|e| &mut e.payload).collect();
+    unseal(pool, &mut payloads).await?;
+    Ok(events)
+}
+
+async fn stored_events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let after = match filter.after {
         Some(position) => sqlx::query_as::<_, LogPosition>(
             "SELECT transaction_id, position FROM events WHERE position = $1",
@@ -135,6 +163,34 @@ pub fn event_table(events: &[StoredEvent]) -> String {
     out
 }
 
+/// Who the members among the actors of `events` are: the roster's name for each subject (the
+/// placeholder once erased). Events carry only the opaque subject.
+pub async fn actor_names(
+    pool: &PgPool,
+    events: &[StoredEvent],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    use aggregates::orchestra::roster::member_of_subject;
+    let subjects: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.metadata.get("actor")?.as_str())
+        .filter(|a| member_of_subject(a).is_some())
+        .collect();
+    let mut out = Vec::new();
+    for subject in subjects {
+        let id = member_of_subject(subject).unwrap_or_default() as i64;
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+        out.push((
+            subject.to_string(),
+            name.unwrap_or_else(|| "(not on the roster)".into()),
+        ));
+    }
+    Ok(out)
+}
+
 /// Recompute the hash chain.
 pub async fn verify(pool: &PgPool) -> Result<Verdict, projections::ProjectionError> {
     let mut conn = pool.acquire().await?;
@@ -247,7 +303,12 @@ pub async fn record(
     .bind(as_of)
     .fetch_all(pool)
     .await?;
-    let state = fold(&events).map_err(|e| anyhow::anyhow!(e))?;
+    let mut events = events;
+    let mut state = fold(&events).map_err(|e| anyhow::anyhow!(e))?;
+    let mut values: Vec<&mut serde_json::Value> =
+        events.iter_mut().map(|e| &mut e.payload).collect();
+    values.push(&mut state);
+    unseal(pool, &mut values).await?;
     Ok((state, events))
 }
 

@@ -154,6 +154,7 @@ impl<A> CommandBus<A>
 where
     A: Aggregate + Clone + 'static,
     A::Command: Clone,
+    A::Event: aggregates::personal::HasStoreEffects,
     A::Services: Send + Sync + 'static,
 {
     pub fn new(
@@ -217,6 +218,7 @@ impl<A> Inner<A>
 where
     A: Aggregate + Clone,
     A::Command: Clone,
+    A::Event: aggregates::personal::HasStoreEffects,
 {
     async fn execute(
         &self,

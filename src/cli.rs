@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aggregates::orchestra::roster::{RosterCommand, RosterEntry, RosterError, ROSTER_ID};
+use aggregates::orchestra::roster::{
+    member_of_subject, member_subject, RosterCommand, RosterEntry, RosterError, NAME_SCOPE,
+    ROSTER_ID,
+};
 use aggregates::orchestra::{EmailAddress, MemberName, Role, Section};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -132,6 +135,14 @@ enum RosterCmd {
     List,
     /// Forget a member's WeChat binding, so the next login binds the name anew
     Unbind {
+        /// The member's name as on the roster
+        name: String,
+    },
+    /// Erase a member (the right to be forgotten): off the roster, their key destroyed, so
+    /// their name, WeChat id, reasons and the results about them become unreadable in the log,
+    /// the read models, the outbox and every later rebuild; they show as `former member #ID`.
+    /// Cannot be undone.
+    Forget {
         /// The member's name as on the roster
         name: String,
     },
@@ -373,16 +384,10 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
     let actor = Actor::operator();
     match command {
         RosterCmd::Import { file } => {
-            let entries = read_roster_csv(&file)?;
-            let count = entries.len();
-            let events = bus
-                .execute(ROSTER_ID, RosterCommand::Import { entries }, &actor)
-                .await
-                .map_err(operator_error)?;
-            println!(
-                "{count} rows read, {} changes recorded",
-                events.events.len()
-            );
+            let rows = read_roster_csv(&file)?;
+            let count = rows.len();
+            let changes = import_roster(app, rows, &actor).await?;
+            println!("{count} rows read, {changes} changes recorded");
         }
         RosterCmd::List => {
             println!(
@@ -390,7 +395,7 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
                 "id", "name", "section", "role"
             );
             for m in read::members(&app.pool).await? {
-                let bound = if m.openid.is_some() { "bound" } else { "-" };
+                let bound = if m.binding.is_some() { "bound" } else { "-" };
                 println!(
                     "{:>4}  {:<24} {:<11} {:<8} {bound}",
                     m.id, m.name, m.section, m.role
@@ -398,15 +403,36 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
             }
         }
         RosterCmd::Unbind { name } => {
-            let name = MemberName::parse(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
-            bus.execute(
-                ROSTER_ID,
-                RosterCommand::UnbindWechat { name: name.clone() },
-                &actor,
-            )
-            .await
-            .map_err(operator_error)?;
+            let (name, member_id) = member_named(app, &name).await?;
+            bus.execute(ROSTER_ID, RosterCommand::UnbindWechat { member_id }, &actor)
+                .await
+                .map_err(operator_error)?;
             println!("{name} is no longer bound to a WeChat account");
+        }
+        RosterCmd::Forget { name } => {
+            let (name, member_id) = member_named(app, &name).await?;
+            bus.execute(ROSTER_ID, RosterCommand::Forget { member_id }, &actor)
+                .await
+                .map_err(operator_error)?;
+            // Answers kept for safe retries (24 h) that mention them.
+            let escaped = serde_json::to_string(name.as_str())?;
+            let forms = [
+                name.as_str().to_string(),
+                escaped[1..escaped.len() - 1].to_string(),
+            ];
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE response_body IS NOT NULL AND \
+                 (position(convert_to($1, 'UTF8') in response_body) > 0 \
+                  OR position(convert_to($2, 'UTF8') in response_body) > 0)",
+            )
+            .bind(&forms[0])
+            .bind(&forms[1])
+            .execute(&app.pool)
+            .await?;
+            println!(
+                "{name} was erased: from now on {}",
+                aggregates::orchestra::roster::former_member(member_id)
+            );
         }
         RosterCmd::Notify { command } => match command {
             NotifyCmd::Add { email } => {
@@ -531,6 +557,14 @@ async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> {
             println!();
             println!("history:");
             print!("{}", crate::audit::event_table(&history));
+            let actors = crate::audit::actor_names(&app.pool, &history).await?;
+            if !actors.is_empty() {
+                println!();
+                println!("actors:");
+                for (subject, name) in actors {
+                    println!("  {subject} = {name}");
+                }
+            }
             Ok(())
         }
         EventsCmd::Verify { print_head } => {
@@ -591,15 +625,82 @@ async fn mail(app: &App, command: MailCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The member id of the active member called `name`, by the reservation of the name.
+async fn member_named(app: &App, name: &str) -> anyhow::Result<(MemberName, u64)> {
+    let name = MemberName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let owner = app
+        .keys
+        .owner(NAME_SCOPE, app.keys.blind(NAME_SCOPE, name.as_str()))
+        .await?;
+    let Some(id) = owner.as_deref().and_then(member_of_subject) else {
+        bail!("{name} is not on the roster");
+    };
+    Ok((name, id))
+}
+
+/// One row of a roster file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    pub name: MemberName,
+    pub section: Section,
+    pub role: Role,
+}
+
+/// Import `rows`: names already reserved are updated, new ones get an id and a key and are
+/// enrolled with their name sealed. Returns how many changes were recorded.
+pub async fn import_roster(app: &App, rows: Vec<ImportRow>, actor: &Actor) -> anyhow::Result<usize> {
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let blind = app.keys.blind(NAME_SCOPE, row.name.as_str());
+        let owner = app.keys.owner(NAME_SCOPE, blind).await?;
+        let entry = match owner.as_deref().and_then(member_of_subject) {
+            Some(member_id) => RosterEntry::Known {
+                member_id,
+                section: row.section,
+                role: row.role,
+            },
+            None => {
+                let member_id: i64 = sqlx::query_scalar("SELECT nextval('member_id_seq')")
+                    .fetch_one(&app.pool)
+                    .await?;
+                let member_id = member_id as u64;
+                let name = app
+                    .keys
+                    .seal_unique(&member_subject(member_id), NAME_SCOPE, row.name.as_str())
+                    .await?;
+                RosterEntry::New {
+                    member_id,
+                    name,
+                    section: row.section,
+                    role: row.role,
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    let committed = app
+        .orchestra
+        .roster
+        .execute(ROSTER_ID, RosterCommand::Import { entries }, actor)
+        .await
+        .map_err(|e| match e {
+            CommandError::Duplicate => anyhow::anyhow!(
+                "a name of this file was enrolled meanwhile by someone else: nothing was imported; run the import again"
+            ),
+            e => operator_error(e),
+        })?;
+    Ok(committed.events.len())
+}
+
 /// Parse a roster CSV whole: every bad row is reported with its line number, and any error
 /// means nothing is applied.
-pub fn read_roster_csv(path: &Path) -> anyhow::Result<Vec<RosterEntry>> {
+pub fn read_roster_csv(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_roster_csv(&text)
 }
 
-pub fn parse_roster_csv(text: &str) -> anyhow::Result<Vec<RosterEntry>> {
+pub fn parse_roster_csv(text: &str) -> anyhow::Result<Vec<ImportRow>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -640,8 +741,8 @@ pub fn parse_roster_csv(text: &str) -> anyhow::Result<Vec<RosterEntry>> {
             ));
             continue;
         }
-        let parsed = (|| -> Result<RosterEntry, String> {
-            Ok(RosterEntry {
+        let parsed = (|| -> Result<ImportRow, String> {
+            Ok(ImportRow {
                 name: MemberName::parse(&record[0]).map_err(|e| e.to_string())?,
                 section: Section::parse(&record[1]).map_err(|e| e.to_string())?,
                 role: Role::parse(&record[2]).map_err(|e| e.to_string())?,

@@ -128,6 +128,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(url)?.application_name("ensemble-migrate");
     let mut conn = PgConnection::connect_with(&options).await?;
     sqlx::migrate!("./migrations").run(&mut conn).await?;
+    crate::personal_migration::run(&mut conn).await?;
     conn.close().await?;
     Ok(())
 }

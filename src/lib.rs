@@ -13,6 +13,8 @@ pub mod limits;
 pub mod mailer;
 pub mod metrics;
 pub mod orchestra;
+pub mod personal;
+mod personal_migration;
 pub mod projector;
 pub mod store;
 pub mod wechat;

@@ -2,6 +2,7 @@
 //! defined, so that one statement appends the events and the aggregate's snapshot together
 //! and a unique violation says which rule it broke.
 
+use aggregates::personal::{HasStoreEffects, StoreEffect};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -125,16 +126,21 @@ fn fold<A: Aggregate>(rows: Vec<(i32, i64, Value)>) -> Result<Loaded<A>, Unreada
 }
 
 /// Append `events` after sequence `after`, with `metadata` on each, and, when `snapshot` is
-/// given, the state they lead to: one statement, so all of it commits or none. Returns the log
-/// position of the last event.
-pub async fn append<A: Aggregate>(
+/// given, the state they lead to, and what the events do to the reservations and keys
+/// ([`StoreEffect`]): one statement, so all of it commits or none (a reservation already
+/// held by someone else refuses the whole append). Returns the log position of the last event.
+pub async fn append<A>(
     conn: &mut sqlx::PgConnection,
     id: &str,
     after: usize,
     events: &[A::Event],
     metadata: &Value,
     snapshot: Option<(&A, i32)>,
-) -> Result<LogPosition, StoreError> {
+) -> Result<LogPosition, StoreError>
+where
+    A: Aggregate,
+    A::Event: HasStoreEffects,
+{
     let sequences: Vec<i64> = (1..=events.len()).map(|i| (after + i) as i64).collect();
     let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
     let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
@@ -146,7 +152,8 @@ pub async fn append<A: Aggregate>(
         Some((state, version)) => (Some(serde_json::to_value(state)?), version),
         None => (None, 0),
     };
-    let (transaction_id, position): (i64, i64) = sqlx::query_as(
+    let effects = Effects::of(events.iter().flat_map(HasStoreEffects::store_effects));
+    let sql = format!(
         "WITH appended AS ( \
              INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
              SELECT $1, $2, s, t, v, p::json, $7::json \
@@ -157,9 +164,11 @@ pub async fn append<A: Aggregate>(
              SELECT $1, $2, $8, $9, $10 WHERE $10::jsonb IS NOT NULL \
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
                  SET last_sequence = excluded.last_sequence, state_version = excluded.state_version, state = excluded.state \
-         ) \
+         ){} \
          SELECT transaction_id, position FROM appended ORDER BY position DESC LIMIT 1",
-    )
+        if effects.is_empty() { "" } else { EFFECTS }
+    );
+    let mut query = sqlx::query_as(&sql)
     .bind(A::TYPE)
     .bind(id)
     .bind(&sequences)
@@ -169,11 +178,72 @@ pub async fn append<A: Aggregate>(
     .bind(metadata)
     .bind(sequences.last().copied().unwrap_or(after as i64))
     .bind(state_version)
-    .bind(state)
-    .fetch_one(&mut *conn)
-    .await?;
+    .bind(state);
+    if !effects.is_empty() {
+        query = query
+            .bind(effects.release_owners)
+            .bind(effects.release_scopes)
+            .bind(effects.claim_scopes)
+            .bind(effects.claim_blinds)
+            .bind(effects.claim_owners)
+            .bind(effects.shred);
+    }
+    let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
     Ok(LogPosition {
         transaction_id,
         position,
     })
+}
+
+/// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement.
+const EFFECTS: &str = ", released AS ( \
+         DELETE FROM reservations r USING unnest($11::text[], $12::text[]) AS x(owner, scope) \
+         WHERE r.owner = x.owner AND (x.scope IS NULL OR r.scope = x.scope) \
+     ), claimed AS ( \
+         INSERT INTO reservations (scope, blind, owner) \
+         SELECT * FROM unnest($13::text[], $14::bytea[], $15::text[]) \
+     ), shredded AS ( \
+         INSERT INTO personal_keys (subject, key, forgotten_at) \
+         SELECT s, NULL, now() FROM unnest($16::text[]) AS s \
+         ON CONFLICT (subject) DO UPDATE \
+             SET key = NULL, forgotten_at = coalesce(personal_keys.forgotten_at, now()) \
+     )";
+
+#[derive(Default)]
+struct Effects {
+    release_owners: Vec<String>,
+    release_scopes: Vec<Option<String>>,
+    claim_scopes: Vec<String>,
+    claim_blinds: Vec<Vec<u8>>,
+    claim_owners: Vec<String>,
+    shred: Vec<String>,
+}
+
+impl Effects {
+    fn of(effects: impl Iterator<Item = StoreEffect>) -> Self {
+        let mut out = Self::default();
+        for effect in effects {
+            match effect {
+                StoreEffect::Claim {
+                    scope,
+                    blind,
+                    owner,
+                } => {
+                    out.claim_scopes.push(scope.to_string());
+                    out.claim_blinds.push(blind.0.to_vec());
+                    out.claim_owners.push(owner);
+                }
+                StoreEffect::Release { scope, owner } => {
+                    out.release_owners.push(owner);
+                    out.release_scopes.push(scope.map(str::to_string));
+                }
+                StoreEffect::Shred { subject } => out.shred.push(subject),
+            }
+        }
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.release_owners.is_empty() && self.claim_scopes.is_empty() && self.shred.is_empty()
+    }
 }

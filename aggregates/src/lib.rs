@@ -4,3 +4,4 @@
 //! `Services` traits, which the tests replace.
 
 pub mod orchestra;
+pub mod personal;

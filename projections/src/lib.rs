@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod orchestra;
+pub mod personal;
 mod runner;
 mod stored;
 

@@ -86,3 +86,13 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+impl From<crate::personal::KeyError> for ApiError {
+    /// An erased person's record is gone as far as clients can tell.
+    fn from(e: crate::personal::KeyError) -> Self {
+        match e {
+            crate::personal::KeyError::Forgotten => Self::not_found(),
+            crate::personal::KeyError::Database(e) => e.into(),
+        }
+    }
+}

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use aggregates::orchestra::{MemberName, Role, Section};
+use aggregates::orchestra::roster::member_subject;
+use aggregates::orchestra::{Role, Section};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -17,16 +18,18 @@ use crate::App;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
-    /// The roster name.
+    /// The member id (never the name: a token is no place for personal data).
     pub sub: String,
-    /// The WeChat openid the name was bound to when the token was issued.
-    pub oid: String,
+    /// The number of the WeChat binding the token was issued under: unbinding (or erasure)
+    /// ends it, and a later binding has another number.
+    pub bnd: u64,
 }
 
 pub struct CurrentMember {
-    /// The roster id (enrolment order): an opaque key for this member.
+    /// The roster id: an opaque key for this member (their stream's id).
     pub id: i64,
-    pub name: MemberName,
+    /// Their name as the roster read model holds it (for answers only).
+    pub name: String,
     pub section: Section,
     pub role: Role,
     /// The current season, as this request found it.
@@ -58,16 +61,16 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     Ok(Some(token.trim()))
 }
 
-/// The actor of an HTTP request by `name` in `role`.
+/// The actor of an HTTP request by `subject` (opaque) in `role`.
 pub fn http_actor(
     kind: &'static str,
-    name: &str,
+    subject: &str,
     headers: &HeaderMap,
     extensions: &axum::http::Extensions,
 ) -> Actor {
     Actor {
         kind,
-        name: name.to_string(),
+        name: subject.to_string(),
         request_id: request_id(headers),
         client_request_id: client_request_id(headers),
         channel: "http",
@@ -87,21 +90,24 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             .jwt
             .verify(AUDIENCE, token)
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
-        let (member, season) = read::member_and_season(&app.pool, &claims.sub)
+        let id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| unauthorized("Invalid or expired token."))?;
+        let (member, season) = read::member_and_season(&app.pool, id)
             .await?
-            .filter(|(m, _)| m.openid.as_deref() == Some(claims.oid.as_str()))
+            .filter(|(m, _)| m.binding == Some(claims.bnd as i64))
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
         let role = member.role();
-        let name = MemberName::parse(&member.name).map_err(ApiError::internal)?;
         Ok(Self {
             actor: http_actor(
                 role.as_str(),
-                name.as_str(),
+                &member_subject(member.id as u64),
                 &parts.headers,
                 &parts.extensions,
             ),
             id: member.id,
-            name,
+            name: member.name.clone(),
             section: member.section(),
             role,
             season,

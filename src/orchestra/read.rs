@@ -7,13 +7,14 @@ use projections::orchestra::NOT_PROCESSED;
 use serde::Serialize;
 use sqlx::PgPool;
 
+/// An active member (an erased one is never returned).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
     pub id: i64,
     pub name: String,
     pub section: String,
     pub role: String,
-    pub openid: Option<String>,
+    pub binding: Option<i64>,
 }
 
 impl MemberRow {
@@ -45,57 +46,82 @@ pub struct AbsenceRow {
 }
 
 /// The API's JSON of an absence, from the aggregate's state (as the `orchestra_absences`
-/// projection would write it).
-pub fn absence_row(id: u64, absence: &ActiveAbsence) -> AbsenceRow {
+/// projection would write it), with the names of its applier and processor and its texts
+/// opened.
+pub fn absence_row(
+    id: u64,
+    absence: &ActiveAbsence,
+    applier: String,
+    processor: Option<String>,
+    reason: String,
+    result: Option<String>,
+) -> AbsenceRow {
     AbsenceRow {
         id: id as i64,
-        applier: absence.applier.to_string(),
-        processor: absence.decision.as_ref().map(|d| d.processor.to_string()),
-        reason: absence.reason.clone(),
+        applier,
+        processor,
+        reason,
         time_absence: absence.date,
         time_apply: absence.applied_on,
-        result: absence
-            .decision
-            .as_ref()
-            .map_or_else(|| NOT_PROCESSED.to_string(), |d| d.result.clone()),
+        result: result.unwrap_or_else(|| NOT_PROCESSED.to_string()),
         permission: absence.decision.as_ref().is_some_and(|d| d.permission),
         kind: absence.kind.as_str().to_string(),
         section: absence.section.as_str().to_string(),
     }
 }
 
-const ABSENCE: &str = "SELECT id, applier, processor, reason, time_absence, time_apply, result, \
-                       permission, type, section FROM orchestra_absences";
+/// Absences with their appliers' and processors' names: by join on member ids, so that a
+/// member's erasure changes one row of `orchestra_members`.
+const ABSENCE: &str = "SELECT a.id, m.name AS applier, p.name AS processor, a.reason, \
+                       a.time_absence, a.time_apply, a.result, a.permission, a.type, a.section \
+                       FROM orchestra_absences a \
+                       JOIN orchestra_members m ON m.id = a.applier_id \
+                       LEFT JOIN orchestra_members p ON p.id = a.processor_id";
 
-pub async fn member(pool: &PgPool, name: &str) -> sqlx::Result<Option<MemberRow>> {
-    sqlx::query_as("SELECT id, name, section, role, openid FROM orchestra_members WHERE name = $1")
-        .bind(name)
+/// The active member whose name is reserved as `blind` (the login's lookup: by keyed hash,
+/// never by name).
+pub async fn member_by_name(
+    pool: &PgPool,
+    blind: aggregates::personal::Blind,
+) -> sqlx::Result<Option<MemberRow>> {
+    sqlx::query_as(
+        "SELECT m.id, m.name, m.section, m.role, m.binding FROM reservations r \
+         JOIN orchestra_members m ON m.id = split_part(r.owner, ':', 2)::bigint \
+         WHERE r.scope = $1 AND r.blind = $2 AND r.owner LIKE 'orchestra-member:%' AND m.active",
+    )
+    .bind(aggregates::orchestra::roster::NAME_SCOPE)
+    .bind(blind.0.as_slice())
+    .fetch_optional(pool)
+    .await
+}
+
+/// A member's name (an erased one's placeholder), if the id was ever enrolled.
+pub async fn member_name(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
+        .bind(id)
         .fetch_optional(pool)
         .await
 }
 
-/// The member and the current season, in one statement (every request's token check; an
-/// application needs the season too).
-pub async fn member_and_season(
-    pool: &PgPool,
-    name: &str,
-) -> sqlx::Result<Option<(MemberRow, u64)>> {
-    let row: Option<(i64, String, String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT id, name, section, role, openid, \
+/// The active member and the current season, in one statement (every request's token check;
+/// an application needs the season too).
+pub async fn member_and_season(pool: &PgPool, id: i64) -> sqlx::Result<Option<(MemberRow, u64)>> {
+    let row: Option<(i64, String, String, String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT id, name, section, role, binding, \
                 coalesce((SELECT season FROM orchestra_season), 0) \
-         FROM orchestra_members WHERE name = $1",
+         FROM orchestra_members WHERE id = $1 AND active",
     )
-    .bind(name)
+    .bind(id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(id, name, section, role, openid, season)| {
+    Ok(row.map(|(id, name, section, role, binding, season)| {
         (
             MemberRow {
                 id,
                 name,
                 section,
                 role,
-                openid,
+                binding,
             },
             season as u64,
         )
@@ -103,9 +129,11 @@ pub async fn member_and_season(
 }
 
 pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<MemberRow>> {
-    sqlx::query_as("SELECT id, name, section, role, openid FROM orchestra_members ORDER BY id")
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, name, section, role, binding FROM orchestra_members WHERE active ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 pub async fn notify_addresses(pool: &PgPool) -> sqlx::Result<Vec<String>> {
@@ -122,16 +150,17 @@ pub async fn season(pool: &PgPool) -> sqlx::Result<u64> {
     Ok(season.unwrap_or(0) as u64)
 }
 
-pub async fn absence(pool: &PgPool, id: i64) -> sqlx::Result<Option<AbsenceRow>> {
-    sqlx::query_as(&format!("{ABSENCE} WHERE id = $1"))
+/// The member id of absence `id`'s applier.
+pub async fn applier_of(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT applier_id FROM orchestra_absences WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await
 }
 
-pub async fn absences_of(pool: &PgPool, applier: &str) -> sqlx::Result<Vec<AbsenceRow>> {
+pub async fn absences_of(pool: &PgPool, applier: i64) -> sqlx::Result<Vec<AbsenceRow>> {
     sqlx::query_as(&format!(
-        "{ABSENCE} WHERE applier = $1 ORDER BY time_absence, id"
+        "{ABSENCE} WHERE a.applier_id = $1 ORDER BY a.time_absence, a.id"
     ))
     .bind(applier)
     .fetch_all(pool)
@@ -139,7 +168,7 @@ pub async fn absences_of(pool: &PgPool, applier: &str) -> sqlx::Result<Vec<Absen
 }
 
 pub async fn all_absences(pool: &PgPool) -> sqlx::Result<Vec<AbsenceRow>> {
-    sqlx::query_as(&format!("{ABSENCE} ORDER BY time_absence, id"))
+    sqlx::query_as(&format!("{ABSENCE} ORDER BY a.time_absence, a.id"))
         .fetch_all(pool)
         .await
 }
@@ -147,7 +176,8 @@ pub async fn all_absences(pool: &PgPool) -> sqlx::Result<Vec<AbsenceRow>> {
 /// Unprocessed absences dated after `today`.
 pub async fn future(pool: &PgPool, today: NaiveDate) -> sqlx::Result<Vec<AbsenceRow>> {
     sqlx::query_as(&format!(
-        "{ABSENCE} WHERE processor IS NULL AND time_absence > $1 ORDER BY time_absence, id"
+        "{ABSENCE} WHERE a.processor_id IS NULL AND a.time_absence > $1 \
+         ORDER BY a.time_absence, a.id"
     ))
     .bind(today)
     .fetch_all(pool)
@@ -157,7 +187,8 @@ pub async fn future(pool: &PgPool, today: NaiveDate) -> sqlx::Result<Vec<Absence
 /// Processed absences dated before `today`.
 pub async fn history(pool: &PgPool, today: NaiveDate) -> sqlx::Result<Vec<AbsenceRow>> {
     sqlx::query_as(&format!(
-        "{ABSENCE} WHERE processor IS NOT NULL AND time_absence < $1 ORDER BY time_absence, id"
+        "{ABSENCE} WHERE a.processor_id IS NOT NULL AND a.time_absence < $1 \
+         ORDER BY a.time_absence, a.id"
     ))
     .bind(today)
     .fetch_all(pool)
@@ -177,7 +208,7 @@ pub async fn next(
     .fetch_optional(pool)
     .await?;
     let Some(date) = date else { return Ok(None) };
-    let rows = sqlx::query_as(&format!("{ABSENCE} WHERE time_absence = $1 ORDER BY id"))
+    let rows = sqlx::query_as(&format!("{ABSENCE} WHERE a.time_absence = $1 ORDER BY a.id"))
         .bind(date)
         .fetch_all(pool)
         .await?;
@@ -188,8 +219,8 @@ pub async fn next(
 pub async fn presence(pool: &PgPool, date: NaiveDate) -> sqlx::Result<Vec<(String, bool)>> {
     sqlx::query_as(
         "SELECT m.name, EXISTS (SELECT 1 FROM orchestra_absences a \
-                                WHERE a.applier = m.name AND a.time_absence = $1 AND a.permission) \
-         FROM orchestra_members m ORDER BY m.id",
+                                WHERE a.applier_id = m.id AND a.time_absence = $1 AND a.permission) \
+         FROM orchestra_members m WHERE m.active ORDER BY m.id",
     )
     .bind(date)
     .fetch_all(pool)

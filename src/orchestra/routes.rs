@@ -5,8 +5,13 @@ use std::sync::Arc;
 use aggregates::orchestra::absences::{
     AbsenceChange, AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest, MemberAbsences,
 };
-use aggregates::orchestra::roster::{RosterCommand, RosterError, ROSTER_ID};
+use aggregates::orchestra::roster::{
+    former_member, member_subject, RosterCommand, RosterError, RosterEvent, NAME_SCOPE,
+    OPENID_SCOPE, ROSTER_ID,
+};
 use aggregates::orchestra::{AbsenceType, MemberName};
+use aggregates::personal::Sealed;
+use projections::personal::ERASED_TEXT;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +24,7 @@ use super::auth::{http_actor, Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
 use super::AUDIENCE;
 use crate::bus::{CommandError, Committed};
+use crate::personal::KeyError;
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
 use crate::App;
 
@@ -73,6 +79,22 @@ fn busy() -> ApiError {
 
 // ---- login ------------------------------------------------------------------------------
 
+fn not_listed() -> ApiError {
+    ApiError::msg(
+        StatusCode::UNAUTHORIZED,
+        RosterError::NotInRoster.to_string(),
+    )
+}
+
+fn mismatch() -> ApiError {
+    ApiError::msg(
+        StatusCode::FORBIDDEN,
+        RosterError::WechatMismatch.to_string(),
+    )
+}
+
+/// The name is found by its keyed hash among the reserved names, the openid by its keyed hash
+/// among the bound ones: neither is ever looked up, stored or logged in clear.
 async fn login(
     State(app): AppState,
     headers: HeaderMap,
@@ -82,14 +104,8 @@ async fn login(
     let name = input.required_text("name")?;
     let code = input.required_text("code")?;
     // `app_id` / `app_secret` of old clients are ignored: the configured credentials win.
-    let not_listed = || {
-        ApiError::msg(
-            StatusCode::UNAUTHORIZED,
-            RosterError::NotInRoster.to_string(),
-        )
-    };
     let name = MemberName::parse(&name).map_err(|_| not_listed())?;
-    let member = read::member(&app.pool, name.as_str())
+    let member = read::member_by_name(&app.pool, app.keys.blind(NAME_SCOPE, name.as_str()))
         .await?
         .ok_or_else(not_listed)?;
     let openid = app
@@ -100,46 +116,67 @@ async fn login(
             tracing::warn!(error = %e, "code2session failed");
             ApiError::msg(StatusCode::BAD_GATEWAY, "wx server request failed")
         })?;
-    match member.openid.as_deref() {
-        Some(bound) if bound == openid => {}
-        Some(_) => {
-            return Err(ApiError::msg(
-                StatusCode::FORBIDDEN,
-                RosterError::WechatMismatch.to_string(),
-            ))
-        }
+    let subject = member_subject(member.id as u64);
+    let openid_blind = app.keys.blind(OPENID_SCOPE, &openid);
+    let owner = app.keys.owner(OPENID_SCOPE, openid_blind).await?;
+    let binding = match member.binding {
+        Some(binding) if owner.as_deref() == Some(subject.as_str()) => binding as u64,
+        // The account speaks for another member, or the member is bound to another account.
+        _ if owner.is_some_and(|owner| owner != subject) => return Err(mismatch()),
+        Some(_) => return Err(mismatch()),
+        // Not bound (or bound so recently that the read model has not caught up): bind.
         None => {
-            let actor = http_actor(member.role().as_str(), name.as_str(), &headers, &extensions);
+            let actor = http_actor(member.role().as_str(), &subject, &headers, &extensions);
+            let openid = app
+                .keys
+                .seal_unique(&subject, OPENID_SCOPE, &openid)
+                .await
+                .map_err(|e| match e {
+                    KeyError::Forgotten => not_listed(),
+                    e => e.into(),
+                })?;
             let command = RosterCommand::BindWechat {
-                name: name.clone(),
-                openid: openid.clone(),
+                member_id: member.id as u64,
+                openid,
             };
-            app.orchestra
+            match app
+                .orchestra
                 .roster
                 .execute(ROSTER_ID, command, &actor)
                 .await
-                .map_err(|e| match e {
-                    CommandError::Rejected(e @ RosterError::NotInRoster) => {
-                        ApiError::msg(StatusCode::UNAUTHORIZED, e.to_string())
+            {
+                Ok(committed) => committed
+                    .events
+                    .iter()
+                    .find_map(|e| match e {
+                        RosterEvent::WechatBound { binding, .. } => Some(*binding),
+                        _ => None,
+                    })
+                    .ok_or_else(|| ApiError::internal("a bind committed no WechatBound"))?,
+                // Bound meanwhile (a racing login): by this account, or another?
+                Err(CommandError::Rejected(RosterError::AlreadyBound { binding, .. })) => {
+                    match app.keys.owner(OPENID_SCOPE, openid_blind).await? {
+                        Some(owner) if owner == subject => binding,
+                        _ => return Err(mismatch()),
                     }
-                    CommandError::Rejected(e) => {
-                        ApiError::msg(StatusCode::FORBIDDEN, e.to_string())
-                    }
-                    CommandError::Duplicate => ApiError::msg(
-                        StatusCode::FORBIDDEN,
-                        RosterError::WechatMismatch.to_string(),
-                    ),
-                    CommandError::Busy => busy(),
-                    CommandError::Unavailable => unavailable(),
-                    CommandError::Internal(e) => ApiError::internal(e),
-                })?;
+                }
+                Err(CommandError::Rejected(RosterError::NotInRoster)) => return Err(not_listed()),
+                Err(CommandError::Rejected(e)) => {
+                    return Err(ApiError::msg(StatusCode::FORBIDDEN, e.to_string()))
+                }
+                // The openid is reserved by another member (who bound it meanwhile).
+                Err(CommandError::Duplicate) => return Err(mismatch()),
+                Err(CommandError::Busy) => return Err(busy()),
+                Err(CommandError::Unavailable) => return Err(unavailable()),
+                Err(CommandError::Internal(e)) => return Err(ApiError::internal(e)),
+            }
         }
-    }
+    };
     let token = app.jwt.issue(
         AUDIENCE,
         Claims {
-            sub: name.to_string(),
-            oid: openid,
+            sub: member.id.to_string(),
+            bnd: binding,
         },
     );
     Ok(Json(json!({ "msg": "login!", "token": token })).into_response())
@@ -183,19 +220,45 @@ fn kind(input: &Input) -> Result<Option<AbsenceType>, ApiError> {
 /// The absence as the command left it, from the aggregate's state after the commit: what was
 /// committed, whether or not the read models have caught up yet (they have, unless the
 /// projector was held up past its bound; then a GET may lag for a moment).
-fn answer(committed: &Committed<MemberAbsences>, id: u64) -> Result<AbsenceRow, ApiError> {
-    committed
+async fn answer(
+    app: &App,
+    committed: &Committed<MemberAbsences>,
+    id: u64,
+    applier: String,
+    processor: Option<String>,
+) -> Result<AbsenceRow, ApiError> {
+    let absence = committed
         .state
         .absence(id)
-        .map(|absence| read::absence_row(id, absence))
-        .ok_or_else(|| ApiError::internal(format!("absence {id} is not in what was committed")))
+        .ok_or_else(|| ApiError::internal(format!("absence {id} is not in what was committed")))?;
+    let reason = app
+        .keys
+        .open(&absence.reason)
+        .await?
+        .unwrap_or_else(|| ERASED_TEXT.to_string());
+    let result = match &absence.decision {
+        Some(decision) => Some(
+            app.keys
+                .open(&decision.result)
+                .await?
+                .unwrap_or_else(|| ERASED_TEXT.to_string()),
+        ),
+        None => None,
+    };
+    let processor = absence.decision.as_ref().and(processor);
+    Ok(read::absence_row(id, absence, applier, processor, reason, result))
+}
+
+/// `text` sealed with the key of member `id`.
+async fn seal(app: &App, id: i64, text: &str) -> Result<Sealed, ApiError> {
+    Ok(app.keys.seal(&member_subject(id as u64), text).await?)
 }
 
 async fn my_absences(
     State(app): AppState,
     me: CurrentMember,
 ) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(read::absences_of(&app.pool, me.name.as_str()).await?))
+    Ok(Json(read::absences_of(&app.pool, me.id).await?))
 }
 
 async fn apply(
@@ -204,13 +267,16 @@ async fn apply(
     input: Input,
 ) -> Result<Response, ApiError> {
     app.limits.check_write(&me).await?;
+    let date = date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?;
+    let kind = kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?;
+    let reason = reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?;
     let request = AbsenceRequest {
-        date: date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?,
-        kind: kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?,
-        reason: reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?,
+        date,
+        kind,
+        reason: seal(&app, me.id, &reason).await?,
     };
     let command = AbsenceCommand::Apply {
-        applier: me.name.clone(),
+        applier: me.id as u64,
         section: me.section,
         season: me.season,
         request,
@@ -218,7 +284,7 @@ async fn apply(
     let committed = app
         .orchestra
         .absences
-        .execute(me.name.as_str(), command, &me.actor)
+        .execute(&me.id.to_string(), command, &me.actor)
         .await
         .map_err(absence_error)?;
     let Some(AbsenceEvent::AbsenceApplied { absence_id, .. }) = committed.events.first() else {
@@ -226,8 +292,8 @@ async fn apply(
     };
     app.orchestra
         .appliers
-        .remember(*absence_id, me.name.as_str());
-    let row = answer(&committed, *absence_id)?;
+        .remember(*absence_id, &me.id.to_string());
+    let row = answer(&app, &committed, *absence_id, me.name.clone(), None).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
@@ -248,16 +314,26 @@ async fn change(
         change: AbsenceChange {
             date: date(&input)?,
             kind: kind(&input)?,
-            reason: reason(&input)?,
+            reason: match reason(&input)? {
+                Some(reason) => Some(seal(&app, me.id, &reason).await?),
+                None => None,
+            },
         },
     };
     let committed = app
         .orchestra
         .absences
-        .execute(me.name.as_str(), command, &me.actor)
+        .execute(&me.id.to_string(), command, &me.actor)
         .await
         .map_err(absence_error)?;
-    Ok(Json(answer(&committed, id)?))
+    // The decision's processor, if the change kept it (a change that changes nothing).
+    let processor = match committed.state.absence(id).and_then(|a| a.decision.as_ref()) {
+        Some(decision) => read::member_name(&app.pool, decision.processor as i64).await?,
+        None => None,
+    };
+    Ok(Json(
+        answer(&app, &committed, id, me.name.clone(), processor).await?,
+    ))
 }
 
 async fn cancel(
@@ -272,7 +348,7 @@ async fn cancel(
     };
     app.orchestra
         .absences
-        .execute(me.name.as_str(), command, &me.actor)
+        .execute(&me.id.to_string(), command, &me.actor)
         .await
         .map_err(absence_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -330,17 +406,21 @@ async fn process(
     let applier = match app.orchestra.appliers.get(id as u64) {
         Some(applier) => applier,
         None => {
-            let absence = read::absence(&app.pool, id)
+            let applier = read::applier_of(&app.pool, id)
                 .await?
-                .ok_or_else(ApiError::not_found)?;
-            app.orchestra.appliers.remember(id as u64, &absence.applier);
-            absence.applier
+                .ok_or_else(ApiError::not_found)?
+                .to_string();
+            app.orchestra.appliers.remember(id as u64, &applier);
+            applier
         }
     };
+    let applier_id: i64 = applier.parse().map_err(ApiError::internal)?;
+    // The result is part of the applier's record: sealed with their key (an erased member's
+    // absences are not found).
     let command = AbsenceCommand::Process {
         absence_id: id as u64,
-        processor: me.name.clone(),
-        result,
+        processor: me.id as u64,
+        result: seal(&app, applier_id, &result).await?,
         permission,
     };
     let committed = app
@@ -349,9 +429,12 @@ async fn process(
         .execute(&applier, command, &me.actor)
         .await
         .map_err(absence_error)?;
+    let applier_name = read::member_name(&app.pool, applier_id)
+        .await?
+        .unwrap_or_else(|| former_member(applier_id as u64));
     Ok(Json(Processed {
         msg: "Absence processed.",
-        absence: answer(&committed, id as u64)?,
+        absence: answer(&app, &committed, id as u64, applier_name, Some(me.name.clone())).await?,
     }))
 }
 

@@ -517,9 +517,10 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
         )
         .await;
     assert_eq!(moved.status, 200);
+    let david = app.member_id("David").await.to_string();
     let now = ensemble(
         &app.database_url,
-        &["events", "show", "MemberAbsences", "David"],
+        &["events", "show", "MemberAbsences", &david],
     )
     .await;
     assert!(now.status.success(), "{}", stderr(&now));
@@ -533,7 +534,9 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
         history.contains("AbsenceApplied") && history.contains("AbsenceChanged"),
         "{text}"
     );
-    assert!(history.contains("member David"), "{text}");
+    // Events name the actor by subject; the legend says who that is.
+    assert!(history.contains(&format!("member orchestra-member:{david}")), "{text}");
+    assert!(history.contains(&format!("orchestra-member:{david} = David")), "{text}");
     let as_of = chrono::DateTime::from_timestamp(before.parse().unwrap(), 0)
         .unwrap()
         .to_rfc3339();
@@ -543,7 +546,7 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
             "events",
             "show",
             "MemberAbsences",
-            "David",
+            &david,
             "--as-of",
             &as_of,
         ],
@@ -564,7 +567,7 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
             "events",
             "show",
             "MemberAbsences",
-            "David",
+            &david,
             "--as-of",
             "yesterday",
         ],

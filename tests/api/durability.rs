@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aggregates::orchestra::absences::{AbsenceCommand, AbsenceRequest};
-use aggregates::orchestra::{AbsenceType, MemberName, Section};
+use aggregates::orchestra::{AbsenceType, Section};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -77,7 +77,7 @@ async fn a_restart_keeps_every_state() {
 
 /// Commit through a bus that projects nothing, on its own connections: another process that
 /// died right after its commit.
-async fn commit_without_projecting(database_url: &str, name: &str, section: Section, date: &str) {
+async fn commit_without_projecting(database_url: &str, member: u64, section: Section, date: &str) {
     let pool = ensemble::db::pool(database_url, 2, std::time::Duration::from_secs(10))
         .await
         .unwrap();
@@ -89,19 +89,24 @@ async fn commit_without_projecting(database_url: &str, name: &str, section: Sect
         clock,
         ensemble::projector::Projector::new(pool.clone(), Arc::new(vec![])),
     );
+    let keys = ensemble::personal::KeyRing::new(pool.clone()).await.unwrap();
+    let subject = aggregates::orchestra::roster::member_subject(member);
     let command = AbsenceCommand::Apply {
-        applier: MemberName::parse(name).unwrap(),
+        applier: member,
         section,
         season: 0,
         request: AbsenceRequest {
             date: date.parse().unwrap(),
             kind: AbsenceType::Tutti,
-            reason: "committed, never projected".into(),
+            reason: keys
+                .seal(&subject, "committed, never projected")
+                .await
+                .unwrap(),
         },
     };
     orphan
         .absences
-        .execute(name, command, &ensemble::bus::Actor::operator())
+        .execute(&member.to_string(), command, &ensemble::bus::Actor::operator())
         .await
         .unwrap();
     pool.close().await;
@@ -111,9 +116,10 @@ async fn commit_without_projecting(database_url: &str, name: &str, section: Sect
 async fn events_committed_before_a_crash_are_projected_on_the_next_start() {
     let mut app = spawn_app().await;
     let t = app.with_roster().await;
+    let david = app.member_id("David").await;
     app.stop().await;
     // Nothing is running when a process commits and dies before projecting.
-    commit_without_projecting(&app.database_url, "David", Section::Stringed, "2026-03-12").await;
+    commit_without_projecting(&app.database_url, david, Section::Stringed, "2026-03-12").await;
     let app = app.restart().await;
     let mine = app.get("/absence/", &t.david).await.body;
     assert_eq!(mine[0]["reason"], "committed, never projected");
@@ -123,7 +129,8 @@ async fn events_committed_before_a_crash_are_projected_on_the_next_start() {
 async fn a_running_server_picks_up_what_another_process_committed() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    commit_without_projecting(&app.database_url, "Wendy", Section::Wind, "2026-03-12").await;
+    let wendy = app.member_id("Wendy").await;
+    commit_without_projecting(&app.database_url, wendy, Section::Wind, "2026-03-12").await;
     let seen = crate::helpers::eventually(Duration::from_secs(10), || async {
         app.get("/absence/", &t.wendy)
             .await
@@ -204,7 +211,9 @@ async fn every_event_names_its_actor_and_request() {
     .unwrap();
     assert!(recorded);
     assert_eq!(metadata["actor_kind"], "member");
-    assert_eq!(metadata["actor"], "David");
+    // The member's opaque subject, never their name.
+    let david = app.member_id("David").await;
+    assert_eq!(metadata["actor"], format!("orchestra-member:{david}"));
     assert_eq!(metadata["channel"], "http");
     assert_eq!(metadata["request_id"], request_id.as_str());
     let operator: Value = sqlx::query_scalar(
@@ -354,7 +363,8 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_snapshot_equals_a_full_re
         );
     }
     let pool = &app.app.pool;
-    let loaded = ensemble::store::load::<MemberAbsences>(pool, "David", 1)
+    let david = app.member_id("David").await.to_string();
+    let loaded = ensemble::store::load::<MemberAbsences>(pool, &david, 1)
         .await
         .unwrap();
     assert_eq!(loaded.sequence, 46);
@@ -362,7 +372,7 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_snapshot_equals_a_full_re
     assert!(loaded.snapshot_sequence > 0);
     assert!(loaded.sequence - loaded.snapshot_sequence < ensemble::store::SNAPSHOT_EVERY);
     // A state version nobody wrote forces a full replay: the same state.
-    let replayed = ensemble::store::load::<MemberAbsences>(pool, "David", 999)
+    let replayed = ensemble::store::load::<MemberAbsences>(pool, &david, 999)
         .await
         .unwrap();
     assert_eq!(replayed.snapshot_sequence, 0);
@@ -371,7 +381,13 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_snapshot_equals_a_full_re
         serde_json::to_value(&replayed.state).unwrap()
     );
     let last = &loaded.state.absence(id as u64).unwrap().decision;
-    assert_eq!(last.as_ref().unwrap().result, "decision 44");
+    let result = app
+        .app
+        .keys
+        .open(&last.as_ref().unwrap().result)
+        .await
+        .unwrap();
+    assert_eq!(result.as_deref(), Some("decision 44"));
 }
 
 #[tokio::test]
@@ -383,14 +399,19 @@ async fn postgres_es_still_reads_the_streams_our_store_writes() {
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     app.process(id, &t.alice, "fine", true).await;
     let repo = postgres_es::PostgresEventRepository::new(app.app.pool.clone());
-    let events = repo.get_events::<MemberAbsences>("David").await.unwrap();
+    let david = app.member_id("David").await.to_string();
+    let events = repo.get_events::<MemberAbsences>(&david).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].sequence, 2);
     let first: AbsenceEvent = serde_json::from_value(events[0].payload.clone()).unwrap();
     assert!(
         matches!(first, AbsenceEvent::AbsenceApplied { absence_id, .. } if absence_id == id as u64)
     );
-    assert_eq!(events[1].metadata["actor"], "Alice");
+    let alice = app.member_id("Alice").await;
+    assert_eq!(
+        events[1].metadata["actor"],
+        format!("orchestra-member:{alice}")
+    );
 }
 
 /// Index names of the read-model tables, as the migrations made them.
@@ -483,15 +504,16 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
         .await
         .unwrap();
     assert_eq!(read_models(&app).await, live);
+    let alice = app.member_id("Alice").await;
     let alices: i64 = app
-        .scalar("SELECT count(*) FROM events WHERE event_type = 'AbsenceApplied' AND aggregate_id = 'Alice'")
+        .scalar(&format!("SELECT count(*) FROM events WHERE event_type = 'AbsenceApplied' AND aggregate_id = '{alice}'"))
         .await;
     assert_eq!(
         live["orchestra_absences"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["applier"] == "Alice")
+            .filter(|r| r["applier_id"] == alice)
             .count() as i64,
         alices
     );

@@ -244,8 +244,22 @@ impl TestApp {
     }
 
     pub async fn import_roster(&self, csv: &str) {
-        let entries = ensemble::cli::parse_roster_csv(csv).unwrap();
-        self.operator(RosterCommand::Import { entries }).await;
+        let rows = ensemble::cli::parse_roster_csv(csv).unwrap();
+        ensemble::cli::import_roster(&self.app, rows, &ensemble::bus::Actor::operator())
+            .await
+            .unwrap();
+    }
+
+    /// The member id of roster name `name` (by its reservation).
+    pub async fn member_id(&self, name: &str) -> u64 {
+        use aggregates::orchestra::roster::{member_of_subject, NAME_SCOPE};
+        let keys = &self.app.keys;
+        let owner = keys
+            .owner(NAME_SCOPE, keys.blind(NAME_SCOPE, name))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} is not on the roster"));
+        member_of_subject(&owner).unwrap()
     }
 
     pub async fn request(

@@ -81,7 +81,7 @@ async fn a_wechat_error_or_outage_is_a_bad_gateway() {
     assert_eq!(reply.body, json!({"msg": "wx server request failed"}));
     // Nothing was bound by the failed attempt.
     assert_eq!(
-        app.scalar("SELECT count(*) FROM orchestra_members WHERE openid IS NOT NULL")
+        app.scalar("SELECT count(*) FROM orchestra_members WHERE binding IS NOT NULL")
             .await,
         0
     );
@@ -122,7 +122,7 @@ async fn missing_forged_or_foreign_tokens_are_refused() {
     assert_eq!(no_token.status, 401);
     assert!(no_token.body["msg"].is_string());
     let forged = ensemble::jwt::Jwt::new(b"another-secret-entirely")
-        .issue("orchestra", json!({"sub": "David", "oid": "openid-David"}));
+        .issue("orchestra", json!({"sub": "1", "bnd": 1}));
     assert_eq!(app.get("/absence/", &forged).await.status, 401);
     assert_eq!(app.get("/absence/", "not.a.token").await.status, 401);
     let tampered = format!("{token}x");

@@ -1,8 +1,10 @@
 use aggregates::orchestra::absences::{AbsenceEvent, MemberAbsences};
+use aggregates::orchestra::roster::{Roster, RosterEvent};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
+use crate::personal::{KeySet, ERASED_TEXT};
 use crate::{Projection, ProjectionError, StoredEvent};
 
 /// What `result` says until a manager has decided.
@@ -30,25 +32,69 @@ impl Projection for AbsenceProjection {
     }
 
     /// Consecutive events of one kind become one statement (the last decision or change of an
-    /// absence within such a run is the one that counts, as it would be one by one).
+    /// absence within such a run is the one that counts, as it would be one by one). Reasons
+    /// and results are opened with the keys that exist as of this transaction (one query per
+    /// batch); a member's erasure scrubs what their absences say.
     async fn apply_batch(
         &self,
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let mut run = Run::default();
+        let mut decoded = Vec::new();
         for stored in events {
-            let Some(event) = stored.decode::<AbsenceEvent>(MemberAbsences::TYPE)? else {
-                continue;
-            };
-            if !run.takes(&event) {
-                run.flush(tx).await?;
+            if let Some(event) = stored.decode::<AbsenceEvent>(MemberAbsences::TYPE)? {
+                decoded.push(Item::Absence(event));
+            } else if let Some(RosterEvent::MemberForgotten { member_id }) =
+                stored.decode::<RosterEvent>(Roster::TYPE)?
+            {
+                decoded.push(Item::Forgotten(member_id));
             }
-            run.push(event);
         }
-        run.flush(tx).await?;
+        let subjects: Vec<String> = decoded
+            .iter()
+            .filter_map(|item| match item {
+                Item::Absence(AbsenceEvent::AbsenceApplied { reason: s, .. })
+                | Item::Absence(AbsenceEvent::AbsenceChanged { reason: s, .. })
+                | Item::Absence(AbsenceEvent::AbsenceProcessed { result: s, .. }) => {
+                    Some(s.key.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let keys = KeySet::load(&mut *tx, subjects.iter().map(String::as_str)).await?;
+        let mut run = Run::default();
+        for item in decoded {
+            match item {
+                Item::Absence(event) => {
+                    if !run.takes(&event) {
+                        run.flush(tx, &keys).await?;
+                    }
+                    run.push(event);
+                }
+                Item::Forgotten(member_id) => {
+                    run.flush(tx, &keys).await?;
+                    // What a rebuild writes for them now that their key is gone.
+                    sqlx::query(
+                        "UPDATE orchestra_absences SET reason = $2, \
+                         result = CASE WHEN processor_id IS NULL THEN result ELSE $2 END \
+                         WHERE applier_id = $1",
+                    )
+                    .bind(member_id as i64)
+                    .bind(ERASED_TEXT)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        run.flush(tx, &keys).await?;
         Ok(())
     }
+}
+
+enum Item {
+    Absence(AbsenceEvent),
+    /// A roster event: the member was erased.
+    Forgotten(u64),
 }
 
 /// Events of one kind, in order, waiting to be written together.
@@ -83,7 +129,7 @@ impl Run {
         last
     }
 
-    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+    async fn flush(&mut self, tx: &mut PgConnection, keys: &KeySet) -> Result<(), ProjectionError> {
         let events = std::mem::take(&mut self.events);
         let Some(first) = events.first() else {
             return Ok(());
@@ -104,23 +150,23 @@ impl Run {
                     } = e
                     {
                         c.ids.push(*absence_id as i64);
-                        c.names.push(applier.as_str().to_string());
+                        c.members.push(*applier as i64);
                         c.sections.push(section.as_str().to_string());
-                        c.texts.push(reason.clone());
+                        c.texts.push(keys.open_or(reason, ERASED_TEXT));
                         c.dates.push(*date);
                         c.other_dates.push(*applied_on);
                         c.kinds.push(kind.as_str().to_string());
                     }
                 }
                 sqlx::query(
-                    "INSERT INTO orchestra_absences (id, applier, section, processor, reason, \
+                    "INSERT INTO orchestra_absences (id, applier_id, section, processor_id, reason, \
                      time_absence, time_apply, result, permission, type) \
                      SELECT id, applier, section, NULL, reason, d, a, $8, false, t \
-                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[], \
+                     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::date[], \
                                  $6::date[], $7::text[]) AS u(id, applier, section, reason, d, a, t)",
                 )
                 .bind(&c.ids)
-                .bind(&c.names)
+                .bind(&c.members)
                 .bind(&c.sections)
                 .bind(&c.texts)
                 .bind(&c.dates)
@@ -144,12 +190,12 @@ impl Run {
                         c.ids.push(*absence_id as i64);
                         c.dates.push(*date);
                         c.kinds.push(kind.as_str().to_string());
-                        c.texts.push(reason.clone());
+                        c.texts.push(keys.open_or(reason, ERASED_TEXT));
                     }
                 }
                 sqlx::query(
                     "UPDATE orchestra_absences a SET time_absence = u.d, type = u.t, reason = u.r, \
-                     processor = NULL, result = $5, permission = false \
+                     processor_id = NULL, result = $5, permission = false \
                      FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[]) AS u(id, d, t, r) \
                      WHERE a.id = u.id",
                 )
@@ -185,18 +231,18 @@ impl Run {
                     } = e
                     {
                         c.ids.push(*absence_id as i64);
-                        c.names.push(processor.as_str().to_string());
-                        c.texts.push(result.clone());
+                        c.members.push(*processor as i64);
+                        c.texts.push(keys.open_or(result, ERASED_TEXT));
                         c.flags.push(*permission);
                     }
                 }
                 sqlx::query(
-                    "UPDATE orchestra_absences a SET processor = u.p, result = u.r, permission = u.ok \
-                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bool[]) AS u(id, p, r, ok) \
+                    "UPDATE orchestra_absences a SET processor_id = u.p, result = u.r, permission = u.ok \
+                     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[]) AS u(id, p, r, ok) \
                      WHERE a.id = u.id",
                 )
                 .bind(&c.ids)
-                .bind(&c.names)
+                .bind(&c.members)
                 .bind(&c.texts)
                 .bind(&c.flags)
                 .execute(&mut *tx)
@@ -211,7 +257,7 @@ impl Run {
 #[derive(Default)]
 struct Columns {
     ids: Vec<i64>,
-    names: Vec<String>,
+    members: Vec<i64>,
     sections: Vec<String>,
     texts: Vec<String>,
     dates: Vec<chrono::NaiveDate>,

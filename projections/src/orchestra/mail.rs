@@ -1,9 +1,10 @@
 use aggregates::orchestra::absences::{AbsenceEvent, MemberAbsences};
-use aggregates::orchestra::roster::{Roster, RosterEvent};
+use aggregates::orchestra::roster::{former_member, member_subject, Roster, RosterEvent};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
+use crate::personal::{KeySet, ERASED_TEXT};
 use crate::{Projection, ProjectionError, StoredEvent};
 
 const CONTEXT: &str = "orchestra";
@@ -51,6 +52,21 @@ impl Projection for MailOutbox {
                         .execute(&mut *tx)
                         .await?;
                 }
+                RosterEvent::MemberForgotten { member_id } => {
+                    // Their mails, sent or not, keep no trace of them; those not yet sent are
+                    // set aside.
+                    sqlx::query(
+                        "UPDATE mail_outbox SET subject = $2, body = $3, \
+                         failed_at = CASE WHEN sent_at IS NULL THEN coalesce(failed_at, now()) END, \
+                         last_error = CASE WHEN sent_at IS NULL THEN 'erased' ELSE last_error END \
+                         WHERE person = $1",
+                    )
+                    .bind(member_subject(member_id))
+                    .bind(format!("Absence request of {}", former_member(member_id)))
+                    .bind("The member this mail was about has been erased.\n")
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 _ => {}
             }
             return Ok(());
@@ -68,6 +84,16 @@ impl Projection for MailOutbox {
         else {
             return Ok(());
         };
+        let stored_person = member_subject(applier);
+        // The roster read model is caught up in the same pass, before this one.
+        let keys = KeySet::load(&mut *tx, [reason.key.as_str()]).await?;
+        let reason = keys.open_or(&reason, ERASED_TEXT);
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
+                .bind(applier as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let applier = name.unwrap_or_else(|| former_member(applier));
         let subject = format!(
             "New absence request #{absence_id}: {applier}, {date} ({})",
             kind.as_str()
@@ -79,14 +105,15 @@ impl Projection for MailOutbox {
             kind = kind.as_str(),
         );
         sqlx::query(
-            "INSERT INTO mail_outbox (event_position, recipient, subject, body) \
-             SELECT $1, email, $3, $4 FROM mail_recipients WHERE context = $2 \
+            "INSERT INTO mail_outbox (event_position, recipient, subject, body, person) \
+             SELECT $1, email, $3, $4, $5 FROM mail_recipients WHERE context = $2 \
              ON CONFLICT (event_position, recipient) DO NOTHING",
         )
         .bind(stored.position)
         .bind(CONTEXT)
         .bind(subject)
         .bind(body)
+        .bind(stored_person)
         .execute(&mut *tx)
         .await?;
         Ok(())

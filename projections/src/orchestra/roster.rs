@@ -1,8 +1,9 @@
-use aggregates::orchestra::roster::RosterEvent;
+use aggregates::orchestra::roster::{former_member, Roster, RosterEvent};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
+use crate::personal::KeySet;
 use crate::{Projection, ProjectionError, StoredEvent};
 
 /// `orchestra_members`, `orchestra_notify_addresses`, `orchestra_season`.
@@ -27,9 +28,7 @@ impl Projection for RosterProjection {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        let Some(event) =
-            event.decode::<RosterEvent>(aggregates::orchestra::roster::Roster::TYPE)?
-        else {
+        let Some(event) = event.decode::<RosterEvent>(Roster::TYPE)? else {
             return Ok(());
         };
         match event {
@@ -39,40 +38,56 @@ impl Projection for RosterProjection {
                 section,
                 role,
             } => {
+                let keys = KeySet::load(&mut *tx, [name.key.as_str()]).await?;
                 sqlx::query(
-                    "INSERT INTO orchestra_members (id, name, section, role) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO orchestra_members (id, name, section, role, active) \
+                     VALUES ($1, $2, $3, $4, true)",
                 )
                 .bind(member_id as i64)
-                .bind(name.as_str())
+                // The placeholder when the member was erased since (their MemberForgotten
+                // follows in the log and says the rest).
+                .bind(keys.open_or(&name, &former_member(member_id)))
                 .bind(section.as_str())
                 .bind(role.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
             RosterEvent::MemberReassigned {
-                name,
+                member_id,
                 section,
                 role,
             } => {
-                sqlx::query("UPDATE orchestra_members SET section = $2, role = $3 WHERE name = $1")
-                    .bind(name.as_str())
+                sqlx::query("UPDATE orchestra_members SET section = $2, role = $3 WHERE id = $1")
+                    .bind(member_id as i64)
                     .bind(section.as_str())
                     .bind(role.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
-            RosterEvent::WechatBound { name, openid } => {
-                sqlx::query("UPDATE orchestra_members SET openid = $2 WHERE name = $1")
-                    .bind(name.as_str())
-                    .bind(openid)
+            RosterEvent::WechatBound {
+                member_id, binding, ..
+            } => {
+                sqlx::query("UPDATE orchestra_members SET binding = $2 WHERE id = $1")
+                    .bind(member_id as i64)
+                    .bind(binding as i64)
                     .execute(&mut *tx)
                     .await?;
             }
-            RosterEvent::WechatUnbound { name } => {
-                sqlx::query("UPDATE orchestra_members SET openid = NULL WHERE name = $1")
-                    .bind(name.as_str())
+            RosterEvent::WechatUnbound { member_id } => {
+                sqlx::query("UPDATE orchestra_members SET binding = NULL WHERE id = $1")
+                    .bind(member_id as i64)
                     .execute(&mut *tx)
                     .await?;
+            }
+            RosterEvent::MemberForgotten { member_id } => {
+                sqlx::query(
+                    "UPDATE orchestra_members SET name = $2, binding = NULL, active = false \
+                     WHERE id = $1",
+                )
+                .bind(member_id as i64)
+                .bind(former_member(member_id))
+                .execute(&mut *tx)
+                .await?;
             }
             RosterEvent::NotifyAddressAdded { email } => {
                 sqlx::query("INSERT INTO orchestra_notify_addresses (email) VALUES ($1)")

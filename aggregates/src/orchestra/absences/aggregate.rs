@@ -7,17 +7,19 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{AbsenceChange, AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
-use crate::orchestra::{AbsenceType, MemberName, OrchestraServices, Section};
+use crate::orchestra::{AbsenceType, OrchestraServices, Section};
+use crate::personal::Sealed;
 
 /// An absence that has not been cancelled: everything its events say of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveAbsence {
-    pub applier: MemberName,
+    /// The applier's member id.
+    pub applier: u64,
     pub section: Section,
     pub applied_on: NaiveDate,
     pub date: NaiveDate,
     pub kind: AbsenceType,
-    pub reason: String,
+    pub reason: Sealed,
     pub cost: u32,
     /// The season whose quota it is charged to.
     pub season: u64,
@@ -27,8 +29,9 @@ pub struct ActiveAbsence {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    pub processor: MemberName,
-    pub result: String,
+    /// The manager's member id.
+    pub processor: u64,
+    pub result: Sealed,
     pub permission: bool,
 }
 
@@ -208,7 +211,7 @@ impl MemberAbsences {
     #[allow(clippy::too_many_arguments)]
     async fn apply_for(
         &mut self,
-        applier: MemberName,
+        applier: u64,
         section: Section,
         season: u64,
         request: AbsenceRequest,
@@ -316,15 +319,29 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn david() -> MemberName {
-        MemberName::parse("David").unwrap()
+    /// David's member id.
+    const DAVID: u64 = 3;
+    const ALICE: u64 = 4;
+
+    fn david() -> u64 {
+        DAVID
+    }
+
+    /// A stand-in for a value sealed with David's key: equal for equal text.
+    fn text(clear: &str) -> Sealed {
+        Sealed {
+            key: format!("orchestra-member:{DAVID}"),
+            sealed: format!("<{clear}>"),
+            digest: clear.to_string(),
+            blind: None,
+        }
     }
 
     fn request(d: &str, kind: AbsenceType) -> AbsenceRequest {
         AbsenceRequest {
             date: date(d),
             kind,
-            reason: "exam".into(),
+            reason: text("exam"),
         }
     }
 
@@ -344,7 +361,7 @@ mod tests {
             section,
             date: date(d),
             kind,
-            reason: "exam".into(),
+            reason: text("exam"),
             applied_on: date("2026-03-10"),
             cost: kind.cost(),
             season,
@@ -357,7 +374,7 @@ mod tests {
             absence_id: id,
             date: date(d),
             kind,
-            reason: reason.into(),
+            reason: text(reason),
             cost: kind.cost(),
             season,
         }
@@ -481,7 +498,7 @@ mod tests {
             change: AbsenceChange {
                 date: None,
                 kind: Some(kind),
-                reason: Some("concert".into()),
+                reason: Some(text("concert")),
             },
         };
         // Only the reason changes: the cost stays, the season stays.
@@ -554,7 +571,7 @@ mod tests {
                 absence_id: 1,
                 section: Stringed,
                 change: AbsenceChange {
-                    reason: Some("only the reason".into()),
+                    reason: Some(text("only the reason")),
                     ..Default::default()
                 },
             })
@@ -594,8 +611,8 @@ mod tests {
             ])
             .when(AbsenceCommand::Process {
                 absence_id: 1,
-                processor: MemberName::parse("Alice").unwrap(),
-                result: "ok".into(),
+                processor: ALICE,
+                result: text("ok"),
                 permission: true,
             })
             .then_expect_error(AbsenceError::NotFound);
@@ -605,8 +622,8 @@ mod tests {
     fn a_manager_may_process_an_absence_again() {
         let decision = |permission| AbsenceEvent::AbsenceProcessed {
             absence_id: 1,
-            processor: MemberName::parse("Alice").unwrap(),
-            result: "fine".into(),
+            processor: ALICE,
+            result: text("fine"),
             permission,
         };
         given()
@@ -616,8 +633,8 @@ mod tests {
             ])
             .when(AbsenceCommand::Process {
                 absence_id: 1,
-                processor: MemberName::parse("Alice").unwrap(),
-                result: "fine".into(),
+                processor: ALICE,
+                result: text("fine"),
                 permission: true,
             })
             .then_expect_events(vec![decision(true)]);

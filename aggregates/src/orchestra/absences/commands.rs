@@ -1,13 +1,15 @@
 use chrono::NaiveDate;
 
-use crate::orchestra::{AbsenceType, MemberName, Section};
+use crate::orchestra::{AbsenceType, Section};
+use crate::personal::Sealed;
 
 /// What a member asks for: the fields of `POST /absence/` and `PUT /absence/<id>/`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbsenceRequest {
     pub date: NaiveDate,
     pub kind: AbsenceType,
-    pub reason: String,
+    /// Sealed with the applier's key.
+    pub reason: Sealed,
 }
 
 /// The fields of `PUT /absence/<id>/`: each one left out keeps its value.
@@ -15,7 +17,7 @@ pub struct AbsenceRequest {
 pub struct AbsenceChange {
     pub date: Option<NaiveDate>,
     pub kind: Option<AbsenceType>,
-    pub reason: Option<String>,
+    pub reason: Option<Sealed>,
 }
 
 impl From<AbsenceRequest> for AbsenceChange {
@@ -33,7 +35,8 @@ impl From<AbsenceRequest> for AbsenceChange {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AbsenceCommand {
     Apply {
-        applier: MemberName,
+        /// The applier's member id (the stream's).
+        applier: u64,
         section: Section,
         season: u64,
         request: AbsenceRequest,
@@ -50,8 +53,10 @@ pub enum AbsenceCommand {
     },
     Process {
         absence_id: u64,
-        processor: MemberName,
-        result: String,
+        /// The manager's member id.
+        processor: u64,
+        /// Sealed with the applier's key: it is part of the applier's record.
+        result: Sealed,
         permission: bool,
     },
 }

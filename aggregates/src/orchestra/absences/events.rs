@@ -2,20 +2,22 @@ use chrono::NaiveDate;
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::orchestra::{AbsenceType, MemberName, Section};
+use crate::orchestra::{AbsenceType, Section};
+use crate::personal::{HasStoreEffects, Sealed};
 
 /// Persisted contract: never rename a variant or a field; evolve with a new version and an
 /// upcaster. Values the command computed (id, cost, season, application date) are recorded so
-/// that projections never recompute them.
+/// that projections never recompute them. Version 2.0: the applier and the processor by member
+/// id, reasons and results sealed with the applier's key (1.0 held names and text in clear).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AbsenceEvent {
     AbsenceApplied {
         absence_id: u64,
-        applier: MemberName,
+        applier: u64,
         section: Section,
         date: NaiveDate,
         kind: AbsenceType,
-        reason: String,
+        reason: Sealed,
         applied_on: NaiveDate,
         cost: u32,
         season: u64,
@@ -25,7 +27,7 @@ pub enum AbsenceEvent {
         absence_id: u64,
         date: NaiveDate,
         kind: AbsenceType,
-        reason: String,
+        reason: Sealed,
         cost: u32,
         season: u64,
     },
@@ -33,8 +35,8 @@ pub enum AbsenceEvent {
     AbsenceCancelled { absence_id: u64 },
     AbsenceProcessed {
         absence_id: u64,
-        processor: MemberName,
-        result: String,
+        processor: u64,
+        result: Sealed,
         permission: bool,
     },
 }
@@ -51,6 +53,11 @@ impl DomainEvent for AbsenceEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        ABSENCE_EVENT_VERSION.to_string()
     }
 }
+
+pub const ABSENCE_EVENT_VERSION: &str = "2.0";
+
+/// Absences reserve nothing and destroy no key.
+impl HasStoreEffects for AbsenceEvent {}

@@ -1,4 +1,4 @@
-//! A member's absences: one stream per member (id = the member's roster name). The quota and
+//! A member's absences: one stream per member (id = the member's roster id). The quota and
 //! the one-absence-per-date rule live inside that stream, so optimistic concurrency on it makes
 //! them hold when requests race: a loser conflicts, is retried, and then sees the winner.
 
@@ -10,4 +10,4 @@ mod events;
 pub use aggregate::{ActiveAbsence, Decision, MemberAbsences};
 pub use commands::{AbsenceChange, AbsenceCommand, AbsenceRequest};
 pub use error::AbsenceError;
-pub use events::AbsenceEvent;
+pub use events::{AbsenceEvent, ABSENCE_EVENT_VERSION};

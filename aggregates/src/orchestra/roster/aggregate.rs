@@ -1,30 +1,32 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{RosterCommand, RosterEntry, RosterError, RosterEvent};
-use crate::orchestra::{EmailAddress, MemberName, Role, Section};
+use crate::orchestra::{EmailAddress, Role, Section};
+use crate::personal::Sealed;
 
 /// The id of the one roster stream.
 pub const ROSTER_ID: &str = "orchestra";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RosterMember {
-    pub id: u64,
     pub section: Section,
     pub role: Role,
-    pub openid: Option<String>,
+    /// The number of the member's current WeChat binding, if bound.
+    pub binding: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Roster {
-    members: BTreeMap<MemberName, RosterMember>,
-    openids: HashMap<String, MemberName>,
+    members: BTreeMap<u64, RosterMember>,
     notify: BTreeSet<EmailAddress>,
     /// 0 until the first explicit season start: season 0 is the one before any.
     season: u64,
+    /// WeChat bindings made so far (the last binding's number).
+    bindings: u64,
 }
 
 type Sink = EventSink<Roster>;
@@ -44,10 +46,39 @@ impl Aggregate for Roster {
     ) -> Result<(), RosterError> {
         match command {
             RosterCommand::Import { entries } => self.import(entries, sink).await,
-            RosterCommand::BindWechat { name, openid } => self.bind(name, openid, sink).await,
-            RosterCommand::UnbindWechat { name } => self.unbind(name, sink).await,
-            RosterCommand::AddNotifyAddress { email } => self.add_notify(email, sink).await,
-            RosterCommand::RemoveNotifyAddress { email } => self.remove_notify(email, sink).await,
+            RosterCommand::BindWechat { member_id, openid } => {
+                self.bind(member_id, openid, sink).await
+            }
+            RosterCommand::UnbindWechat { member_id } => {
+                let member = self.member(member_id)?;
+                if member.binding.is_none() {
+                    return Err(RosterError::NotBound(member_id));
+                }
+                sink.write(RosterEvent::WechatUnbound { member_id }, self)
+                    .await;
+                Ok(())
+            }
+            RosterCommand::Forget { member_id } => {
+                self.member(member_id)?;
+                sink.write(RosterEvent::MemberForgotten { member_id }, self)
+                    .await;
+                Ok(())
+            }
+            RosterCommand::AddNotifyAddress { email } => {
+                if !self.notify.contains(&email) {
+                    sink.write(RosterEvent::NotifyAddressAdded { email }, self)
+                        .await;
+                }
+                Ok(())
+            }
+            RosterCommand::RemoveNotifyAddress { email } => {
+                if !self.notify.contains(&email) {
+                    return Err(RosterError::UnknownNotifyAddress(email.to_string()));
+                }
+                sink.write(RosterEvent::NotifyAddressRemoved { email }, self)
+                    .await;
+                Ok(())
+            }
             RosterCommand::StartSeason => {
                 let season = self.season + 1;
                 sink.write(RosterEvent::SeasonStarted { season }, self)
@@ -61,40 +92,44 @@ impl Aggregate for Roster {
         match event {
             RosterEvent::MemberEnrolled {
                 member_id,
-                name,
                 section,
                 role,
+                ..
             } => {
                 self.members.insert(
-                    name,
+                    member_id,
                     RosterMember {
-                        id: member_id,
                         section,
                         role,
-                        openid: None,
+                        binding: None,
                     },
                 );
             }
             RosterEvent::MemberReassigned {
-                name,
+                member_id,
                 section,
                 role,
             } => {
-                if let Some(m) = self.members.get_mut(&name) {
+                if let Some(m) = self.members.get_mut(&member_id) {
                     m.section = section;
                     m.role = role;
                 }
             }
-            RosterEvent::WechatBound { name, openid } => {
-                if let Some(m) = self.members.get_mut(&name) {
-                    m.openid = Some(openid.clone());
+            RosterEvent::WechatBound {
+                member_id, binding, ..
+            } => {
+                if let Some(m) = self.members.get_mut(&member_id) {
+                    m.binding = Some(binding);
                 }
-                self.openids.insert(openid, name);
+                self.bindings = self.bindings.max(binding);
             }
-            RosterEvent::WechatUnbound { name } => {
-                if let Some(openid) = self.members.get_mut(&name).and_then(|m| m.openid.take()) {
-                    self.openids.remove(&openid);
+            RosterEvent::WechatUnbound { member_id } => {
+                if let Some(m) = self.members.get_mut(&member_id) {
+                    m.binding = None;
                 }
+            }
+            RosterEvent::MemberForgotten { member_id } => {
+                self.members.remove(&member_id);
             }
             RosterEvent::NotifyAddressAdded { email } => {
                 self.notify.insert(email);
@@ -108,81 +143,88 @@ impl Aggregate for Roster {
 }
 
 impl Roster {
+    fn member(&self, member_id: u64) -> Result<&RosterMember, RosterError> {
+        self.members
+            .get(&member_id)
+            .ok_or(RosterError::NotInRoster)
+    }
+
     async fn import(&mut self, entries: Vec<RosterEntry>, sink: &Sink) -> Result<(), RosterError> {
-        let mut seen = HashSet::new();
-        for e in &entries {
-            if !seen.insert(&e.name) {
-                return Err(RosterError::DuplicateEntry(e.name.to_string()));
+        let mut ids = HashSet::new();
+        let mut blinds = HashSet::new();
+        for (i, e) in entries.iter().enumerate() {
+            let fresh = match e {
+                RosterEntry::Known { member_id, .. } => ids.insert(*member_id),
+                RosterEntry::New {
+                    member_id, name, ..
+                } => ids.insert(*member_id) && name.blind.is_none_or(|b| blinds.insert(b)),
+            };
+            if !fresh {
+                return Err(RosterError::DuplicateEntry(i + 1));
+            }
+            match e {
+                RosterEntry::Known { member_id, .. } if !self.members.contains_key(member_id) => {
+                    return Err(RosterError::Gone(*member_id));
+                }
+                // Ids are drawn from a sequence: one on the roster already is a caller's bug.
+                RosterEntry::New { member_id, .. } if self.members.contains_key(member_id) => {
+                    return Err(RosterError::DuplicateEntry(i + 1));
+                }
+                _ => {}
             }
         }
-        for RosterEntry {
-            name,
-            section,
-            role,
-        } in entries
-        {
-            let event = match self.members.get(&name) {
-                None => RosterEvent::MemberEnrolled {
-                    member_id: self.members.len() as u64 + 1,
+        for entry in entries {
+            let event = match entry {
+                RosterEntry::New {
+                    member_id,
+                    name,
+                    section,
+                    role,
+                } => RosterEvent::MemberEnrolled {
+                    member_id,
                     name,
                     section,
                     role,
                 },
-                Some(m) if m.section == section && m.role == role => continue,
-                Some(_) => RosterEvent::MemberReassigned {
-                    name,
+                RosterEntry::Known {
+                    member_id,
                     section,
                     role,
-                },
+                } => {
+                    let m = &self.members[&member_id];
+                    if m.section == section && m.role == role {
+                        continue;
+                    }
+                    RosterEvent::MemberReassigned {
+                        member_id,
+                        section,
+                        role,
+                    }
+                }
             };
             sink.write(event, self).await;
         }
         Ok(())
     }
 
-    async fn bind(
-        &mut self,
-        name: MemberName,
-        openid: String,
-        sink: &Sink,
-    ) -> Result<(), RosterError> {
-        let member = self.members.get(&name).ok_or(RosterError::NotInRoster)?;
-        match (&member.openid, self.openids.get(&openid)) {
-            (Some(bound), _) if *bound == openid => Ok(()),
-            (Some(_), _) => Err(RosterError::WechatMismatch),
-            // This WeChat account already speaks for another name.
-            (None, Some(_)) => Err(RosterError::WechatMismatch),
-            (None, None) => {
-                sink.write(RosterEvent::WechatBound { name, openid }, self)
-                    .await;
-                Ok(())
-            }
+    /// Binds an unbound member. A member bound already is refused with the binding's number:
+    /// whether it is this account (a repeated login) or another, the caller tells by the
+    /// openid's reservation, since the roster never holds an openid.
+    async fn bind(&mut self, member_id: u64, openid: Sealed, sink: &Sink) -> Result<(), RosterError> {
+        let member = self.member(member_id)?;
+        if let Some(binding) = member.binding {
+            return Err(RosterError::AlreadyBound { member_id, binding });
         }
-    }
-
-    async fn unbind(&mut self, name: MemberName, sink: &Sink) -> Result<(), RosterError> {
-        let member = self.members.get(&name).ok_or(RosterError::NotInRoster)?;
-        if member.openid.is_none() {
-            return Err(RosterError::NotBound(name.to_string()));
-        }
-        sink.write(RosterEvent::WechatUnbound { name }, self).await;
-        Ok(())
-    }
-
-    async fn add_notify(&mut self, email: EmailAddress, sink: &Sink) -> Result<(), RosterError> {
-        if !self.notify.contains(&email) {
-            sink.write(RosterEvent::NotifyAddressAdded { email }, self)
-                .await;
-        }
-        Ok(())
-    }
-
-    async fn remove_notify(&mut self, email: EmailAddress, sink: &Sink) -> Result<(), RosterError> {
-        if !self.notify.contains(&email) {
-            return Err(RosterError::UnknownNotifyAddress(email.to_string()));
-        }
-        sink.write(RosterEvent::NotifyAddressRemoved { email }, self)
-            .await;
+        let binding = self.bindings + 1;
+        sink.write(
+            RosterEvent::WechatBound {
+                member_id,
+                openid,
+                binding,
+            },
+            self,
+        )
+        .await;
         Ok(())
     }
 }
@@ -192,16 +234,37 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::orchestra::roster::{member_subject, NAME_SCOPE, OPENID_SCOPE};
+    use crate::personal::{Blind, HasStoreEffects, StoreEffect};
 
     type Given = TestFramework<Roster>;
 
-    fn name(s: &str) -> MemberName {
-        MemberName::parse(s).unwrap()
+    /// A stand-in for a sealed value: equal for equal (subject, clear).
+    fn sealed(id: u64, clear: &str) -> Sealed {
+        let mut blind = [0u8; 32];
+        for (b, c) in blind.iter_mut().zip(clear.bytes()) {
+            *b = c;
+        }
+        Sealed {
+            key: member_subject(id),
+            sealed: format!("<{clear}>"),
+            digest: clear.to_string(),
+            blind: Some(Blind(blind)),
+        }
     }
 
-    fn entry(n: &str, section: Section, role: Role) -> RosterEntry {
-        RosterEntry {
-            name: name(n),
+    fn new(id: u64, name: &str, section: Section, role: Role) -> RosterEntry {
+        RosterEntry::New {
+            member_id: id,
+            name: sealed(id, name),
+            section,
+            role,
+        }
+    }
+
+    fn known(id: u64, section: Section, role: Role) -> RosterEntry {
+        RosterEntry::Known {
+            member_id: id,
             section,
             role,
         }
@@ -210,9 +273,17 @@ mod tests {
     fn enrolled(id: u64, n: &str, section: Section, role: Role) -> RosterEvent {
         RosterEvent::MemberEnrolled {
             member_id: id,
-            name: name(n),
+            name: sealed(id, n),
             section,
             role,
+        }
+    }
+
+    fn bound(id: u64, openid: &str, binding: u64) -> RosterEvent {
+        RosterEvent::WechatBound {
+            member_id: id,
+            openid: sealed(id, openid),
+            binding,
         }
     }
 
@@ -226,13 +297,13 @@ mod tests {
             .given_no_previous_events()
             .when(RosterCommand::Import {
                 entries: vec![
-                    entry("David", Section::Stringed, Role::Member),
-                    entry("Alice", Section::Wind, Role::Manager),
+                    new(7, "David", Section::Stringed, Role::Member),
+                    new(8, "Alice", Section::Wind, Role::Manager),
                 ],
             })
             .then_expect_events(vec![
-                enrolled(1, "David", Section::Stringed, Role::Member),
-                enrolled(2, "Alice", Section::Wind, Role::Manager),
+                enrolled(7, "David", Section::Stringed, Role::Member),
+                enrolled(8, "Alice", Section::Wind, Role::Manager),
             ]);
     }
 
@@ -241,7 +312,7 @@ mod tests {
         Given::with(())
             .given(vec![enrolled(1, "David", Section::Stringed, Role::Member)])
             .when(RosterCommand::Import {
-                entries: vec![entry("David", Section::Stringed, Role::Member)],
+                entries: vec![known(1, Section::Stringed, Role::Member)],
             })
             .then_expect_events(vec![]);
     }
@@ -252,13 +323,13 @@ mod tests {
             .given(vec![enrolled(1, "David", Section::Stringed, Role::Member)])
             .when(RosterCommand::Import {
                 entries: vec![
-                    entry("David", Section::Wind, Role::Manager),
-                    entry("Eve", Section::Percussion, Role::Member),
+                    known(1, Section::Wind, Role::Manager),
+                    new(2, "Eve", Section::Percussion, Role::Member),
                 ],
             })
             .then_expect_events(vec![
                 RosterEvent::MemberReassigned {
-                    name: name("David"),
+                    member_id: 1,
                     section: Section::Wind,
                     role: Role::Manager,
                 },
@@ -272,130 +343,167 @@ mod tests {
             .given_no_previous_events()
             .when(RosterCommand::Import {
                 entries: vec![
-                    entry("David", Section::Stringed, Role::Member),
-                    entry("David", Section::Wind, Role::Member),
+                    new(1, "David", Section::Stringed, Role::Member),
+                    new(2, "David", Section::Wind, Role::Member),
                 ],
             })
-            .then_expect_error(RosterError::DuplicateEntry("David".into()));
+            .then_expect_error(RosterError::DuplicateEntry(2));
+        Given::with(())
+            .given(vec![enrolled(1, "David", Section::Stringed, Role::Member)])
+            .when(RosterCommand::Import {
+                entries: vec![
+                    known(1, Section::Stringed, Role::Member),
+                    known(1, Section::Wind, Role::Member),
+                ],
+            })
+            .then_expect_error(RosterError::DuplicateEntry(2));
     }
 
     #[test]
-    fn the_first_login_binds_the_name_to_the_wechat_account() {
+    fn an_import_of_a_member_forgotten_meanwhile_is_refused() {
+        Given::with(())
+            .given(vec![
+                enrolled(1, "David", Section::Stringed, Role::Member),
+                RosterEvent::MemberForgotten { member_id: 1 },
+            ])
+            .when(RosterCommand::Import {
+                entries: vec![known(1, Section::Wind, Role::Member)],
+            })
+            .then_expect_error(RosterError::Gone(1));
+    }
+
+    #[test]
+    fn the_first_login_binds_the_member_to_the_wechat_account() {
         Given::with(())
             .given(vec![enrolled(1, "David", Section::Stringed, Role::Member)])
             .when(RosterCommand::BindWechat {
-                name: name("David"),
-                openid: "o-1".into(),
+                member_id: 1,
+                openid: sealed(1, "o-1"),
             })
-            .then_expect_events(vec![RosterEvent::WechatBound {
-                name: name("David"),
-                openid: "o-1".into(),
-            }]);
+            .then_expect_events(vec![bound(1, "o-1", 1)]);
     }
 
     #[test]
-    fn a_later_login_with_the_same_account_emits_nothing() {
+    fn a_bound_member_is_refused_with_the_number_of_the_binding() {
         Given::with(())
             .given(vec![
                 enrolled(1, "David", Section::Stringed, Role::Member),
-                RosterEvent::WechatBound {
-                    name: name("David"),
-                    openid: "o-1".into(),
-                },
+                bound(1, "o-1", 1),
             ])
             .when(RosterCommand::BindWechat {
-                name: name("David"),
-                openid: "o-1".into(),
+                member_id: 1,
+                openid: sealed(1, "o-2"),
             })
-            .then_expect_events(vec![]);
+            .then_expect_error(RosterError::AlreadyBound {
+                member_id: 1,
+                binding: 1,
+            });
     }
 
     #[test]
-    fn a_login_with_another_account_is_a_mismatch() {
-        Given::with(())
-            .given(vec![
-                enrolled(1, "David", Section::Stringed, Role::Member),
-                RosterEvent::WechatBound {
-                    name: name("David"),
-                    openid: "o-1".into(),
-                },
-            ])
-            .when(RosterCommand::BindWechat {
-                name: name("David"),
-                openid: "o-2".into(),
-            })
-            .then_expect_error(RosterError::WechatMismatch);
-    }
-
-    #[test]
-    fn one_wechat_account_cannot_speak_for_two_names() {
-        Given::with(())
-            .given(vec![
-                enrolled(1, "David", Section::Stringed, Role::Member),
-                enrolled(2, "Eve", Section::Wind, Role::Member),
-                RosterEvent::WechatBound {
-                    name: name("David"),
-                    openid: "o-1".into(),
-                },
-            ])
-            .when(RosterCommand::BindWechat {
-                name: name("Eve"),
-                openid: "o-1".into(),
-            })
-            .then_expect_error(RosterError::WechatMismatch);
-    }
-
-    #[test]
-    fn a_name_not_on_the_roster_cannot_log_in() {
+    fn a_member_not_on_the_roster_cannot_log_in() {
         Given::with(())
             .given_no_previous_events()
             .when(RosterCommand::BindWechat {
-                name: name("Mallory"),
-                openid: "o-9".into(),
+                member_id: 9,
+                openid: sealed(9, "o-9"),
             })
             .then_expect_error(RosterError::NotInRoster);
     }
 
     #[test]
-    fn unbinding_frees_the_name_for_another_account() {
+    fn unbinding_frees_the_member_for_another_account_with_a_new_binding_number() {
         let given = vec![
             enrolled(1, "David", Section::Stringed, Role::Member),
-            RosterEvent::WechatBound {
-                name: name("David"),
-                openid: "o-1".into(),
-            },
+            bound(1, "o-1", 1),
         ];
         Given::with(())
             .given(given.clone())
-            .when(RosterCommand::UnbindWechat {
-                name: name("David"),
-            })
-            .then_expect_events(vec![RosterEvent::WechatUnbound {
-                name: name("David"),
-            }]);
+            .when(RosterCommand::UnbindWechat { member_id: 1 })
+            .then_expect_events(vec![RosterEvent::WechatUnbound { member_id: 1 }]);
         Given::with(())
             .given(given)
-            .and(vec![RosterEvent::WechatUnbound {
-                name: name("David"),
-            }])
+            .and(vec![RosterEvent::WechatUnbound { member_id: 1 }])
             .when(RosterCommand::BindWechat {
-                name: name("David"),
-                openid: "o-2".into(),
+                member_id: 1,
+                openid: sealed(1, "o-2"),
             })
-            .then_expect_events(vec![RosterEvent::WechatBound {
-                name: name("David"),
-                openid: "o-2".into(),
-            }]);
+            .then_expect_events(vec![bound(1, "o-2", 2)]);
     }
 
     #[test]
-    fn unbinding_an_unbound_name_is_refused() {
+    fn unbinding_an_unbound_member_is_refused() {
         Given::with(())
             .given(vec![enrolled(1, "David", Section::Stringed, Role::Member)])
-            .when(RosterCommand::UnbindWechat {
-                name: name("David"),
+            .when(RosterCommand::UnbindWechat { member_id: 1 })
+            .then_expect_error(RosterError::NotBound(1));
+    }
+
+    #[test]
+    fn forgetting_takes_the_member_off_the_roster() {
+        let given = vec![
+            enrolled(1, "David", Section::Stringed, Role::Member),
+            bound(1, "o-1", 1),
+        ];
+        Given::with(())
+            .given(given.clone())
+            .when(RosterCommand::Forget { member_id: 1 })
+            .then_expect_events(vec![RosterEvent::MemberForgotten { member_id: 1 }]);
+        Given::with(())
+            .given(given.clone())
+            .and(vec![RosterEvent::MemberForgotten { member_id: 1 }])
+            .when(RosterCommand::BindWechat {
+                member_id: 1,
+                openid: sealed(1, "o-1"),
             })
-            .then_expect_error(RosterError::NotBound("David".into()));
+            .then_expect_error(RosterError::NotInRoster);
+        Given::with(())
+            .given(given)
+            .and(vec![RosterEvent::MemberForgotten { member_id: 1 }])
+            .when(RosterCommand::Forget { member_id: 1 })
+            .then_expect_error(RosterError::NotInRoster);
+    }
+
+    #[test]
+    fn events_claim_release_and_shred_what_the_store_keeps_beside_the_log() {
+        let claim = |scope, id: u64, clear: &str| StoreEffect::Claim {
+            scope,
+            blind: sealed(id, clear).blind.unwrap(),
+            owner: member_subject(id),
+        };
+        assert_eq!(
+            enrolled(3, "Eve", Section::Wind, Role::Member).store_effects(),
+            vec![claim(NAME_SCOPE, 3, "Eve")]
+        );
+        assert_eq!(
+            bound(3, "o-3", 1).store_effects(),
+            vec![claim(OPENID_SCOPE, 3, "o-3")]
+        );
+        assert_eq!(
+            RosterEvent::WechatUnbound { member_id: 3 }.store_effects(),
+            vec![StoreEffect::Release {
+                scope: Some(OPENID_SCOPE),
+                owner: member_subject(3)
+            }]
+        );
+        assert_eq!(
+            RosterEvent::MemberForgotten { member_id: 3 }.store_effects(),
+            vec![
+                StoreEffect::Release {
+                    scope: None,
+                    owner: member_subject(3)
+                },
+                StoreEffect::Shred {
+                    subject: member_subject(3)
+                }
+            ]
+        );
+        // A sealed value read back from the log has no blind: replaying claims nothing.
+        let mut replayed = enrolled(3, "Eve", Section::Wind, Role::Member);
+        if let RosterEvent::MemberEnrolled { name, .. } = &mut replayed {
+            name.blind = None;
+        }
+        assert!(replayed.store_effects().is_empty());
     }
 
     #[test]

@@ -1,33 +1,36 @@
-use crate::orchestra::{EmailAddress, MemberName, Role, Section};
+use crate::orchestra::{EmailAddress, Role, Section};
+use crate::personal::Sealed;
 
+/// One line of a roster import, resolved by the caller against the reservations of names:
+/// a member already enrolled, or a new one with an id drawn for them and their name sealed
+/// with their new key (its blind set: enrolment reserves the name).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RosterEntry {
-    pub name: MemberName,
-    pub section: Section,
-    pub role: Role,
+pub enum RosterEntry {
+    Known {
+        member_id: u64,
+        section: Section,
+        role: Role,
+    },
+    New {
+        member_id: u64,
+        name: Sealed,
+        section: Section,
+        role: Role,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RosterCommand {
     /// Enrol new names and reassign changed ones; unchanged entries emit nothing.
-    Import {
-        entries: Vec<RosterEntry>,
-    },
-    /// Bind a name to a WeChat openid on first login.
-    BindWechat {
-        name: MemberName,
-        openid: String,
-    },
-    /// Forget a name's WeChat binding (operator).
-    UnbindWechat {
-        name: MemberName,
-    },
-    AddNotifyAddress {
-        email: EmailAddress,
-    },
-    RemoveNotifyAddress {
-        email: EmailAddress,
-    },
+    Import { entries: Vec<RosterEntry> },
+    /// Bind a member to a WeChat openid (sealed, with its blind) on first login.
+    BindWechat { member_id: u64, openid: Sealed },
+    /// Forget a member's WeChat binding (operator).
+    UnbindWechat { member_id: u64 },
+    /// Erase a member (operator): off the roster, key destroyed.
+    Forget { member_id: u64 },
+    AddNotifyAddress { email: EmailAddress },
+    RemoveNotifyAddress { email: EmailAddress },
     /// Every quota is full again.
     StartSeason,
 }

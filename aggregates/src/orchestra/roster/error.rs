@@ -4,10 +4,16 @@ pub enum RosterError {
     NotInRoster,
     #[error("Name and wechat id doesn't match!")]
     WechatMismatch,
-    #[error("{0} appears more than once")]
-    DuplicateEntry(String),
-    #[error("{0} is not bound to a WeChat account")]
-    NotBound(String),
+    /// The member is bound already (to this account or another: the caller tells by the
+    /// reservation of the openid).
+    #[error("member #{member_id} is already bound to a WeChat account")]
+    AlreadyBound { member_id: u64, binding: u64 },
+    #[error("entry {0} of the import names a member already named before it")]
+    DuplicateEntry(usize),
+    #[error("member #{0} is no longer on the roster")]
+    Gone(u64),
+    #[error("member #{0} is not bound to a WeChat account")]
+    NotBound(u64),
     #[error("{0} is not a notification address")]
     UnknownNotifyAddress(String),
 }

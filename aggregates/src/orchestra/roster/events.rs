@@ -1,29 +1,38 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::orchestra::{EmailAddress, MemberName, Role, Section};
+use super::{member_subject, NAME_SCOPE, OPENID_SCOPE};
+use crate::orchestra::{EmailAddress, Role, Section};
+use crate::personal::{HasStoreEffects, Sealed, StoreEffect};
 
 /// Persisted contract: never rename a variant or a field; evolve with a new version and an
-/// upcaster.
+/// upcaster. Version 2.0: members by opaque id, names and openids sealed (version 1.0 named
+/// them in clear; `ensemble` rewrites such a store once, see src/personal_migration.rs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RosterEvent {
     MemberEnrolled {
         member_id: u64,
-        name: MemberName,
+        name: Sealed,
         section: Section,
         role: Role,
     },
     MemberReassigned {
-        name: MemberName,
+        member_id: u64,
         section: Section,
         role: Role,
     },
+    /// The member's `binding`-th WeChat binding (tokens carry the number).
     WechatBound {
-        name: MemberName,
-        openid: String,
+        member_id: u64,
+        openid: Sealed,
+        binding: u64,
     },
     WechatUnbound {
-        name: MemberName,
+        member_id: u64,
+    },
+    /// Erasure: the member leaves the roster and their key is destroyed.
+    MemberForgotten {
+        member_id: u64,
     },
     NotifyAddressAdded {
         email: EmailAddress,
@@ -36,6 +45,8 @@ pub enum RosterEvent {
     },
 }
 
+pub const ROSTER_EVENT_VERSION: &str = "2.0";
+
 impl DomainEvent for RosterEvent {
     fn event_type(&self) -> String {
         match self {
@@ -43,6 +54,7 @@ impl DomainEvent for RosterEvent {
             Self::MemberReassigned { .. } => "MemberReassigned",
             Self::WechatBound { .. } => "WechatBound",
             Self::WechatUnbound { .. } => "WechatUnbound",
+            Self::MemberForgotten { .. } => "MemberForgotten",
             Self::NotifyAddressAdded { .. } => "NotifyAddressAdded",
             Self::NotifyAddressRemoved { .. } => "NotifyAddressRemoved",
             Self::SeasonStarted { .. } => "SeasonStarted",
@@ -51,6 +63,42 @@ impl DomainEvent for RosterEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        ROSTER_EVENT_VERSION.to_string()
+    }
+}
+
+impl HasStoreEffects for RosterEvent {
+    fn store_effects(&self) -> Vec<StoreEffect> {
+        let claim = |scope, sealed: &Sealed, member_id| {
+            sealed.blind.map(|blind| StoreEffect::Claim {
+                scope,
+                blind,
+                owner: member_subject(member_id),
+            })
+        };
+        match self {
+            Self::MemberEnrolled {
+                member_id, name, ..
+            } => claim(NAME_SCOPE, name, *member_id).into_iter().collect(),
+            Self::WechatBound {
+                member_id, openid, ..
+            } => claim(OPENID_SCOPE, openid, *member_id)
+                .into_iter()
+                .collect(),
+            Self::WechatUnbound { member_id } => vec![StoreEffect::Release {
+                scope: Some(OPENID_SCOPE),
+                owner: member_subject(*member_id),
+            }],
+            Self::MemberForgotten { member_id } => vec![
+                StoreEffect::Release {
+                    scope: None,
+                    owner: member_subject(*member_id),
+                },
+                StoreEffect::Shred {
+                    subject: member_subject(*member_id),
+                },
+            ],
+            _ => Vec::new(),
+        }
     }
 }

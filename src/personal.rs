@@ -1,0 +1,137 @@
+//! The server's side of crypto-shredding (README "Personal data"): sealing personal values
+//! with their person's key before they go into a command, opening them for answers, and the
+//! blind-index secret that turns unique values into reservation keys.
+//!
+//! Keys are remembered for a minute at most: an erasure made by another process (the CLI)
+//! stops this one from sealing or opening that person's data within that minute, and what it
+//! sealed meanwhile is unreadable to everyone else (the key in the table is gone).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aggregates::personal::{Blind, Sealed};
+use projections::personal::{self as crypto, Key};
+use sqlx::{PgConnection, PgPool};
+
+const REMEMBERED_FOR: Duration = Duration::from_secs(60);
+const REMEMBERED: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The subject was erased: nothing of theirs may be sealed or opened again.
+    #[error("this person's data was erased")]
+    Forgotten,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub struct KeyRing {
+    pool: PgPool,
+    secret: Vec<u8>,
+    cache: Mutex<HashMap<String, (Key, Instant)>>,
+}
+
+impl KeyRing {
+    pub async fn new(pool: PgPool) -> sqlx::Result<Self> {
+        let secret = {
+            let mut conn = pool.acquire().await?;
+            blind_index_secret(&mut conn).await?
+        };
+        Ok(Self {
+            pool,
+            secret,
+            cache: Mutex::default(),
+        })
+    }
+
+    /// The reservation key of `value` in `scope`.
+    pub fn blind(&self, scope: &str, value: &str) -> Blind {
+        crypto::blind(&self.secret, scope, value)
+    }
+
+    /// `subject`'s key, created on first use; [`KeyError::Forgotten`] once erased.
+    pub async fn key(&self, subject: &str) -> Result<Key, KeyError> {
+        if let Some((key, at)) = self.cache.lock().unwrap().get(subject) {
+            if at.elapsed() < REMEMBERED_FOR {
+                return Ok(*key);
+            }
+        }
+        let mut conn = self.pool.acquire().await?;
+        let key = key_of(&mut conn, subject).await?;
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() >= REMEMBERED {
+            cache.clear();
+        }
+        cache.insert(subject.to_string(), (key, Instant::now()));
+        Ok(key)
+    }
+
+    pub async fn seal(&self, subject: &str, clear: &str) -> Result<Sealed, KeyError> {
+        Ok(crypto::seal(subject, &self.key(subject).await?, clear))
+    }
+
+    /// Sealed, with the blind that reserves it in `scope`.
+    pub async fn seal_unique(
+        &self,
+        subject: &str,
+        scope: &str,
+        clear: &str,
+    ) -> Result<Sealed, KeyError> {
+        let mut sealed = self.seal(subject, clear).await?;
+        sealed.blind = Some(self.blind(scope, clear));
+        Ok(sealed)
+    }
+
+    /// The clear text, if its key still exists.
+    pub async fn open(&self, sealed: &Sealed) -> Result<Option<String>, KeyError> {
+        match self.key(&sealed.key).await {
+            Ok(key) => Ok(crypto::open(&key, sealed)),
+            Err(KeyError::Forgotten) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The owner of `blind` in `scope`, if reserved.
+    pub async fn owner(&self, scope: &str, blind: Blind) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT owner FROM reservations WHERE scope = $1 AND blind = $2")
+            .bind(scope)
+            .bind(blind.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
+
+/// `subject`'s key: the existing one, or a new one; Forgotten for a tombstone.
+pub async fn key_of(conn: &mut PgConnection, subject: &str) -> Result<Key, KeyError> {
+    let fresh = crypto::new_key();
+    let key: Option<Vec<u8>> = sqlx::query_scalar(
+        "WITH created AS ( \
+             INSERT INTO personal_keys (subject, key) VALUES ($1, $2) \
+             ON CONFLICT (subject) DO NOTHING RETURNING key \
+         ) \
+         SELECT key FROM created \
+         UNION ALL \
+         SELECT key FROM personal_keys WHERE subject = $1 AND NOT EXISTS (SELECT FROM created)",
+    )
+    .bind(subject)
+    .bind(fresh.as_slice())
+    .fetch_one(conn)
+    .await?;
+    key.and_then(|k| Key::try_from(k.as_slice()).ok())
+        .ok_or(KeyError::Forgotten)
+}
+
+/// The store's blind-index secret, generated on first use.
+pub async fn blind_index_secret(conn: &mut PgConnection) -> sqlx::Result<Vec<u8>> {
+    sqlx::query(
+        "INSERT INTO store_secrets (name, value) VALUES ('blind-index', $1) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(crypto::new_key().as_slice())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar("SELECT value FROM store_secrets WHERE name = 'blind-index'")
+        .fetch_one(conn)
+        .await
+}
