@@ -648,7 +648,11 @@ pub struct ImportRow {
 
 /// Import `rows`: names already reserved are updated, new ones get an id and a key and are
 /// enrolled with their name sealed. Returns how many changes were recorded.
-pub async fn import_roster(app: &App, rows: Vec<ImportRow>, actor: &Actor) -> anyhow::Result<usize> {
+pub async fn import_roster(
+    app: &App,
+    rows: Vec<ImportRow>,
+    actor: &Actor,
+) -> anyhow::Result<usize> {
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         let blind = app.keys.blind(NAME_SCOPE, row.name.as_str());

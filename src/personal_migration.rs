@@ -117,7 +117,12 @@ struct Rewrite {
 type Row = (String, i64, String, Value, Value);
 
 impl Rewrite {
-    async fn seal(&mut self, conn: &mut PgConnection, id: u64, clear: &str) -> anyhow::Result<Value> {
+    async fn seal(
+        &mut self,
+        conn: &mut PgConnection,
+        id: u64,
+        clear: &str,
+    ) -> anyhow::Result<Value> {
         let subject = member_subject(id);
         if !self.keys.contains_key(&subject) {
             let key = key_of(conn, &subject)
@@ -149,7 +154,9 @@ impl Rewrite {
     }
 
     fn member(&self, name: &Value) -> anyhow::Result<u64> {
-        let name = name.as_str().ok_or_else(|| anyhow!("a name that is not a string"))?;
+        let name = name
+            .as_str()
+            .ok_or_else(|| anyhow!("a name that is not a string"))?;
         self.members
             .get(name)
             .copied()
@@ -210,7 +217,12 @@ impl Rewrite {
                 }
                 _ => fields,
             };
-            out.push((stream, sequence, wrap(&event_type, new), self.metadata(metadata)));
+            out.push((
+                stream,
+                sequence,
+                wrap(&event_type, new),
+                self.metadata(metadata),
+            ));
         }
         for (id, openid) in &bound {
             self.reserve(conn, OPENID_SCOPE, openid, *id).await?;

@@ -169,16 +169,16 @@ where
         if effects.is_empty() { "" } else { EFFECTS }
     );
     let mut query = sqlx::query_as(&sql)
-    .bind(A::TYPE)
-    .bind(id)
-    .bind(&sequences)
-    .bind(&types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(metadata)
-    .bind(sequences.last().copied().unwrap_or(after as i64))
-    .bind(state_version)
-    .bind(state);
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(metadata)
+        .bind(sequences.last().copied().unwrap_or(after as i64))
+        .bind(state_version)
+        .bind(state);
     if !effects.is_empty() {
         query = query
             .bind(effects.release_owners)

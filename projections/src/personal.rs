@@ -129,15 +129,18 @@ impl KeySet {
 
     /// The clear text, or `placeholder` once its key is gone.
     pub fn open_or(&self, sealed: &Sealed, placeholder: &str) -> String {
-        self.open(sealed)
-            .unwrap_or_else(|| placeholder.to_string())
+        self.open(sealed).unwrap_or_else(|| placeholder.to_string())
     }
 }
 
 /// A sealed value written into JSON: an object with exactly these fields.
 fn as_sealed(value: &Value) -> Option<Sealed> {
     let object = value.as_object()?;
-    if object.len() != 3 || !["key", "sealed", "digest"].iter().all(|f| object.contains_key(*f)) {
+    if object.len() != 3
+        || !["key", "sealed", "digest"]
+            .iter()
+            .all(|f| object.contains_key(*f))
+    {
         return None;
     }
     serde_json::from_value(value.clone()).ok()

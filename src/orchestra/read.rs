@@ -208,10 +208,12 @@ pub async fn next(
     .fetch_optional(pool)
     .await?;
     let Some(date) = date else { return Ok(None) };
-    let rows = sqlx::query_as(&format!("{ABSENCE} WHERE a.time_absence = $1 ORDER BY a.id"))
-        .bind(date)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query_as(&format!(
+        "{ABSENCE} WHERE a.time_absence = $1 ORDER BY a.id"
+    ))
+    .bind(date)
+    .fetch_all(pool)
+    .await?;
     Ok(Some((date, rows)))
 }
 

@@ -11,12 +11,12 @@ use aggregates::orchestra::roster::{
 };
 use aggregates::orchestra::{AbsenceType, MemberName};
 use aggregates::personal::Sealed;
-use projections::personal::ERASED_TEXT;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use projections::personal::ERASED_TEXT;
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,8 +24,8 @@ use super::auth::{http_actor, Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
 use super::AUDIENCE;
 use crate::bus::{CommandError, Committed};
-use crate::personal::KeyError;
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
+use crate::personal::KeyError;
 use crate::App;
 
 type AppState = State<Arc<App>>;
@@ -246,7 +246,9 @@ async fn answer(
         None => None,
     };
     let processor = absence.decision.as_ref().and(processor);
-    Ok(read::absence_row(id, absence, applier, processor, reason, result))
+    Ok(read::absence_row(
+        id, absence, applier, processor, reason, result,
+    ))
 }
 
 /// `text` sealed with the key of member `id`.
@@ -327,7 +329,11 @@ async fn change(
         .await
         .map_err(absence_error)?;
     // The decision's processor, if the change kept it (a change that changes nothing).
-    let processor = match committed.state.absence(id).and_then(|a| a.decision.as_ref()) {
+    let processor = match committed
+        .state
+        .absence(id)
+        .and_then(|a| a.decision.as_ref())
+    {
         Some(decision) => read::member_name(&app.pool, decision.processor as i64).await?,
         None => None,
     };
@@ -434,7 +440,14 @@ async fn process(
         .unwrap_or_else(|| former_member(applier_id as u64));
     Ok(Json(Processed {
         msg: "Absence processed.",
-        absence: answer(&app, &committed, id as u64, applier_name, Some(me.name.clone())).await?,
+        absence: answer(
+            &app,
+            &committed,
+            id as u64,
+            applier_name,
+            Some(me.name.clone()),
+        )
+        .await?,
     }))
 }
 

@@ -8,7 +8,7 @@ use crate::helpers::{spawn_app, ROSTER, TODAY};
 
 /// Run the binary on a blocking thread: the test's runtime (and the server in it) keeps going,
 /// as a separate server process would.
-async fn ensemble(database_url: &str, args: &[&str]) -> Output {
+pub(crate) async fn ensemble(database_url: &str, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ensemble"));
     command
         .args(args)
@@ -35,7 +35,7 @@ impl Drop for Reaper {
 }
 
 /// `ensemble events verify`: Ok(what it printed) on an intact log, Err(its error) otherwise.
-async fn verify(app: &crate::helpers::TestApp) -> Result<String, String> {
+pub(crate) async fn verify(app: &crate::helpers::TestApp) -> Result<String, String> {
     let out = ensemble(&app.database_url, &["events", "verify"]).await;
     if out.status.success() {
         Ok(stdout(&out))
@@ -44,11 +44,11 @@ async fn verify(app: &crate::helpers::TestApp) -> Result<String, String> {
     }
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -535,8 +535,14 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
         "{text}"
     );
     // Events name the actor by subject; the legend says who that is.
-    assert!(history.contains(&format!("member orchestra-member:{david}")), "{text}");
-    assert!(history.contains(&format!("orchestra-member:{david} = David")), "{text}");
+    assert!(
+        history.contains(&format!("member orchestra-member:{david}")),
+        "{text}"
+    );
+    assert!(
+        history.contains(&format!("orchestra-member:{david} = David")),
+        "{text}"
+    );
     let as_of = chrono::DateTime::from_timestamp(before.parse().unwrap(), 0)
         .unwrap()
         .to_rfc3339();

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, TestApp};
 
 /// Every read-model row, in a stable order.
-async fn read_models(app: &TestApp) -> Value {
+pub(crate) async fn read_models(app: &TestApp) -> Value {
     let mut all = serde_json::Map::new();
     for (table, order) in [
         ("orchestra_members", "id"),
@@ -89,7 +89,9 @@ async fn commit_without_projecting(database_url: &str, member: u64, section: Sec
         clock,
         ensemble::projector::Projector::new(pool.clone(), Arc::new(vec![])),
     );
-    let keys = ensemble::personal::KeyRing::new(pool.clone()).await.unwrap();
+    let keys = ensemble::personal::KeyRing::new(pool.clone())
+        .await
+        .unwrap();
     let subject = aggregates::orchestra::roster::member_subject(member);
     let command = AbsenceCommand::Apply {
         applier: member,
@@ -106,7 +108,11 @@ async fn commit_without_projecting(database_url: &str, member: u64, section: Sec
     };
     orphan
         .absences
-        .execute(&member.to_string(), command, &ensemble::bus::Actor::operator())
+        .execute(
+            &member.to_string(),
+            command,
+            &ensemble::bus::Actor::operator(),
+        )
         .await
         .unwrap();
     pool.close().await;
@@ -444,13 +450,7 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
         .as_array()
         .unwrap()
         .len();
-    let rebuildable: Vec<&dyn projections::Projection> = app
-        .app
-        .projections
-        .iter()
-        .filter(|p| !p.tables().is_empty())
-        .map(|p| p.as_ref())
-        .collect();
+    let rebuildable = app.rebuildable();
     let done = std::sync::atomic::AtomicBool::new(false);
     let rebuild = async {
         let n = projections::rebuild(&app.app.tx_pool, &rebuildable, &|_, _| {})

@@ -250,6 +250,16 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The projections a rebuild rebuilds (those with tables of their own).
+    pub fn rebuildable(&self) -> Vec<&dyn projections::Projection> {
+        self.app
+            .projections
+            .iter()
+            .filter(|p| !p.tables().is_empty())
+            .map(|p| p.as_ref())
+            .collect()
+    }
+
     /// The member id of roster name `name` (by its reservation).
     pub async fn member_id(&self, name: &str) -> u64 {
         use aggregates::orchestra::roster::{member_of_subject, NAME_SCOPE};

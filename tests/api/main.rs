@@ -3,6 +3,7 @@
 mod absences;
 mod cli;
 mod durability;
+mod erasure;
 mod hardening;
 mod helpers;
 mod login;

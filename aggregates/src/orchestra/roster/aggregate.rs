@@ -144,9 +144,7 @@ impl Aggregate for Roster {
 
 impl Roster {
     fn member(&self, member_id: u64) -> Result<&RosterMember, RosterError> {
-        self.members
-            .get(&member_id)
-            .ok_or(RosterError::NotInRoster)
+        self.members.get(&member_id).ok_or(RosterError::NotInRoster)
     }
 
     async fn import(&mut self, entries: Vec<RosterEntry>, sink: &Sink) -> Result<(), RosterError> {
@@ -210,7 +208,12 @@ impl Roster {
     /// Binds an unbound member. A member bound already is refused with the binding's number:
     /// whether it is this account (a repeated login) or another, the caller tells by the
     /// openid's reservation, since the roster never holds an openid.
-    async fn bind(&mut self, member_id: u64, openid: Sealed, sink: &Sink) -> Result<(), RosterError> {
+    async fn bind(
+        &mut self,
+        member_id: u64,
+        openid: Sealed,
+        sink: &Sink,
+    ) -> Result<(), RosterError> {
         let member = self.member(member_id)?;
         if let Some(binding) = member.binding {
             return Err(RosterError::AlreadyBound { member_id, binding });

@@ -22,15 +22,28 @@ pub enum RosterEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RosterCommand {
     /// Enrol new names and reassign changed ones; unchanged entries emit nothing.
-    Import { entries: Vec<RosterEntry> },
+    Import {
+        entries: Vec<RosterEntry>,
+    },
     /// Bind a member to a WeChat openid (sealed, with its blind) on first login.
-    BindWechat { member_id: u64, openid: Sealed },
+    BindWechat {
+        member_id: u64,
+        openid: Sealed,
+    },
     /// Forget a member's WeChat binding (operator).
-    UnbindWechat { member_id: u64 },
+    UnbindWechat {
+        member_id: u64,
+    },
     /// Erase a member (operator): off the roster, key destroyed.
-    Forget { member_id: u64 },
-    AddNotifyAddress { email: EmailAddress },
-    RemoveNotifyAddress { email: EmailAddress },
+    Forget {
+        member_id: u64,
+    },
+    AddNotifyAddress {
+        email: EmailAddress,
+    },
+    RemoveNotifyAddress {
+        email: EmailAddress,
+    },
     /// Every quota is full again.
     StartSeason,
 }
