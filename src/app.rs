@@ -57,7 +57,7 @@ impl App {
         let keys = Arc::new(crate::personal::KeyRing::new(pool.clone()).await?);
         let app = Self {
             keys,
-            limits: crate::limits::Limits::new(pool.clone(), config.write_limit),
+            limits: crate::limits::Limits::new(pool.clone(), &config),
             wechat: WechatClient::new(&config.wechat_api),
             config,
             pool,

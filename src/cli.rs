@@ -330,7 +330,8 @@ async fn serve(app: Arc<App>) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {address} (ENSEMBLE_ADMIN_LISTEN)"))?;
             tracing::info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz");
-            let router = crate::metrics::routes(true).with_state(app.clone());
+            let (router, _) = crate::metrics::routes(true).split_for_parts();
+            let router = router.with_state(app.clone());
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(admin, router).await {
                     tracing::error!(error = %e, "admin listener failed");

@@ -41,6 +41,10 @@ pub struct Config {
     pub waits: crate::bus::Waits,
     /// Writes a member may make per minute (`POST`/`PUT`/`DELETE /absence/`); 0: no limit.
     pub write_limit: u32,
+    /// Login attempts (`POST /account/login`) per client address per minute; 0: no limit.
+    pub login_limit_address: u32,
+    /// Login attempts per name per minute, from anywhere; 0: no limit.
+    pub login_limit_name: u32,
     /// The whole of one SMTP exchange (connect, greeting, message, answer).
     pub smtp_timeout: Duration,
     /// Attempts before a mail that keeps failing is set aside as failed (dead letter).
@@ -217,6 +221,8 @@ impl Config {
             http,
             waits,
             write_limit: count("ENSEMBLE_WRITE_LIMIT", 20, 0)?,
+            login_limit_address: count("ENSEMBLE_LOGIN_LIMIT_ADDRESS", 30, 0)?,
+            login_limit_name: count("ENSEMBLE_LOGIN_LIMIT_NAME", 10, 0)?,
             smtp_timeout: seconds("ENSEMBLE_SMTP_TIMEOUT", 30.0)?,
             mail_max_attempts: count("ENSEMBLE_MAIL_MAX_ATTEMPTS", 10, 1)? as i32,
             mail_interval: seconds("ENSEMBLE_MAIL_INTERVAL", 60.0)?,
@@ -259,6 +265,8 @@ impl fmt::Debug for Config {
             .field("http", &self.http)
             .field("waits", &self.waits)
             .field("write_limit", &self.write_limit)
+            .field("login_limit_address", &self.login_limit_address)
+            .field("login_limit_name", &self.login_limit_name)
             .field("smtp_timeout", &self.smtp_timeout)
             .field("mail_max_attempts", &self.mail_max_attempts)
             .field("mail_interval", &self.mail_interval)
@@ -318,6 +326,8 @@ mod tests {
             ("ENSEMBLE_HTTP_MAX_CONNECTIONS", "0"),
             ("ENSEMBLE_SMTP_TIMEOUT", "-1"),
             ("ENSEMBLE_WRITE_LIMIT", "many"),
+            ("ENSEMBLE_LOGIN_LIMIT_ADDRESS", "-3"),
+            ("ENSEMBLE_LOGIN_LIMIT_NAME", "x"),
             ("ENSEMBLE_MAIL_MAX_ATTEMPTS", "0"),
             ("ENSEMBLE_MAIL_INTERVAL", "inf"),
             ("ENSEMBLE_COMMAND_WAIT", "NaN"),

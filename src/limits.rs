@@ -1,4 +1,6 @@
-//! Per-member write limits, shared by every server process on the database.
+//! Per-member write limits and login limits (per client address, per name), shared by every
+//! server process on the database. Keys are opaque: a member id, or a keyed hash of an
+//! address or a name (never the address or the name).
 //!
 //! A generic cell rate algorithm: each write moves the member's theoretical arrival time
 //! (`tat`) on by `60 s / limit`; a write is refused while that would put it more than a minute
@@ -15,29 +17,61 @@ pub struct Limits {
     pool: PgPool,
     /// Writes per minute; 0: no limit.
     per_minute: u32,
+    login_per_address: u32,
+    login_per_name: u32,
 }
 
 const WINDOW_SECS: f64 = 60.0;
 
 impl Limits {
-    pub fn new(pool: PgPool, per_minute: u32) -> Self {
-        Self { pool, per_minute }
+    pub fn new(pool: PgPool, config: &crate::Config) -> Self {
+        Self {
+            pool,
+            per_minute: config.write_limit,
+            login_per_address: config.login_limit_address,
+            login_per_name: config.login_limit_name,
+        }
     }
 
     /// 429 with `Retry-After` when `member` has used up their writes for now.
     pub async fn check_write(&self, member: &CurrentMember) -> Result<(), ApiError> {
-        if self.per_minute == 0 {
+        self.check(
+            &format!("orchestra-member:{}", member.id),
+            self.per_minute,
+            "Too many changes",
+        )
+        .await
+    }
+
+    /// 429 with `Retry-After` when logins from this address, or for this name, come too
+    /// often. `address` and `name` are keyed hashes.
+    pub async fn check_login(&self, address: &str, name: &str) -> Result<(), ApiError> {
+        self.check(
+            &format!("login-address:{address}"),
+            self.login_per_address,
+            "Too many login attempts",
+        )
+        .await?;
+        self.check(
+            &format!("login-name:{name}"),
+            self.login_per_name,
+            "Too many login attempts",
+        )
+        .await
+    }
+
+    async fn check(&self, key: &str, per_minute: u32, what: &str) -> Result<(), ApiError> {
+        if per_minute == 0 {
             return Ok(());
         }
-        let key = format!("orchestra-member:{}", member.id);
-        let step = WINDOW_SECS / self.per_minute as f64;
+        let step = WINDOW_SECS / per_minute as f64;
         let allowed: Option<i32> = sqlx::query_scalar(
             "INSERT INTO write_limits AS w (key, tat) VALUES ($1, now() + make_interval(secs => $2)) \
              ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
              WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
              RETURNING 1",
         )
-        .bind(&key)
+        .bind(key)
         .bind(step)
         .bind(WINDOW_SECS)
         .fetch_optional(&self.pool)
@@ -49,7 +83,7 @@ impl Limits {
             "SELECT extract(epoch FROM tat + make_interval(secs => $2) - now() - make_interval(secs => $3))::float8 \
              FROM write_limits WHERE key = $1",
         )
-        .bind(&key)
+        .bind(key)
         .bind(step)
         .bind(WINDOW_SECS)
         .fetch_optional(&self.pool)
@@ -57,10 +91,7 @@ impl Limits {
         .unwrap_or(1.0);
         Err(ApiError::RetryAfter(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many changes: at most {} a minute. Please try again later.",
-                self.per_minute
-            ),
+            format!("{what}: at most {per_minute} a minute. Please try again later."),
             wait.ceil().max(1.0) as u64,
         ))
     }

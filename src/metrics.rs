@@ -11,9 +11,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::App;
 
@@ -114,17 +115,19 @@ pub async fn track(request_in: Request, next: Next) -> Response {
 }
 
 /// `/healthz`, `/readyz` and, unless `with_metrics` is false, `/metrics`.
-pub fn routes(with_metrics: bool) -> Router<Arc<App>> {
-    let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+pub fn routes(with_metrics: bool) -> OpenApiRouter<Arc<App>> {
+    let router = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz));
     if with_metrics {
-        router.route("/metrics", get(metrics))
+        router.routes(routes!(metrics))
     } else {
         router
     }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up",
+    responses((status = 200, description = "Up", body = crate::http::schema::Health)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -168,6 +171,12 @@ async fn outbox(app: &Arc<App>) -> Result<(i64, Option<f64>), sqlx::Error> {
     .unwrap_or(Err(sqlx::Error::PoolClosed))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    summary = "The database answers and every read model is within a bounded lag",
+    responses(
+        (status = 200, description = "Ready", body = crate::http::schema::Readiness, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready, with the reason", body = crate::http::schema::Readiness),
+    ))]
 /// Ready: the database answers within 2 s and no read model is more than
 /// `ENSEMBLE_READY_MAX_LAG` events behind. 503 with the reason otherwise.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
@@ -196,6 +205,9 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (on the admin listener instead when ENSEMBLE_ADMIN_LISTEN is set)",
+    responses((status = 200, description = "The Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::new();
     {

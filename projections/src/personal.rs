@@ -193,6 +193,31 @@ mod tests {
         assert_eq!(open(&key, &moved), None, "bound to its subject");
     }
 
+    /// What sealing and opening cost on this machine, per value (README "Measuring"):
+    /// `cargo test --release -p projections personal::tests::cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn cost() {
+        let key = new_key();
+        let text = "grandmother in St Mary's hospital, back on Sunday"; // a typical reason
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        let sealed: Vec<Sealed> = (0..n)
+            .map(|_| seal("orchestra-member:17", &key, text))
+            .collect();
+        let sealing = start.elapsed();
+        let start = std::time::Instant::now();
+        let opened = sealed.iter().filter(|s| open(&key, s).is_some()).count();
+        let opening = start.elapsed();
+        assert_eq!(opened, n);
+        println!(
+            "seal: {:.2} µs, open: {:.2} µs per {}-byte value",
+            sealing.as_secs_f64() * 1e6 / n as f64,
+            opening.as_secs_f64() * 1e6 / n as f64,
+            text.len()
+        );
+    }
+
     #[test]
     fn json_is_unsealed_where_keys_exist_and_erased_elsewhere() {
         let (k1, k2) = (new_key(), new_key());

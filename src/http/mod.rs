@@ -1,9 +1,11 @@
 //! The REST surface: one router per bounded context, JSON everywhere, paths with or without
 //! the trailing slash; served by hyper with timeouts and a connection limit.
 
+pub mod docs;
 mod error;
 pub mod idempotency;
 mod input;
+pub mod schema;
 mod timed_io;
 
 use std::future::Future;
@@ -65,6 +67,20 @@ struct Bounds {
     append_window: Duration,
 }
 
+/// Every route the public listener serves, and the OpenAPI document that describes exactly
+/// those: both come from the same registrations (utoipa-axum's `routes!`), so a route cannot
+/// be served without being described (tests/api/docs.rs checks both ways).
+pub fn api(with_metrics: bool) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(crate::orchestra::routes())
+        .merge(crate::metrics::routes(with_metrics))
+        .routes(utoipa_axum::routes!(docs::openapi_json))
+        .routes(utoipa_axum::routes!(docs::docs_page))
+        .routes(utoipa_axum::routes!(docs::docs_asset))
+        .split_for_parts()
+}
+
 pub fn router(app: Arc<App>) -> Router {
     let waits = app.config.waits;
     let limits = Bounds {
@@ -76,30 +92,31 @@ pub fn router(app: Arc<App>) -> Router {
             .saturating_sub(waits.turn + waits.projection + Duration::from_secs(1)),
     };
     let metrics_here = app.config.admin_listen.is_none();
-    Router::new()
-        .merge(crate::orchestra::routes())
-        .merge(crate::metrics::routes(metrics_here))
-        .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async {
-            ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            idempotency::idempotency,
-        ))
-        .layer(axum::middleware::from_fn_with_state(limits, request_limits))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        // One span per request (method, path, request id); one line per response with its
-        // status and latency. Headers are not logged: they carry tokens.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(axum::middleware::from_fn(request_ids))
-        .layer(axum::middleware::from_fn(crate::metrics::track))
-        .with_state(app)
+    let (api, document) = api(metrics_here);
+    api.layer(axum::Extension(docs::Served(Arc::new(
+        document.to_json().expect("the document is JSON"),
+    ))))
+    .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
+    .fallback(|| async { ApiError::not_found() })
+    .method_not_allowed_fallback(|| async {
+        ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
+    })
+    .layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        idempotency::idempotency,
+    ))
+    .layer(axum::middleware::from_fn_with_state(limits, request_limits))
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    // One span per request (method, path, request id); one line per response with its
+    // status and latency. Headers are not logged: they carry tokens.
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+    )
+    .layer(axum::middleware::from_fn(request_ids))
+    .layer(axum::middleware::from_fn(crate::metrics::track))
+    .with_state(app)
 }
 
 /// Our own request id on every request (the `x-request-id` of the response and the
@@ -200,7 +217,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
-        let (mut stream, _) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -258,8 +275,11 @@ pub async fn serve(
             let counted = dispatched.clone();
             let service = tower::ServiceExt::map_request(
                 service,
-                move |request: axum::http::Request<hyper::body::Incoming>| {
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
                     counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     request
                 },
             );

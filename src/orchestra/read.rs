@@ -28,7 +28,10 @@ impl MemberRow {
 }
 
 /// The absence JSON of the API, field for field.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(example = json!({"id": 7, "applier": "David", "processor": null, "reason": "exam",
+    "time_absence": "2026-03-12", "time_apply": "2026-03-10", "result": "Not processed yet!",
+    "permission": false, "type": "全体排练"}))]
 pub struct AbsenceRow {
     pub id: i64,
     pub applier: String,
@@ -42,6 +45,7 @@ pub struct AbsenceRow {
     #[sqlx(rename = "type")]
     pub kind: String,
     #[serde(skip)]
+    #[schema(ignore)]
     pub section: String,
 }
 

@@ -14,33 +14,39 @@ use aggregates::personal::Sealed;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use projections::personal::ERASED_TEXT;
 use serde::Serialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{http_actor, Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
 use super::AUDIENCE;
 use crate::bus::{CommandError, Committed};
+use crate::http::schema::{
+    AbsenceBody, AbsenceChangeBody, LoginAnswer, LoginBody, Message, NextAnswer, NotFound,
+    PresenceAnswer, ProcessBody,
+};
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
 use crate::personal::KeyError;
 use crate::App;
 
 type AppState = State<Arc<App>>;
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/account/login", post(login))
-        .route("/absence", get(my_absences).post(apply))
-        .route("/absence/{id}", put(change).delete(cancel))
-        .route("/manager", get(all_absences))
-        .route("/manager/next", get(next))
-        .route("/manager/future", get(future))
-        .route("/manager/history", get(history))
-        .route("/manager/{key}", put(process))
-        .route("/manager/{key}/present", get(present))
+/// The orchestra document's routes, each with its description in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(my_absences, apply))
+        .routes(routes!(change, cancel))
+        .routes(routes!(all_absences))
+        .routes(routes!(next))
+        .routes(routes!(future))
+        .routes(routes!(history))
+        .routes(routes!(process))
+        .routes(routes!(present))
 }
 
 const MAX_REASON_CHARS: usize = 1000;
@@ -79,6 +85,10 @@ fn busy() -> ApiError {
 
 // ---- login ------------------------------------------------------------------------------
 
+fn hex(blind: aggregates::personal::Blind) -> String {
+    blind.0[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn not_listed() -> ApiError {
     ApiError::msg(
         StatusCode::UNAUTHORIZED,
@@ -93,6 +103,23 @@ fn mismatch() -> ApiError {
     )
 }
 
+#[utoipa::path(post, path = "/account/login", tag = "orchestra",
+    summary = "Log in with a roster name and a wx.login() code",
+    description = "The first login binds the name to the WeChat account; later logins must come from the same account. Rate-limited per client address and per name (429 with Retry-After).",
+    request_body(content(
+        (LoginBody = "application/json"),
+        (LoginBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Logged in", body = LoginAnswer),
+        (status = 400, description = "A field is missing or malformed", body = Message, example = json!({"msg": "code is required."})),
+        (status = 401, description = "The name is not on the roster", body = Message, example = json!({"msg": "You are not in the member list!"})),
+        (status = 403, description = "The name is bound to another WeChat account, or the account to another name", body = Message, example = json!({"msg": "Name and wechat id doesn't match!"})),
+        (status = 413, description = "Body over 64 KiB", body = Message),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Message),
+        (status = 502, description = "WeChat refused the code or did not answer", body = Message, example = json!({"msg": "wx server request failed"})),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 /// The name is found by its keyed hash among the reserved names, the openid by its keyed hash
 /// among the bound ones: neither is ever looked up, stored or logged in clear.
 async fn login(
@@ -103,6 +130,17 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let name = input.required_text("name")?;
     let code = input.required_text("code")?;
+    // Per client address, then per name (both by keyed hash): guessing names or codes is slow.
+    let address = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|peer| peer.0.ip().to_string())
+        .unwrap_or_default();
+    app.limits
+        .check_login(
+            &hex(app.keys.blind("login-address", &address)),
+            &hex(app.keys.blind("login-name", name.trim())),
+        )
+        .await?;
     // `app_id` / `app_secret` of old clients are ignored: the configured credentials win.
     let name = MemberName::parse(&name).map_err(|_| not_listed())?;
     let member = read::member_by_name(&app.pool, app.keys.blind(NAME_SCOPE, name.as_str()))
@@ -256,6 +294,14 @@ async fn seal(app: &App, id: i64, text: &str) -> Result<Sealed, ApiError> {
     Ok(app.keys.seal(&member_subject(id as u64), text).await?)
 }
 
+#[utoipa::path(get, path = "/absence", tag = "orchestra",
+    summary = "The caller's absences, by date",
+    security(("jwt" = [])),
+    responses(
+        (status = 200, description = "The caller's absences", body = Vec<AbsenceRow>),
+        (status = 401, description = "No, a bad or an expired token", body = Message, example = json!({"msg": "Authentication credentials were not provided."})),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn my_absences(
     State(app): AppState,
     me: CurrentMember,
@@ -263,6 +309,26 @@ async fn my_absences(
     Ok(Json(read::absences_of(&app.pool, me.id).await?))
 }
 
+#[utoipa::path(post, path = "/absence", tag = "orchestra",
+    summary = "Ask to miss a rehearsal",
+    description = "Within the section's quota for the season, one absence per date, for a date after today.",
+    security(("jwt" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    request_body(content(
+        (AbsenceBody = "application/json"),
+        (AbsenceBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 201, description = "Recorded", body = AbsenceRow),
+        (status = 400, description = "A field is missing or bad, the date is not after today or taken", body = Message, example = json!({"msg": "You have already applied for an absence on this date!"})),
+        (status = 401, description = "No, a bad or an expired token", body = Message),
+        (status = 403, description = "The quota is used up", body = Message),
+        (status = 413, description = "Body over 64 KiB", body = Message),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = Message),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = Message),
+        (status = 429, description = "Too many writes; see Retry-After", body = Message),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn apply(
     State(app): AppState,
     me: CurrentMember,
@@ -299,6 +365,26 @@ async fn apply(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
+#[utoipa::path(put, path = "/absence/{id}", tag = "orchestra",
+    summary = "Change one of the caller's future absences",
+    security(("jwt" = [])),
+    params(("id" = i64, Path, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    request_body(content(
+        (AbsenceChangeBody = "application/json"),
+        (AbsenceChangeBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Changed (any earlier decision no longer holds)", body = AbsenceRow),
+        (status = 400, description = "A field is bad, the absence is past, or the new date taken", body = Message),
+        (status = 401, description = "No, a bad or an expired token", body = Message),
+        (status = 403, description = "The quota is used up", body = Message),
+        (status = 404, description = "No such absence of the caller", body = NotFound),
+        (status = 413, description = "Body over 64 KiB", body = Message),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = Message),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = Message),
+        (status = 429, description = "Too many writes; see Retry-After", body = Message),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn change(
     State(app): AppState,
     me: CurrentMember,
@@ -342,6 +428,20 @@ async fn change(
     ))
 }
 
+#[utoipa::path(delete, path = "/absence/{id}", tag = "orchestra",
+    summary = "Cancel one of the caller's future absences",
+    security(("jwt" = [])),
+    params(("id" = i64, Path, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    responses(
+        (status = 204, description = "Cancelled"),
+        (status = 400, description = "The absence is past", body = Message),
+        (status = 401, description = "No, a bad or an expired token", body = Message),
+        (status = 404, description = "No such absence of the caller", body = NotFound),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = Message),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = Message),
+        (status = 429, description = "Too many writes; see Retry-After", body = Message),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn cancel(
     State(app): AppState,
     me: CurrentMember,
@@ -362,6 +462,14 @@ async fn cancel(
 
 // ---- managers -----------------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/manager", tag = "orchestra",
+    summary = "Every absence, by date (managers)",
+    security(("jwt" = [])),
+    responses(
+        (status = 200, description = "Every absence", body = Vec<AbsenceRow>),
+        (status = 401, description = "No, a bad or an expired token, or not a manager", body = Message, example = json!({"msg": "You are not a manager!"})),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn all_absences(
     State(app): AppState,
     _: CurrentManager,
@@ -369,6 +477,14 @@ async fn all_absences(
     Ok(Json(read::all_absences(&app.pool).await?))
 }
 
+#[utoipa::path(get, path = "/manager/future", tag = "orchestra",
+    summary = "Unprocessed absences after today (managers)",
+    security(("jwt" = [])),
+    responses(
+        (status = 200, description = "Unprocessed future absences", body = Vec<AbsenceRow>),
+        (status = 401, description = "No, a bad or an expired token, or not a manager", body = Message, example = json!({"msg": "You are not a manager!"})),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn future(
     State(app): AppState,
     _: CurrentManager,
@@ -376,6 +492,14 @@ async fn future(
     Ok(Json(read::future(&app.pool, app.clock.today()).await?))
 }
 
+#[utoipa::path(get, path = "/manager/history", tag = "orchestra",
+    summary = "Processed absences before today (managers)",
+    security(("jwt" = [])),
+    responses(
+        (status = 200, description = "Processed past absences", body = Vec<AbsenceRow>),
+        (status = 401, description = "No, a bad or an expired token, or not a manager", body = Message, example = json!({"msg": "You are not a manager!"})),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn history(
     State(app): AppState,
     _: CurrentManager,
@@ -383,13 +507,31 @@ async fn history(
     Ok(Json(read::history(&app.pool, app.clock.today()).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Processed {
     msg: &'static str,
     #[serde(flatten)]
     absence: AbsenceRow,
 }
 
+#[utoipa::path(put, path = "/manager/{key}", tag = "orchestra",
+    summary = "Approve or refuse an absence (managers)",
+    security(("jwt" = [])),
+    params(("key" = i64, Path, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    request_body(content(
+        (ProcessBody = "application/json"),
+        (ProcessBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Decided: `msg` and the absence's fields", body = Processed),
+        (status = 400, description = "A field is missing or bad", body = Message, example = json!({"msg": "permission is required."})),
+        (status = 401, description = "No, a bad or an expired token, or not a manager", body = Message),
+        (status = 404, description = "No such absence", body = NotFound),
+        (status = 413, description = "Body over 64 KiB", body = Message),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = Message),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = Message),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn process(
     State(app): AppState,
     CurrentManager(me): CurrentManager,
@@ -457,6 +599,16 @@ struct Presence {
     state: &'static str,
 }
 
+#[utoipa::path(get, path = "/manager/{key}/present", tag = "orchestra",
+    summary = "Who is present and who absent on a date (managers)",
+    security(("jwt" = [])),
+    params(("key" = String, Path, description = "A date: 2026-03-12 or 2026-3-12")),
+    responses(
+        (status = 200, description = "Every member on the roster, in roster order", body = PresenceAnswer),
+        (status = 400, description = "Not a date", body = Message, example = json!({"msg": "The date must look like 2020-03-12 or 2020-3-12."})),
+        (status = 401, description = "No, a bad or an expired token, or not a manager", body = Message),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn present(
     State(app): AppState,
     _: CurrentManager,
@@ -475,6 +627,14 @@ async fn present(
     Ok(Json(json!({ "time": date, "members": members })).into_response())
 }
 
+#[utoipa::path(get, path = "/manager/next", tag = "orchestra",
+    summary = "The absences of the next rehearsal date that has any, by section (managers)",
+    security(("jwt" = [])),
+    responses(
+        (status = 200, description = "The date and its absences by section, or `[]` when no future absence exists", body = NextAnswer),
+        (status = 401, description = "No, a bad or an expired token, or not a manager", body = Message),
+        (status = 503, description = "Busy; try again", body = Message),
+    ))]
 async fn next(State(app): AppState, _: CurrentManager) -> Result<Response, ApiError> {
     let Some((date, rows)) = read::next(&app.pool, app.clock.today()).await? else {
         return Ok(Json(json!([])).into_response());

@@ -2,6 +2,7 @@
 
 mod absences;
 mod cli;
+mod docs;
 mod durability;
 mod erasure;
 mod hardening;
