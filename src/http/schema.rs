@@ -24,10 +24,10 @@ pub struct NotFound {
 #[derive(Serialize, ToSchema)]
 pub struct LoginBody {
     /// The name as on the roster.
-    #[schema(example = "David")]
+    #[schema(example = "David", min_length = 1)]
     pub name: String,
     /// The `code` of `wx.login()`.
-    #[schema(example = "081aBcDe2fGhIj0KlMn3oPqR")]
+    #[schema(example = "081aBcDe2fGhIj0KlMn3oPqR", min_length = 1)]
     pub code: String,
     /// Ignored (old clients send it): the server's configured credentials are used.
     pub app_id: Option<String>,
@@ -43,32 +43,56 @@ pub struct LoginAnswer {
     pub token: String,
 }
 
-/// `type`: one of 全体排练, 弦乐分排, 管乐分排, 弦乐重奏, 全体排练和弦乐分排 (see API-NOTES).
+/// The rehearsal an absence is for; the combined ones cost two from the quota.
+#[derive(Serialize, ToSchema)]
+pub enum AbsenceKind {
+    #[serde(rename = "全体排练")]
+    Tutti,
+    #[serde(rename = "弦乐分排")]
+    StringsSectional,
+    #[serde(rename = "管乐分排")]
+    WindsSectional,
+    #[serde(rename = "弦乐重奏")]
+    StringsEnsemble,
+    #[serde(rename = "管乐重奏")]
+    WindsEnsemble,
+    #[serde(rename = "全体排练+弦乐分排")]
+    TuttiAndStringsSectional,
+    #[serde(rename = "全体排练+管乐分排")]
+    TuttiAndWindsSectional,
+}
+
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"reason": "exam", "time_absence": "2026-03-12", "type": "全体排练"}))]
 pub struct AbsenceBody {
     /// Not blank, at most 1000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
     pub reason: String,
-    /// A date after today: `2026-03-12` or `2026-3-12`.
+    /// A date after today, not taken by another of the caller's absences: `2026-03-12` or
+    /// `2026-3-12`.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")]
     pub time_absence: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: AbsenceKind,
 }
 
 /// Each field left out keeps its value.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"time_absence": "2026-03-20"}))]
 pub struct AbsenceChangeBody {
+    #[schema(min_length = 1, max_length = 1000)]
     pub reason: Option<String>,
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")]
     pub time_absence: Option<String>,
     #[serde(rename = "type")]
-    pub kind: Option<String>,
+    pub kind: Option<AbsenceKind>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"result": "Get well soon", "permission": true}))]
 pub struct ProcessBody {
     /// Required; may be empty; at most 1000 characters.
+    #[schema(max_length = 1000)]
     pub result: String,
     /// `true`/`false` (also `"true"`, `"false"`, `1`, `0`).
     pub permission: bool,

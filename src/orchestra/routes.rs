@@ -368,7 +368,7 @@ async fn apply(
 #[utoipa::path(put, path = "/absence/{id}", tag = "orchestra",
     summary = "Change one of the caller's future absences",
     security(("jwt" = [])),
-    params(("id" = i64, Path, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    params(("id" = i64, Path, minimum = 1, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
     request_body(content(
         (AbsenceChangeBody = "application/json"),
         (AbsenceChangeBody = "application/x-www-form-urlencoded"),
@@ -431,7 +431,7 @@ async fn change(
 #[utoipa::path(delete, path = "/absence/{id}", tag = "orchestra",
     summary = "Cancel one of the caller's future absences",
     security(("jwt" = [])),
-    params(("id" = i64, Path, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    params(("id" = i64, Path, minimum = 1, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
     responses(
         (status = 204, description = "Cancelled"),
         (status = 400, description = "The absence is past", body = Message),
@@ -517,7 +517,7 @@ struct Processed {
 #[utoipa::path(put, path = "/manager/{key}", tag = "orchestra",
     summary = "Approve or refuse an absence (managers)",
     security(("jwt" = [])),
-    params(("key" = i64, Path, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
+    params(("key" = i64, Path, minimum = 1, description = "The absence's id"), ("Idempotency-Key" = Option<String>, Header, description = "Resending a write with the same key (and body) within 24 h returns the first answer without doing it again; the same key with another body is a 422."),),
     request_body(content(
         (ProcessBody = "application/json"),
         (ProcessBody = "application/x-www-form-urlencoded"),
