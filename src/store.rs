@@ -80,20 +80,24 @@ enum Unreadable {
     Event(serde_json::Error),
 }
 
+/// A row of a stream as loaded: kind (0 snapshot, 1 event), sequence, event type and
+/// version (empty for the snapshot), payload or state.
+type StreamRow = (i32, i64, String, String, Value);
+
 /// One round trip: the snapshot (kind 0), then the events after it (kind 1).
 async fn fetch_stream<A: Aggregate>(
     pool: &PgPool,
     id: &str,
     state_version: i32,
-) -> Result<Vec<(i32, i64, Value)>, sqlx::Error> {
+) -> Result<Vec<StreamRow>, sqlx::Error> {
     sqlx::query_as(
         "WITH snap AS ( \
              SELECT last_sequence, state FROM aggregate_snapshots \
              WHERE aggregate_type = $1 AND aggregate_id = $2 AND state_version = $3 \
          ) \
-         SELECT 0, last_sequence, state FROM snap \
+         SELECT 0, last_sequence, '', '', state FROM snap \
          UNION ALL \
-         SELECT 1, sequence, payload::jsonb FROM events \
+         SELECT 1, sequence, event_type, event_version, payload::jsonb FROM events \
          WHERE aggregate_type = $1 AND aggregate_id = $2 \
            AND sequence > coalesce((SELECT last_sequence FROM snap), 0) \
          ORDER BY 1, 2",
@@ -105,16 +109,17 @@ async fn fetch_stream<A: Aggregate>(
     .await
 }
 
-fn fold<A: Aggregate>(rows: Vec<(i32, i64, Value)>) -> Result<Loaded<A>, Unreadable> {
+fn fold<A: Aggregate>(rows: Vec<StreamRow>) -> Result<Loaded<A>, Unreadable> {
     let mut rows = rows.into_iter().peekable();
     let mut state = A::default();
     let mut from = 0;
-    if let Some((_, sequence, snapshot)) = rows.next_if(|(kind, _, _)| *kind == 0) {
+    if let Some((_, sequence, _, _, snapshot)) = rows.next_if(|row| row.0 == 0) {
         state = serde_json::from_value::<A>(snapshot).map_err(Unreadable::Snapshot)?;
         from = sequence as usize;
     }
     let mut sequence = from;
-    for (_, seq, payload) in rows {
+    for (_, seq, event_type, version, payload) in rows {
+        let payload = aggregates::upcast(A::TYPE, &event_type, &version, payload);
         state.apply(serde_json::from_value::<A::Event>(payload).map_err(Unreadable::Event)?);
         sequence = seq as usize;
     }

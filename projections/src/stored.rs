@@ -28,8 +28,8 @@ impl StoredEvent {
         }
     }
 
-    /// The payload as the domain event of aggregate type `aggregate_type`, or None for
-    /// events of other aggregates.
+    /// The payload as the domain event of aggregate type `aggregate_type` (upcast from an
+    /// older version if need be), or None for events of other aggregates.
     pub fn decode<E: DeserializeOwned>(
         &self,
         aggregate_type: &str,
@@ -37,12 +37,21 @@ impl StoredEvent {
         if self.aggregate_type != aggregate_type {
             return Ok(None);
         }
-        E::deserialize(&self.payload)
-            .map(Some)
-            .map_err(|source| ProjectionError::Decode {
-                position: self.position,
-                source,
-            })
+        let decoded =
+            if aggregates::needs_upcast(aggregate_type, &self.event_type, &self.event_version) {
+                E::deserialize(aggregates::upcast(
+                    aggregate_type,
+                    &self.event_type,
+                    &self.event_version,
+                    self.payload.clone(),
+                ))
+            } else {
+                E::deserialize(&self.payload)
+            };
+        decoded.map(Some).map_err(|source| ProjectionError::Decode {
+            position: self.position,
+            source,
+        })
     }
 }
 

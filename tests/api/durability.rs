@@ -518,3 +518,88 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
         alices
     );
 }
+
+/// Event versioning: decisions were written as version 2.0 (`permission: bool`); 2.1 names the
+/// verdict. A store holding 2.0 decisions loads its aggregates, replays and rebuilds through
+/// the upcaster, and new decisions are written as 2.1.
+#[tokio::test]
+async fn decisions_stored_as_version_2_0_are_read_through_the_upcaster_everywhere() {
+    use aggregates::orchestra::absences::MemberAbsences;
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    let approved = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let refused = app.apply_id(&t.david, "2026-03-13", "全体排练").await;
+    assert_eq!(
+        app.process(approved, &t.alice, "fine", true).await.status,
+        200
+    );
+    assert_eq!(
+        app.process(refused, &t.alice, "no", false).await.status,
+        200
+    );
+    let live = read_models(&app).await;
+    // The decisions as version 2.0 wrote them.
+    let rewritten = sqlx::query(
+        "UPDATE events SET event_version = '2.0', payload = jsonb_build_object('AbsenceProcessed', \
+             ((payload::jsonb -> 'AbsenceProcessed') - 'verdict') \
+             || jsonb_build_object('permission', payload::jsonb #>> '{AbsenceProcessed,verdict}' = 'approved'))::json \
+         WHERE event_type = 'AbsenceProcessed'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(rewritten, 2);
+    sqlx::query("DELETE FROM aggregate_snapshots")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    // Aggregates load.
+    let david = app.member_id("David").await.to_string();
+    let loaded = ensemble::store::load::<MemberAbsences>(&app.app.pool, &david, 1)
+        .await
+        .unwrap();
+    let permits = |id: i64| {
+        loaded
+            .state
+            .absence(id as u64)
+            .unwrap()
+            .decision
+            .as_ref()
+            .unwrap()
+            .permission
+    };
+    assert!(permits(approved) && !permits(refused));
+    // Replays (the auditors' fold) read them.
+    let (state, history) = ensemble::audit::record(&app.app.pool, "MemberAbsences", &david, None)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 4);
+    let text = state.to_string();
+    assert!(
+        text.contains("\"permission\":true") && text.contains("\"permission\":false"),
+        "{text}"
+    );
+    // Rebuilds give the same rows.
+    projections::rebuild(&app.app.tx_pool, &app.rebuildable(), &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(read_models(&app).await, live);
+    // A new decision on a 2.0 history is written as 2.1.
+    assert_eq!(
+        app.process(refused, &t.alice, "fine after all", true)
+            .await
+            .status,
+        200
+    );
+    let versions: Vec<String> = sqlx::query_scalar(
+        "SELECT event_version FROM events WHERE event_type = 'AbsenceProcessed' ORDER BY position",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(versions, ["2.0", "2.0", "2.1"]);
+    let all = app.get("/manager/", &t.alice).await.body;
+    assert_eq!(all[1]["permission"], true);
+}

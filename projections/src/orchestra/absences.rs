@@ -227,13 +227,13 @@ impl Run {
                         absence_id,
                         processor,
                         result,
-                        permission,
+                        verdict,
                     } = e
                     {
                         c.ids.push(*absence_id as i64);
                         c.members.push(*processor as i64);
                         c.texts.push(keys.open_or(result, ERASED_TEXT));
-                        c.flags.push(*permission);
+                        c.flags.push(verdict.permits());
                     }
                 }
                 sqlx::query(

@@ -6,7 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use super::{AbsenceChange, AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest};
+use super::{AbsenceChange, AbsenceCommand, AbsenceError, AbsenceEvent, AbsenceRequest, Verdict};
 use crate::orchestra::{AbsenceType, OrchestraServices, Section};
 use crate::personal::Sealed;
 
@@ -88,7 +88,7 @@ impl Aggregate for MemberAbsences {
                     absence_id,
                     processor,
                     result,
-                    permission,
+                    verdict: Verdict::of(permission),
                 };
                 sink.write(event, self).await;
                 Ok(())
@@ -146,13 +146,13 @@ impl Aggregate for MemberAbsences {
                 absence_id,
                 processor,
                 result,
-                permission,
+                verdict,
             } => {
                 if let Some(absence) = self.active.get_mut(&absence_id) {
                     absence.decision = Some(Decision {
                         processor,
                         result,
-                        permission,
+                        permission: verdict.permits(),
                     });
                 }
             }
@@ -624,7 +624,7 @@ mod tests {
             absence_id: 1,
             processor: ALICE,
             result: text("fine"),
-            permission,
+            verdict: Verdict::of(permission),
         };
         given()
             .given(vec![

@@ -10,4 +10,4 @@ mod events;
 pub use aggregate::{ActiveAbsence, Decision, MemberAbsences};
 pub use commands::{AbsenceChange, AbsenceCommand, AbsenceRequest};
 pub use error::AbsenceError;
-pub use events::{AbsenceEvent, ABSENCE_EVENT_VERSION};
+pub use events::{upcasters, AbsenceEvent, Verdict, ABSENCE_EVENT_VERSION};
