@@ -29,6 +29,7 @@ pub struct App {
     /// Applies the log to the read models; commands wait on it.
     pub projector: Arc<Projector>,
     pub orchestra: Orchestra,
+    pub campus: crate::campus::Campus,
     /// Personal data: sealing, opening, reservations (`src/personal.rs`).
     pub keys: Arc<crate::personal::KeyRing>,
     pub limits: crate::limits::Limits,
@@ -55,8 +56,10 @@ impl App {
         let projector = Projector::new(tx_pool.clone(), projections.clone());
         let orchestra = Orchestra::new(&config, pool.clone(), clock, projector.clone());
         let keys = Arc::new(crate::personal::KeyRing::new(pool.clone()).await?);
+        let campus = crate::campus::Campus::new(&config, pool.clone(), projector.clone());
         let app = Self {
             keys,
+            campus,
             limits: crate::limits::Limits::new(pool.clone(), &config),
             wechat: WechatClient::new(&config.wechat_api),
             config,

@@ -249,27 +249,32 @@ pub async fn standings(
 /// How the state of each kind of aggregate is rebuilt from its events, by type name. One line
 /// per aggregate type: the fold is generic.
 fn folds() -> Vec<(&'static str, Fold)> {
+    use aggregates::campus::superusers::Superuser;
     use aggregates::orchestra::absences::MemberAbsences;
     use aggregates::orchestra::roster::Roster;
     use cqrs_es::Aggregate;
     vec![
         (Roster::TYPE, fold::<Roster>),
         (MemberAbsences::TYPE, fold::<MemberAbsences>),
+        (Superuser::TYPE, fold::<Superuser>),
     ]
 }
 
-type Fold = fn(&[StoredEvent]) -> Result<serde_json::Value, String>;
+/// The state after each event.
+type Fold = fn(&[StoredEvent]) -> Result<Vec<serde_json::Value>, String>;
 
-fn fold<A: cqrs_es::Aggregate>(events: &[StoredEvent]) -> Result<serde_json::Value, String> {
+fn fold<A: cqrs_es::Aggregate>(events: &[StoredEvent]) -> Result<Vec<serde_json::Value>, String> {
     let mut state = A::default();
+    let mut states = Vec::with_capacity(events.len());
     for e in events {
         let event = e
             .decode::<A::Event>(A::TYPE)
             .map_err(|err| err.to_string())?
             .ok_or_else(|| format!("event {} is not a {}", e.position, A::TYPE))?;
         state.apply(event);
+        states.push(serde_json::to_value(&state).map_err(|e| e.to_string())?);
     }
-    serde_json::to_value(&state).map_err(|e| e.to_string())
+    Ok(states)
 }
 
 /// The aggregate types `events show` knows.
@@ -277,21 +282,31 @@ pub fn aggregate_types() -> Vec<&'static str> {
     folds().into_iter().map(|(t, _)| t).collect()
 }
 
-/// A record as it stood at `as_of` (now if None): its state rebuilt from its events up to
-/// then, and those events.
-pub async fn record(
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("unknown aggregate type {0:?} (known: {1})")]
+    UnknownType(String, String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// A record's events up to `as_of` (all if None), each with the state after it, personal
+/// values opened.
+pub async fn history(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_id: &str,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
-) -> anyhow::Result<(serde_json::Value, Vec<StoredEvent>)> {
+) -> Result<Vec<(StoredEvent, serde_json::Value)>, RecordError> {
     let Some((_, fold)) = folds().into_iter().find(|(t, _)| *t == aggregate_type) else {
-        anyhow::bail!(
-            "unknown aggregate type {aggregate_type:?} (known: {})",
-            aggregate_types().join(", ")
-        );
+        return Err(RecordError::UnknownType(
+            aggregate_type.to_string(),
+            aggregate_types().join(", "),
+        ));
     };
-    let events: Vec<StoredEvent> = sqlx::query_as(
+    let mut events: Vec<StoredEvent> = sqlx::query_as(
         "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
          event_type, event_version, payload, metadata, recorded_at FROM events \
          WHERE aggregate_type = $1 AND aggregate_id = $2 \
@@ -303,13 +318,28 @@ pub async fn record(
     .bind(as_of)
     .fetch_all(pool)
     .await?;
-    let mut events = events;
-    let mut state = fold(&events).map_err(|e| anyhow::anyhow!(e))?;
+    let mut states = fold(&events).map_err(RecordError::Unreadable)?;
     let mut values: Vec<&mut serde_json::Value> =
         events.iter_mut().map(|e| &mut e.payload).collect();
-    values.push(&mut state);
+    values.extend(states.iter_mut());
     unseal(pool, &mut values).await?;
-    Ok((state, events))
+    Ok(events.into_iter().zip(states).collect())
+}
+
+/// A record as it stood at `as_of` (now if None): its state rebuilt from its events up to
+/// then, and those events.
+pub async fn record(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<(serde_json::Value, Vec<StoredEvent>)> {
+    let steps = history(pool, aggregate_type, aggregate_id, as_of).await?;
+    let state = steps
+        .last()
+        .map(|(_, state)| state.clone())
+        .unwrap_or(serde_json::Value::Null);
+    Ok((state, steps.into_iter().map(|(e, _)| e).collect()))
 }
 
 /// A moment on the command line: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or a date (its end,

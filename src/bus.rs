@@ -113,6 +113,9 @@ pub struct Committed<A: Aggregate> {
     /// The aggregate as these events left it: the truth to answer from, whether or not the
     /// read models have caught up yet.
     pub state: A,
+    /// Where the last event is in the log (None when nothing was appended, or it could not be
+    /// read back).
+    pub position: Option<LogPosition>,
 }
 
 /// Bounds on the waits of a command.
@@ -242,7 +245,11 @@ where
                 "read models did not catch up in time; answering from the committed events"
             );
         }
-        Ok(Committed { events, state })
+        Ok(Committed {
+            events,
+            state,
+            position,
+        })
     }
 
     /// Take this aggregate's turn in this process, bounded.

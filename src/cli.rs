@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: RosterCmd,
     },
+    /// Campus superusers (管理端)
+    Admin {
+        #[command(subcommand)]
+        command: AdminCmd,
+    },
     /// Orchestra seasons
     Season {
         #[command(subcommand)]
@@ -120,6 +125,23 @@ enum MailCmd {
         /// The mail's id, as `mail list` shows it
         id: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Create a superuser. The password comes from --password, else ENSEMBLE_ADMIN_PASSWORD,
+    /// else a prompt on a terminal; it is stored as an argon2id hash, never in the log
+    Create {
+        username: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        email: String,
+    },
+    /// List the superusers
+    List,
+    /// Disable a superuser: their tokens stop working once the command returns
+    Disable { username: String },
 }
 
 #[derive(Subcommand)]
@@ -222,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mail { command } => mail(&app, command).await,
         Command::Serve => serve(app).await,
         Command::Roster { command } => roster(&app, command).await,
+        Command::Admin { command } => admin(&app, command).await,
         Command::Season {
             command: SeasonCmd::Start,
         } => {
@@ -380,6 +403,85 @@ fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
     }
 }
 
+/// Wait until the read models hold what a command committed (the CLI's own projector does the
+/// work when no server is running), however long another transaction holds them back: when an
+/// operator's command returns, what it did is in force (an unbound or erased member's tokens no
+/// longer work).
+async fn settle(app: &App, position: Option<projections::LogPosition>) {
+    let Some(position) = position else { return };
+    let mut told = false;
+    while !app
+        .projector
+        .wait_for(position, std::time::Duration::from_secs(5))
+        .await
+    {
+        if !told {
+            eprintln!(
+                "waiting for the read models to apply it (`ensemble projections list` shows what holds them back)..."
+            );
+            told = true;
+        }
+    }
+}
+
+async fn admin(app: &App, command: AdminCmd) -> anyhow::Result<()> {
+    let actor = Actor::operator();
+    match command {
+        AdminCmd::Create {
+            username,
+            password,
+            email,
+        } => {
+            let password = match password.or_else(|| std::env::var("ENSEMBLE_ADMIN_PASSWORD").ok()) {
+                Some(p) => p,
+                None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    let first = rpassword::prompt_password("password: ")?;
+                    let again = rpassword::prompt_password("again: ")?;
+                    if first != again {
+                        bail!("the two passwords differ");
+                    }
+                    first
+                }
+                None => bail!("no password: give --password, set ENSEMBLE_ADMIN_PASSWORD, or run on a terminal to be asked"),
+            };
+            let id = crate::campus::register(app, &username, &email, &password, &actor)
+                .await
+                .map_err(|e| match e {
+                    crate::campus::RegisterError::Fields(fields) => {
+                        anyhow::anyhow!("refused: {fields}")
+                    }
+                    crate::campus::RegisterError::Other(e) => e,
+                })?;
+            println!("superuser {} created (id {id})", username.trim());
+        }
+        AdminCmd::List => {
+            println!(
+                "{:<36}  {:<20} {:<30} {:<8} registered",
+                "id", "username", "email", "state"
+            );
+            for s in crate::campus::list(app).await? {
+                println!(
+                    "{:<36}  {:<20} {:<30} {:<8} {}",
+                    s.id,
+                    s.username,
+                    s.email,
+                    if s.active { "active" } else { "disabled" },
+                    s.registered_at.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+        }
+        AdminCmd::Disable { username } => {
+            let Some(id) = crate::campus::superuser_named(app, &username).await? else {
+                bail!("no superuser called {}", username.trim());
+            };
+            let position = crate::campus::disable(app, &id, &actor).await?;
+            settle(app, position).await;
+            println!("superuser {} is disabled", username.trim());
+        }
+    }
+    Ok(())
+}
+
 async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
     let bus = &app.orchestra.roster;
     let actor = Actor::operator();
@@ -405,31 +507,20 @@ async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
         }
         RosterCmd::Unbind { name } => {
             let (name, member_id) = member_named(app, &name).await?;
-            bus.execute(ROSTER_ID, RosterCommand::UnbindWechat { member_id }, &actor)
+            let committed = bus
+                .execute(ROSTER_ID, RosterCommand::UnbindWechat { member_id }, &actor)
                 .await
                 .map_err(operator_error)?;
+            settle(app, committed.position).await;
             println!("{name} is no longer bound to a WeChat account");
         }
         RosterCmd::Forget { name } => {
             let (name, member_id) = member_named(app, &name).await?;
-            bus.execute(ROSTER_ID, RosterCommand::Forget { member_id }, &actor)
+            let committed = bus
+                .execute(ROSTER_ID, RosterCommand::Forget { member_id }, &actor)
                 .await
                 .map_err(operator_error)?;
-            // Answers kept for safe retries (24 h) that mention them.
-            let escaped = serde_json::to_string(name.as_str())?;
-            let forms = [
-                name.as_str().to_string(),
-                escaped[1..escaped.len() - 1].to_string(),
-            ];
-            sqlx::query(
-                "DELETE FROM idempotency_keys WHERE response_body IS NOT NULL AND \
-                 (position(convert_to($1, 'UTF8') in response_body) > 0 \
-                  OR position(convert_to($2, 'UTF8') in response_body) > 0)",
-            )
-            .bind(&forms[0])
-            .bind(&forms[1])
-            .execute(&app.pool)
-            .await?;
+            settle(app, committed.position).await;
             println!(
                 "{name} was erased: from now on {}",
                 aggregates::orchestra::roster::former_member(member_id)
@@ -669,10 +760,11 @@ pub async fn import_roster(
                     .fetch_one(&app.pool)
                     .await?;
                 let member_id = member_id as u64;
+                let subject = member_subject(member_id);
+                let key = app.keys.create(&subject).await?;
                 let name = app
                     .keys
-                    .seal_unique(&member_subject(member_id), NAME_SCOPE, row.name.as_str())
-                    .await?;
+                    .seal_unique_with(&subject, &key, NAME_SCOPE, row.name.as_str());
                 RosterEntry::New {
                     member_id,
                     name,

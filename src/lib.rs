@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod bus;
+pub mod campus;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -2,20 +2,13 @@
 //! with their person's key before they go into a command, opening them for answers, and the
 //! blind-index secret that turns unique values into reservation keys.
 //!
-//! Keys are remembered for a minute at most: an erasure made by another process (the CLI)
-//! stops this one from sealing or opening that person's data within that minute, and what it
-//! sealed meanwhile is unreadable to everyone else (the key in the table is gone).
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! Keys are read from the table each time they are used (one indexed read per request that
+//! seals or opens), never remembered: an erasure made by another process (the CLI) holds in
+//! this one from its commit on; nothing is sealed or opened with a destroyed key.
 
 use aggregates::personal::{Blind, Sealed};
 use projections::personal::{self as crypto, Key};
 use sqlx::{PgConnection, PgPool};
-
-const REMEMBERED_FOR: Duration = Duration::from_secs(60);
-const REMEMBERED: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -29,7 +22,6 @@ pub enum KeyError {
 pub struct KeyRing {
     pool: PgPool,
     secret: Vec<u8>,
-    cache: Mutex<HashMap<String, (Key, Instant)>>,
 }
 
 impl KeyRing {
@@ -38,11 +30,7 @@ impl KeyRing {
             let mut conn = pool.acquire().await?;
             blind_index_secret(&mut conn).await?
         };
-        Ok(Self {
-            pool,
-            secret,
-            cache: Mutex::default(),
-        })
+        Ok(Self { pool, secret })
     }
 
     /// The reservation key of `value` in `scope`.
@@ -50,37 +38,34 @@ impl KeyRing {
         crypto::blind(&self.secret, scope, value)
     }
 
-    /// `subject`'s key, created on first use; [`KeyError::Forgotten`] once erased.
+    /// `subject`'s key; [`KeyError::Forgotten`] once erased (or never created).
     pub async fn key(&self, subject: &str) -> Result<Key, KeyError> {
-        if let Some((key, at)) = self.cache.lock().unwrap().get(subject) {
-            if at.elapsed() < REMEMBERED_FOR {
-                return Ok(*key);
-            }
-        }
+        let key: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT key FROM personal_keys WHERE subject = $1")
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
+        key.flatten()
+            .and_then(|k| Key::try_from(k.as_slice()).ok())
+            .ok_or(KeyError::Forgotten)
+    }
+
+    /// A new subject's key (the existing one if it has one already; Forgotten for a
+    /// tombstone: an erased subject never gets a key again).
+    pub async fn create(&self, subject: &str) -> Result<Key, KeyError> {
         let mut conn = self.pool.acquire().await?;
-        let key = key_of(&mut conn, subject).await?;
-        let mut cache = self.cache.lock().unwrap();
-        if cache.len() >= REMEMBERED {
-            cache.clear();
-        }
-        cache.insert(subject.to_string(), (key, Instant::now()));
-        Ok(key)
+        key_of(&mut conn, subject).await
     }
 
     pub async fn seal(&self, subject: &str, clear: &str) -> Result<Sealed, KeyError> {
         Ok(crypto::seal(subject, &self.key(subject).await?, clear))
     }
 
-    /// Sealed, with the blind that reserves it in `scope`.
-    pub async fn seal_unique(
-        &self,
-        subject: &str,
-        scope: &str,
-        clear: &str,
-    ) -> Result<Sealed, KeyError> {
-        let mut sealed = self.seal(subject, clear).await?;
+    /// Sealed, with the blind that reserves it in `scope`, under `key`.
+    pub fn seal_unique_with(&self, subject: &str, key: &Key, scope: &str, clear: &str) -> Sealed {
+        let mut sealed = crypto::seal(subject, key, clear);
         sealed.blind = Some(self.blind(scope, clear));
-        Ok(sealed)
+        sealed
     }
 
     /// The clear text, if its key still exists.
@@ -134,4 +119,9 @@ pub async fn blind_index_secret(conn: &mut PgConnection) -> sqlx::Result<Vec<u8>
     sqlx::query_scalar("SELECT value FROM store_secrets WHERE name = 'blind-index'")
         .fetch_one(conn)
         .await
+}
+
+/// A short hex form of a blind (rate-limit keys and the like).
+pub fn hex(blind: Blind) -> String {
+    blind.0[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

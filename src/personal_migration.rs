@@ -163,8 +163,16 @@ impl Rewrite {
             .ok_or_else(|| anyhow!("an event names someone who was never enrolled"))
     }
 
-    /// The actor of a member's event becomes their subject.
+    /// The actor of a member's event becomes their subject (an operator's stays as it was,
+    /// even if a member has the same name).
     fn metadata(&self, mut metadata: Value) -> Value {
+        let by_member = matches!(
+            metadata.get("actor_kind").and_then(Value::as_str),
+            Some("member" | "manager")
+        );
+        if !by_member {
+            return metadata;
+        }
         if let Some(actor) = metadata.get_mut("actor") {
             if let Some(id) = actor.as_str().and_then(|a| self.members.get(a)) {
                 *actor = Value::String(member_subject(*id));

@@ -191,7 +191,9 @@ where
             .bind(effects.claim_scopes)
             .bind(effects.claim_blinds)
             .bind(effects.claim_owners)
-            .bind(effects.shred);
+            .bind(effects.shred)
+            .bind(effects.credential_subjects)
+            .bind(effects.credential_hashes);
     }
     let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
     Ok(LogPosition {
@@ -200,7 +202,10 @@ where
     })
 }
 
-/// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement.
+/// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement. An
+/// erasure also empties the retry cache (`idempotency_keys`): its answers may name the person,
+/// and nothing tells which do; retries of writes made before it then run again (in this
+/// domain they are refused or change nothing).
 const EFFECTS: &str = ", released AS ( \
          DELETE FROM reservations r USING unnest($11::text[], $12::text[]) AS x(owner, scope) \
          WHERE r.owner = x.owner AND (x.scope IS NULL OR r.scope = x.scope) \
@@ -212,6 +217,14 @@ const EFFECTS: &str = ", released AS ( \
          SELECT s, NULL, now() FROM unnest($16::text[]) AS s \
          ON CONFLICT (subject) DO UPDATE \
              SET key = NULL, forgotten_at = coalesce(personal_keys.forgotten_at, now()) \
+     ), uncredentialed AS ( \
+         DELETE FROM credentials WHERE subject = ANY($16::text[]) \
+     ), swept AS ( \
+         DELETE FROM idempotency_keys WHERE cardinality($16::text[]) > 0 \
+     ), credentialed AS ( \
+         INSERT INTO credentials (subject, hash) \
+         SELECT * FROM unnest($17::text[], $18::text[]) \
+         ON CONFLICT (subject) DO UPDATE SET hash = excluded.hash \
      )";
 
 #[derive(Default)]
@@ -222,6 +235,8 @@ struct Effects {
     claim_blinds: Vec<Vec<u8>>,
     claim_owners: Vec<String>,
     shred: Vec<String>,
+    credential_subjects: Vec<String>,
+    credential_hashes: Vec<String>,
 }
 
 impl Effects {
@@ -243,12 +258,19 @@ impl Effects {
                     out.release_scopes.push(scope.map(str::to_string));
                 }
                 StoreEffect::Shred { subject } => out.shred.push(subject),
+                StoreEffect::Credential { subject, hash } => {
+                    out.credential_subjects.push(subject);
+                    out.credential_hashes.push(hash);
+                }
             }
         }
         out
     }
 
     fn is_empty(&self) -> bool {
-        self.release_owners.is_empty() && self.claim_scopes.is_empty() && self.shred.is_empty()
+        self.release_owners.is_empty()
+            && self.claim_scopes.is_empty()
+            && self.shred.is_empty()
+            && self.credential_subjects.is_empty()
     }
 }

@@ -3,6 +3,7 @@
 //! Nothing here talks to a database, the network or the clock except through the
 //! `Services` traits, which the tests replace.
 
+pub mod campus;
 pub mod orchestra;
 pub mod personal;
 

@@ -51,6 +51,8 @@ pub enum StoreEffect {
     },
     /// Destroy `subject`'s key: everything sealed with it becomes unreadable.
     Shred { subject: String },
+    /// Set `subject`'s password hash (`credentials`): secrets never go into the log.
+    Credential { subject: String, hash: String },
 }
 
 /// Events that touch the side tables say so.

@@ -2,6 +2,7 @@
 //! order, idempotent thanks to a checkpoint that moves in the same transaction as its rows.
 //! The same [`Projection::apply`] serves live catch-up and full rebuilds.
 
+pub mod campus;
 pub mod chain;
 pub mod orchestra;
 pub mod personal;
@@ -20,6 +21,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(orchestra::RosterProjection),
         Box::new(orchestra::AbsenceProjection),
         Box::new(orchestra::MailOutbox),
+        Box::new(campus::SuperuserProjection),
         Box::new(chain::EventChain),
     ]
 }

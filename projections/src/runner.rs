@@ -224,14 +224,16 @@ pub async fn catch_up_all(
             done.position = all_held.then_some(from);
             return Ok(done);
         };
-        let behind: Vec<(&dyn Projection, LogPosition)> = locked
+        // In the order of `projections` (not the locks' order): a later one may read what an
+        // earlier one wrote in this pass (the outbox reads the roster's names).
+        let behind: Vec<(&dyn Projection, LogPosition)> = projections
             .iter()
-            .filter_map(|row| {
-                let p = projections.iter().find(|p| p.name() == row.0)?;
+            .filter_map(|p| {
+                let row = locked.iter().find(|row| row.0 == p.name())?;
                 Some((p.as_ref(), at(row)))
             })
             .collect();
-        // Each projection only touches its own tables: one after the other, each with the
+        // Each projection writes only its own tables: one after the other, each with the
         // events past its own checkpoint.
         for (projection, seen) in &behind {
             let unseen = events.partition_point(|e| e.log_position() <= *seen);

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -24,6 +23,8 @@ use utoipa::{Modify, OpenApi};
     modifiers(&Security),
     tags(
         (name = "orchestra", description = "Members' absences and managers' decisions"),
+        (name = "campus", description = "Superusers (the rest of the campus document is to come)"),
+        (name = "audit", description = "The event history, for campus superusers"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -75,7 +76,7 @@ pub async fn docs_page() -> Response {
         (status = 200, description = "The asset"),
         (status = 404, description = "No such asset", body = crate::http::schema::NotFound),
     ))]
-pub async fn docs_asset(Path(file): Path<String>) -> Response {
+pub async fn docs_asset(super::Segment(file): super::Segment) -> Response {
     swagger_file(&file)
 }
 

@@ -14,9 +14,17 @@ pub enum ApiError {
     RetryAfter(StatusCode, String, u64),
     /// Something that is not the client's fault: logged once, answered opaquely.
     Internal(String),
+    /// Any JSON body with this status (the campus document's DRF shapes:
+    /// `{"detail": ...}`, `{"field": ["..."]}`, `{"success": "false", ...}`).
+    Body(StatusCode, serde_json::Value),
 }
 
 impl ApiError {
+    /// DRF's `{"detail": ...}`.
+    pub fn detail(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self::Body(status, json!({ "detail": detail.into() }))
+    }
+
     pub fn msg(status: StatusCode, msg: impl Into<String>) -> Self {
         Self::Msg(status, msg.into())
     }
@@ -64,6 +72,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Msg(status, msg) => (status, Json(json!({ "msg": msg }))).into_response(),
+            Self::Body(status, body) => (status, Json(body)).into_response(),
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
                 Json(json!({ "msg": "Not found.", "detail": "未找到。" })),

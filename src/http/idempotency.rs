@@ -242,8 +242,12 @@ async fn replay(app: &App, scope: &str, key: &str, request_hash: &str) -> Respon
     }
 }
 
-/// Forget answers older than 24 h.
+/// Forget answers older than 24 h, and rate-limit rows whose moment has passed (they hold
+/// nothing, and keep no keyed hash of a name or an address longer than needed).
 pub async fn expire(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM write_limits WHERE tat < now()")
+        .execute(pool)
+        .await?;
     Ok(
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
             .execute(pool)

@@ -74,6 +74,7 @@ pub fn api(with_metrics: bool) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
     utoipa_axum::router::OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(crate::orchestra::routes())
+        .merge(crate::campus::routes())
         .merge(crate::metrics::routes(with_metrics))
         .routes(utoipa_axum::routes!(docs::openapi_json))
         .routes(utoipa_axum::routes!(docs::docs_page))

@@ -43,22 +43,29 @@ fn unauthorized(msg: &str) -> ApiError {
     ApiError::msg(StatusCode::UNAUTHORIZED, msg)
 }
 
-/// The token of `Authorization: JWT <token>` or `Bearer <token>`.
-pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+/// An `Authorization` header that is not `JWT <token>` or `Bearer <token>`.
+#[derive(Debug)]
+pub struct MalformedAuthorization;
+
+/// The token of `Authorization: JWT <token>` or `Bearer <token>`, if the header is there.
+pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, MalformedAuthorization> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| unauthorized("Invalid or expired token."))?;
+    let value = value.to_str().map_err(|_| MalformedAuthorization)?;
     let (scheme, token) = value
         .trim()
         .split_once(' ')
-        .ok_or_else(|| unauthorized("Invalid or expired token."))?;
+        .ok_or(MalformedAuthorization)?;
     if !(scheme.eq_ignore_ascii_case("jwt") || scheme.eq_ignore_ascii_case("bearer")) {
-        return Err(unauthorized("Invalid or expired token."));
+        return Err(MalformedAuthorization);
     }
     Ok(Some(token.trim()))
+}
+
+/// The token of `Authorization: JWT <token>` or `Bearer <token>`.
+pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    bearer_token(parts).map_err(|_| unauthorized("Invalid or expired token."))
 }
 
 /// The actor of an HTTP request by `subject` (opaque) in `role`.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 
-pub use auth::CurrentMember;
+pub use auth::{bearer_token, http_actor, CurrentMember};
 pub use routes::routes;
 
 use crate::bus::CommandBus;

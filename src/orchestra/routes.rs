@@ -10,12 +10,11 @@ use aggregates::orchestra::roster::{
     OPENID_SCOPE, ROSTER_ID,
 };
 use aggregates::orchestra::{AbsenceType, MemberName};
-use aggregates::personal::Sealed;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use projections::personal::ERASED_TEXT;
+use projections::personal::{self as crypto, Key, ERASED_TEXT};
 use serde::Serialize;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,10 +84,6 @@ fn busy() -> ApiError {
 
 // ---- login ------------------------------------------------------------------------------
 
-fn hex(blind: aggregates::personal::Blind) -> String {
-    blind.0[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn not_listed() -> ApiError {
     ApiError::msg(
         StatusCode::UNAUTHORIZED,
@@ -137,8 +132,8 @@ async fn login(
         .unwrap_or_default();
     app.limits
         .check_login(
-            &hex(app.keys.blind("login-address", &address)),
-            &hex(app.keys.blind("login-name", name.trim())),
+            &crate::personal::hex(app.keys.blind("login-address", &address)),
+            &crate::personal::hex(app.keys.blind("login-name", name.trim())),
         )
         .await?;
     // `app_id` / `app_secret` of old clients are ignored: the configured credentials win.
@@ -165,14 +160,13 @@ async fn login(
         // Not bound (or bound so recently that the read model has not caught up): bind.
         None => {
             let actor = http_actor(member.role().as_str(), &subject, &headers, &extensions);
+            let key = app.keys.key(&subject).await.map_err(|e| match e {
+                KeyError::Forgotten => not_listed(),
+                e => e.into(),
+            })?;
             let openid = app
                 .keys
-                .seal_unique(&subject, OPENID_SCOPE, &openid)
-                .await
-                .map_err(|e| match e {
-                    KeyError::Forgotten => not_listed(),
-                    e => e.into(),
-                })?;
+                .seal_unique_with(&subject, &key, OPENID_SCOPE, &openid);
             let command = RosterCommand::BindWechat {
                 member_id: member.id as u64,
                 openid,
@@ -257,11 +251,12 @@ fn kind(input: &Input) -> Result<Option<AbsenceType>, ApiError> {
 
 /// The absence as the command left it, from the aggregate's state after the commit: what was
 /// committed, whether or not the read models have caught up yet (they have, unless the
-/// projector was held up past its bound; then a GET may lag for a moment).
-async fn answer(
-    app: &App,
+/// projector was held up past its bound; then a GET may lag for a moment). Its texts are
+/// opened with `key`, the applier's.
+fn answer(
     committed: &Committed<MemberAbsences>,
     id: u64,
+    key: &Key,
     applier: String,
     processor: Option<String>,
 ) -> Result<AbsenceRow, ApiError> {
@@ -269,29 +264,27 @@ async fn answer(
         .state
         .absence(id)
         .ok_or_else(|| ApiError::internal(format!("absence {id} is not in what was committed")))?;
-    let reason = app
-        .keys
-        .open(&absence.reason)
-        .await?
-        .unwrap_or_else(|| ERASED_TEXT.to_string());
-    let result = match &absence.decision {
-        Some(decision) => Some(
-            app.keys
-                .open(&decision.result)
-                .await?
-                .unwrap_or_else(|| ERASED_TEXT.to_string()),
-        ),
-        None => None,
-    };
+    let open = |sealed| crypto::open(key, sealed).unwrap_or_else(|| ERASED_TEXT.to_string());
+    let reason = open(&absence.reason);
+    let result = absence.decision.as_ref().map(|d| open(&d.result));
     let processor = absence.decision.as_ref().and(processor);
     Ok(read::absence_row(
         id, absence, applier, processor, reason, result,
     ))
 }
 
-/// `text` sealed with the key of member `id`.
-async fn seal(app: &App, id: i64, text: &str) -> Result<Sealed, ApiError> {
-    Ok(app.keys.seal(&member_subject(id as u64), text).await?)
+/// The key of the calling member, read now: an erased member's token may outlive the erasure
+/// until the read models catch up, but nothing of theirs is sealed after it.
+async fn my_key(app: &App, me: &CurrentMember) -> Result<Key, ApiError> {
+    app.keys
+        .key(&member_subject(me.id as u64))
+        .await
+        .map_err(|e| match e {
+            KeyError::Forgotten => {
+                ApiError::msg(StatusCode::UNAUTHORIZED, "Invalid or expired token.")
+            }
+            e => e.into(),
+        })
 }
 
 #[utoipa::path(get, path = "/absence", tag = "orchestra",
@@ -338,10 +331,12 @@ async fn apply(
     let date = date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?;
     let kind = kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?;
     let reason = reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?;
+    let key = my_key(&app, &me).await?;
+    let subject = member_subject(me.id as u64);
     let request = AbsenceRequest {
         date,
         kind,
-        reason: seal(&app, me.id, &reason).await?,
+        reason: crypto::seal(&subject, &key, &reason),
     };
     let command = AbsenceCommand::Apply {
         applier: me.id as u64,
@@ -361,7 +356,7 @@ async fn apply(
     app.orchestra
         .appliers
         .remember(*absence_id, &me.id.to_string());
-    let row = answer(&app, &committed, *absence_id, me.name.clone(), None).await?;
+    let row = answer(&committed, *absence_id, &key, me.name.clone(), None)?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
@@ -396,16 +391,16 @@ async fn change(
     // Fields left out keep the values the member's stream holds when the command runs (a
     // read model read earlier may lag: filling them from it could undo an earlier change).
     // The command goes to the caller's own stream: another member's absence is not there (404).
+    let (date, kind, reason) = (date(&input)?, kind(&input)?, reason(&input)?);
+    let key = my_key(&app, &me).await?;
+    let subject = member_subject(me.id as u64);
     let command = AbsenceCommand::Change {
         absence_id: id,
         section: me.section,
         change: AbsenceChange {
-            date: date(&input)?,
-            kind: kind(&input)?,
-            reason: match reason(&input)? {
-                Some(reason) => Some(seal(&app, me.id, &reason).await?),
-                None => None,
-            },
+            date,
+            kind,
+            reason: reason.map(|reason| crypto::seal(&subject, &key, &reason)),
         },
     };
     let committed = app
@@ -423,9 +418,13 @@ async fn change(
         Some(decision) => read::member_name(&app.pool, decision.processor as i64).await?,
         None => None,
     };
-    Ok(Json(
-        answer(&app, &committed, id, me.name.clone(), processor).await?,
-    ))
+    Ok(Json(answer(
+        &committed,
+        id,
+        &key,
+        me.name.clone(),
+        processor,
+    )?))
 }
 
 #[utoipa::path(delete, path = "/absence/{id}", tag = "orchestra",
@@ -565,10 +564,12 @@ async fn process(
     let applier_id: i64 = applier.parse().map_err(ApiError::internal)?;
     // The result is part of the applier's record: sealed with their key (an erased member's
     // absences are not found).
+    let applier_subject = member_subject(applier_id as u64);
+    let key = app.keys.key(&applier_subject).await?;
     let command = AbsenceCommand::Process {
         absence_id: id as u64,
         processor: me.id as u64,
-        result: seal(&app, applier_id, &result).await?,
+        result: crypto::seal(&applier_subject, &key, &result),
         permission,
     };
     let committed = app
@@ -583,13 +584,12 @@ async fn process(
     Ok(Json(Processed {
         msg: "Absence processed.",
         absence: answer(
-            &app,
             &committed,
             id as u64,
+            &key,
             applier_name,
             Some(me.name.clone()),
-        )
-        .await?,
+        )?,
     }))
 }
 

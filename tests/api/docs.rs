@@ -9,6 +9,8 @@ fn fill(path: &str, id: i64) -> String {
     path.replace("{id}", &id.to_string())
         .replace("{key}", "1")
         .replace("{file}", "swagger-ui.css")
+        .replace("{aggregate_type}", "Roster")
+        .replace("{aggregate_id}", "orchestra")
 }
 
 #[tokio::test]
@@ -43,6 +45,9 @@ async fn every_documented_operation_is_served_and_nothing_else_is_routed() {
     let expected: Vec<(String, String)> = [
         ("DELETE", "/absence/{id}"),
         ("GET", "/absence"),
+        ("GET", "/audit/events"),
+        ("GET", "/audit/{aggregate_type}/{aggregate_id}"),
+        ("GET", "/audit/{aggregate_type}/{aggregate_id}/history"),
         ("GET", "/docs"),
         ("GET", "/docs/{file}"),
         ("GET", "/healthz"),
@@ -56,6 +61,8 @@ async fn every_documented_operation_is_served_and_nothing_else_is_routed() {
         ("GET", "/readyz"),
         ("POST", "/absence"),
         ("POST", "/account/login"),
+        ("POST", "/adminLogIn"),
+        ("POST", "/register"),
         ("PUT", "/absence/{id}"),
         ("PUT", "/manager/{key}"),
     ]

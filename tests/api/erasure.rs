@@ -331,3 +331,60 @@ async fn a_store_written_in_clear_is_sealed_on_start_and_its_members_carry_on() 
     assert_eq!(all.as_array().unwrap().len(), 5);
     verify(&app).await.expect("still intact after the erasure");
 }
+
+/// Between the erasure's commit and the read models catching up (held here by a transaction
+/// on the roster's checkpoint), the member's token still passes the read model's check; but
+/// nothing of theirs can be sealed any more: their writes and a manager's decision on their
+/// absence are refused, and the retry cache is emptied in the erasure's own statement.
+#[tokio::test]
+async fn nothing_is_sealed_for_a_member_after_the_erasure_commits_even_before_the_read_models_know()
+{
+    use aggregates::orchestra::roster::{RosterCommand, ROSTER_ID};
+    let app = crate::helpers::spawn_app().await;
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let kept = app
+        .http
+        .post(format!("{}/absence/", app.address))
+        .header("Authorization", format!("JWT {}", t.david))
+        .header("Idempotency-Key", "before-erasure")
+        .json(&json!({ "reason": "kept for a retry", "time_absence": "2026-03-14", "type": "全体排练" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 201);
+    assert_eq!(app.scalar("SELECT count(*) FROM idempotency_keys").await, 1);
+    let mut hold = app.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_roster' FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let david = app.member_id("David").await;
+    app.app
+        .orchestra
+        .roster
+        .execute(
+            ROSTER_ID,
+            RosterCommand::Forget { member_id: david },
+            &ensemble::bus::Actor::operator(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.scalar("SELECT count(*) FROM idempotency_keys").await, 0);
+    // The read model still says David is active...
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT count(*) FROM orchestra_members WHERE id = {david} AND active"
+        ))
+        .await,
+        1
+    );
+    // ...yet his writes and decisions on his absences are refused, and nothing is appended.
+    let events = app.scalar("SELECT count(*) FROM events").await;
+    let write = app.apply(&t.david, "2026-03-20", "全体排练").await;
+    assert_eq!(write.status, 401, "{}", write.body);
+    let decision = app.process(id, &t.alice, "too late", true).await;
+    assert_eq!(decision.status, 404, "{}", decision.body);
+    assert_eq!(app.scalar("SELECT count(*) FROM events").await, events);
+    hold.rollback().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test on its own fresh database with the real server.
 
 mod absences;
+mod campus;
 mod cli;
 mod docs;
 mod durability;

@@ -1,0 +1,5 @@
+//! Read models of the campus context.
+
+mod superusers;
+
+pub use superusers::SuperuserProjection;

@@ -1,0 +1,189 @@
+//! The auditors' views over HTTP, for campus superusers only: the history in log order, a
+//! record as it stood at a moment, and a record's history with the state after each event.
+//! The same code as the CLI's (`src/audit.rs`); personal values opened, `(erased)` where their
+//! key was destroyed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::CurrentSuperuser;
+use crate::audit::{self, Filter, RecordError};
+use crate::http::ApiError;
+use crate::App;
+
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(record))
+        .routes(routes!(history))
+}
+
+const MAX_PAGE: i64 = 1000;
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError::detail(StatusCode::BAD_REQUEST, reason)
+}
+
+fn query(raw: Option<String>) -> Result<HashMap<String, String>, ApiError> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|_| bad("the query string is malformed"))
+}
+
+fn as_of(
+    params: &HashMap<String, String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    params
+        .get("as_of")
+        .map(|t| audit::parse_time(t).map_err(bad))
+        .transpose()
+}
+
+#[utoipa::path(get, path = "/audit/events", tag = "audit",
+    summary = "The history of the whole store, in log order (superusers)",
+    security(("jwt" = [])),
+    params(
+        ("after" = Option<i64>, Query, description = "Only events after the one at this position (the `next` of the previous page)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Events per page: 1 to 1000, 100 by default"),
+        ("aggregate_type" = Option<String>, Query, description = "e.g. MemberAbsences"),
+        ("aggregate_id" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "`events`: the CLI's fields; `next`: the `after` of the next page, null on the last", body = Object,
+         example = json!({"events": [{"position": 1, "transaction_id": 741, "aggregate_type": "Roster", "aggregate_id": "orchestra", "sequence": 1, "event_type": "MemberEnrolled", "event_version": "2.0", "payload": {"MemberEnrolled": {"member_id": 1, "name": "David", "section": "stringed", "role": "member"}}, "metadata": {"actor": "root", "actor_kind": "operator", "channel": "cli", "request_id": "cli-1f0c"}, "recorded_at": "2026-03-10T08:00:00.000000Z"}], "next": null})),
+        (status = 400, description = "A bad parameter, with the reason", body = crate::http::schema::Detail),
+        (status = 401, description = "No or a bad token", body = crate::http::schema::Detail),
+        (status = 403, description = "Not a superuser", body = crate::http::schema::Detail),
+    ))]
+async fn events(
+    State(app): State<Arc<App>>,
+    _: CurrentSuperuser,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(raw)?;
+    let number = |name: &str| -> Result<Option<i64>, ApiError> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| bad(format!("{name} must be an integer")))
+            })
+            .transpose()
+    };
+    let limit = number("limit")?.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let after = number("after")?;
+    if after.is_some_and(|a| a < 0) {
+        return Err(bad("after must not be negative"));
+    }
+    let filter = Filter {
+        aggregate_type: params.get("aggregate_type").cloned(),
+        aggregate_id: params.get("aggregate_id").cloned(),
+        after,
+        limit,
+    };
+    let events = audit::events(&app.pool, &filter).await?;
+    let next = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.position))
+        .flatten();
+    Ok(Json(json!({
+        "events": events.iter().map(audit::event_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+fn record_error(e: RecordError) -> ApiError {
+    match e {
+        RecordError::UnknownType(..) => bad(e.to_string()),
+        RecordError::Database(e) => e.into(),
+        RecordError::Unreadable(e) => ApiError::internal(e),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::detail(StatusCode::NOT_FOUND, "未找到。")
+}
+
+#[utoipa::path(get, path = "/audit/{aggregate_type}/{aggregate_id}", tag = "audit",
+    summary = "A record as it stands, or as it stood at `as_of` (superusers)",
+    security(("jwt" = [])),
+    params(
+        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser"),
+        ("aggregate_id" = String, Path),
+        ("as_of" = Option<String>, Query, description = "RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or a date (its end)"),
+    ),
+    responses(
+        (status = 200, description = "The state rebuilt from its events up to then", body = Object,
+         example = json!({"aggregate_type": "MemberAbsences", "aggregate_id": "3", "as_of": null, "sequence": 2, "state": {"active": {}}})),
+        (status = 400, description = "An unknown type or a bad time, with the reason", body = crate::http::schema::Detail),
+        (status = 401, description = "No or a bad token", body = crate::http::schema::Detail),
+        (status = 403, description = "Not a superuser", body = crate::http::schema::Detail),
+        (status = 404, description = "No such record (at that time)", body = crate::http::schema::Detail),
+    ))]
+async fn record(
+    State(app): State<Arc<App>>,
+    _: CurrentSuperuser,
+    record_path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let Path((aggregate_type, aggregate_id)) = record_path.map_err(|_| not_found())?;
+    let when = as_of(&query(raw)?)?;
+    let steps = audit::history(&app.pool, &aggregate_type, &aggregate_id, when)
+        .await
+        .map_err(record_error)?;
+    let Some((last, state)) = steps.last() else {
+        return Err(not_found());
+    };
+    Ok(Json(json!({
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "as_of": when.map(|t| t.to_rfc3339()),
+        "sequence": last.sequence,
+        "state": state,
+    })))
+}
+
+#[utoipa::path(get, path = "/audit/{aggregate_type}/{aggregate_id}/history", tag = "audit",
+    summary = "A record's events, each with the state after it (superusers)",
+    security(("jwt" = [])),
+    params(
+        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser"),
+        ("aggregate_id" = String, Path),
+    ),
+    responses(
+        (status = 200, description = "`history`: each event (the CLI's fields) with `state` after it", body = Object),
+        (status = 400, description = "An unknown type, with the reason", body = crate::http::schema::Detail),
+        (status = 401, description = "No or a bad token", body = crate::http::schema::Detail),
+        (status = 403, description = "Not a superuser", body = crate::http::schema::Detail),
+        (status = 404, description = "No such record", body = crate::http::schema::Detail),
+    ))]
+async fn history(
+    State(app): State<Arc<App>>,
+    _: CurrentSuperuser,
+    record_path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path((aggregate_type, aggregate_id)) = record_path.map_err(|_| not_found())?;
+    let steps = audit::history(&app.pool, &aggregate_type, &aggregate_id, None)
+        .await
+        .map_err(record_error)?;
+    if steps.is_empty() {
+        return Err(not_found());
+    }
+    Ok(Json(json!({
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "history": steps
+            .iter()
+            .map(|(event, state)| json!({ "event": audit::event_json(event), "state": state }))
+            .collect::<Vec<_>>(),
+    })))
+}
