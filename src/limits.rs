@@ -43,9 +43,21 @@ impl Limits {
         .await
     }
 
-    /// 429 with `Retry-After` when logins from this address, or for this name, come too
-    /// often. `address` and `name` are keyed hashes.
-    pub async fn check_login(&self, address: &str, name: &str) -> Result<(), ApiError> {
+    /// 429 with `Retry-After` when logins from the request's client address, or for `name`
+    /// (in `scope`: which login it is), come too often. Keyed by keyed hashes of both.
+    pub async fn check_login(
+        &self,
+        keys: &crate::personal::KeyRing,
+        request: &axum::http::Extensions,
+        scope: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let address = request
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|peer| peer.0.ip().to_string())
+            .unwrap_or_default();
+        let address = crate::personal::hex(keys.blind("login-address", &address));
+        let name = crate::personal::hex(keys.blind(scope, name.trim()));
         self.check(
             &format!("login-address:{address}"),
             self.login_per_address,

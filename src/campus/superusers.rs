@@ -193,15 +193,8 @@ async fn admin_login(
 ) -> Result<Response, ApiError> {
     let username = input.text("username")?.unwrap_or_default();
     let password = input.text("password")?.unwrap_or_default();
-    let address = extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|peer| peer.0.ip().to_string())
-        .unwrap_or_default();
     app.limits
-        .check_login(
-            &crate::personal::hex(app.keys.blind("login-address", &address)),
-            &crate::personal::hex(app.keys.blind("admin-login-name", username.trim())),
-        )
+        .check_login(&app.keys, &extensions, "admin-login-name", &username)
         .await?;
     let found: Option<(String, String, String, bool)> = match superuser_named(&app, &username)
         .await

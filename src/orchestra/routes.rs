@@ -126,15 +126,8 @@ async fn login(
     let name = input.required_text("name")?;
     let code = input.required_text("code")?;
     // Per client address, then per name (both by keyed hash): guessing names or codes is slow.
-    let address = extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|peer| peer.0.ip().to_string())
-        .unwrap_or_default();
     app.limits
-        .check_login(
-            &crate::personal::hex(app.keys.blind("login-address", &address)),
-            &crate::personal::hex(app.keys.blind("login-name", name.trim())),
-        )
+        .check_login(&app.keys, &extensions, "login-name", &name)
         .await?;
     // `app_id` / `app_secret` of old clients are ignored: the configured credentials win.
     let name = MemberName::parse(&name).map_err(|_| not_listed())?;
