@@ -65,6 +65,11 @@ async fn stored_events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent
             position: i64::MIN,
         },
     };
+    // Only transactions that have ended (as the projections follow the log): a page never
+    // shows a later commit before an earlier one still in flight, so paging by `next` misses
+    // nothing.
+    let mut conn = pool.acquire().await?;
+    let horizon = projections::horizon(&mut conn).await?;
     // Without the event itself (no --after, or a hole), by position.
     let after_clause = if after.transaction_id >= 0 {
         "(transaction_id, position) > ($1, $2)"
@@ -74,7 +79,7 @@ async fn stored_events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent
     sqlx::query_as(&format!(
         "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
          event_type, event_version, payload, metadata, recorded_at FROM events \
-         WHERE ({after_clause}) \
+         WHERE ({after_clause}) AND transaction_id < $6 \
            AND ($3::text IS NULL OR aggregate_type = $3) \
            AND ($4::text IS NULL OR aggregate_id = $4) \
          ORDER BY transaction_id, position LIMIT $5"
@@ -84,7 +89,8 @@ async fn stored_events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent
     .bind(&filter.aggregate_type)
     .bind(&filter.aggregate_id)
     .bind(filter.limit)
-    .fetch_all(pool)
+    .bind(horizon)
+    .fetch_all(&mut *conn)
     .await
 }
 
@@ -260,19 +266,25 @@ fn folds() -> Vec<(&'static str, Fold)> {
     ]
 }
 
-/// The state after each event.
-type Fold = fn(&[StoredEvent]) -> Result<Vec<serde_json::Value>, String>;
+/// The states after the events whose indexes are in `wanted` (the fold applies them all, but
+/// serialises only those: a long stream's history is paged, and its state now is one value).
+type Fold = fn(&[StoredEvent], std::ops::Range<usize>) -> Result<Vec<serde_json::Value>, String>;
 
-fn fold<A: cqrs_es::Aggregate>(events: &[StoredEvent]) -> Result<Vec<serde_json::Value>, String> {
+fn fold<A: cqrs_es::Aggregate>(
+    events: &[StoredEvent],
+    wanted: std::ops::Range<usize>,
+) -> Result<Vec<serde_json::Value>, String> {
     let mut state = A::default();
-    let mut states = Vec::with_capacity(events.len());
-    for e in events {
+    let mut states = Vec::with_capacity(wanted.len());
+    for (i, e) in events.iter().enumerate().take(wanted.end) {
         let event = e
             .decode::<A::Event>(A::TYPE)
             .map_err(|err| err.to_string())?
             .ok_or_else(|| format!("event {} is not a {}", e.position, A::TYPE))?;
         state.apply(event);
-        states.push(serde_json::to_value(&state).map_err(|e| e.to_string())?);
+        if wanted.contains(&i) {
+            states.push(serde_json::to_value(&state).map_err(|e| e.to_string())?);
+        }
     }
     Ok(states)
 }
@@ -292,21 +304,20 @@ pub enum RecordError {
     Unreadable(String),
 }
 
-/// A record's events up to `as_of` (all if None), each with the state after it, personal
-/// values opened.
-pub async fn history(
+/// A record's events up to `as_of` (all if None), in order.
+async fn stream(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_id: &str,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Vec<(StoredEvent, serde_json::Value)>, RecordError> {
+) -> Result<(Fold, Vec<StoredEvent>), RecordError> {
     let Some((_, fold)) = folds().into_iter().find(|(t, _)| *t == aggregate_type) else {
         return Err(RecordError::UnknownType(
             aggregate_type.to_string(),
             aggregate_types().join(", "),
         ));
     };
-    let mut events: Vec<StoredEvent> = sqlx::query_as(
+    let events = sqlx::query_as(
         "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
          event_type, event_version, payload, metadata, recorded_at FROM events \
          WHERE aggregate_type = $1 AND aggregate_id = $2 \
@@ -318,28 +329,58 @@ pub async fn history(
     .bind(as_of)
     .fetch_all(pool)
     .await?;
-    let mut states = fold(&events).map_err(RecordError::Unreadable)?;
+    Ok((fold, events))
+}
+
+/// The states after the events of `range` (a CPU-bound fold: off the request threads).
+async fn states(
+    fold: Fold,
+    events: Vec<StoredEvent>,
+    range: std::ops::Range<usize>,
+) -> Result<(Vec<StoredEvent>, Vec<serde_json::Value>), RecordError> {
+    tokio::task::spawn_blocking(move || fold(&events, range).map(|states| (events, states)))
+        .await
+        .map_err(|e| RecordError::Unreadable(e.to_string()))?
+        .map_err(RecordError::Unreadable)
+}
+
+/// A record's history: the events of `page` (indexes into its stream, up to `as_of` if given),
+/// each with the state after it, and how many events the stream has; personal values opened.
+pub async fn history(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    page: std::ops::Range<usize>,
+) -> Result<(Vec<(StoredEvent, serde_json::Value)>, usize), RecordError> {
+    let (fold, events) = stream(pool, aggregate_type, aggregate_id, None).await?;
+    let total = events.len();
+    let page = page.start.min(total)..page.end.min(total);
+    let (events, mut states) = states(fold, events, page.clone()).await?;
+    let mut events = events[page].to_vec();
     let mut values: Vec<&mut serde_json::Value> =
         events.iter_mut().map(|e| &mut e.payload).collect();
     values.extend(states.iter_mut());
     unseal(pool, &mut values).await?;
-    Ok(events.into_iter().zip(states).collect())
+    Ok((events.into_iter().zip(states).collect(), total))
 }
 
-/// A record as it stood at `as_of` (now if None): its state rebuilt from its events up to
-/// then, and those events.
+/// A record as it stood at `as_of` (now if None): its state rebuilt from its events up to then
+/// (Null if it had none), and those events; personal values opened.
 pub async fn record(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_id: &str,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
-) -> anyhow::Result<(serde_json::Value, Vec<StoredEvent>)> {
-    let steps = history(pool, aggregate_type, aggregate_id, as_of).await?;
-    let state = steps
-        .last()
-        .map(|(_, state)| state.clone())
-        .unwrap_or(serde_json::Value::Null);
-    Ok((state, steps.into_iter().map(|(e, _)| e).collect()))
+) -> Result<(serde_json::Value, Vec<StoredEvent>), RecordError> {
+    let (fold, events) = stream(pool, aggregate_type, aggregate_id, as_of).await?;
+    let last = events.len().saturating_sub(1)..events.len();
+    let (mut events, mut states) = states(fold, events, last).await?;
+    let mut state = states.pop().unwrap_or(serde_json::Value::Null);
+    let mut values: Vec<&mut serde_json::Value> =
+        events.iter_mut().map(|e| &mut e.payload).collect();
+    values.push(&mut state);
+    unseal(pool, &mut values).await?;
+    Ok((state, events))
 }
 
 /// A moment on the command line: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or a date (its end,

@@ -221,6 +221,8 @@ const EFFECTS: &str = ", released AS ( \
          DELETE FROM credentials WHERE subject = ANY($16::text[]) \
      ), swept AS ( \
          DELETE FROM idempotency_keys WHERE cardinality($16::text[]) > 0 \
+     ), counted AS ( \
+         UPDATE erasures SET generation = generation + 1 WHERE cardinality($16::text[]) > 0 \
      ), credentialed AS ( \
          INSERT INTO credentials (subject, hash) \
          SELECT * FROM unnest($17::text[], $18::text[]) \

@@ -10,8 +10,8 @@ mod runner;
 mod stored;
 
 pub use runner::{
-    applied_position, catch_up_all, ensure_checkpoints, events_after, horizon_holder, rebuild,
-    CatchUp, HorizonHolder, LogPosition, Projection, ProjectionError,
+    applied_position, catch_up_all, ensure_checkpoints, events_after, horizon, horizon_holder,
+    rebuild, CatchUp, HorizonHolder, LogPosition, Projection, ProjectionError,
 };
 pub use stored::StoredEvent;
 

@@ -100,7 +100,9 @@ impl LogPosition {
 /// must be one of those. Its `backend_xid` is a 32-bit xid: matched on the low 32 bits, which
 /// can only make the horizon lower. When no transaction with an id is running at all (an idle
 /// moment), the horizon is the snapshot's xmax and the activity table is not read.
-async fn horizon(tx: &mut PgConnection) -> Result<i64, sqlx::Error> {
+/// The horizon: every transaction with an id below it has ended, so no event below it can
+/// still appear (readers that follow the log in order stop there).
+pub async fn horizon(tx: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(&format!("SELECT {HORIZON}"))
         .fetch_one(&mut *tx)
         .await

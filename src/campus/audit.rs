@@ -33,18 +33,40 @@ fn bad(reason: impl Into<String>) -> ApiError {
 }
 
 fn query(raw: Option<String>) -> Result<HashMap<String, String>, ApiError> {
-    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
-        .map_err(|_| bad("the query string is malformed"))
+    let params: HashMap<String, String> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|_| bad("the query string is malformed"))?;
+    if params.values().any(|v| v.contains('\0') || v.len() > 1000) {
+        return Err(bad("a parameter holds a NUL character or is too long"));
+    }
+    Ok(params)
 }
 
 fn as_of(
     params: &HashMap<String, String>,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    params
-        .get("as_of")
-        .map(|t| audit::parse_time(t).map_err(bad))
-        .transpose()
+    use chrono::Datelike;
+    let Some(text) = params.get("as_of") else {
+        return Ok(None);
+    };
+    let when = audit::parse_time(text).map_err(bad)?;
+    if !(1..=9999).contains(&when.year()) {
+        return Err(bad("as_of must be between the years 1 and 9999"));
+    }
+    Ok(Some(when))
 }
+
+/// A record's type and id from the path (a NUL or an unreadable segment is no record).
+fn record_path(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, String), ApiError> {
+    match path {
+        Ok(Path((t, id))) if !t.contains('\0') && !id.contains('\0') => Ok((t, id)),
+        _ => Err(not_found()),
+    }
+}
+
+/// History pages: states can be large (the roster's holds every member).
+const MAX_HISTORY_PAGE: usize = 100;
 
 #[utoipa::path(get, path = "/audit/events", tag = "audit",
     summary = "The history of the whole store, in log order (superusers)",
@@ -132,15 +154,15 @@ fn not_found() -> ApiError {
 async fn record(
     State(app): State<Arc<App>>,
     _: CurrentSuperuser,
-    record_path: Result<Path<(String, String)>, PathRejection>,
+    record_path_in: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let Path((aggregate_type, aggregate_id)) = record_path.map_err(|_| not_found())?;
+    let (aggregate_type, aggregate_id) = record_path(record_path_in)?;
     let when = as_of(&query(raw)?)?;
-    let steps = audit::history(&app.pool, &aggregate_type, &aggregate_id, when)
+    let (state, events) = audit::record(&app.pool, &aggregate_type, &aggregate_id, when)
         .await
         .map_err(record_error)?;
-    let Some((last, state)) = steps.last() else {
+    let Some(last) = events.last() else {
         return Err(not_found());
     };
     Ok(Json(json!({
@@ -153,14 +175,16 @@ async fn record(
 }
 
 #[utoipa::path(get, path = "/audit/{aggregate_type}/{aggregate_id}/history", tag = "audit",
-    summary = "A record's events, each with the state after it (superusers)",
+    summary = "A record's events, each with the state after it, in pages (superusers)",
     security(("jwt" = [])),
     params(
         ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser"),
         ("aggregate_id" = String, Path),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "The first event's index (0 by default)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Events per page: 1 to 100, 20 by default"),
     ),
     responses(
-        (status = 200, description = "`history`: each event (the CLI's fields) with `state` after it", body = Object),
+        (status = 200, description = "`history`: each event (the CLI's fields) with `state` after it; `count`: events in all; `next`: the next page's offset, null on the last", body = Object),
         (status = 400, description = "An unknown type, with the reason", body = crate::http::schema::Detail),
         (status = 401, description = "No or a bad token", body = crate::http::schema::Detail),
         (status = 403, description = "Not a superuser", body = crate::http::schema::Detail),
@@ -169,18 +193,40 @@ async fn record(
 async fn history(
     State(app): State<Arc<App>>,
     _: CurrentSuperuser,
-    record_path: Result<Path<(String, String)>, PathRejection>,
+    record_path_in: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let Path((aggregate_type, aggregate_id)) = record_path.map_err(|_| not_found())?;
-    let steps = audit::history(&app.pool, &aggregate_type, &aggregate_id, None)
-        .await
-        .map_err(record_error)?;
-    if steps.is_empty() {
+    let (aggregate_type, aggregate_id) = record_path(record_path_in)?;
+    let params = query(raw)?;
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        params.get(name).map_or(Ok(default), |v| {
+            v.parse::<usize>()
+                .map_err(|_| bad(format!("{name} must be a non-negative integer")))
+        })
+    };
+    let offset = number("offset", 0)?;
+    let limit = number("limit", 20)?;
+    if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+        return Err(bad(format!(
+            "limit must be between 1 and {MAX_HISTORY_PAGE}"
+        )));
+    }
+    let (steps, total) = audit::history(
+        &app.pool,
+        &aggregate_type,
+        &aggregate_id,
+        offset..offset.saturating_add(limit),
+    )
+    .await
+    .map_err(record_error)?;
+    if total == 0 {
         return Err(not_found());
     }
     Ok(Json(json!({
         "aggregate_type": aggregate_type,
         "aggregate_id": aggregate_id,
+        "count": total,
+        "next": (offset.saturating_add(limit) < total).then(|| offset + limit),
         "history": steps
             .iter()
             .map(|(event, state)| json!({ "event": audit::event_json(event), "state": state }))

@@ -27,7 +27,7 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 
 /// Writes whose answer is a credential: never kept under a key, whatever headers come with
 /// them. Every route that issues a token belongs here.
-const CREDENTIAL_PATHS: &[&str] = &["/account/login"];
+const CREDENTIAL_PATHS: &[&str] = &["/account/login", "/adminLogIn"];
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 fn digest(parts: &[&[u8]]) -> String {
@@ -113,11 +113,11 @@ async fn run(
     // A claim outlives the request it guards; an abandoned one (a dead process) is taken over.
     let hold = app.config.http.request_timeout + Duration::from_secs(5);
     let claimed: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_until) \
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4)) \
+        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_until, erasures) \
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4), (SELECT generation FROM erasures)) \
          ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
              locked_until = excluded.locked_until, status = NULL, content_type = NULL, \
-             response_body = NULL, created_at = now() \
+             response_body = NULL, created_at = now(), erasures = excluded.erasures \
          WHERE idempotency_keys.created_at < now() - interval '24 hours' \
             OR (idempotency_keys.status IS NULL AND idempotency_keys.locked_until < now()) \
          RETURNING true",
@@ -164,9 +164,15 @@ async fn keep(app: &App, scope: &str, key: &str, response: Response) -> Response
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // Kept only if no erasure committed since the claim (the answer may name the person);
+    // otherwise the claim goes, and a retry runs again.
     if let Err(e) = sqlx::query(
-        "UPDATE idempotency_keys SET status = $3, content_type = $4, response_body = $5 \
-         WHERE scope = $1 AND key = $2",
+        "WITH kept AS ( \
+             UPDATE idempotency_keys SET status = $3, content_type = $4, response_body = $5 \
+             WHERE scope = $1 AND key = $2 AND erasures = (SELECT generation FROM erasures) \
+             RETURNING 1 \
+         ) \
+         DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT EXISTS (SELECT FROM kept)",
     )
     .bind(scope)
     .bind(key)

@@ -53,10 +53,7 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, MalformedAuthorizatio
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| MalformedAuthorization)?;
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or(MalformedAuthorization)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(MalformedAuthorization)?;
     if !(scheme.eq_ignore_ascii_case("jwt") || scheme.eq_ignore_ascii_case("bearer")) {
         return Err(MalformedAuthorization);
     }

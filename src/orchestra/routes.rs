@@ -440,6 +440,8 @@ async fn cancel(
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
     app.limits.check_write(&me).await?;
+    // An erased member writes nothing more, not even a cancellation.
+    my_key(&app, &me).await?;
     // To the caller's own stream: another member's absence is not there (404).
     let command = AbsenceCommand::Cancel {
         absence_id: parse_id(&id)? as u64,

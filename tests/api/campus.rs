@@ -159,6 +159,22 @@ async fn only_superusers_register_superusers_and_read_the_audit_views() {
     let (status, _) =
         admin_login(&app, json!({"username": "Mia", "password": "another-pass"})).await;
     assert_eq!(status, 200);
+    // A login's answer (a token) is never kept for retries, even when asked.
+    let login = app
+        .http
+        .post(format!("{}/adminLogIn/", app.address))
+        .header("Authorization", format!("JWT {token}"))
+        .header("Idempotency-Key", "login-1")
+        .json(&json!({"username": "Mia", "password": "another-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'login-1'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -240,6 +256,20 @@ async fn the_audit_views_page_the_log_and_show_records_then_and_now() {
     let history = get(format!("/audit/MemberAbsences/{david}/history/")).await;
     let steps = history.body["history"].as_array().unwrap();
     assert_eq!(steps.len(), 2);
+    assert_eq!(history.body["count"], 2);
+    assert!(history.body["next"].is_null());
+    // Paged: one event at a time.
+    let first = get(format!("/audit/MemberAbsences/{david}/history/?limit=1")).await;
+    assert_eq!(first.body["history"].as_array().unwrap().len(), 1);
+    assert_eq!(first.body["next"], 1);
+    let second = get(format!(
+        "/audit/MemberAbsences/{david}/history/?limit=1&offset=1"
+    ))
+    .await;
+    assert_eq!(
+        second.body["history"][0]["event"]["event_type"],
+        "AbsenceProcessed"
+    );
     assert_eq!(steps[0]["event"]["event_type"], "AbsenceApplied");
     assert!(steps[0]["state"]["active"][id.to_string()]["decision"].is_null());
     assert_eq!(
@@ -258,6 +288,18 @@ async fn the_audit_views_page_the_log_and_show_records_then_and_now() {
             400,
         ),
         ("/audit/MemberAbsences/999999/".to_string(), 404),
+        ("/audit/events/?aggregate_id=%00".to_string(), 400),
+        ("/audit/events/?aggregate_type=%00".to_string(), 400),
+        ("/audit/MemberAbsences/%00/".to_string(), 404),
+        ("/audit/MemberAbsences/%00/history/".to_string(), 404),
+        (
+            format!("/audit/MemberAbsences/{david}/?as_of=-4714-01-01"),
+            400,
+        ),
+        (
+            format!("/audit/MemberAbsences/{david}/history/?limit=101"),
+            400,
+        ),
         ("/audit/MemberAbsences/999999/history/".to_string(), 404),
     ] {
         let reply = get(path.clone()).await;

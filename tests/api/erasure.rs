@@ -385,6 +385,58 @@ async fn nothing_is_sealed_for_a_member_after_the_erasure_commits_even_before_th
     assert_eq!(write.status, 401, "{}", write.body);
     let decision = app.process(id, &t.alice, "too late", true).await;
     assert_eq!(decision.status, 404, "{}", decision.body);
+    let cancel = app.delete(&format!("/absence/{id}/"), &t.david).await;
+    assert_eq!(cancel.status, 401, "{}", cancel.body);
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, events);
     hold.rollback().await.unwrap();
+}
+
+/// An answer kept for retries may name the person being erased: one stored while the erasure
+/// was committing (its statement's own sweep cannot see it) is swept after the commit.
+#[tokio::test]
+async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
+    use aggregates::orchestra::roster::{RosterCommand, ROSTER_ID};
+    let app = crate::helpers::spawn_app().await;
+    let t = app.with_roster().await;
+    let percy = app.member_id("Percy").await;
+    let mut hold = app.app.tx_pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "SELECT 1 FROM personal_keys WHERE subject = 'orchestra-member:{percy}' FOR UPDATE"
+    ))
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    let app_ = app.app.clone();
+    let erasure = tokio::spawn(async move {
+        app_.orchestra
+            .roster
+            .execute(
+                ROSTER_ID,
+                RosterCommand::Forget { member_id: percy },
+                &ensemble::bus::Actor::operator(),
+            )
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let kept = app
+        .http
+        .post(format!("{}/absence/", app.address))
+        .header("Authorization", format!("JWT {}", t.david))
+        .header("Idempotency-Key", "in-window")
+        .json(&json!({ "reason": "Percy is my stand-in", "time_absence": "2026-03-14", "type": "全体排练" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 201);
+    hold.rollback().await.unwrap();
+    erasure.await.unwrap().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'in-window'")
+                .await
+                == 0
+        })
+        .await,
+        "an answer stored during the erasure survived it"
+    );
 }

@@ -66,6 +66,11 @@ impl Projection for MailOutbox {
                     .bind("The member this mail was about has been erased.\n")
                     .execute(&mut *tx)
                     .await?;
+                    // Answers kept for safe retries that were stored while the erasure was
+                    // committing (the erasure's own statement emptied the rest).
+                    sqlx::query("DELETE FROM idempotency_keys")
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 _ => {}
             }
