@@ -455,6 +455,24 @@ async fn rebuild_locked(
                     renames.push((name.clone(), live_name.clone()));
                 }
             }
+            // All the live tables at once, waiting only briefly: a reader may hold one of them
+            // and wait for another (a join), and the swap must never be the other half of such
+            // a cycle (PostgreSQL would break it by failing the reader's request). It gives up
+            // instead, long before deadlock detection, and tries again.
+            let list: Vec<String> = tables
+                .iter()
+                .map(|t| format!("\"{live}\".{t}"))
+                .collect();
+            sqlx::Executor::execute(
+                &mut *tx,
+                format!(
+                    "SET LOCAL lock_timeout = '100ms'; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE; \
+                     SET LOCAL lock_timeout = '2s';",
+                    list.join(", ")
+                )
+                .as_str(),
+            )
+            .await?;
             let mut swap = String::new();
             for table in &tables {
                 swap.push_str(&format!(
@@ -488,10 +506,16 @@ async fn rebuild_locked(
                 return Ok(applied);
             }
             Err(ProjectionError::Database(sqlx::Error::Database(e)))
-                if e.code().as_deref() == Some("55P03") && tries < 10 =>
+                if e.code().as_deref() == Some("55P03") && tries < 100 =>
             {
                 tx.rollback().await?;
-                tracing::warn!("readers held the live tables; trying the swap again");
+                if tries % 10 == 0 {
+                    tracing::warn!(tries, "readers held the live tables; trying the swap again");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    20 + (tries % 7) as u64 * 10,
+                ))
+                .await;
             }
             Err(e) => return Err(e),
         }

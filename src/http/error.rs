@@ -60,6 +60,12 @@ impl From<sqlx::Error> for ApiError {
             }
             // query_canceled: the statement timeout ran out (something held it up); the
             // statement was rolled back.
+            // deadlock_detected, serialization_failure: a transient conflict with another
+            // transaction (an operator's, a rebuild's swap); nothing was done, a retry works.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")) => {
+                tracing::warn!(error = %d, "a read lost a lock conflict");
+                Self::busy("The server is busy; please try again.")
+            }
             sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
                 Self::busy("The server is busy; please try again.")
             }

@@ -34,6 +34,8 @@ pub struct CurrentMember {
     pub role: Role,
     /// The current season, as this request found it.
     pub season: u64,
+    /// The member's key as this request found it (None: erased meanwhile).
+    pub key: Option<projections::personal::Key>,
     pub actor: Actor,
 }
 
@@ -98,9 +100,13 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             .sub
             .parse()
             .map_err(|_| unauthorized("Invalid or expired token."))?;
-        let (member, season) = read::member_and_season(&app.pool, id)
+        let read::MemberNow {
+            member,
+            season,
+            key,
+        } = read::member_now(&app.pool, id)
             .await?
-            .filter(|(m, _)| m.binding == Some(claims.bnd as i64))
+            .filter(|now| now.member.binding == Some(claims.bnd as i64))
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
         let role = member.role();
         Ok(Self {
@@ -115,6 +121,7 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             section: member.section(),
             role,
             season,
+            key: key.and_then(|k| projections::personal::Key::try_from(k.as_slice()).ok()),
         })
     }
 }

@@ -99,6 +99,25 @@ pub async fn member_by_name(
     .await
 }
 
+/// A member's name (an erased one's placeholder; None if never enrolled) and key (None once
+/// erased), in one statement.
+pub async fn name_and_key(
+    pool: &PgPool,
+    id: i64,
+) -> sqlx::Result<(Option<String>, Option<projections::personal::Key>)> {
+    let (name, key): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT (SELECT name FROM orchestra_members WHERE id = $1), \
+                (SELECT key FROM personal_keys WHERE subject = 'orchestra-member:' || $1)",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        name,
+        key.and_then(|k| projections::personal::Key::try_from(k.as_slice()).ok()),
+    ))
+}
+
 /// A member's name (an erased one's placeholder), if the id was ever enrolled.
 pub async fn member_name(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
@@ -107,29 +126,47 @@ pub async fn member_name(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>>
         .await
 }
 
-/// The active member and the current season, in one statement (every request's token check;
-/// an application needs the season too).
-pub async fn member_and_season(pool: &PgPool, id: i64) -> sqlx::Result<Option<(MemberRow, u64)>> {
-    let row: Option<(i64, String, String, String, Option<i64>, i64)> = sqlx::query_as(
+/// What every request's token check reads, in one statement: the active member, the current
+/// season (an application needs it) and the member's key as it is now (a write seals with it;
+/// None once erased, even before this read model knows).
+pub struct MemberNow {
+    pub member: MemberRow,
+    pub season: u64,
+    pub key: Option<Vec<u8>>,
+}
+
+pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow>> {
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<i64>,
+        i64,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
         "SELECT id, name, section, role, binding, \
-                coalesce((SELECT season FROM orchestra_season), 0) \
+                coalesce((SELECT season FROM orchestra_season), 0), \
+                (SELECT key FROM personal_keys WHERE subject = 'orchestra-member:' || $1) \
          FROM orchestra_members WHERE id = $1 AND active",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(id, name, section, role, binding, season)| {
-        (
-            MemberRow {
+    Ok(row.map(
+        |(id, name, section, role, binding, season, key)| MemberNow {
+            member: MemberRow {
                 id,
                 name,
                 section,
                 role,
                 binding,
             },
-            season as u64,
-        )
-    }))
+            season: season as u64,
+            key,
+        },
+    ))
 }
 
 pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<MemberRow>> {
@@ -162,11 +199,21 @@ pub async fn applier_of(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
         .await
 }
 
-pub async fn absences_of(pool: &PgPool, applier: i64) -> sqlx::Result<Vec<AbsenceRow>> {
-    sqlx::query_as(&format!(
-        "{ABSENCE} WHERE a.applier_id = $1 ORDER BY a.time_absence, a.id"
-    ))
+/// A member's own absences: their name is the caller's (no join for it), the processor's by an
+/// index lookup per row (a join would hash the whole roster for a handful of rows).
+pub async fn absences_of(
+    pool: &PgPool,
+    applier: i64,
+    applier_name: &str,
+) -> sqlx::Result<Vec<AbsenceRow>> {
+    sqlx::query_as(
+        "SELECT a.id, $2::text AS applier, \
+                (SELECT p.name FROM orchestra_members p WHERE p.id = a.processor_id) AS processor, \
+                a.reason, a.time_absence, a.time_apply, a.result, a.permission, a.type, a.section \
+         FROM orchestra_absences a WHERE a.applier_id = $1 ORDER BY a.time_absence, a.id",
+    )
     .bind(applier)
+    .bind(applier_name)
     .fetch_all(pool)
     .await
 }

@@ -266,18 +266,11 @@ fn answer(
     ))
 }
 
-/// The key of the calling member, read now: an erased member's token may outlive the erasure
-/// until the read models catch up, but nothing of theirs is sealed after it.
-async fn my_key(app: &App, me: &CurrentMember) -> Result<Key, ApiError> {
-    app.keys
-        .key(&member_subject(me.id as u64))
-        .await
-        .map_err(|e| match e {
-            KeyError::Forgotten => {
-                ApiError::msg(StatusCode::UNAUTHORIZED, "Invalid or expired token.")
-            }
-            e => e.into(),
-        })
+/// The key of the calling member, as the token check read it: an erased member's token may
+/// outlive the erasure until the read models catch up, but nothing of theirs is sealed after it.
+fn my_key(me: &CurrentMember) -> Result<Key, ApiError> {
+    me.key
+        .ok_or_else(|| ApiError::msg(StatusCode::UNAUTHORIZED, "Invalid or expired token."))
 }
 
 #[utoipa::path(get, path = "/absence", tag = "orchestra",
@@ -292,7 +285,7 @@ async fn my_absences(
     State(app): AppState,
     me: CurrentMember,
 ) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(read::absences_of(&app.pool, me.id).await?))
+    Ok(Json(read::absences_of(&app.pool, me.id, &me.name).await?))
 }
 
 #[utoipa::path(post, path = "/absence", tag = "orchestra",
@@ -324,7 +317,7 @@ async fn apply(
     let date = date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?;
     let kind = kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?;
     let reason = reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?;
-    let key = my_key(&app, &me).await?;
+    let key = my_key(&me)?;
     let subject = member_subject(me.id as u64);
     let request = AbsenceRequest {
         date,
@@ -385,7 +378,7 @@ async fn change(
     // read model read earlier may lag: filling them from it could undo an earlier change).
     // The command goes to the caller's own stream: another member's absence is not there (404).
     let (date, kind, reason) = (date(&input)?, kind(&input)?, reason(&input)?);
-    let key = my_key(&app, &me).await?;
+    let key = my_key(&me)?;
     let subject = member_subject(me.id as u64);
     let command = AbsenceCommand::Change {
         absence_id: id,
@@ -441,7 +434,7 @@ async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     app.limits.check_write(&me).await?;
     // An erased member writes nothing more, not even a cancellation.
-    my_key(&app, &me).await?;
+    my_key(&me)?;
     // To the caller's own stream: another member's absence is not there (404).
     let command = AbsenceCommand::Cancel {
         absence_id: parse_id(&id)? as u64,
@@ -560,7 +553,9 @@ async fn process(
     // The result is part of the applier's record: sealed with their key (an erased member's
     // absences are not found).
     let applier_subject = member_subject(applier_id as u64);
-    let key = app.keys.key(&applier_subject).await?;
+    // The applier's name (for the answer) and key, in one statement; no key: erased (404).
+    let (applier_name, key) = read::name_and_key(&app.pool, applier_id).await?;
+    let key = key.ok_or_else(ApiError::not_found)?;
     let command = AbsenceCommand::Process {
         absence_id: id as u64,
         processor: me.id as u64,
@@ -573,9 +568,7 @@ async fn process(
         .execute(&applier, command, &me.actor)
         .await
         .map_err(absence_error)?;
-    let applier_name = read::member_name(&app.pool, applier_id)
-        .await?
-        .unwrap_or_else(|| former_member(applier_id as u64));
+    let applier_name = applier_name.unwrap_or_else(|| former_member(applier_id as u64));
     Ok(Json(Processed {
         msg: "Absence processed.",
         absence: answer(

@@ -300,7 +300,14 @@ impl TestApp {
             serde_json::from_str(&text)
                 .unwrap_or_else(|_| panic!("{path}: body is not JSON: {text:?}"))
         };
-        assert_ne!(status, 500, "{path} answered 500: {body}");
+        if status == 500 {
+            let logs = captured_logs();
+            let failures: Vec<&str> = logs
+                .lines()
+                .filter(|l| l.contains("request failed"))
+                .collect();
+            panic!("{path} answered 500: {body}\nserver: {failures:?}");
+        }
         Reply { status, body }
     }
 
