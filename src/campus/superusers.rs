@@ -203,9 +203,10 @@ async fn admin_login(
         Some(id) => {
             sqlx::query_as(
                 "SELECT s.id, s.username, c.hash, s.active FROM campus_superusers s \
-             JOIN credentials c ON c.subject = 'campus-superuser:' || s.id WHERE s.id = $1",
+             JOIN credentials c ON c.subject = $2 WHERE s.id = $1",
             )
             .bind(&id)
+            .bind(superuser_subject(&id))
             .fetch_optional(&app.pool)
             .await?
         }

@@ -107,9 +107,10 @@ pub async fn name_and_key(
 ) -> sqlx::Result<(Option<String>, Option<projections::personal::Key>)> {
     let (name, key): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
         "SELECT (SELECT name FROM orchestra_members WHERE id = $1), \
-                (SELECT key FROM personal_keys WHERE subject = 'orchestra-member:' || $1)",
+                (SELECT key FROM personal_keys WHERE subject = $2)",
     )
     .bind(id)
+    .bind(aggregates::orchestra::roster::member_subject(id as u64))
     .fetch_one(pool)
     .await?;
     Ok((
@@ -148,10 +149,11 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, name, section, role, binding, \
                 coalesce((SELECT season FROM orchestra_season), 0), \
-                (SELECT key FROM personal_keys WHERE subject = 'orchestra-member:' || $1) \
+                (SELECT key FROM personal_keys WHERE subject = $2) \
          FROM orchestra_members WHERE id = $1 AND active",
     )
     .bind(id)
+    .bind(aggregates::orchestra::roster::member_subject(id as u64))
     .fetch_optional(pool)
     .await?;
     Ok(row.map(
