@@ -1,0 +1,678 @@
+//! An organisation, from the application to found it to its deletion: one stream each (id:
+//! the application's number). Approving the application founds the organisation in one event
+//! that names its owner and first manager, so there is no moment in which it exists without
+//! them; refusing it founds nothing. The name is reserved (keyed hash, in the append's
+//! statement) from the application on: one scope for pending applications and organisations,
+//! freed by a refusal, a withdrawal, a rename or a deletion. Who may do what (the owner, a
+//! superuser) is decided here, on the state the command runs against, so a transfer of
+//! ownership and an owner's command cannot race past each other.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use super::catalog::Unique;
+use crate::personal::{Blind, HasStoreEffects, Sealed, StoreEffect};
+
+/// Reservation scope of organisation names (pending applications and organisations).
+pub const ORG_NAME_SCOPE: &str = "campus-organization-name";
+
+/// The owner of an application's or organisation's reservations.
+pub fn application_owner(application_id: u64) -> String {
+    format!("campus-application:{application_id}")
+}
+
+/// Who sends a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    User(u64),
+    Superuser,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrganizationCommand {
+    Submit {
+        application_id: u64,
+        name: Unique,
+        /// Sealed with the applicant's key: free text they wrote.
+        description: Sealed,
+        applicant: u64,
+        block: u64,
+        at: DateTime<Utc>,
+    },
+    /// A superuser's verdict. The ids are drawn beforehand and used only on approval.
+    Decide {
+        approve: bool,
+        organization_id: u64,
+        appointment_id: u64,
+        at: DateTime<Utc>,
+    },
+    DeleteApplication {
+        by: Caller,
+    },
+    Edit {
+        by: Caller,
+        name: Unique,
+        description: Option<String>,
+        avatar: Option<String>,
+    },
+    TransferOwnership {
+        by: Caller,
+        to: u64,
+        /// Used when the new owner is not a manager yet (an owner always is one).
+        appointment_id: u64,
+    },
+    AppointManager {
+        by: Caller,
+        user: u64,
+        appointment_id: u64,
+    },
+    DismissManager {
+        by: Caller,
+        user: u64,
+    },
+    Delete {
+        by: Caller,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)]
+pub enum OrganizationEvent {
+    ApplicationSubmitted {
+        application_id: u64,
+        name: String,
+        description: Sealed,
+        applicant: u64,
+        block: u64,
+        submitted_at: DateTime<Utc>,
+        #[serde(skip)]
+        blind: Option<Blind>,
+    },
+    /// Founds the organisation: `owner` (the applicant) owns it and is its first manager
+    /// (appointment `appointment_id`).
+    ApplicationApproved {
+        application_id: u64,
+        organization_id: u64,
+        name: String,
+        owner: u64,
+        block: u64,
+        appointment_id: u64,
+        founded_at: DateTime<Utc>,
+    },
+    ApplicationRefused {
+        application_id: u64,
+    },
+    /// The application is deleted from the lists; a pending one is withdrawn (its name freed).
+    ApplicationDeleted {
+        application_id: u64,
+        was_pending: bool,
+    },
+    OrganizationEdited {
+        organization_id: u64,
+        application_id: u64,
+        name: String,
+        description: Option<String>,
+        avatar: Option<String>,
+        /// The new name's reservation, when the name changed.
+        #[serde(skip)]
+        blind: Option<Blind>,
+    },
+    OwnershipTransferred {
+        organization_id: u64,
+        from: u64,
+        to: u64,
+        /// The new owner's appointment as manager, when they were not one.
+        appointment_id: Option<u64>,
+    },
+    ManagerAppointed {
+        organization_id: u64,
+        appointment_id: u64,
+        user: u64,
+    },
+    ManagerDismissed {
+        organization_id: u64,
+        appointment_id: u64,
+        user: u64,
+    },
+    OrganizationDeleted {
+        organization_id: u64,
+        application_id: u64,
+    },
+}
+
+impl DomainEvent for OrganizationEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ApplicationSubmitted { .. } => "ApplicationSubmitted",
+            Self::ApplicationApproved { .. } => "ApplicationApproved",
+            Self::ApplicationRefused { .. } => "ApplicationRefused",
+            Self::ApplicationDeleted { .. } => "ApplicationDeleted",
+            Self::OrganizationEdited { .. } => "OrganizationEdited",
+            Self::OwnershipTransferred { .. } => "OwnershipTransferred",
+            Self::ManagerAppointed { .. } => "ManagerAppointed",
+            Self::ManagerDismissed { .. } => "ManagerDismissed",
+            Self::OrganizationDeleted { .. } => "OrganizationDeleted",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl HasStoreEffects for OrganizationEvent {
+    fn store_effects(&self) -> Vec<StoreEffect> {
+        let release = |id: u64| StoreEffect::Release {
+            scope: Some(ORG_NAME_SCOPE),
+            owner: application_owner(id),
+        };
+        match self {
+            Self::ApplicationSubmitted {
+                application_id,
+                blind: Some(blind),
+                ..
+            } => vec![StoreEffect::Claim {
+                scope: ORG_NAME_SCOPE,
+                blind: *blind,
+                owner: application_owner(*application_id),
+            }],
+            Self::ApplicationRefused { application_id }
+            | Self::ApplicationDeleted {
+                application_id,
+                was_pending: true,
+            }
+            | Self::OrganizationDeleted { application_id, .. } => vec![release(*application_id)],
+            Self::OrganizationEdited {
+                application_id,
+                blind: Some(blind),
+                ..
+            } => vec![
+                release(*application_id),
+                StoreEffect::Claim {
+                    scope: ORG_NAME_SCOPE,
+                    blind: *blind,
+                    owner: application_owner(*application_id),
+                },
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrganizationError {
+    #[error("no such application or organisation")]
+    Unknown,
+    #[error("the application was decided already")]
+    AlreadyDecided,
+    #[error("only the owner or a superuser may do this")]
+    Forbidden,
+    #[error("this user manages this organisation already")]
+    AlreadyManager,
+    #[error("the owner is always a manager")]
+    OwnerStays,
+    #[error("the application exists already")]
+    Exists,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    #[default]
+    New,
+    Pending,
+    Refused,
+    /// Founded: the organisation exists.
+    Active,
+    /// An organisation that was deleted (its application may still be listed).
+    Deleted,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Organization {
+    application_id: u64,
+    applicant: u64,
+    phase: Phase,
+    application_deleted: bool,
+    organization_id: u64,
+    block: u64,
+    name: String,
+    owner: u64,
+    /// user → appointment id
+    managers: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Organization {
+    pub fn organization_id(&self) -> u64 {
+        self.organization_id
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The founded organisation's id, when `by` may act as its owner.
+    fn as_owner(&self, by: Caller) -> Result<u64, OrganizationError> {
+        if self.phase != Phase::Active {
+            return Err(OrganizationError::Unknown);
+        }
+        match by {
+            Caller::Superuser => Ok(self.organization_id),
+            Caller::User(user) if user == self.owner => Ok(self.organization_id),
+            Caller::User(_) => Err(OrganizationError::Forbidden),
+        }
+    }
+}
+
+impl Aggregate for Organization {
+    const TYPE: &'static str = "Organization";
+    type Command = OrganizationCommand;
+    type Event = OrganizationEvent;
+    type Error = OrganizationError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: OrganizationCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), OrganizationError> {
+        use OrganizationEvent as E;
+        let event = match command {
+            OrganizationCommand::Submit {
+                application_id,
+                name,
+                description,
+                applicant,
+                block,
+                at,
+            } => {
+                if self.phase != Phase::New {
+                    return Err(OrganizationError::Exists);
+                }
+                E::ApplicationSubmitted {
+                    application_id,
+                    name: name.value,
+                    description,
+                    applicant,
+                    block,
+                    submitted_at: at,
+                    blind: Some(name.blind),
+                }
+            }
+            OrganizationCommand::Decide {
+                approve,
+                organization_id,
+                appointment_id,
+                at,
+            } => {
+                match self.phase {
+                    Phase::New => return Err(OrganizationError::Unknown),
+                    Phase::Pending if self.application_deleted => {
+                        return Err(OrganizationError::Unknown)
+                    }
+                    Phase::Pending => {}
+                    _ => return Err(OrganizationError::AlreadyDecided),
+                }
+                if approve {
+                    E::ApplicationApproved {
+                        application_id: self.application_id,
+                        organization_id,
+                        name: self.name.clone(),
+                        owner: self.applicant,
+                        block: self.block,
+                        appointment_id,
+                        founded_at: at,
+                    }
+                } else {
+                    E::ApplicationRefused {
+                        application_id: self.application_id,
+                    }
+                }
+            }
+            OrganizationCommand::DeleteApplication { by } => {
+                if self.phase == Phase::New || self.application_deleted {
+                    return Err(OrganizationError::Unknown);
+                }
+                if by != Caller::Superuser && by != Caller::User(self.applicant) {
+                    return Err(OrganizationError::Forbidden);
+                }
+                E::ApplicationDeleted {
+                    application_id: self.application_id,
+                    was_pending: self.phase == Phase::Pending,
+                }
+            }
+            OrganizationCommand::Edit {
+                by,
+                name,
+                description,
+                avatar,
+            } => {
+                let organization_id = self.as_owner(by)?;
+                let blind = (name.value != self.name).then_some(name.blind);
+                E::OrganizationEdited {
+                    organization_id,
+                    application_id: self.application_id,
+                    name: name.value,
+                    description,
+                    avatar,
+                    blind,
+                }
+            }
+            OrganizationCommand::TransferOwnership {
+                by,
+                to,
+                appointment_id,
+            } => {
+                let organization_id = self.as_owner(by)?;
+                if to == self.owner {
+                    return Ok(());
+                }
+                E::OwnershipTransferred {
+                    organization_id,
+                    from: self.owner,
+                    to,
+                    appointment_id: (!self.managers.contains_key(&to)).then_some(appointment_id),
+                }
+            }
+            OrganizationCommand::AppointManager {
+                by,
+                user,
+                appointment_id,
+            } => {
+                let organization_id = self.as_owner(by)?;
+                if self.managers.contains_key(&user) {
+                    return Err(OrganizationError::AlreadyManager);
+                }
+                E::ManagerAppointed {
+                    organization_id,
+                    appointment_id,
+                    user,
+                }
+            }
+            OrganizationCommand::DismissManager { by, user } => {
+                let organization_id = self.as_owner(by)?;
+                if user == self.owner {
+                    return Err(OrganizationError::OwnerStays);
+                }
+                let Some(&appointment_id) = self.managers.get(&user) else {
+                    return Ok(());
+                };
+                E::ManagerDismissed {
+                    organization_id,
+                    appointment_id,
+                    user,
+                }
+            }
+            OrganizationCommand::Delete { by } => E::OrganizationDeleted {
+                organization_id: self.as_owner(by)?,
+                application_id: self.application_id,
+            },
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: OrganizationEvent) {
+        use OrganizationEvent as E;
+        match event {
+            E::ApplicationSubmitted {
+                application_id,
+                name,
+                applicant,
+                block,
+                ..
+            } => {
+                self.application_id = application_id;
+                self.applicant = applicant;
+                self.name = name;
+                self.phase = Phase::Pending;
+                self.block = block;
+            }
+            E::ApplicationApproved {
+                organization_id,
+                owner,
+                appointment_id,
+                ..
+            } => {
+                self.phase = Phase::Active;
+                self.organization_id = organization_id;
+                self.owner = owner;
+                self.managers.insert(owner, appointment_id);
+            }
+            E::ApplicationRefused { .. } => self.phase = Phase::Refused,
+            E::ApplicationDeleted { .. } => self.application_deleted = true,
+            E::OrganizationEdited { name, .. } => self.name = name,
+            E::OwnershipTransferred {
+                to, appointment_id, ..
+            } => {
+                self.owner = to;
+                if let Some(id) = appointment_id {
+                    self.managers.insert(to, id);
+                }
+            }
+            E::ManagerAppointed {
+                appointment_id,
+                user,
+                ..
+            } => {
+                self.managers.insert(user, appointment_id);
+            }
+            E::ManagerDismissed { user, .. } => {
+                self.managers.remove(&user);
+            }
+            E::OrganizationDeleted { .. } => {
+                self.phase = Phase::Deleted;
+                self.managers.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use OrganizationCommand as C;
+    use OrganizationEvent as E;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2021, 4, 15, 3, 26, 32).unwrap()
+    }
+
+    fn submitted() -> E {
+        E::ApplicationSubmitted {
+            application_id: 4,
+            name: "test组织".into(),
+            description: Sealed {
+                key: "campus-user:7".into(),
+                sealed: "<why>".into(),
+                digest: "#why".into(),
+                blind: None,
+            },
+            applicant: 7,
+            block: 1,
+            submitted_at: at(),
+            blind: Some(Blind([9; 32])),
+        }
+    }
+
+    fn approved() -> E {
+        E::ApplicationApproved {
+            application_id: 4,
+            organization_id: 2,
+            name: "test组织".into(),
+            owner: 7,
+            block: 1,
+            appointment_id: 5,
+            founded_at: at(),
+        }
+    }
+
+    fn decide(approve: bool) -> C {
+        C::Decide {
+            approve,
+            organization_id: 2,
+            appointment_id: 5,
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn approval_founds_the_organisation_with_its_owner_as_first_manager() {
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted()])
+            .when(decide(true))
+            .then_expect_events(vec![approved()]);
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted()])
+            .when(decide(false))
+            .then_expect_events(vec![E::ApplicationRefused { application_id: 4 }]);
+        for given in [
+            vec![submitted(), approved()],
+            vec![submitted(), E::ApplicationRefused { application_id: 4 }],
+        ] {
+            TestFramework::<Organization>::with(())
+                .given(given)
+                .when(decide(true))
+                .then_expect_error(OrganizationError::AlreadyDecided);
+        }
+        // The owner is a manager from the founding on.
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved()])
+            .when(C::AppointManager {
+                by: Caller::User(7),
+                user: 7,
+                appointment_id: 6,
+            })
+            .then_expect_error(OrganizationError::AlreadyManager);
+    }
+
+    #[test]
+    fn the_name_is_reserved_from_the_application_and_freed_by_refusal_or_deletion() {
+        assert!(matches!(
+            &submitted().store_effects()[..],
+            [StoreEffect::Claim { scope: ORG_NAME_SCOPE, owner, .. }] if owner == "campus-application:4"
+        ));
+        assert!(approved().store_effects().is_empty());
+        for freeing in [
+            E::ApplicationRefused { application_id: 4 },
+            E::ApplicationDeleted {
+                application_id: 4,
+                was_pending: true,
+            },
+            E::OrganizationDeleted {
+                organization_id: 2,
+                application_id: 4,
+            },
+        ] {
+            assert!(matches!(
+                &freeing.store_effects()[..],
+                [StoreEffect::Release { scope: Some(ORG_NAME_SCOPE), .. }]
+            ));
+        }
+        // Deleting a decided application leaves the organisation's name where it is.
+        assert!(E::ApplicationDeleted {
+            application_id: 4,
+            was_pending: false
+        }
+        .store_effects()
+        .is_empty());
+    }
+
+    #[test]
+    fn only_the_owner_or_a_superuser_changes_an_organisation() {
+        let edit = |by| C::Edit {
+            by,
+            name: Unique {
+                value: "新名字".into(),
+                blind: Blind([1; 32]),
+            },
+            description: Some("d".into()),
+            avatar: None,
+        };
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved()])
+            .when(edit(Caller::User(8)))
+            .then_expect_error(OrganizationError::Forbidden);
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved()])
+            .when(edit(Caller::Superuser))
+            .then_expect_events(vec![E::OrganizationEdited {
+                organization_id: 2,
+                application_id: 4,
+                name: "新名字".into(),
+                description: Some("d".into()),
+                avatar: None,
+                blind: Some(Blind([1; 32])),
+            }]);
+        // After a transfer the former owner is refused, the new one obeyed.
+        let transferred = E::OwnershipTransferred {
+            organization_id: 2,
+            from: 7,
+            to: 8,
+            appointment_id: Some(6),
+        };
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved()])
+            .when(C::TransferOwnership {
+                by: Caller::User(7),
+                to: 8,
+                appointment_id: 6,
+            })
+            .then_expect_events(vec![transferred.clone()]);
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved(), transferred.clone()])
+            .when(C::Delete {
+                by: Caller::User(7),
+            })
+            .then_expect_error(OrganizationError::Forbidden);
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved(), transferred])
+            .when(C::DismissManager {
+                by: Caller::User(8),
+                user: 8,
+            })
+            .then_expect_error(OrganizationError::OwnerStays);
+        // Nothing to own before the founding.
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted()])
+            .when(C::Delete {
+                by: Caller::Superuser,
+            })
+            .then_expect_error(OrganizationError::Unknown);
+    }
+
+    #[test]
+    fn an_application_is_deleted_by_its_applicant_or_a_superuser() {
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted()])
+            .when(C::DeleteApplication {
+                by: Caller::User(8),
+            })
+            .then_expect_error(OrganizationError::Forbidden);
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted()])
+            .when(C::DeleteApplication {
+                by: Caller::User(7),
+            })
+            .then_expect_events(vec![E::ApplicationDeleted {
+                application_id: 4,
+                was_pending: true,
+            }]);
+        TestFramework::<Organization>::with(())
+            .given(vec![
+                submitted(),
+                E::ApplicationDeleted {
+                    application_id: 4,
+                    was_pending: true,
+                },
+            ])
+            .when(decide(true))
+            .then_expect_error(OrganizationError::Unknown);
+    }
+}
