@@ -22,6 +22,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(orchestra::AbsenceProjection),
         Box::new(orchestra::MailOutbox),
         Box::new(campus::SuperuserProjection),
+        Box::new(campus::CampusProjection),
         Box::new(chain::EventChain),
     ]
 }

@@ -1,5 +1,6 @@
 use aggregates::orchestra::absences::{AbsenceEvent, MemberAbsences};
 use aggregates::orchestra::roster::{former_member, member_subject, Roster, RosterEvent};
+use aggregates::campus::users::{user_subject, CampusUser, UserEvent};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
@@ -48,6 +49,9 @@ impl Projection for MailOutbox {
             if stored.aggregate_type == Roster::TYPE {
                 flush(tx, std::mem::take(&mut run)).await?;
                 roster_event(tx, stored).await?;
+            } else if stored.aggregate_type == CampusUser::TYPE {
+                flush(tx, std::mem::take(&mut run)).await?;
+                campus_user_event(tx, stored).await?;
             } else if let Some(event @ AbsenceEvent::AbsenceApplied { .. }) =
                 stored.decode::<AbsenceEvent>(MemberAbsences::TYPE)?
             {
@@ -102,6 +106,72 @@ async fn roster_event(tx: &mut PgConnection, stored: &StoredEvent) -> Result<(),
             _ => {}
         }
         return Ok(());
+    }
+    Ok(())
+}
+
+/// The campus's verification codes, mailed to the address being verified; a deleted user's
+/// mails are redacted (and set aside if not sent yet).
+async fn campus_user_event(
+    tx: &mut PgConnection,
+    stored: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    match stored.decode::<UserEvent>(CampusUser::TYPE)? {
+        Some(UserEvent::VerificationCodeIssued {
+            user_id,
+            email,
+            code,
+            expires_at,
+        }) => {
+            let keys = KeySet::load(&mut *tx, [email.key.as_str()]).await?;
+            let (Some(email), Some(code)) = (keys.open(&email), keys.open(&code)) else {
+                return Ok(());
+            };
+            sqlx::query(
+                "INSERT INTO mail_outbox (event_position, recipient, subject, body, person) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_position, recipient) DO NOTHING",
+            )
+            .bind(stored.position)
+            .bind(email)
+            .bind(format!("您的验证码 / Your verification code: {code}"))
+            .bind(format!(
+                "您的邮箱验证码是 {code}，{minutes} 分钟内有效。\n\
+                 Your verification code is {code}; it is valid for {minutes} minutes \
+                 (until {expires_at} UTC).\n\n\
+                 如果不是您本人操作，请忽略此邮件。 If you did not ask for it, ignore this mail.\n",
+                minutes = aggregates::campus::users::CODE_VALIDITY.num_minutes(),
+                expires_at = expires_at.format("%Y-%m-%d %H:%M"),
+            ))
+            .bind(user_subject(user_id))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(UserEvent::UserDeleted { user_id }) => {
+            // Their address is the recipient: the throttle's hash of it goes too.
+            sqlx::query(
+                "DELETE FROM mail_throttle WHERE recipient_hash IN ( \
+                     SELECT encode(sha256(convert_to(recipient, 'UTF8')), 'hex') \
+                     FROM mail_outbox WHERE person = $1)",
+            )
+            .bind(user_subject(user_id))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE mail_outbox SET subject = $2, body = $3, recipient = 'erased-' || id, \
+                 failed_at = CASE WHEN sent_at IS NULL THEN coalesce(failed_at, now()) END, \
+                 last_error = CASE WHEN sent_at IS NULL THEN 'erased' ELSE last_error END \
+                 WHERE person = $1",
+            )
+            .bind(user_subject(user_id))
+            .bind("Verification code")
+            .bind("The user this mail was for has been erased.\n")
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM idempotency_keys")
+                .execute(&mut *tx)
+                .await?;
+        }
+        _ => {}
     }
     Ok(())
 }
