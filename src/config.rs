@@ -23,6 +23,8 @@ pub struct Config {
     pub wechat_api: String,
     pub orchestra_appid: String,
     pub orchestra_secret: String,
+    pub campus_appid: String,
+    pub campus_secret: String,
     /// None: mail is queued but not sent until a URL is configured.
     pub smtp_url: Option<String>,
     pub mail_from: String,
@@ -234,6 +236,8 @@ impl Config {
             wechat_api,
             orchestra_appid: get("ENSEMBLE_ORCHESTRA_APPID").unwrap_or_default(),
             orchestra_secret: get("ENSEMBLE_ORCHESTRA_SECRET").unwrap_or_default(),
+            campus_appid: get("ENSEMBLE_CAMPUS_APPID").unwrap_or_default(),
+            campus_secret: get("ENSEMBLE_CAMPUS_SECRET").unwrap_or_default(),
             smtp_url,
             mail_from,
             tz,
@@ -258,6 +262,8 @@ impl fmt::Debug for Config {
             .field("wechat_api", &self.wechat_api)
             .field("orchestra_appid", &self.orchestra_appid)
             .field("orchestra_secret", &"<redacted>")
+            .field("campus_appid", &self.campus_appid)
+            .field("campus_secret", &"<redacted>")
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
             .field("tz", &self.tz)

@@ -72,6 +72,22 @@ impl Limits {
         .await
     }
 
+    /// 429 with `Retry-After` when a verification mail went to this address less than a
+    /// minute ago (keyed by a keyed hash of the address).
+    pub async fn check_verification_mail(
+        &self,
+        keys: &crate::personal::KeyRing,
+        email: &str,
+    ) -> Result<(), ApiError> {
+        let key = crate::personal::hex(keys.blind("verification-mail", &email.to_lowercase()));
+        self.check(
+            &format!("verification-mail:{key}"),
+            1,
+            "A code was mailed to this address less than a minute ago",
+        )
+        .await
+    }
+
     async fn check(&self, key: &str, per_minute: u32, what: &str) -> Result<(), ApiError> {
         if per_minute == 0 {
             return Ok(());

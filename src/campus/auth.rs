@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aggregates::campus::superusers::superuser_subject;
+use aggregates::campus::users::user_subject;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -19,11 +20,12 @@ use crate::App;
 pub struct Claims {
     /// The superuser's id.
     pub sub: String,
-    /// `superuser` (campus users will have tokens of their own kind).
+    /// `superuser` or `user`.
     pub kind: String,
 }
 
 pub const SUPERUSER: &str = "superuser";
+pub const USER: &str = "user";
 
 pub fn no_credentials() -> ApiError {
     ApiError::detail(StatusCode::UNAUTHORIZED, "身份认证信息未提供。")
@@ -70,5 +72,101 @@ impl FromRequestParts<Arc<App>> for CurrentSuperuser {
             ),
             id: claims.sub,
         })
+    }
+}
+
+/// Anyone logged in to the campus: a user (用户端) or a superuser (管理端), checked against the
+/// read model as it is now (a deleted user's or a disabled superuser's tokens stop working).
+pub struct Caller {
+    pub who: Who,
+    pub actor: Actor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    User(u64),
+    Superuser,
+}
+
+impl Caller {
+    pub fn is_superuser(&self) -> bool {
+        self.who == Who::Superuser
+    }
+
+    pub fn user(&self) -> Option<u64> {
+        match self.who {
+            Who::User(id) => Some(id),
+            Who::Superuser => None,
+        }
+    }
+
+    /// 403 unless a superuser.
+    pub fn superuser(&self) -> Result<(), ApiError> {
+        if self.is_superuser() {
+            Ok(())
+        } else {
+            Err(forbidden())
+        }
+    }
+
+    /// 403 unless the caller is user `id` or a superuser.
+    pub fn is_or_superuser(&self, id: i64) -> Result<(), ApiError> {
+        match self.who {
+            Who::Superuser => Ok(()),
+            Who::User(me) if me as i64 == id => Ok(()),
+            Who::User(_) => Err(forbidden()),
+        }
+    }
+
+    /// The caller as the domain knows it.
+    pub fn domain(&self) -> aggregates::campus::organizations::Caller {
+        match self.who {
+            Who::User(id) => aggregates::campus::organizations::Caller::User(id),
+            Who::Superuser => aggregates::campus::organizations::Caller::Superuser,
+        }
+    }
+
+    /// Who may see an account id (`openid`): the user themself and superusers (-1: all).
+    pub fn viewer(&self) -> i64 {
+        match self.who {
+            Who::User(id) => id as i64,
+            Who::Superuser => -1,
+        }
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .map_err(|_| invalid_token())?
+            .ok_or_else(no_credentials)?;
+        let claims: Claims = app.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)?;
+        match claims.kind.as_str() {
+            SUPERUSER => {
+                let me = CurrentSuperuser::from_request_parts(parts, app).await?;
+                Ok(Self {
+                    who: Who::Superuser,
+                    actor: me.actor,
+                })
+            }
+            USER => {
+                let id: u64 = claims.sub.parse().map_err(|_| invalid_token())?;
+                let live: Option<bool> =
+                    sqlx::query_scalar("SELECT NOT deleted FROM campus_users WHERE id = $1")
+                        .bind(id as i64)
+                        .fetch_optional(&app.pool)
+                        .await?;
+                if live != Some(true) {
+                    return Err(invalid_token());
+                }
+                Ok(Self {
+                    who: Who::User(id),
+                    actor: http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions),
+                })
+            }
+            _ => Err(invalid_token()),
+        }
     }
 }

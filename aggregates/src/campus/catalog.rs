@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::personal::{Blind, HasStoreEffects, StoreEffect};
 
 /// What a catalogue is: its aggregate type and reservation scopes.
-pub trait Catalog: Send + Sync + 'static {
+pub trait Catalog: std::fmt::Debug + Clone + PartialEq + Default + Send + Sync + 'static {
     const TYPE: &'static str;
     /// Event types are `{NOUN}Created`, `{NOUN}Renamed`, `{NOUN}Deleted`.
     const NOUN: &'static str;
@@ -160,7 +160,7 @@ impl<K> From<CatalogEvent> for EntryEvent<K> {
     }
 }
 
-impl<K: Catalog + std::fmt::Debug + Clone + PartialEq> DomainEvent for EntryEvent<K> {
+impl<K: Catalog> DomainEvent for EntryEvent<K> {
     fn event_type(&self) -> String {
         let verb = match self.event {
             CatalogEvent::Created { .. } => "Created",
@@ -208,7 +208,7 @@ impl<K: Catalog> HasStoreEffects for EntryEvent<K> {
     }
 }
 
-impl<K: Catalog + std::fmt::Debug + Clone + PartialEq + Default> Aggregate for Entry<K> {
+impl<K: Catalog> Aggregate for Entry<K> {
     const TYPE: &'static str = K::TYPE;
     type Command = CatalogCommand;
     type Event = EntryEvent<K>;

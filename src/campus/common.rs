@@ -1,0 +1,269 @@
+//! What every campus endpoint shares: DRF-shaped field errors, query parameters, `limit` /
+//! `offset` pages, id sequences, and the answers for a command that could not run.
+
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+use crate::bus::CommandError;
+use crate::http::{ApiError, Input};
+use crate::App;
+
+pub const REQUIRED: &str = "该字段是必填项。";
+pub const BLANK: &str = "该字段不能为空。";
+pub const NOT_AN_INTEGER: &str = "请填写合法的整数值。";
+/// Names (organisations, blocks, categories, addresses, users): DRF's `max_length`.
+pub const MAX_NAME: usize = 100;
+/// Free text (descriptions, signatures, feedback).
+pub const MAX_TEXT: usize = 2000;
+/// URLs (avatars).
+pub const MAX_URL: usize = 1000;
+
+pub fn invalid_pk(value: &str) -> String {
+    format!("无效主键 “{value}” － 对象不存在。")
+}
+
+/// Field errors collected over a whole body, answered together (DRF's shape).
+#[derive(Default)]
+pub struct Fields {
+    errors: Map<String, Value>,
+}
+
+impl Fields {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        let entry = self
+            .errors
+            .entry(field.to_string())
+            .or_insert_with(|| json!([]));
+        if let Value::Array(list) = entry {
+            list.push(Value::String(message.into()));
+        }
+    }
+
+    /// A text field; None (and an error noted) when it is missing while `required`, blank,
+    /// too long, or holds control characters where `single_line`.
+    pub fn text(
+        &mut self,
+        input: &Input,
+        field: &str,
+        required: bool,
+        max: usize,
+        single_line: bool,
+    ) -> Option<String> {
+        let value = match input.0.get(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.add(field, REQUIRED);
+                }
+                return None;
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                self.add(field, "请填写合法的字符串。");
+                return None;
+            }
+        };
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            if required {
+                self.add(field, BLANK);
+                return None;
+            }
+            return Some(String::new());
+        }
+        if trimmed.chars().count() > max {
+            self.add(field, format!("请确保这个字段不超过 {max} 个字符。"));
+            return None;
+        }
+        let bad = |c: char| c == '\0' || (single_line && c.is_control());
+        if trimmed.chars().any(bad) {
+            self.add(field, "该字段不能包含控制字符。");
+            return None;
+        }
+        Some(trimmed.to_string())
+    }
+
+    /// A record id (a positive integer; JSON number or text). Missing: required error.
+    pub fn id(&mut self, input: &Input, field: &str) -> Option<(i64, String)> {
+        let raw = match input.0.get(field) {
+            None | Some(Value::Null) => {
+                self.add(field, REQUIRED);
+                return None;
+            }
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.add(field, REQUIRED);
+                return None;
+            }
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(_) => {
+                self.add(field, NOT_AN_INTEGER);
+                return None;
+            }
+        };
+        match parse_positive(&raw) {
+            Some(id) => Some((id, raw)),
+            // An integer that names nothing, or not an integer at all.
+            None if raw.parse::<i64>().is_ok() => {
+                self.add(field, invalid_pk(&raw));
+                None
+            }
+            None => {
+                self.add(field, NOT_AN_INTEGER);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// 400 with every error noted, if any.
+    pub fn check(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Body(StatusCode::BAD_REQUEST, self.errors.into()))
+        }
+    }
+}
+
+/// A 400 naming one field.
+pub fn field_error(field: &str, message: &str) -> ApiError {
+    ApiError::Body(StatusCode::BAD_REQUEST, json!({ field: [message] }))
+}
+
+pub fn parse_positive(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+/// The query string's parameters (the last of each name wins; a malformed one is ignored).
+pub struct Query(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).unwrap_or_default();
+        Ok(Self(pairs.into_iter().collect()))
+    }
+}
+
+impl Query {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// `limit` / `offset` of a list, and where to link the pages.
+pub struct Page {
+    pub limit: Option<i64>,
+    pub offset: i64,
+    path: String,
+    host: Option<String>,
+}
+
+pub const MAX_LIMIT: i64 = 1000;
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::from_request_parts(parts, state).await?;
+        let number = |name: &str| -> Result<Option<i64>, ApiError> {
+            match query.get(name).map(|v| v.trim()) {
+                None | Some("") => Ok(None),
+                Some(v) => v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .map(Some)
+                    .ok_or_else(|| field_error(name, "请填写合法的整数值。")),
+            }
+        };
+        let limit = number("limit")?.map(|l| l.clamp(1, MAX_LIMIT));
+        let offset = number("offset")?.unwrap_or(0);
+        Ok(Self {
+            limit,
+            offset: if limit.is_some() { offset } else { 0 },
+            path: parts.uri.path().to_string(),
+            host: parts
+                .headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| h.chars().all(|c| c.is_ascii_graphic()))
+                .map(str::to_string),
+        })
+    }
+}
+
+impl Page {
+    /// SQL's LIMIT (NULL: all).
+    pub fn sql_limit(&self) -> Option<i64> {
+        self.limit
+    }
+
+    /// The rows as the answer: a plain list, or DRF's page when `limit` was given.
+    pub fn answer(&self, rows: Vec<Value>, count: impl FnOnce() -> i64) -> Value {
+        let Some(limit) = self.limit else {
+            return Value::Array(rows);
+        };
+        let count = count();
+        let link = |offset: i64| {
+            let base = match &self.host {
+                Some(host) => format!("http://{host}{}", self.path),
+                None => self.path.clone(),
+            };
+            if offset <= 0 {
+                format!("{base}?limit={limit}")
+            } else {
+                format!("{base}?limit={limit}&offset={offset}")
+            }
+        };
+        let next = (self.offset + limit < count).then(|| link(self.offset + limit));
+        let previous = (self.offset > 0).then(|| link((self.offset - limit).max(0)));
+        json!({ "count": count, "next": next, "previous": previous, "results": rows })
+    }
+}
+
+/// The next number of a kind of record (`campus_<kind>_id_seq`).
+pub async fn next_id(app: &App, sequence: &'static str) -> Result<u64, ApiError> {
+    let id: i64 = sqlx::query_scalar(&format!("SELECT nextval('{sequence}')"))
+        .fetch_one(&app.pool)
+        .await?;
+    Ok(id as u64)
+}
+
+/// A command that could not run for a reason that is not the caller's input.
+pub fn command_failed<E: std::error::Error>(e: CommandError<E>) -> ApiError {
+    match e {
+        CommandError::Busy => {
+            ApiError::busy("Too many requests for this record at once; please try again.")
+        }
+        CommandError::Unavailable => ApiError::busy(
+            "The database was unavailable. A change may still have been made: check before trying again.",
+        ),
+        CommandError::Rejected(e) => ApiError::internal(format!("unexpected refusal: {e}")),
+        CommandError::Duplicate => ApiError::internal("unexpected uniqueness conflict"),
+        CommandError::Internal(e) => ApiError::internal(e),
+    }
+}
+
+/// The `{status, msg, results}` envelope of the lookups.
+pub fn envelope(results: Value) -> Value {
+    json!({ "status": 0, "msg": "ok", "results": results })
+}
+
+pub fn envelope_error(msg: &str) -> Value {
+    json!({ "status": 1, "msg": msg })
+}

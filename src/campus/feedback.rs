@@ -1,0 +1,89 @@
+//! Feedback: users send it (sealed with their key: their own words), superusers read it.
+
+use std::sync::Arc;
+
+use aggregates::campus::feedback::SubmitFeedback;
+use aggregates::campus::users::user_subject;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::common::{command_failed, next_id, Fields, Page, MAX_TEXT};
+use super::read;
+use crate::http::{ApiError, Input};
+use crate::App;
+
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new().routes(routes!(submit, list))
+}
+
+#[utoipa::path(post, path = "/feedbacks", tag = "campus",
+    summary = "A user sends feedback and how to reach them",
+    security(("jwt" = [])),
+    request_body(content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "Received", body = Object, example = json!({"success": true, "msg": "upload feedback succeed"})),
+        (status = 400, description = "`feedback` missing or blank", body = Object, example = json!({"feedback": ["该字段是必填项。"]})),
+        (status = 401, description = "Not logged in", body = Object),
+        (status = 403, description = "Not a user", body = Object),
+    ))]
+async fn submit(State(app): State<Arc<App>>, me: Caller, input: Input) -> Result<Response, ApiError> {
+    let user = me.user().ok_or_else(super::auth::forbidden)?;
+    let mut fields = Fields::default();
+    let feedback = fields.text(&input, "feedback", true, MAX_TEXT, false);
+    let contact = fields.text(&input, "contact", false, 200, true);
+    fields.check()?;
+    let subject = user_subject(user);
+    let key = app.keys.key(&subject).await?;
+    let id = next_id(&app, "campus_feedback_id_seq").await?;
+    let seal = |v: &str| projections::personal::seal(&subject, &key, v);
+    let command = SubmitFeedback {
+        feedback_id: id,
+        user_id: user,
+        feedback: seal(&feedback.unwrap_or_default()),
+        contact: seal(&contact.unwrap_or_default()),
+    };
+    app.campus
+        .feedback
+        .execute(&id.to_string(), command, &me.actor)
+        .await
+        .map_err(command_failed)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "msg": "upload feedback succeed"})),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/feedbacks", tag = "campus",
+    summary = "Every feedback (superusers)",
+    security(("jwt" = [])),
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses(
+        (status = 200, description = "`[{id, user, feedback, contact, create_time}]`", body = Object),
+        (status = 401, description = "Not logged in", body = Object),
+        (status = 403, description = "Not a superuser", body = Object),
+    ))]
+async fn list(State(app): State<Arc<App>>, me: Caller, page: Page) -> Result<Response, ApiError> {
+    me.superuser()?;
+    let list = read::list(
+        &app,
+        me.viewer(),
+        &page,
+        &format!(
+            "SELECT json_build_object('id', f.id, 'user', f.user_id, 'feedback', f.feedback, \
+             'contact', f.contact, 'create_time', {}) FROM campus_feedbacks f \
+             ORDER BY f.id LIMIT $3 OFFSET $4",
+            read::local_time("f.created_at")
+        ),
+        "SELECT count(*) FROM campus_feedbacks",
+        &[],
+    )
+    .await?;
+    Ok(Json(list).into_response())
+}
