@@ -12,7 +12,7 @@ use crate::durability::read_models;
 use crate::helpers::{eventually, spawn_app_on, FakeSmtp, FakeWechat, TestApp};
 
 /// A plain-text dump of every table of the app's database.
-fn dump(app: &TestApp) -> String {
+pub fn dump(app: &TestApp) -> String {
     let out = Command::new("pg_dump")
         .args(["--data-only", "--no-owner", &app.database_url])
         .output()
@@ -26,7 +26,7 @@ fn dump(app: &TestApp) -> String {
 }
 
 /// What the dump must not contain: each value, and its JSON-escaped form.
-fn assert_absent(dump: &str, values: &[&str]) {
+pub fn assert_absent(dump: &str, values: &[&str]) {
     for value in values {
         let escaped = serde_json::to_string(value).unwrap();
         for form in [value.to_string(), escaped[1..escaped.len() - 1].to_string()] {

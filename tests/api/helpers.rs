@@ -71,6 +71,8 @@ pub fn test_config(database_url: &str, wechat: &str, smtp_port: u16) -> Config {
         ("ENSEMBLE_WECHAT_API", wechat.to_string()),
         ("ENSEMBLE_ORCHESTRA_APPID", "orchestra-appid".to_string()),
         ("ENSEMBLE_ORCHESTRA_SECRET", "orchestra-secret".to_string()),
+        ("ENSEMBLE_CAMPUS_APPID", "campus-appid".to_string()),
+        ("ENSEMBLE_CAMPUS_SECRET", "campus-secret".to_string()),
         ("ENSEMBLE_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
         (
             "ENSEMBLE_MAIL_FROM",

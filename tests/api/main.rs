@@ -12,6 +12,7 @@ mod login;
 mod mail;
 mod manager;
 mod ops;
+mod platform;
 mod races;
 mod retries;
 mod wire;
