@@ -363,7 +363,7 @@ async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    crate::http::serve(app.clone(), listener, shutdown_signal()).await?;
+    crate::api::serve(app.clone(), listener, shutdown_signal()).await?;
     if let Some(admin) = admin {
         admin.abort();
     }

@@ -1,5 +1,6 @@
 //! Ensemble: the event-sourced backend of the orchestra and campus mini-programs.
 
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod bus;

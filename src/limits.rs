@@ -11,7 +11,6 @@
 use sqlx::PgPool;
 
 use crate::http::ApiError;
-use crate::orchestra::CurrentMember;
 
 pub struct Limits {
     pool: PgPool,
@@ -34,9 +33,9 @@ impl Limits {
     }
 
     /// 429 with `Retry-After` when `member` has used up their writes for now.
-    pub async fn check_write(&self, member: &CurrentMember) -> Result<(), ApiError> {
+    pub async fn check_write(&self, member_id: i64) -> Result<(), ApiError> {
         self.check(
-            &format!("orchestra-member:{}", member.id),
+            &format!("orchestra-member:{member_id}"),
             self.per_minute,
             "Too many changes",
         )

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::AUDIENCE;
 use crate::bus::Actor;
 use crate::http::ApiError;
-use crate::orchestra::{bearer_token, http_actor};
+use crate::http::{bearer_token, http_actor};
 use crate::App;
 
 #[derive(Debug, Serialize, Deserialize)]

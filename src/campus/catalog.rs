@@ -108,7 +108,13 @@ impl<K: Catalog> Kind<K> {
         Ok(app.keys.owner(K::NAME_SCOPE, unique.blind).await?.is_some())
     }
 
-    async fn list(&self, app: &App, me: &Caller, page: &Page, columns: &str) -> Result<Value, ApiError> {
+    async fn list(
+        &self,
+        app: &App,
+        me: &Caller,
+        page: &Page,
+        columns: &str,
+    ) -> Result<Value, ApiError> {
         read::list(
             app,
             me.viewer(),
@@ -140,14 +146,27 @@ impl<K: Catalog> Kind<K> {
             name: name.clone(),
             place: None,
         };
-        match (self.bus)(app).execute(&id.to_string(), command, &me.actor).await {
-            Ok(_) => Ok((StatusCode::CREATED, Json(json!({"id": id, "name": name.value}))).into_response()),
+        match (self.bus)(app)
+            .execute(&id.to_string(), command, &me.actor)
+            .await
+        {
+            Ok(_) => Ok((
+                StatusCode::CREATED,
+                Json(json!({"id": id, "name": name.value})),
+            )
+                .into_response()),
             Err(CommandError::Duplicate) => Err(field_error("name", self.taken)),
             Err(e) => Err(command_failed(e)),
         }
     }
 
-    async fn rename(&self, app: &App, me: &Caller, id: &str, input: &Input) -> Result<Response, ApiError> {
+    async fn rename(
+        &self,
+        app: &App,
+        me: &Caller,
+        id: &str,
+        input: &Input,
+    ) -> Result<Response, ApiError> {
         me.superuser()?;
         let id = parse_id(id)?;
         if !self.exists(app, id).await? {
@@ -162,9 +181,14 @@ impl<K: Catalog> Kind<K> {
             return Err(field_error("name", self.taken));
         }
         let command = CatalogCommand::Rename { name: name.clone() };
-        match (self.bus)(app).execute(&id.to_string(), command, &me.actor).await {
+        match (self.bus)(app)
+            .execute(&id.to_string(), command, &me.actor)
+            .await
+        {
             Ok(_) => Ok(Json(json!({"id": id, "name": name.value})).into_response()),
-            Err(CommandError::Rejected(CatalogError::SameName)) => Err(field_error(self.same.0, self.same.1)),
+            Err(CommandError::Rejected(CatalogError::SameName)) => {
+                Err(field_error(self.same.0, self.same.1))
+            }
             Err(CommandError::Rejected(CatalogError::Unknown)) => Err(ApiError::not_found()),
             Err(CommandError::Duplicate) => Err(field_error("name", self.taken)),
             Err(e) => Err(command_failed(e)),
@@ -177,7 +201,10 @@ impl<K: Catalog> Kind<K> {
         if !self.exists(app, id).await? {
             return Err(ApiError::not_found());
         }
-        match (self.bus)(app).execute(&id.to_string(), CatalogCommand::Delete, &me.actor).await {
+        match (self.bus)(app)
+            .execute(&id.to_string(), CatalogCommand::Delete, &me.actor)
+            .await
+        {
             Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
             Err(CommandError::Rejected(CatalogError::Unknown)) => Err(ApiError::not_found()),
             Err(e) => Err(command_failed(e)),
@@ -193,7 +220,12 @@ impl<K: Catalog> Kind<K> {
     responses((status = 200, description = "`[{id, name}]`", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
 async fn blocks(State(app): AppState, me: Caller, page: Page) -> Result<Response, ApiError> {
-    Ok(Json(BLOCKS.list(&app, &me, &page, "'id', id, 'name', name").await?).into_response())
+    Ok(Json(
+        BLOCKS
+            .list(&app, &me, &page, "'id', id, 'name', name")
+            .await?,
+    )
+    .into_response())
 }
 
 #[utoipa::path(post, path = "/blocks", tag = "campus", summary = "Create a block (superusers)",
@@ -203,7 +235,11 @@ async fn blocks(State(app): AppState, me: Caller, page: Page) -> Result<Response
               (status = 400, description = "Name missing, blank or taken", body = Object, example = json!({"name": ["具有 版块名称 的 block 已存在。"]})),
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object)))]
-async fn create_block(State(app): AppState, me: Caller, input: Input) -> Result<Response, ApiError> {
+async fn create_block(
+    State(app): AppState,
+    me: Caller,
+    input: Input,
+) -> Result<Response, ApiError> {
     BLOCKS.create(&app, &me, &input).await
 }
 
@@ -215,7 +251,12 @@ async fn create_block(State(app): AppState, me: Caller, input: Input) -> Result<
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object),
               (status = 404, description = "No such block", body = Object)))]
-async fn rename_block(State(app): AppState, me: Caller, Segment(id): Segment, input: Input) -> Result<Response, ApiError> {
+async fn rename_block(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    input: Input,
+) -> Result<Response, ApiError> {
     BLOCKS.rename(&app, &me, &id, &input).await
 }
 
@@ -226,7 +267,11 @@ async fn rename_block(State(app): AppState, me: Caller, Segment(id): Segment, in
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object),
               (status = 404, description = "No such block", body = Object)))]
-async fn delete_block(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn delete_block(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     BLOCKS.delete(&app, &me, &id).await
 }
 
@@ -235,7 +280,12 @@ async fn delete_block(State(app): AppState, me: Caller, Segment(id): Segment) ->
     params(("block" = i64, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, description = "The envelope; `status: 1` for an unknown block", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
-async fn block_orgs(State(app): AppState, me: Caller, query: Query, page: Page) -> Result<Response, ApiError> {
+async fn block_orgs(
+    State(app): AppState,
+    me: Caller,
+    query: Query,
+    page: Page,
+) -> Result<Response, ApiError> {
     let block = query.get("block").and_then(parse_positive);
     let Some(block) = block else {
         return Ok(Json(envelope_error("invalid block")).into_response());
@@ -267,7 +317,12 @@ async fn block_orgs(State(app): AppState, me: Caller, query: Query, page: Page) 
     responses((status = 200, description = "`[{id, name}]`", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
 async fn categories(State(app): AppState, me: Caller, page: Page) -> Result<Response, ApiError> {
-    Ok(Json(CATEGORIES.list(&app, &me, &page, "'id', id, 'name', name").await?).into_response())
+    Ok(Json(
+        CATEGORIES
+            .list(&app, &me, &page, "'id', id, 'name', name")
+            .await?,
+    )
+    .into_response())
 }
 
 #[utoipa::path(post, path = "/activities/categories", tag = "campus", summary = "Create a category (superusers)",
@@ -277,7 +332,11 @@ async fn categories(State(app): AppState, me: Caller, page: Page) -> Result<Resp
               (status = 400, description = "Name missing, blank or taken", body = Object, example = json!({"name": ["具有 分类名称 的 category 已存在。"]})),
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object)))]
-async fn create_category(State(app): AppState, me: Caller, input: Input) -> Result<Response, ApiError> {
+async fn create_category(
+    State(app): AppState,
+    me: Caller,
+    input: Input,
+) -> Result<Response, ApiError> {
     CATEGORIES.create(&app, &me, &input).await
 }
 
@@ -289,7 +348,12 @@ async fn create_category(State(app): AppState, me: Caller, input: Input) -> Resu
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object),
               (status = 404, description = "No such category", body = Object)))]
-async fn rename_category(State(app): AppState, me: Caller, Segment(id): Segment, input: Input) -> Result<Response, ApiError> {
+async fn rename_category(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    input: Input,
+) -> Result<Response, ApiError> {
     CATEGORIES.rename(&app, &me, &id, &input).await
 }
 
@@ -299,7 +363,11 @@ async fn rename_category(State(app): AppState, me: Caller, Segment(id): Segment,
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object),
               (status = 404, description = "No such category", body = Object)))]
-async fn delete_category(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn delete_category(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     CATEGORIES.delete(&app, &me, &id).await
 }
 
@@ -319,11 +387,22 @@ async fn addresses(State(app): AppState, me: Caller, page: Page) -> Result<Respo
 /// before the point.
 fn coordinate(fields: &mut Fields, input: &Input, field: &str) -> Option<String> {
     let raw = fields.text(input, field, true, 32, true)?;
-    let valid = raw.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 1000.0);
+    let valid = raw
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && v.abs() < 1000.0);
     match valid {
-        Some(v) if raw.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') => {
+        Some(v)
+            if raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') =>
+        {
             let text = format!("{v:.6}");
-            Some(if text == "-0.000000" { "0.000000".into() } else { text })
+            Some(if text == "-0.000000" {
+                "0.000000".into()
+            } else {
+                text
+            })
         }
         _ => {
             fields.add(field, "请填写合法的数字。");
@@ -338,7 +417,11 @@ fn coordinate(fields: &mut Fields, input: &Input, field: &str) -> Option<String>
     responses((status = 201, description = "`{id, name, longitude, latitude}`", body = Object),
               (status = 400, description = "A field missing or bad, the name or the place taken", body = Object, example = json!({"address": ["地点重复。"]})),
               (status = 401, description = "Not logged in", body = Object)))]
-async fn create_address(State(app): AppState, me: Caller, input: Input) -> Result<Response, ApiError> {
+async fn create_address(
+    State(app): AppState,
+    me: Caller,
+    input: Input,
+) -> Result<Response, ApiError> {
     let mut fields = Fields::default();
     let name = fields.text(&input, "name", true, MAX_NAME, true);
     let longitude = coordinate(&mut fields, &input, "longitude");
@@ -348,7 +431,9 @@ async fn create_address(State(app): AppState, me: Caller, input: Input) -> Resul
         return Err(ApiError::internal("checked fields missing"));
     };
     let name = ADDRESSES.unique(&app, &name);
-    let place_blind = app.keys.blind(PLACE_SCOPE, &format!("{longitude},{latitude}"));
+    let place_blind = app
+        .keys
+        .blind(PLACE_SCOPE, &format!("{longitude},{latitude}"));
     let taken = async {
         let mut fields = Fields::default();
         if ADDRESSES.taken(&app, &name).await? {
@@ -370,10 +455,17 @@ async fn create_address(State(app): AppState, me: Caller, input: Input) -> Resul
         name: name.clone(),
         place: Some((place, place_blind)),
     };
-    match app.campus.addresses.execute(&id.to_string(), command, &me.actor).await {
+    match app
+        .campus
+        .addresses
+        .execute(&id.to_string(), command, &me.actor)
+        .await
+    {
         Ok(_) => Ok((
             StatusCode::CREATED,
-            Json(json!({"id": id, "name": name.value, "longitude": longitude, "latitude": latitude})),
+            Json(
+                json!({"id": id, "name": name.value, "longitude": longitude, "latitude": latitude}),
+            ),
         )
             .into_response()),
         // Taken meanwhile: say which.
@@ -398,7 +490,11 @@ async fn create_address(State(app): AppState, me: Caller, input: Input) -> Resul
               (status = 401, description = "Not logged in", body = Object),
               (status = 403, description = "Not a superuser", body = Object),
               (status = 404, description = "No such address", body = Object)))]
-async fn delete_address(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn delete_address(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     ADDRESSES.delete(&app, &me, &id).await
 }
 

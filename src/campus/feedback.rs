@@ -32,7 +32,11 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "Not a user", body = Object),
     ))]
-async fn submit(State(app): State<Arc<App>>, me: Caller, input: Input) -> Result<Response, ApiError> {
+async fn submit(
+    State(app): State<Arc<App>>,
+    me: Caller,
+    input: Input,
+) -> Result<Response, ApiError> {
     let user = me.user().ok_or_else(super::auth::forbidden)?;
     let mut fields = Fields::default();
     let feedback = fields.text(&input, "feedback", true, MAX_TEXT, false);

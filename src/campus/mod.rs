@@ -10,6 +10,7 @@ mod common;
 mod feedback;
 mod organizations;
 mod read;
+pub mod schema;
 mod superusers;
 mod users;
 
@@ -59,7 +60,13 @@ impl Campus {
             },
             superusers: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
             users: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
-            organizations: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
+            organizations: CommandBus::new(
+                pool.clone(),
+                (),
+                STATE_VERSION,
+                projector.clone(),
+                waits,
+            ),
             blocks: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
             categories: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
             addresses: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),

@@ -146,7 +146,12 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         block: block as u64,
         at,
     };
-    match app.campus.organizations.execute(&id.to_string(), command, &me.actor).await {
+    match app
+        .campus
+        .organizations
+        .execute(&id.to_string(), command, &me.actor)
+        .await
+    {
         Ok(_) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -200,10 +205,12 @@ async fn applications(State(app): AppState, me: Caller, page: Page) -> Result<Re
 }
 
 async fn application_applicant(app: &App, id: i64) -> Result<Option<i64>, ApiError> {
-    Ok(sqlx::query_scalar("SELECT user_id FROM campus_applications WHERE id = $1 AND NOT deleted")
-        .bind(id)
-        .fetch_optional(&app.pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT user_id FROM campus_applications WHERE id = $1 AND NOT deleted")
+            .bind(id)
+            .fetch_optional(&app.pool)
+            .await?,
+    )
 }
 
 #[utoipa::path(delete, path = "/organizations/applications/{id}", tag = "campus",
@@ -215,7 +222,11 @@ async fn application_applicant(app: &App, id: i64) -> Result<Option<i64>, ApiErr
         (status = 403, description = "Neither the applicant nor a superuser", body = Object),
         (status = 404, description = "No such application", body = Object),
     ))]
-async fn delete_application(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn delete_application(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     if application_applicant(&app, id).await?.is_none() {
         return Err(ApiError::not_found());
@@ -249,7 +260,12 @@ pub async fn withdraw_pending_of(app: &App, user: i64, actor: &Actor) {
         let command = OrganizationCommand::DeleteApplication {
             by: DomainCaller::Superuser,
         };
-        if let Err(e) = app.campus.organizations.execute(&id.to_string(), command, actor).await {
+        if let Err(e) = app
+            .campus
+            .organizations
+            .execute(&id.to_string(), command, actor)
+            .await
+        {
             tracing::warn!(application = id, error = %e, "could not withdraw a deleted user's application");
         }
     }
@@ -267,7 +283,12 @@ pub async fn withdraw_pending_of(app: &App, user: i64, actor: &Actor) {
         (status = 403, description = "Not a superuser", body = Object),
         (status = 404, description = "No such application", body = Object),
     ))]
-async fn decide(State(app): AppState, me: Caller, Segment(id): Segment, input: Input) -> Result<Response, ApiError> {
+async fn decide(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    input: Input,
+) -> Result<Response, ApiError> {
     me.superuser()?;
     let id = parse_id(&id)?;
     let status = match input.0.get("status") {
@@ -319,11 +340,19 @@ async fn decide(State(app): AppState, me: Caller, Segment(id): Segment, input: I
         (status = 200, description = "The envelope; `status: 1` for an unknown name", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
-async fn organizations(State(app): AppState, me: Caller, query: Query, page: Page) -> Result<Response, ApiError> {
+async fn organizations(
+    State(app): AppState,
+    me: Caller,
+    query: Query,
+    page: Page,
+) -> Result<Response, ApiError> {
     if let Some(name) = query.get("org") {
         let found = read::one(
             &app.pool,
-            &format!("SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.name = $3", org_json()),
+            &format!(
+                "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.name = $3",
+                org_json()
+            ),
             me.viewer(),
             app.config.tz.name(),
             name.trim(),
@@ -362,7 +391,10 @@ async fn stream_of(app: &App, id: &str) -> Result<(i64, String), ApiError> {
 async fn org_answer(app: &App, me: &Caller, id: i64) -> Result<Value, ApiError> {
     read::one(
         &app.pool,
-        &format!("SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.id = $3", org_json()),
+        &format!(
+            "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.id = $3",
+            org_json()
+        ),
         me.viewer(),
         app.config.tz.name(),
         id,
@@ -382,7 +414,12 @@ async fn org_answer(app: &App, me: &Caller, id: i64) -> Result<Value, ApiError> 
         (status = 403, description = "Neither the owner nor a superuser", body = Object),
         (status = 404, description = "No such organisation", body = Object),
     ))]
-async fn edit(State(app): AppState, me: Caller, Segment(id): Segment, input: Input) -> Result<Response, ApiError> {
+async fn edit(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    input: Input,
+) -> Result<Response, ApiError> {
     let (id, stream) = stream_of(&app, &id).await?;
     let mut fields = Fields::default();
     let name = fields.text(&input, "name", true, MAX_NAME, true);
@@ -405,7 +442,12 @@ async fn edit(State(app): AppState, me: Caller, Segment(id): Segment, input: Inp
         description: description.filter(|d| !d.is_empty()),
         avatar: avatar.filter(|a| !a.is_empty()),
     };
-    match app.campus.organizations.execute(&stream, command, &me.actor).await {
+    match app
+        .campus
+        .organizations
+        .execute(&stream, command, &me.actor)
+        .await
+    {
         Ok(_) => Ok(Json(org_answer(&app, &me, id).await?).into_response()),
         Err(CommandError::Duplicate) => Err(field_error("name", NAME_TAKEN_ON_EDIT)),
         Err(e) => Err(org_error(e)),
@@ -421,7 +463,11 @@ async fn edit(State(app): AppState, me: Caller, Segment(id): Segment, input: Inp
         (status = 403, description = "Neither the owner nor a superuser", body = Object),
         (status = 404, description = "No such organisation", body = Object),
     ))]
-async fn delete(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn delete(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     let (_, stream) = stream_of(&app, &id).await?;
     let command = OrganizationCommand::Delete { by: me.domain() };
     app.campus
@@ -443,7 +489,12 @@ async fn delete(State(app): AppState, me: Caller, Segment(id): Segment) -> Resul
         (status = 403, description = "Neither the owner nor a superuser", body = Object),
         (status = 404, description = "No such organisation", body = Object),
     ))]
-async fn transfer(State(app): AppState, me: Caller, Segment(id): Segment, input: Input) -> Result<Response, ApiError> {
+async fn transfer(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    input: Input,
+) -> Result<Response, ApiError> {
     let (_, stream) = stream_of(&app, &id).await?;
     let mut fields = Fields::default();
     let owner = fields.id(&input, "owner");
@@ -541,7 +592,12 @@ async fn dismiss(State(app): AppState, me: Caller, query: Query) -> Result<Respo
         by: me.domain(),
         user: user as u64,
     };
-    match app.campus.organizations.execute(&stream.to_string(), command, &me.actor).await {
+    match app
+        .campus
+        .organizations
+        .execute(&stream.to_string(), command, &me.actor)
+        .await
+    {
         Ok(_) | Err(CommandError::Rejected(OrganizationError::Unknown)) => {
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -568,7 +624,12 @@ fn manager_select(filter: &str) -> String {
         (status = 200, description = "The envelope of `{org, person}`; `status: 1` for an unknown name", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
-async fn managers_envelope(State(app): AppState, me: Caller, query: Query, page: Page) -> Result<Response, ApiError> {
+async fn managers_envelope(
+    State(app): AppState,
+    me: Caller,
+    query: Query,
+    page: Page,
+) -> Result<Response, ApiError> {
     let list = match query.get("org") {
         Some(name) => {
             let id: Option<i64> =
@@ -611,7 +672,12 @@ async fn managers_envelope(State(app): AppState, me: Caller, query: Query, page:
         (status = 200, description = "`[{person}]`; `[]` for an unknown organisation", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
-async fn managers_of(State(app): AppState, me: Caller, Segment(id): Segment, page: Page) -> Result<Response, ApiError> {
+async fn managers_of(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    page: Page,
+) -> Result<Response, ApiError> {
     let Some(id) = super::common::parse_positive(&id) else {
         return Ok(Json(page.answer(vec![], || 0)).into_response());
     };

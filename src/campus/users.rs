@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use aggregates::campus::users::{
-    user_subject, UserCommand, UserError, UserEvent, OPENID_SCOPE,
-};
+use aggregates::campus::users::{user_subject, UserCommand, UserError, UserEvent, OPENID_SCOPE};
 use aggregates::orchestra::EmailAddress;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -73,7 +71,13 @@ fn user_info(input: &Input) -> (Option<String>, Option<String>) {
     };
     let clean = |v: &Value, max: usize| {
         v.as_str()
-            .map(|s| s.trim().chars().filter(|c| !c.is_control()).take(max).collect::<String>())
+            .map(|s| {
+                s.trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(max)
+                    .collect::<String>()
+            })
             .filter(|s| !s.is_empty())
     };
     (
@@ -120,6 +124,9 @@ async fn user_login(
     login_with(app, headers, extensions, input).await
 }
 
+/// name, avatar, email, sign
+type Profile = (String, Option<String>, Option<String>, Option<String>);
+
 /// The openid is found by its keyed hash among the registered ones; a new one registers a
 /// user whose name and avatar (WeChat's `nickName`, `avatarUrl`) are sealed with their key.
 async fn login_with(
@@ -159,8 +166,13 @@ async fn login_with(
                 name: seal(name.as_deref().unwrap_or(DEFAULT_NAME)),
                 avatar: avatar.as_deref().map(seal),
             };
-            let actor = crate::orchestra::http_actor(USER, &subject, &headers, &extensions);
-            match app.campus.users.execute(&id.to_string(), command, &actor).await {
+            let actor = crate::http::http_actor(USER, &subject, &headers, &extensions);
+            match app
+                .campus
+                .users
+                .execute(&id.to_string(), command, &actor)
+                .await
+            {
                 Ok(_) => {
                     exists = false;
                     id
@@ -177,13 +189,12 @@ async fn login_with(
             }
         }
     };
-    let profile: Option<(String, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT name, avatar, email, sign FROM campus_users WHERE id = $1 AND NOT deleted",
-        )
-        .bind(id as i64)
-        .fetch_optional(&app.pool)
-        .await?;
+    let profile: Option<Profile> = sqlx::query_as(
+        "SELECT name, avatar, email, sign FROM campus_users WHERE id = $1 AND NOT deleted",
+    )
+    .bind(id as i64)
+    .fetch_optional(&app.pool)
+    .await?;
     let (name, avatar, email, sign) =
         profile.ok_or_else(|| ApiError::busy("Your account is being set up; please try again."))?;
     let token = app.jwt.issue(
@@ -298,7 +309,12 @@ async fn verify(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         code: projections::personal::seal(&subject, &key, code.trim()),
         at: chrono::Utc::now(),
     };
-    match app.campus.users.execute(&me_id.to_string(), command, &me.actor).await {
+    match app
+        .campus
+        .users
+        .execute(&me_id.to_string(), command, &me.actor)
+        .await
+    {
         Ok(committed)
             if committed
                 .events
@@ -325,7 +341,12 @@ const USER_SELECT: &str = "FROM campus_users u WHERE NOT u.deleted";
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "The plain list is for superusers", body = Object),
     ))]
-async fn users(State(app): AppState, me: Caller, query: Query, page: Page) -> Result<Response, ApiError> {
+async fn users(
+    State(app): AppState,
+    me: Caller,
+    query: Query,
+    page: Page,
+) -> Result<Response, ApiError> {
     if let Some(raw) = query.get("id") {
         let found = match parse_positive(raw) {
             Some(id) => {
@@ -351,7 +372,10 @@ async fn users(State(app): AppState, me: Caller, query: Query, page: Page) -> Re
         &app,
         me.viewer(),
         &page,
-        &format!("SELECT {} {USER_SELECT} ORDER BY u.id LIMIT $3 OFFSET $4", user_json("u")),
+        &format!(
+            "SELECT {} {USER_SELECT} ORDER BY u.id LIMIT $3 OFFSET $4",
+            user_json("u")
+        ),
         "SELECT count(*) FROM campus_users WHERE NOT deleted",
         &[],
     )
@@ -380,7 +404,11 @@ async fn user_answer(app: &App, me: &Caller, id: i64) -> Result<Value, ApiError>
         (status = 401, description = "Not logged in", body = Object),
         (status = 404, description = "No such user", body = Object, example = json!({"detail": "未找到。"})),
     ))]
-async fn one_user(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn one_user(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     Ok(Json(user_answer(&app, &me, id).await?).into_response())
 }
@@ -443,7 +471,11 @@ async fn edit_user(
         (status = 403, description = "Neither this user nor a superuser", body = Object),
         (status = 404, description = "No such user", body = Object),
     ))]
-async fn delete_user(State(app): AppState, me: Caller, Segment(id): Segment) -> Result<Response, ApiError> {
+async fn delete_user(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     if !read::user_exists(&app.pool, id).await? {
         return Err(ApiError::not_found());
@@ -469,7 +501,12 @@ async fn delete_user(State(app): AppState, me: Caller, Segment(id): Segment) -> 
         (status = 200, description = "The envelope; `status: 1` for an unknown user", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
-async fn managed_envelope(State(app): AppState, me: Caller, query: Query, page: Page) -> Result<Response, ApiError> {
+async fn managed_envelope(
+    State(app): AppState,
+    me: Caller,
+    query: Query,
+    page: Page,
+) -> Result<Response, ApiError> {
     let Some(id) = query.get("id").and_then(parse_positive) else {
         return Ok(Json(envelope_error("invalid userID")).into_response());
     };
@@ -567,7 +604,12 @@ async fn follow(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         follow_id,
         organization_id: org as u64,
     };
-    match app.campus.users.execute(&person.to_string(), command, &me.actor).await {
+    match app
+        .campus
+        .users
+        .execute(&person.to_string(), command, &me.actor)
+        .await
+    {
         Ok(_) => Ok((
             StatusCode::CREATED,
             Json(json!({"id": follow_id, "org": org, "person": person})),
@@ -577,9 +619,10 @@ async fn follow(State(app): AppState, me: Caller, input: Input) -> Result<Respon
             StatusCode::BAD_REQUEST,
             json!({"non_field_errors": ["已关注该组织。"]}),
         )),
-        Err(CommandError::Rejected(UserError::Unknown)) => {
-            Err(field_error("person", &super::common::invalid_pk(&person.to_string())))
-        }
+        Err(CommandError::Rejected(UserError::Unknown)) => Err(field_error(
+            "person",
+            &super::common::invalid_pk(&person.to_string()),
+        )),
         Err(e) => Err(command_failed(e)),
     }
 }
@@ -601,7 +644,12 @@ async fn unfollow(State(app): AppState, me: Caller, query: Query) -> Result<Resp
         let command = UserCommand::Unfollow {
             organization_id: org as u64,
         };
-        match app.campus.users.execute(&user.to_string(), command, &me.actor).await {
+        match app
+            .campus
+            .users
+            .execute(&user.to_string(), command, &me.actor)
+            .await
+        {
             Ok(_) | Err(CommandError::Rejected(UserError::Unknown)) => {}
             Err(e) => return Err(command_failed(e)),
         }
@@ -628,7 +676,13 @@ pub fn pair(query: &Query) -> Result<(i64, i64), ApiError> {
 }
 
 /// `[{"org": ...}]` of the organisations a user follows or manages.
-async fn orgs_of(app: &App, me: &Caller, page: &Page, table: &str, id: i64) -> Result<Value, ApiError> {
+async fn orgs_of(
+    app: &App,
+    me: &Caller,
+    page: &Page,
+    table: &str,
+    id: i64,
+) -> Result<Value, ApiError> {
     read::list(
         app,
         me.viewer(),
@@ -653,7 +707,12 @@ async fn orgs_of(app: &App, me: &Caller, page: &Page, table: &str, id: i64) -> R
         (status = 200, description = "`[{org}]`; `[]` for an unknown user", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
-async fn followed(State(app): AppState, me: Caller, Segment(id): Segment, page: Page) -> Result<Response, ApiError> {
+async fn followed(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    page: Page,
+) -> Result<Response, ApiError> {
     let Some(id) = parse_positive(&id) else {
         return Ok(Json(page.answer(vec![], || 0)).into_response());
     };
@@ -668,7 +727,12 @@ async fn followed(State(app): AppState, me: Caller, Segment(id): Segment, page: 
         (status = 200, description = "`[{org}]`; `[]` for an unknown user", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
-async fn managed(State(app): AppState, me: Caller, Segment(id): Segment, page: Page) -> Result<Response, ApiError> {
+async fn managed(
+    State(app): AppState,
+    me: Caller,
+    Segment(id): Segment,
+    page: Page,
+) -> Result<Response, ApiError> {
     let Some(id) = parse_positive(&id) else {
         return Ok(Json(page.answer(vec![], || 0)).into_response());
     };

@@ -1,6 +1,7 @@
 //! The REST surface: one router per bounded context, JSON everywhere, paths with or without
 //! the trailing slash; served by hyper with timeouts and a connection limit.
 
+mod auth;
 pub mod docs;
 mod error;
 pub mod idempotency;
@@ -27,6 +28,7 @@ use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+pub use auth::{bearer_token, http_actor, MalformedAuthorization};
 pub use error::ApiError;
 pub use input::{parse_date, parse_id, BodyTimeout, Input, Segment, MAX_BODY_BYTES};
 
@@ -67,22 +69,13 @@ struct Bounds {
     append_window: Duration,
 }
 
-/// Every route the public listener serves, and the OpenAPI document that describes exactly
-/// those: both come from the same registrations (utoipa-axum's `routes!`), so a route cannot
-/// be served without being described (tests/api/docs.rs checks both ways).
-pub fn api(with_metrics: bool) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
-    use utoipa::OpenApi;
-    utoipa_axum::router::OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(crate::orchestra::routes())
-        .merge(crate::campus::routes())
-        .merge(crate::metrics::routes(with_metrics))
-        .routes(utoipa_axum::routes!(docs::openapi_json))
-        .routes(utoipa_axum::routes!(docs::docs_page))
-        .routes(utoipa_axum::routes!(docs::docs_asset))
-        .split_for_parts()
-}
-
-pub fn router(app: Arc<App>) -> Router {
+/// The service's routes, as `crate::api` assembles them, with the shared plumbing around
+/// them: request ids, limits and deadlines, safe retries, tracing, metrics, and the JSON
+/// answers for unknown paths and methods.
+pub fn router(
+    app: Arc<App>,
+    (api, document): (Router<Arc<App>>, utoipa::openapi::OpenApi),
+) -> Router {
     let waits = app.config.waits;
     let limits = Bounds {
         http: app.config.http,
@@ -92,8 +85,6 @@ pub fn router(app: Arc<App>) -> Router {
             .request_timeout
             .saturating_sub(waits.turn + waits.projection + Duration::from_secs(1)),
     };
-    let metrics_here = app.config.admin_listen.is_none();
-    let (api, document) = api(metrics_here);
     api.layer(axum::Extension(docs::Served(Arc::new(
         document.to_json().expect("the document is JSON"),
     ))))
@@ -193,12 +184,13 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 /// Serve until `shutdown` completes, then finish the requests in flight.
 pub async fn serve(
     app: Arc<App>,
+    routes: (Router<Arc<App>>, utoipa::openapi::OpenApi),
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = app.config.http;
     let max_connections = connection_cap(limits.max_connections, app.config.pool_size);
-    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
+    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app, routes));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);

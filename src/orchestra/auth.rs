@@ -6,14 +6,13 @@ use std::sync::Arc;
 use aggregates::orchestra::roster::member_subject;
 use aggregates::orchestra::{Role, Section};
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{read, AUDIENCE};
 use crate::bus::Actor;
-use crate::http::{client_request_id, request_id, ApiError};
+use crate::http::{bearer_token, http_actor, ApiError};
 use crate::App;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,45 +44,9 @@ fn unauthorized(msg: &str) -> ApiError {
     ApiError::msg(StatusCode::UNAUTHORIZED, msg)
 }
 
-/// An `Authorization` header that is not `JWT <token>` or `Bearer <token>`.
-#[derive(Debug)]
-pub struct MalformedAuthorization;
-
-/// The token of `Authorization: JWT <token>` or `Bearer <token>`, if the header is there.
-pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, MalformedAuthorization> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| MalformedAuthorization)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(MalformedAuthorization)?;
-    if !(scheme.eq_ignore_ascii_case("jwt") || scheme.eq_ignore_ascii_case("bearer")) {
-        return Err(MalformedAuthorization);
-    }
-    Ok(Some(token.trim()))
-}
-
 /// The token of `Authorization: JWT <token>` or `Bearer <token>`.
 pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     bearer_token(parts).map_err(|_| unauthorized("Invalid or expired token."))
-}
-
-/// The actor of an HTTP request by `subject` (opaque) in `role`.
-pub fn http_actor(
-    kind: &'static str,
-    subject: &str,
-    headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
-) -> Actor {
-    Actor {
-        kind,
-        name: subject.to_string(),
-        request_id: request_id(headers),
-        client_request_id: client_request_id(headers),
-        channel: "http",
-        append_by: extensions
-            .get::<crate::http::AppendBy>()
-            .map(|deadline| deadline.0),
-    }
 }
 
 impl FromRequestParts<Arc<App>> for CurrentMember {

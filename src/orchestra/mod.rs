@@ -3,6 +3,7 @@
 mod auth;
 pub mod read;
 mod routes;
+pub mod schema;
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 
-pub use auth::{bearer_token, http_actor, CurrentMember};
+pub use auth::CurrentMember;
 pub use routes::routes;
 
 use crate::bus::CommandBus;

@@ -20,14 +20,15 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{http_actor, Claims, CurrentManager, CurrentMember};
+use super::auth::{Claims, CurrentManager, CurrentMember};
 use super::read::{self, AbsenceRow};
+use super::schema::{
+    AbsenceBody, AbsenceChangeBody, LoginAnswer, LoginBody, NextAnswer, PresenceAnswer, ProcessBody,
+};
 use super::AUDIENCE;
 use crate::bus::{CommandError, Committed};
-use crate::http::schema::{
-    AbsenceBody, AbsenceChangeBody, LoginAnswer, LoginBody, Message, NextAnswer, NotFound,
-    PresenceAnswer, ProcessBody,
-};
+use crate::http::http_actor;
+use crate::http::schema::{Message, NotFound};
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
 use crate::personal::KeyError;
 use crate::App;
@@ -313,7 +314,7 @@ async fn apply(
     me: CurrentMember,
     input: Input,
 ) -> Result<Response, ApiError> {
-    app.limits.check_write(&me).await?;
+    app.limits.check_write(me.id).await?;
     let date = date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?;
     let kind = kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?;
     let reason = reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?;
@@ -372,7 +373,7 @@ async fn change(
     Segment(id): Segment,
     input: Input,
 ) -> Result<Json<AbsenceRow>, ApiError> {
-    app.limits.check_write(&me).await?;
+    app.limits.check_write(me.id).await?;
     let id = parse_id(&id)? as u64;
     // Fields left out keep the values the member's stream holds when the command runs (a
     // read model read earlier may lag: filling them from it could undo an earlier change).
@@ -432,7 +433,7 @@ async fn cancel(
     me: CurrentMember,
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
-    app.limits.check_write(&me).await?;
+    app.limits.check_write(me.id).await?;
     // An erased member writes nothing more, not even a cancellation.
     my_key(&me)?;
     // To the caller's own stream: another member's absence is not there (404).

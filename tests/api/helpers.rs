@@ -170,7 +170,7 @@ async fn start(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(ensemble::http::serve(app.clone(), listener, async {
+    let server = tokio::spawn(ensemble::api::serve(app.clone(), listener, async {
         let _ = rx.await;
     }));
     let server = tokio::spawn(async move {

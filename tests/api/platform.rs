@@ -69,7 +69,9 @@ async fn events(app: &TestApp) -> i64 {
 }
 
 async fn block(app: &TestApp, admin: &str, name: &str) -> i64 {
-    let reply = app.post("/blocks/", Some(admin), json!({"name": name})).await;
+    let reply = app
+        .post("/blocks/", Some(admin), json!({"name": name}))
+        .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     reply.body["id"].as_i64().unwrap()
 }
@@ -114,7 +116,11 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(seen["appid"], "campus-appid");
     assert_eq!(seen["secret"], "campus-secret");
     let again = app
-        .post("/userLogin/", None, json!({"code": "code-wzk", "userInfo": {}}))
+        .post(
+            "/userLogin/",
+            None,
+            json!({"code": "code-wzk", "userInfo": {}}),
+        )
         .await;
     assert_eq!(again.body["userExist"], 1);
     assert_eq!(again.body["id"], first["id"]);
@@ -134,7 +140,11 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
 
     // Email verification: the code arrives by mail, from the outbox.
     let sent = app
-        .post("/sendVerify/", Some(&wzk.token), json!({"email": "wzk@buaa.edu.cn"}))
+        .post(
+            "/sendVerify/",
+            Some(&wzk.token),
+            json!({"email": "wzk@buaa.edu.cn"}),
+        )
         .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert_eq!(sent.body, json!({"status": 0, "msg": "Email send"}));
@@ -189,7 +199,11 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(applied.body["user"], wzk.id);
     assert_eq!(applied.body["block"], boya);
     let pub_time = applied.body["pub_time"].as_str().unwrap();
-    assert_eq!(pub_time.len(), "2021-04-15T11:26:32.396852".len(), "{pub_time}");
+    assert_eq!(
+        pub_time.len(),
+        "2021-04-15T11:26:32.396852".len(),
+        "{pub_time}"
+    );
     let application = applied.body["id"].as_i64().unwrap();
     let other = user(&app, "jessie").await;
     let clash = app
@@ -202,7 +216,10 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(clash.status, 400);
     assert_eq!(clash.body, json!({"name": ["已经存在该名称组织的申请"]}));
     let mine = app
-        .get(&format!("/users/organizations/applications/{}/", wzk.id), &wzk.token)
+        .get(
+            &format!("/users/organizations/applications/{}/", wzk.id),
+            &wzk.token,
+        )
         .await;
     assert_eq!(mine.body[0]["user"]["name"], "wzk");
     assert_eq!(mine.body[0]["block"]["name"], "博雅");
@@ -238,7 +255,10 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(managers.body.as_array().unwrap().len(), 1);
     assert_eq!(managers.body[0]["person"]["id"], wzk.id);
     let unknown = app.get("/organizations/?org=nope", &other.token).await;
-    assert_eq!(unknown.body, json!({"status": 1, "msg": "invalid org name"}));
+    assert_eq!(
+        unknown.body,
+        json!({"status": 1, "msg": "invalid org name"})
+    );
 
     // The owner edits it and appoints a manager; someone else follows it.
     let edited = app
@@ -268,13 +288,21 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
             json!({"org": org_id, "person": other.id}),
         )
         .await;
-    assert_eq!(again.body, json!({"non_field_errors": ["该用户已是此组织管理员。"]}));
+    assert_eq!(
+        again.body,
+        json!({"non_field_errors": ["该用户已是此组织管理员。"]})
+    );
     let envelope = app
-        .get(&format!("/users/organizations/?id={}&user_view=True", other.id), &other.token)
+        .get(
+            &format!("/users/organizations/?id={}&user_view=True", other.id),
+            &other.token,
+        )
         .await;
     assert_eq!(envelope.body["results"][0]["org"]["name"], "新组织");
     assert_eq!(envelope.body["results"][0]["person"]["id"], other.id);
-    let by_name = app.get("/organizations/managers/?org=新组织", &other.token).await;
+    let by_name = app
+        .get("/organizations/managers/?org=新组织", &other.token)
+        .await;
     assert_eq!(by_name.body["results"].as_array().unwrap().len(), 2);
     let fan = user(&app, "fan").await;
     let followed = app
@@ -300,9 +328,15 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
             json!({"org": 999, "person": fan.id}),
         )
         .await;
-    assert_eq!(nothing.body, json!({"org": ["无效主键 “999” － 对象不存在。"]}));
+    assert_eq!(
+        nothing.body,
+        json!({"org": ["无效主键 “999” － 对象不存在。"]})
+    );
     let list = app
-        .get(&format!("/users/followed_organizations/{}/", fan.id), &fan.token)
+        .get(
+            &format!("/users/followed_organizations/{}/", fan.id),
+            &fan.token,
+        )
         .await;
     assert_eq!(list.body[0]["org"]["id"], org_id);
 
@@ -317,7 +351,10 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(renamed.status, 200, "{}", renamed.body);
     assert_eq!(renamed.body["sign"], "苟利国家生死以");
     let list = app
-        .get(&format!("/users/followed_organizations/{}/", fan.id), &fan.token)
+        .get(
+            &format!("/users/followed_organizations/{}/", fan.id),
+            &fan.token,
+        )
         .await;
     assert_eq!(list.body[0]["org"]["owner"]["name"], "王");
     assert_eq!(list.body[0]["org"]["owner"]["sign"], "苟利国家生死以");
@@ -337,11 +374,18 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(handed.status, 200, "{}", handed.body);
     assert_eq!(handed.body, json!({"owner": fan.id}));
     let refused = app
-        .put(&format!("/organizations/{org_id}/"), &wzk.token, json!({"name": "x"}))
+        .put(
+            &format!("/organizations/{org_id}/"),
+            &wzk.token,
+            json!({"name": "x"}),
+        )
         .await;
     assert_eq!(refused.status, 403);
     let managed = app
-        .get(&format!("/users/managed_organizations/{}/", fan.id), &fan.token)
+        .get(
+            &format!("/users/managed_organizations/{}/", fan.id),
+            &fan.token,
+        )
         .await;
     assert_eq!(managed.body[0]["org"]["owner"]["id"], fan.id);
 
@@ -354,15 +398,24 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
         )
         .await;
     assert_eq!(feedback.status, 201);
-    assert_eq!(feedback.body, json!({"success": true, "msg": "upload feedback succeed"}));
+    assert_eq!(
+        feedback.body,
+        json!({"success": true, "msg": "upload feedback succeed"})
+    );
     let read = app.get("/feedbacks/", &admin).await;
     assert_eq!(read.body[0]["feedback"], "我们BUAA真是太厉害了！");
 
     // Deleting the organisation leaves no follow or manager behind; its name is free again.
-    let deleted = app.delete(&format!("/organizations/{org_id}/"), &fan.token).await;
+    let deleted = app
+        .delete(&format!("/organizations/{org_id}/"), &fan.token)
+        .await;
     assert_eq!(deleted.status, 204);
     for table in ["campus_follows", "campus_managers", "campus_organizations"] {
-        assert_eq!(app.scalar(&format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
+        assert_eq!(
+            app.scalar(&format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}"
+        );
     }
     let again = app
         .post(
@@ -381,7 +434,10 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     .fetch_all(&app.app.pool)
     .await
     .unwrap();
-    assert!(actors.iter().all(|a| a.starts_with("campus-")), "{actors:?}");
+    assert!(
+        actors.iter().all(|a| a.starts_with("campus-")),
+        "{actors:?}"
+    );
 }
 
 #[tokio::test]
@@ -390,7 +446,11 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
     let admin = superuser(&app).await;
     let u = user(&app, "u").await;
     let missing = app
-        .post("/organizations/applications/", Some(&u.token), json!({"name": "x"}))
+        .post(
+            "/organizations/applications/",
+            Some(&u.token),
+            json!({"name": "x"}),
+        )
         .await;
     assert_eq!(missing.status, 400);
     assert_eq!(
@@ -409,31 +469,70 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
     assert_eq!(blank.body["block"], json!(["无效主键 “1” － 对象不存在。"]));
     // Blocks and categories: taken, unchanged, missing.
     let b = block(&app, &admin, "社团").await;
-    let dup = app.post("/blocks/", Some(&admin), json!({"name": "社团"})).await;
-    assert_eq!(dup.body, json!({"name": ["具有 版块名称 的 block 已存在。"]}));
-    let same = app.put(&format!("/blocks/{b}/"), &admin, json!({"name": "社团"})).await;
+    let dup = app
+        .post("/blocks/", Some(&admin), json!({"name": "社团"}))
+        .await;
+    assert_eq!(
+        dup.body,
+        json!({"name": ["具有 版块名称 的 block 已存在。"]})
+    );
+    let same = app
+        .put(&format!("/blocks/{b}/"), &admin, json!({"name": "社团"}))
+        .await;
     assert_eq!(same.body, json!({"block": ["板块名称重复"]}));
     let none = app.put(&format!("/blocks/{b}/"), &admin, json!({})).await;
     assert_eq!(none.body, json!({"name": ["该字段是必填项。"]}));
     let gone = app.put("/blocks/99/", &admin, json!({"name": "x"})).await;
-    assert_eq!((gone.status, gone.body["detail"].clone()), (404, json!("未找到。")));
+    assert_eq!(
+        (gone.status, gone.body["detail"].clone()),
+        (404, json!("未找到。"))
+    );
     let not_an_id = app.delete("/blocks/abc/", &admin).await;
     assert_eq!(not_an_id.status, 404);
-    let c = app.post("/activities/categories/", Some(&admin), json!({"name": "体育"})).await;
+    let c = app
+        .post(
+            "/activities/categories/",
+            Some(&admin),
+            json!({"name": "体育"}),
+        )
+        .await;
     assert_eq!(c.status, 201);
     let c_id = c.body["id"].as_i64().unwrap();
-    let dup = app.post("/activities/categories/", Some(&admin), json!({"name": "体育"})).await;
-    assert_eq!(dup.body, json!({"name": ["具有 分类名称 的 category 已存在。"]}));
+    let dup = app
+        .post(
+            "/activities/categories/",
+            Some(&admin),
+            json!({"name": "体育"}),
+        )
+        .await;
+    assert_eq!(
+        dup.body,
+        json!({"name": ["具有 分类名称 的 category 已存在。"]})
+    );
     let same = app
-        .put(&format!("/activities/categories/{c_id}/"), &admin, json!({"name": "体育"}))
+        .put(
+            &format!("/activities/categories/{c_id}/"),
+            &admin,
+            json!({"name": "体育"}),
+        )
         .await;
     assert_eq!(same.body, json!({"category": ["分类名称重复"]}));
     // Renaming frees the old name.
     let renamed = app
-        .put(&format!("/activities/categories/{c_id}/"), &admin, json!({"name": "文艺"}))
+        .put(
+            &format!("/activities/categories/{c_id}/"),
+            &admin,
+            json!({"name": "文艺"}),
+        )
         .await;
     assert_eq!(renamed.body, json!({"id": c_id, "name": "文艺"}));
-    let reused = app.post("/activities/categories/", Some(&admin), json!({"name": "体育"})).await;
+    let reused = app
+        .post(
+            "/activities/categories/",
+            Some(&admin),
+            json!({"name": "体育"}),
+        )
+        .await;
     assert_eq!(reused.status, 201);
     // Addresses: six decimals, unique names and places.
     let a = app
@@ -461,7 +560,10 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
             json!({"name": "篮球场", "longitude": "1", "latitude": "2"}),
         )
         .await;
-    assert_eq!(name.body, json!({"name": ["具有 地址名称 的 address 已存在。"]}));
+    assert_eq!(
+        name.body,
+        json!({"name": ["具有 地址名称 的 address 已存在。"]})
+    );
     let nonsense = app
         .post(
             "/activities/addresses/",
@@ -482,13 +584,25 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
         .unwrap();
     assert_eq!(form.status(), 201);
     // Lists page with limit/offset.
-    let page: Value = app.get("/activities/categories/?limit=2&offset=1", &u.token).await.body;
+    let page: Value = app
+        .get("/activities/categories/?limit=2&offset=1", &u.token)
+        .await
+        .body;
     assert_eq!(page["count"], 3);
     assert_eq!(page["results"].as_array().unwrap().len(), 2);
     assert_eq!(page["next"], Value::Null);
-    assert!(page["previous"].as_str().unwrap().ends_with("/activities/categories?limit=2"));
-    let first: Value = app.get("/activities/categories/?limit=1", &u.token).await.body;
-    assert!(first["next"].as_str().unwrap().ends_with("limit=1&offset=1"));
+    assert!(page["previous"]
+        .as_str()
+        .unwrap()
+        .ends_with("/activities/categories?limit=2"));
+    let first: Value = app
+        .get("/activities/categories/?limit=1", &u.token)
+        .await
+        .body;
+    assert!(first["next"]
+        .as_str()
+        .unwrap()
+        .ends_with("limit=1&offset=1"));
     let plain = app.get("/activities/categories/", &u.token).await.body;
     assert_eq!(plain.as_array().unwrap().len(), 3);
     let bad = app.get("/blocks/?limit=x", &u.token).await;
@@ -505,10 +619,20 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
     let stranger = user(&app, "stranger").await;
     let b = block(&app, &admin, "博雅").await;
     let org = organisation(&app, &admin, &owner, "组织", b).await;
-    let c = app.post("/activities/categories/", Some(&admin), json!({"name": "体育"})).await;
+    let c = app
+        .post(
+            "/activities/categories/",
+            Some(&admin),
+            json!({"name": "体育"}),
+        )
+        .await;
     let c = c.body["id"].as_i64().unwrap();
     let a = app
-        .post("/activities/addresses/", Some(&admin), json!({"name": "场", "longitude": "1", "latitude": "1"}))
+        .post(
+            "/activities/addresses/",
+            Some(&admin),
+            json!({"name": "场", "longitude": "1", "latitude": "1"}),
+        )
         .await;
     let a = a.body["id"].as_i64().unwrap();
     let pending = app
@@ -530,30 +654,150 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
     let owner_only = ["stranger"];
     let self_only = ["stranger"];
     let writes: Vec<(Method, String, Value, &[&str])> = vec![
-        (post.clone(), "/blocks/".into(), json!({"name": "新"}), &superuser_only),
-        (put.clone(), format!("/blocks/{b}/"), json!({"name": "新"}), &superuser_only),
-        (delete.clone(), format!("/blocks/{b}/"), Value::Null, &superuser_only),
-        (post.clone(), "/activities/categories/".into(), json!({"name": "新"}), &superuser_only),
-        (put.clone(), format!("/activities/categories/{c}/"), json!({"name": "新"}), &superuser_only),
-        (delete.clone(), format!("/activities/categories/{c}/"), Value::Null, &superuser_only),
-        (delete.clone(), format!("/activities/addresses/{a}/"), Value::Null, &superuser_only),
-        (put.clone(), format!("/organizations/applications/verifications/{pending}/"), json!({"status": 1}), &superuser_only),
-        (delete.clone(), format!("/organizations/applications/{pending}/"), Value::Null, &self_only),
-        (put.clone(), format!("/organizations/{org}/"), json!({"name": "改"}), &owner_only),
-        (delete.clone(), format!("/organizations/{org}/"), Value::Null, &owner_only),
-        (post.clone(), format!("/organizations/owner/{org}/"), json!({"owner": 1}), &owner_only),
-        (post.clone(), "/organizations/managers/".into(), json!({"org": org, "person": 1}), &owner_only),
-        (delete.clone(), format!("/organizations/managers/?user={}&org={org}", owner.id), Value::Null, &owner_only),
-        (post.clone(), "/organizations/applications/".into(), json!({"name": "n", "description": "d", "user": owner.id, "block": b}), &self_only),
-        (post.clone(), "/users/followed_organizations/".into(), json!({"org": org, "person": owner.id}), &self_only),
-        (delete.clone(), format!("/users/followed_organizations/?user={}&org={org}", owner.id), Value::Null, &self_only),
-        (put.clone(), format!("/users/{}/", owner.id), json!({"name": "改"}), &self_only),
-        (delete.clone(), format!("/users/{}/", owner.id), Value::Null, &self_only),
-        (post.clone(), "/verify/".into(), json!({"verifyCode": "123456", "email": "a@b.cn", "id": owner.id}), &self_only),
-        (post.clone(), "/register/".into(), json!({"username": "x", "password": "pppppppp", "email": "a@b.cn"}), &superuser_only),
-        (post.clone(), "/sendVerify/".into(), json!({"email": "a@b.cn"}), &[]),
-        (post.clone(), "/feedbacks/".into(), json!({"feedback": "f"}), &[]),
-        (post.clone(), "/activities/addresses/".into(), json!({"name": "n", "longitude": "2", "latitude": "2"}), &[]),
+        (
+            post.clone(),
+            "/blocks/".into(),
+            json!({"name": "新"}),
+            &superuser_only,
+        ),
+        (
+            put.clone(),
+            format!("/blocks/{b}/"),
+            json!({"name": "新"}),
+            &superuser_only,
+        ),
+        (
+            delete.clone(),
+            format!("/blocks/{b}/"),
+            Value::Null,
+            &superuser_only,
+        ),
+        (
+            post.clone(),
+            "/activities/categories/".into(),
+            json!({"name": "新"}),
+            &superuser_only,
+        ),
+        (
+            put.clone(),
+            format!("/activities/categories/{c}/"),
+            json!({"name": "新"}),
+            &superuser_only,
+        ),
+        (
+            delete.clone(),
+            format!("/activities/categories/{c}/"),
+            Value::Null,
+            &superuser_only,
+        ),
+        (
+            delete.clone(),
+            format!("/activities/addresses/{a}/"),
+            Value::Null,
+            &superuser_only,
+        ),
+        (
+            put.clone(),
+            format!("/organizations/applications/verifications/{pending}/"),
+            json!({"status": 1}),
+            &superuser_only,
+        ),
+        (
+            delete.clone(),
+            format!("/organizations/applications/{pending}/"),
+            Value::Null,
+            &self_only,
+        ),
+        (
+            put.clone(),
+            format!("/organizations/{org}/"),
+            json!({"name": "改"}),
+            &owner_only,
+        ),
+        (
+            delete.clone(),
+            format!("/organizations/{org}/"),
+            Value::Null,
+            &owner_only,
+        ),
+        (
+            post.clone(),
+            format!("/organizations/owner/{org}/"),
+            json!({"owner": 1}),
+            &owner_only,
+        ),
+        (
+            post.clone(),
+            "/organizations/managers/".into(),
+            json!({"org": org, "person": 1}),
+            &owner_only,
+        ),
+        (
+            delete.clone(),
+            format!("/organizations/managers/?user={}&org={org}", owner.id),
+            Value::Null,
+            &owner_only,
+        ),
+        (
+            post.clone(),
+            "/organizations/applications/".into(),
+            json!({"name": "n", "description": "d", "user": owner.id, "block": b}),
+            &self_only,
+        ),
+        (
+            post.clone(),
+            "/users/followed_organizations/".into(),
+            json!({"org": org, "person": owner.id}),
+            &self_only,
+        ),
+        (
+            delete.clone(),
+            format!("/users/followed_organizations/?user={}&org={org}", owner.id),
+            Value::Null,
+            &self_only,
+        ),
+        (
+            put.clone(),
+            format!("/users/{}/", owner.id),
+            json!({"name": "改"}),
+            &self_only,
+        ),
+        (
+            delete.clone(),
+            format!("/users/{}/", owner.id),
+            Value::Null,
+            &self_only,
+        ),
+        (
+            post.clone(),
+            "/verify/".into(),
+            json!({"verifyCode": "123456", "email": "a@b.cn", "id": owner.id}),
+            &self_only,
+        ),
+        (
+            post.clone(),
+            "/register/".into(),
+            json!({"username": "x", "password": "pppppppp", "email": "a@b.cn"}),
+            &superuser_only,
+        ),
+        (
+            post.clone(),
+            "/sendVerify/".into(),
+            json!({"email": "a@b.cn"}),
+            &[],
+        ),
+        (
+            post.clone(),
+            "/feedbacks/".into(),
+            json!({"feedback": "f"}),
+            &[],
+        ),
+        (
+            post.clone(),
+            "/activities/addresses/".into(),
+            json!({"name": "n", "longitude": "2", "latitude": "2"}),
+            &[],
+        ),
     ];
     let before = events(&app).await;
     for (method, path, body, refused) in &writes {
@@ -584,10 +828,20 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
     }
     // Superusers are not users: what only a user does is refused them.
     for path in ["/sendVerify/", "/feedbacks/"] {
-        let reply = app.post(path, Some(&admin), json!({"email": "a@b.cn", "feedback": "f"})).await;
+        let reply = app
+            .post(
+                path,
+                Some(&admin),
+                json!({"email": "a@b.cn", "feedback": "f"}),
+            )
+            .await;
         assert_eq!(reply.status, 403, "{path}");
     }
-    assert_eq!(events(&app).await, before, "a refused write changed something");
+    assert_eq!(
+        events(&app).await,
+        before,
+        "a refused write changed something"
+    );
     // And a campus token is refused by the orchestra.
     let absence = app.get("/absence/", &owner.token).await;
     assert_eq!(absence.status, 401);
@@ -614,11 +868,19 @@ async fn of_simultaneous_requests_for_one_name_exactly_one_succeeds_also_across_
     });
     let replies = futures::future::join_all(attempts).await;
     let created = replies.iter().filter(|r| r.status == 201).count();
-    assert_eq!(created, 1, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
-    assert!(replies
-        .iter()
-        .filter(|r| r.status != 201)
-        .all(|r| r.status == 400 && r.body == json!({"name": ["具有 版块名称 的 block 已存在。"]})));
+    assert_eq!(
+        created,
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        replies
+            .iter()
+            .filter(|r| r.status != 201)
+            .all(|r| r.status == 400
+                && r.body == json!({"name": ["具有 版块名称 的 block 已存在。"]}))
+    );
     // Applications for one organisation name, by two users on two servers.
     let attempts = (0..12).map(|i| {
         let (app, u) = if i % 2 == 0 {
@@ -658,7 +920,10 @@ async fn of_simultaneous_requests_for_one_name_exactly_one_succeeds_also_across_
     let replies = futures::future::join_all(attempts).await;
     assert_eq!(replies.iter().filter(|r| r.status == 201).count(), 1);
     assert_eq!(first.scalar("SELECT count(*) FROM campus_follows").await, 1);
-    assert_eq!(first.scalar("SELECT count(*) FROM campus_managers").await, 2);
+    assert_eq!(
+        first.scalar("SELECT count(*) FROM campus_managers").await,
+        2
+    );
     // Approvals racing each other: one founding.
     let pending = first
         .post(
@@ -678,7 +943,9 @@ async fn of_simultaneous_requests_for_one_name_exactly_one_succeeds_also_across_
     let replies = futures::future::join_all(attempts).await;
     assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 1);
     assert_eq!(
-        first.scalar("SELECT count(*) FROM campus_organizations").await,
+        first
+            .scalar("SELECT count(*) FROM campus_organizations")
+            .await,
         2
     );
 }
@@ -691,8 +958,12 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
     let gone = user(&app, "vanishing-nick").await;
     let fan = user(&app, "fan").await;
     // Their email, a profile, an organisation they own, a follow, feedback, an application.
-    app.post("/sendVerify/", Some(&gone.token), json!({"email": "vanish@buaa.edu.cn"}))
-        .await;
+    app.post(
+        "/sendVerify/",
+        Some(&gone.token),
+        json!({"email": "vanish@buaa.edu.cn"}),
+    )
+    .await;
     assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 1 }).await);
     let mail = smtp.messages.lock().unwrap()[0].clone();
     let code = mail
@@ -708,16 +979,32 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
         )
         .await;
     assert_eq!(ok.status, 200);
-    app.put(&format!("/users/{}/", gone.id), &gone.token, json!({"name": "Secret Name", "sign": "secret sign"}))
-        .await;
+    app.put(
+        &format!("/users/{}/", gone.id),
+        &gone.token,
+        json!({"name": "Secret Name", "sign": "secret sign"}),
+    )
+    .await;
     let b = block(&app, &admin, "博雅").await;
     let org = organisation(&app, &admin, &gone, "Their Club", b).await;
-    app.post("/users/followed_organizations/", Some(&gone.token), json!({"org": org, "person": gone.id}))
-        .await;
-    app.post("/users/followed_organizations/", Some(&fan.token), json!({"org": org, "person": fan.id}))
-        .await;
-    app.post("/feedbacks/", Some(&gone.token), json!({"feedback": "secret feedback", "contact": "secret contact"}))
-        .await;
+    app.post(
+        "/users/followed_organizations/",
+        Some(&gone.token),
+        json!({"org": org, "person": gone.id}),
+    )
+    .await;
+    app.post(
+        "/users/followed_organizations/",
+        Some(&fan.token),
+        json!({"org": org, "person": fan.id}),
+    )
+    .await;
+    app.post(
+        "/feedbacks/",
+        Some(&gone.token),
+        json!({"feedback": "secret feedback", "contact": "secret contact"}),
+    )
+    .await;
     app.post(
         "/organizations/applications/",
         Some(&gone.token),
@@ -725,7 +1012,9 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
     )
     .await;
 
-    let deleted = app.delete(&format!("/users/{}/", gone.id), &gone.token).await;
+    let deleted = app
+        .delete(&format!("/users/{}/", gone.id), &gone.token)
+        .await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     app.app.catch_up().await.unwrap();
     let everything = dump(&app);
@@ -746,13 +1035,22 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
     );
     // Their token is dead; the organisation stays with a placeholder owner; follows go.
     assert_eq!(app.get("/blocks/", &gone.token).await.status, 401);
-    assert_eq!(app.get(&format!("/users/{}/", gone.id), &fan.token).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/users/{}/", gone.id), &fan.token)
+            .await
+            .status,
+        404
+    );
     let club = app.get("/organizations/?org=Their Club", &fan.token).await;
     assert_eq!(club.body["results"]["owner"]["name"], "已注销用户");
     assert_eq!(club.body["results"]["owner"]["email"], Value::Null);
     assert_eq!(app.scalar("SELECT count(*) FROM campus_follows").await, 1);
     assert_eq!(
-        app.scalar(&format!("SELECT count(*) FROM campus_managers WHERE user_id = {}", gone.id)).await,
+        app.scalar(&format!(
+            "SELECT count(*) FROM campus_managers WHERE user_id = {}",
+            gone.id
+        ))
+        .await,
         0
     );
     // Their pending application was withdrawn: its name is free.
@@ -766,13 +1064,23 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
     assert_eq!(reused.status, 202, "{}", reused.body);
     // A superuser hands the organisation to someone alive.
     let handed = app
-        .post(&format!("/organizations/owner/{org}/"), Some(&admin), json!({"owner": fan.id}))
+        .post(
+            &format!("/organizations/owner/{org}/"),
+            Some(&admin),
+            json!({"owner": fan.id}),
+        )
         .await;
     assert_eq!(handed.status, 200);
     // A rebuild gives the same placeholder rows.
-    let before: Vec<Value> = app.get("/organizations/", &admin).await.body["results"].as_array().unwrap().clone();
+    let before: Vec<Value> = app.get("/organizations/", &admin).await.body["results"]
+        .as_array()
+        .unwrap()
+        .clone();
     rebuild(&app).await;
-    let after: Vec<Value> = app.get("/organizations/", &admin).await.body["results"].as_array().unwrap().clone();
+    let after: Vec<Value> = app.get("/organizations/", &admin).await.body["results"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(before, after);
     let feedback = app.get("/feedbacks/", &admin).await;
     assert_eq!(feedback.body[0]["feedback"], "(erased)");
@@ -784,18 +1092,33 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
 }
 
 #[tokio::test]
-async fn verification_codes_are_limited_expire_after_five_wrong_tries_and_bad_addresses_mail_nothing() {
+async fn verification_codes_are_limited_expire_after_five_wrong_tries_and_bad_addresses_mail_nothing(
+) {
     let app = spawn_app().await;
     let smtp = app.smtp.as_ref().unwrap();
     let u = user(&app, "u").await;
     for bad in ["not-an-address", "a@b.cn\r\nBcc: x@y.cn", "", "a@b"] {
-        let reply = app.post("/sendVerify/", Some(&u.token), json!({"email": bad})).await;
+        let reply = app
+            .post("/sendVerify/", Some(&u.token), json!({"email": bad}))
+            .await;
         assert_eq!(reply.status, 400, "{bad:?}");
         assert_eq!(reply.body, json!({"status": 1, "msg": "Invalid email"}));
     }
-    let sent = app.post("/sendVerify/", Some(&u.token), json!({"email": "u@buaa.edu.cn"})).await;
+    let sent = app
+        .post(
+            "/sendVerify/",
+            Some(&u.token),
+            json!({"email": "u@buaa.edu.cn"}),
+        )
+        .await;
     assert_eq!(sent.status, 200);
-    let again = app.post("/sendVerify/", Some(&u.token), json!({"email": "u@buaa.edu.cn"})).await;
+    let again = app
+        .post(
+            "/sendVerify/",
+            Some(&u.token),
+            json!({"email": "u@buaa.edu.cn"}),
+        )
+        .await;
     assert_eq!(again.status, 429);
     assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 1 }).await);
     let mail = smtp.messages.lock().unwrap()[0].clone();
@@ -807,18 +1130,30 @@ async fn verification_codes_are_limited_expire_after_five_wrong_tries_and_bad_ad
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
         let reply = app
-            .post("/verify/", Some(&u.token), json!({"verifyCode": wrong, "email": "u@buaa.edu.cn", "id": u.id}))
+            .post(
+                "/verify/",
+                Some(&u.token),
+                json!({"verifyCode": wrong, "email": "u@buaa.edu.cn", "id": u.id}),
+            )
             .await;
         assert_eq!(reply.status, 400);
     }
     // Burnt: even the right code is refused now.
     let late = app
-        .post("/verify/", Some(&u.token), json!({"verifyCode": code, "email": "u@buaa.edu.cn", "id": u.id}))
+        .post(
+            "/verify/",
+            Some(&u.token),
+            json!({"verifyCode": code, "email": "u@buaa.edu.cn", "id": u.id}),
+        )
         .await;
     assert_eq!(late.body, json!({"status": 1, "msg": "Invalid Code"}));
     // Someone else's id is refused.
     let other = app
-        .post("/verify/", Some(&u.token), json!({"verifyCode": code, "email": "u@buaa.edu.cn", "id": u.id + 1}))
+        .post(
+            "/verify/",
+            Some(&u.token),
+            json!({"verifyCode": code, "email": "u@buaa.edu.cn", "id": u.id + 1}),
+        )
         .await;
     assert_eq!(other.status, 403);
     // Only the one good address was ever mailed.
@@ -834,10 +1169,18 @@ async fn a_restart_keeps_every_campus_state_and_a_rebuild_gives_the_same_rows() 
     let fan = user(&app, "fan").await;
     let b = block(&app, &admin, "志愿").await;
     let org = organisation(&app, &admin, &owner, "组织", b).await;
-    app.post("/users/followed_organizations/", Some(&fan.token), json!({"org": org, "person": fan.id}))
-        .await;
-    app.post("/organizations/managers/", Some(&owner.token), json!({"org": org, "person": fan.id}))
-        .await;
+    app.post(
+        "/users/followed_organizations/",
+        Some(&fan.token),
+        json!({"org": org, "person": fan.id}),
+    )
+    .await;
+    app.post(
+        "/organizations/managers/",
+        Some(&owner.token),
+        json!({"org": org, "person": fan.id}),
+    )
+    .await;
     let paths = [
         "/organizations/".to_string(),
         "/organizations/managers/".to_string(),
@@ -852,15 +1195,27 @@ async fn a_restart_keeps_every_campus_state_and_a_rebuild_gives_the_same_rows() 
     }
     rebuild(&app).await;
     for (path, expected) in paths.iter().zip(&before) {
-        assert_eq!(&app.get(path, &admin).await.body, expected, "rebuilt {path}");
+        assert_eq!(
+            &app.get(path, &admin).await.body,
+            expected,
+            "rebuilt {path}"
+        );
     }
     let app = app.restart().await;
     for (path, expected) in paths.iter().zip(&before) {
-        assert_eq!(&app.get(path, &admin).await.body, expected, "restarted {path}");
+        assert_eq!(
+            &app.get(path, &admin).await.body,
+            expected,
+            "restarted {path}"
+        );
     }
     // Commands keep working on the states the log holds.
     let again = app
-        .post("/users/followed_organizations/", Some(&fan.token), json!({"org": org, "person": fan.id}))
+        .post(
+            "/users/followed_organizations/",
+            Some(&fan.token),
+            json!({"org": org, "person": fan.id}),
+        )
         .await;
     assert_eq!(again.body, json!({"non_field_errors": ["已关注该组织。"]}));
 }

@@ -317,8 +317,10 @@ mod tests {
             })
             .then_expect_error(CatalogError::Exists);
         let effects = created().store_effects();
-        assert!(matches!(&effects[..], [StoreEffect::Claim { scope, owner, .. }]
-            if *scope == Blocks::NAME_SCOPE && owner == "campus-Block:4"));
+        assert!(
+            matches!(&effects[..], [StoreEffect::Claim { scope, owner, .. }]
+            if *scope == Blocks::NAME_SCOPE && owner == "campus-Block:4")
+        );
         assert_eq!(created().event_type(), "BlockCreated");
     }
 
@@ -337,7 +339,10 @@ mod tests {
         }
         .into();
         let effects = renamed.store_effects();
-        assert!(matches!(effects[0], StoreEffect::Release { scope: Some(_), .. }));
+        assert!(matches!(
+            effects[0],
+            StoreEffect::Release { scope: Some(_), .. }
+        ));
         assert!(matches!(effects[1], StoreEffect::Claim { .. }));
         TestFramework::<Entry<Blocks>>::with(())
             .given(vec![created()])
@@ -360,9 +365,7 @@ mod tests {
             .then_expect_events(vec![deleted.clone()]);
         for command in [
             CatalogCommand::Delete,
-            CatalogCommand::Rename {
-                name: unique("x"),
-            },
+            CatalogCommand::Rename { name: unique("x") },
         ] {
             TestFramework::<Entry<Blocks>>::with(())
                 .given(vec![created(), deleted.clone()])

@@ -572,7 +572,10 @@ mod tests {
         ] {
             assert!(matches!(
                 &freeing.store_effects()[..],
-                [StoreEffect::Release { scope: Some(ORG_NAME_SCOPE), .. }]
+                [StoreEffect::Release {
+                    scope: Some(ORG_NAME_SCOPE),
+                    ..
+                }]
             ));
         }
         // Deleting a decided application leaves the organisation's name where it is.

@@ -432,10 +432,12 @@ mod tests {
                 failures: 1,
             }]);
         let mut given = vec![registered(), issued()];
-        given.extend((1..MAX_FAILURES).map(|failures| UserEvent::VerificationFailed {
-            user_id: 7,
-            failures,
-        }));
+        given.extend(
+            (1..MAX_FAILURES).map(|failures| UserEvent::VerificationFailed {
+                user_id: 7,
+                failures,
+            }),
+        );
         TestFramework::<CampusUser>::with(())
             .given(given.clone())
             .when(try_code("a@buaa.edu.cn", "000000", 2))

@@ -1,4 +1,6 @@
-use aggregates::campus::catalog::{Addresses, Blocks, Catalog, CatalogEvent, Categories, Entry, EntryEvent};
+use aggregates::campus::catalog::{
+    Addresses, Blocks, Catalog, CatalogEvent, Categories, Entry, EntryEvent,
+};
 use aggregates::campus::feedback::{Feedback, FeedbackEvent};
 use aggregates::campus::organizations::{Organization, OrganizationEvent};
 use aggregates::campus::users::{CampusUser, UserEvent, ERASED_USER};
@@ -180,11 +182,13 @@ async fn user(
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE campus_feedbacks SET feedback = $2, contact = $2 WHERE user_id = $1")
-                .bind(id)
-                .bind(ERASED_TEXT)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE campus_feedbacks SET feedback = $2, contact = $2 WHERE user_id = $1",
+            )
+            .bind(id)
+            .bind(ERASED_TEXT)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE campus_applications SET description = $2 WHERE user_id = $1")
                 .bind(id)
                 .bind(ERASED_TEXT)
@@ -196,7 +200,10 @@ async fn user(
     Ok(())
 }
 
-async fn organization(tx: &mut PgConnection, event: OrganizationEvent) -> Result<(), ProjectionError> {
+async fn organization(
+    tx: &mut PgConnection,
+    event: OrganizationEvent,
+) -> Result<(), ProjectionError> {
     use OrganizationEvent as E;
     match event {
         E::ApplicationSubmitted {
@@ -340,14 +347,19 @@ async fn appoint(
     Ok(())
 }
 
-async fn catalog<K: Catalog>(tx: &mut PgConnection, event: CatalogEvent) -> Result<(), ProjectionError> {
+async fn catalog<K: Catalog>(
+    tx: &mut PgConnection,
+    event: CatalogEvent,
+) -> Result<(), ProjectionError> {
     let table = match K::TYPE {
         t if t == Blocks::TYPE => "campus_blocks",
         t if t == Categories::TYPE => "campus_categories",
         _ => "campus_addresses",
     };
     match event {
-        CatalogEvent::Created { id, name, place, .. } => {
+        CatalogEvent::Created {
+            id, name, place, ..
+        } => {
             let query = match place {
                 Some(place) => sqlx::query(
                     "INSERT INTO campus_addresses (id, name, longitude, latitude) \

@@ -1,6 +1,6 @@
+use aggregates::campus::users::{user_subject, CampusUser, UserEvent};
 use aggregates::orchestra::absences::{AbsenceEvent, MemberAbsences};
 use aggregates::orchestra::roster::{former_member, member_subject, Roster, RosterEvent};
-use aggregates::campus::users::{user_subject, CampusUser, UserEvent};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
