@@ -1,104 +1,8 @@
-//! A superuser: one stream each (id: a UUID). The username is unique (reserved by keyed hash
-//! in the append's statement) and sealed with the superuser's key, as is the email; the
-//! password's hash is never in an event: the registration carries it in memory to the store,
-//! which writes it to `credentials` in the same statement.
-
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::personal::{HasStoreEffects, Sealed, StoreEffect};
-
-/// Reservation scope of superusers' usernames.
-pub const USERNAME_SCOPE: &str = "campus-superuser-name";
-
-/// The key subject (and actor) of superuser `id`.
-pub fn superuser_subject(id: &str) -> String {
-    format!("campus-superuser:{id}")
-}
-
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // one registration per superuser: size is no concern
-pub enum SuperuserCommand {
-    Register {
-        username: Sealed,
-        email: Sealed,
-        /// The password's argon2 hash (PHC string): to the credentials table, not the log.
-        password_hash: String,
-    },
-    Disable,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(clippy::large_enum_variant)]
-pub enum SuperuserEvent {
-    SuperuserRegistered {
-        superuser_id: String,
-        username: Sealed,
-        email: Sealed,
-        /// In memory only, from the command to the store's credentials table.
-        #[serde(skip)]
-        password_hash: Option<String>,
-    },
-    SuperuserDisabled {
-        superuser_id: String,
-    },
-}
-
-impl DomainEvent for SuperuserEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::SuperuserRegistered { .. } => "SuperuserRegistered",
-            Self::SuperuserDisabled { .. } => "SuperuserDisabled",
-        }
-        .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_string()
-    }
-}
-
-impl HasStoreEffects for SuperuserEvent {
-    fn store_effects(&self) -> Vec<StoreEffect> {
-        match self {
-            Self::SuperuserRegistered {
-                superuser_id,
-                username,
-                password_hash,
-                ..
-            } => {
-                let owner = superuser_subject(superuser_id);
-                let mut effects = Vec::new();
-                if let Some(blind) = username.blind {
-                    effects.push(StoreEffect::Claim {
-                        scope: USERNAME_SCOPE,
-                        blind,
-                        owner: owner.clone(),
-                    });
-                }
-                if let Some(hash) = password_hash {
-                    effects.push(StoreEffect::Credential {
-                        subject: owner,
-                        hash: hash.clone(),
-                    });
-                }
-                effects
-            }
-            Self::SuperuserDisabled { .. } => Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SuperuserError {
-    #[error("this superuser exists already")]
-    Exists,
-    #[error("no such superuser")]
-    Unknown,
-    #[error("this superuser is disabled already")]
-    Disabled,
-}
+use super::{SuperuserCommand, SuperuserError, SuperuserEvent};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Superuser {
@@ -181,7 +85,8 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
-    use crate::personal::Blind;
+    use crate::campus::superusers::{superuser_subject, USERNAME_SCOPE};
+    use crate::personal::{Blind, HasStoreEffects, Sealed, StoreEffect};
 
     fn sealed(clear: &str) -> Sealed {
         Sealed {

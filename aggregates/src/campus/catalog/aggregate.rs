@@ -1,15 +1,10 @@
-//! The superusers' catalogues: blocks (版块), activity categories and activity addresses. One
-//! stream per entry (id: its number). Names are unique per catalogue, and an address's
-//! coordinates too: each is reserved by keyed hash in the append's statement (a second claim
-//! fails the append), released by a rename or a deletion in the same statement.
-
 use std::marker::PhantomData;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::personal::{Blind, HasStoreEffects, StoreEffect};
+use super::{CatalogCommand, CatalogError, CatalogEvent, EntryEvent, PLACE_SCOPE};
 
 /// What a catalogue is: its aggregate type and reservation scopes.
 pub trait Catalog: std::fmt::Debug + Clone + PartialEq + Default + Send + Sync + 'static {
@@ -43,73 +38,6 @@ impl Catalog for Addresses {
     const NAME_SCOPE: &'static str = "campus-address-name";
 }
 
-/// Reservation scope of addresses' coordinates.
-pub const PLACE_SCOPE: &str = "campus-address-place";
-
-/// The owner of an entry's reservations.
-pub fn entry_owner<K: Catalog>(id: u64) -> String {
-    format!("campus-{}:{id}", K::NOUN)
-}
-
-/// A longitude and a latitude, as the API shows them: six decimals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Place {
-    pub longitude: String,
-    pub latitude: String,
-}
-
-/// A unique value with its reservation key (computed outside the domain).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unique {
-    pub value: String,
-    pub blind: Blind,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum CatalogCommand {
-    Create {
-        id: u64,
-        name: Unique,
-        place: Option<(Place, Blind)>,
-    },
-    Rename {
-        name: Unique,
-    },
-    Delete,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum CatalogEvent {
-    Created {
-        id: u64,
-        name: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        place: Option<Place>,
-        #[serde(skip)]
-        blinds: Vec<(&'static str, Blind)>,
-    },
-    Renamed {
-        id: u64,
-        name: String,
-        #[serde(skip)]
-        blind: Option<(&'static str, Blind)>,
-    },
-    Deleted {
-        id: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CatalogError {
-    #[error("this entry exists already")]
-    Exists,
-    #[error("no such entry")]
-    Unknown,
-    /// A rename to the name it has.
-    #[error("the name is unchanged")]
-    SameName,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct Entry<K> {
@@ -138,72 +66,6 @@ impl<K> Clone for Entry<K> {
             name: self.name.clone(),
             deleted: self.deleted,
             kind: PhantomData,
-        }
-    }
-}
-
-/// The event as stored for catalogue `K` (its type name says which catalogue).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent, bound = "")]
-pub struct EntryEvent<K> {
-    pub event: CatalogEvent,
-    #[serde(skip)]
-    kind: PhantomData<K>,
-}
-
-impl<K> From<CatalogEvent> for EntryEvent<K> {
-    fn from(event: CatalogEvent) -> Self {
-        Self {
-            event,
-            kind: PhantomData,
-        }
-    }
-}
-
-impl<K: Catalog> DomainEvent for EntryEvent<K> {
-    fn event_type(&self) -> String {
-        let verb = match self.event {
-            CatalogEvent::Created { .. } => "Created",
-            CatalogEvent::Renamed { .. } => "Renamed",
-            CatalogEvent::Deleted { .. } => "Deleted",
-        };
-        format!("{}{verb}", K::NOUN)
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_string()
-    }
-}
-
-impl<K: Catalog> HasStoreEffects for EntryEvent<K> {
-    fn store_effects(&self) -> Vec<StoreEffect> {
-        match &self.event {
-            CatalogEvent::Created { id, blinds, .. } => blinds
-                .iter()
-                .map(|(scope, blind)| StoreEffect::Claim {
-                    scope,
-                    blind: *blind,
-                    owner: entry_owner::<K>(*id),
-                })
-                .collect(),
-            CatalogEvent::Renamed { id, blind, .. } => {
-                let mut effects = vec![StoreEffect::Release {
-                    scope: Some(K::NAME_SCOPE),
-                    owner: entry_owner::<K>(*id),
-                }];
-                if let Some((scope, blind)) = blind {
-                    effects.push(StoreEffect::Claim {
-                        scope,
-                        blind: *blind,
-                        owner: entry_owner::<K>(*id),
-                    });
-                }
-                effects
-            }
-            CatalogEvent::Deleted { id } => vec![StoreEffect::Release {
-                scope: None,
-                owner: entry_owner::<K>(*id),
-            }],
         }
     }
 }
@@ -278,8 +140,11 @@ impl<K> Entry<K> {
 #[cfg(test)]
 mod tests {
     use cqrs_es::test::TestFramework;
+    use cqrs_es::DomainEvent;
 
     use super::*;
+    use crate::campus::catalog::{Place, Unique};
+    use crate::personal::{Blind, HasStoreEffects, StoreEffect};
 
     fn unique(name: &str) -> Unique {
         Unique {
