@@ -22,7 +22,7 @@ use super::common::{
     command_failed, envelope, envelope_error, field_error, next_id, parse_positive, Fields, Page,
     Query, MAX_NAME,
 };
-use super::read::{self, org_json, ORG_JOINS};
+use super::read;
 use crate::bus::{CommandBus, CommandError};
 use crate::http::{parse_id, ApiError, Input, Segment};
 use crate::App;
@@ -119,13 +119,7 @@ impl<K: Catalog> Kind<K> {
             app,
             me.viewer(),
             page,
-            &format!(
-                "SELECT json_build_object({columns}) FROM {t} WHERE {live} \
-                 ORDER BY id LIMIT $3 OFFSET $4",
-                t = self.table,
-                live = self.live()
-            ),
-            &format!("SELECT count(*) FROM {} WHERE {}", self.table, self.live()),
+            &read::Listing::catalog(self.table, columns, &self.live()),
             &[],
         )
         .await
@@ -297,12 +291,7 @@ async fn block_orgs(
         &app,
         me.viewer(),
         &page,
-        &format!(
-            "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.block_id = $5 \
-             ORDER BY o.id LIMIT $3 OFFSET $4",
-            org_json()
-        ),
-        "SELECT count(*) FROM campus_organizations WHERE block_id = $1",
+        &read::Listing::orgs_in_block(),
         &[block],
     )
     .await?;

@@ -75,19 +75,6 @@ async fn submit(
     ))]
 async fn list(State(app): State<Arc<App>>, me: Caller, page: Page) -> Result<Response, ApiError> {
     me.superuser()?;
-    let list = read::list(
-        &app,
-        me.viewer(),
-        &page,
-        &format!(
-            "SELECT json_build_object('id', f.id, 'user', f.user_id, 'feedback', f.feedback, \
-             'contact', f.contact, 'create_time', {}) FROM campus_feedbacks f \
-             ORDER BY f.id LIMIT $3 OFFSET $4",
-            read::local_time("f.created_at")
-        ),
-        "SELECT count(*) FROM campus_feedbacks",
-        &[],
-    )
-    .await?;
+    let list = read::list(&app, me.viewer(), &page, &read::Listing::feedbacks(), &[]).await?;
     Ok(Json(list).into_response())
 }

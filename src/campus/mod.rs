@@ -9,7 +9,7 @@ mod catalog;
 mod common;
 mod feedback;
 mod organizations;
-mod read;
+pub mod read;
 pub mod schema;
 mod superusers;
 mod users;

@@ -25,7 +25,7 @@ use super::common::{
     command_failed, envelope, envelope_error, field_error, invalid_pk, next_id, Fields, Page,
     Query, MAX_NAME, MAX_TEXT, MAX_URL,
 };
-use super::read::{self, org_json, user_json, ORG_JOINS};
+use super::read::{self, org_json, ORG_JOINS};
 use crate::bus::{Actor, CommandError};
 use crate::http::{parse_id, ApiError, Input, Segment};
 use crate::App;
@@ -191,13 +191,7 @@ async fn applications(State(app): AppState, me: Caller, page: Page) -> Result<Re
         &app,
         me.viewer(),
         &page,
-        &format!(
-            "SELECT {} FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
-             JOIN campus_blocks b ON b.id = a.block_id \
-             WHERE NOT a.deleted ORDER BY a.id LIMIT $3 OFFSET $4",
-            read::application_json()
-        ),
-        "SELECT count(*) FROM campus_applications WHERE NOT deleted",
+        &read::Listing::applications(),
         &[],
     )
     .await?;
@@ -368,11 +362,7 @@ async fn organizations(
         &app,
         me.viewer(),
         &page,
-        &format!(
-            "SELECT {} FROM campus_organizations o {ORG_JOINS} ORDER BY o.id LIMIT $3 OFFSET $4",
-            org_json()
-        ),
-        "SELECT count(*) FROM campus_organizations",
+        &read::Listing::organizations(),
         &[],
     )
     .await?;
@@ -605,17 +595,6 @@ async fn dismiss(State(app): AppState, me: Caller, query: Query) -> Result<Respo
     }
 }
 
-fn manager_select(filter: &str) -> String {
-    format!(
-        "SELECT json_build_object('org', {}, 'person', {}) FROM campus_managers m \
-         JOIN campus_organizations o ON o.id = m.org_id {ORG_JOINS} \
-         JOIN campus_users p ON p.id = m.user_id {filter} \
-         ORDER BY m.org_id, m.id LIMIT $3 OFFSET $4",
-        org_json(),
-        user_json("p")
-    )
-}
-
 #[utoipa::path(get, path = "/organizations/managers", tag = "campus",
     summary = "The managers of an organisation (?org=NAME), or of all, in the envelope",
     security(("jwt" = [])),
@@ -644,8 +623,7 @@ async fn managers_envelope(
                 &app,
                 me.viewer(),
                 &page,
-                &manager_select("WHERE m.org_id = $5"),
-                "SELECT count(*) FROM campus_managers WHERE org_id = $1",
+                &read::Listing::managers_of_named(),
                 &[id],
             )
             .await?
@@ -655,8 +633,7 @@ async fn managers_envelope(
                 &app,
                 me.viewer(),
                 &page,
-                &manager_select(""),
-                "SELECT count(*) FROM campus_managers",
+                &read::Listing::all_managers(),
                 &[],
             )
             .await?
@@ -685,13 +662,7 @@ async fn managers_of(
         &app,
         me.viewer(),
         &page,
-        &format!(
-            "SELECT json_build_object('person', {}) FROM campus_managers m \
-             JOIN campus_users p ON p.id = m.user_id WHERE m.org_id = $5 \
-             ORDER BY m.id LIMIT $3 OFFSET $4",
-            user_json("p")
-        ),
-        "SELECT count(*) FROM campus_managers WHERE org_id = $1",
+        &read::Listing::persons_managing(),
         &[id],
     )
     .await?;

@@ -112,21 +112,193 @@ pub async fn org_stream(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
         .await
 }
 
-/// A paged list: the rows of `select`, and with `limit` DRF's page counted by `count_sql`.
+/// A paged list: the rows of `listing`, and with `limit` DRF's page counted by its count.
 pub async fn list(
     app: &crate::App,
     viewer: i64,
     page: &Page,
-    select: &str,
-    count_sql: &str,
+    listing: &Listing,
     args: &[i64],
 ) -> Result<Value, crate::http::ApiError> {
     let tz = app.config.tz.name();
-    let found = rows(&app.pool, select, viewer, tz, page, args).await?;
+    let found = rows(&app.pool, &listing.select, viewer, tz, page, args).await?;
     let total = if page.limit.is_some() {
-        count(&app.pool, count_sql, args).await?
+        count(&app.pool, &listing.count, args).await?
     } else {
         0
     };
     Ok(page.answer(found, || total))
+}
+
+/// Users that are not deleted, as `u`.
+pub const USER_SELECT: &str = "FROM campus_users u WHERE NOT u.deleted";
+
+/// The managers (`m`, person `p`) with their organisations, filtered by `filter`.
+fn manager_select(filter: &str) -> String {
+    format!(
+        "SELECT json_build_object('org', {}, 'person', {}) FROM campus_managers m \
+         JOIN campus_organizations o ON o.id = m.org_id {ORG_JOINS} \
+         JOIN campus_users p ON p.id = m.user_id {filter} \
+         ORDER BY m.org_id, m.id LIMIT $3 OFFSET $4",
+        org_json(),
+        user_json("p")
+    )
+}
+
+/// A list the API serves: its query (`$1` viewer, `$2` time zone, `$3` limit, `$4` offset,
+/// arguments from `$5`) and the count of all its rows (arguments from `$1`). Every one is
+/// here, so `every_list_query_uses_an_index_on_a_large_platform` can EXPLAIN them all.
+pub struct Listing {
+    pub select: String,
+    pub count: String,
+}
+
+impl Listing {
+    pub fn users() -> Self {
+        Self {
+            select: format!(
+                "SELECT {} {USER_SELECT} ORDER BY u.id LIMIT $3 OFFSET $4",
+                user_json("u")
+            ),
+            count: "SELECT count(*) FROM campus_users WHERE NOT deleted".to_string(),
+        }
+    }
+    pub fn managed_with_person() -> Self {
+        Self {
+            select: format!(
+                "SELECT json_build_object('org', {}, 'person', {}) FROM campus_managers m \
+             JOIN campus_organizations o ON o.id = m.org_id {ORG_JOINS} \
+             JOIN campus_users p ON p.id = m.user_id \
+             WHERE m.user_id = $5 ORDER BY m.org_id LIMIT $3 OFFSET $4",
+                org_json(),
+                user_json("p")
+            ),
+            count: "SELECT count(*) FROM campus_managers WHERE user_id = $1".to_string(),
+        }
+    }
+    pub fn applications_of_user() -> Self {
+        Self {
+            select: format!(
+                "SELECT {} FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
+             JOIN campus_blocks b ON b.id = a.block_id \
+             WHERE a.user_id = $5 AND NOT a.deleted ORDER BY a.id LIMIT $3 OFFSET $4",
+                application_json()
+            ),
+            count: "SELECT count(*) FROM campus_applications WHERE user_id = $1 AND NOT deleted"
+                .to_string(),
+        }
+    }
+    pub fn orgs_of(table: &str) -> Self {
+        Self {
+            select: format!(
+                "SELECT json_build_object('org', {}) FROM {table} x \
+             JOIN campus_organizations o ON o.id = x.org_id {ORG_JOINS} \
+             WHERE x.user_id = $5 ORDER BY x.org_id LIMIT $3 OFFSET $4",
+                org_json()
+            ),
+            count: format!("SELECT count(*) FROM {table} WHERE user_id = $1"),
+        }
+    }
+    pub fn applications() -> Self {
+        Self {
+            select: format!(
+                "SELECT {} FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
+             JOIN campus_blocks b ON b.id = a.block_id \
+             WHERE NOT a.deleted ORDER BY a.id LIMIT $3 OFFSET $4",
+                application_json()
+            ),
+            count: "SELECT count(*) FROM campus_applications WHERE NOT deleted".to_string(),
+        }
+    }
+    pub fn organizations() -> Self {
+        Self {
+            select: format!(
+            "SELECT {} FROM campus_organizations o {ORG_JOINS} ORDER BY o.id LIMIT $3 OFFSET $4",
+            org_json()
+        ),
+            count: "SELECT count(*) FROM campus_organizations".to_string(),
+        }
+    }
+    pub fn managers_of_named() -> Self {
+        Self {
+            select: manager_select("WHERE m.org_id = $5"),
+            count: "SELECT count(*) FROM campus_managers WHERE org_id = $1".to_string(),
+        }
+    }
+    pub fn all_managers() -> Self {
+        Self {
+            select: manager_select(""),
+            count: "SELECT count(*) FROM campus_managers".to_string(),
+        }
+    }
+    pub fn persons_managing() -> Self {
+        Self {
+            select: format!(
+                "SELECT json_build_object('person', {}) FROM campus_managers m \
+             JOIN campus_users p ON p.id = m.user_id WHERE m.org_id = $5 \
+             ORDER BY m.id LIMIT $3 OFFSET $4",
+                user_json("p")
+            ),
+            count: "SELECT count(*) FROM campus_managers WHERE org_id = $1".to_string(),
+        }
+    }
+    pub fn catalog(table: &str, columns: &str, live: &str) -> Self {
+        Self {
+            select: format!(
+                "SELECT json_build_object({columns}) FROM {t} WHERE {live} \
+                 ORDER BY id LIMIT $3 OFFSET $4",
+                t = table,
+                live = live
+            ),
+            count: format!("SELECT count(*) FROM {} WHERE {}", table, live),
+        }
+    }
+    pub fn orgs_in_block() -> Self {
+        Self {
+            select: format!(
+                "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.block_id = $5 \
+             ORDER BY o.id LIMIT $3 OFFSET $4",
+                org_json()
+            ),
+            count: "SELECT count(*) FROM campus_organizations WHERE block_id = $1".to_string(),
+        }
+    }
+    pub fn feedbacks() -> Self {
+        Self {
+            select: format!(
+                "SELECT json_build_object('id', f.id, 'user', f.user_id, 'feedback', f.feedback, \
+             'contact', f.contact, 'create_time', {}) FROM campus_feedbacks f \
+             ORDER BY f.id LIMIT $3 OFFSET $4",
+                local_time("f.created_at")
+            ),
+            count: "SELECT count(*) FROM campus_feedbacks".to_string(),
+        }
+    }
+
+    /// Every list with its name and the number of arguments it takes, for EXPLAIN.
+    pub fn all() -> Vec<(&'static str, Self, usize)> {
+        vec![
+            ("users", Self::users(), 0),
+            (
+                "managed organisations with person",
+                Self::managed_with_person(),
+                1,
+            ),
+            ("applications of a user", Self::applications_of_user(), 1),
+            ("followed organisations", Self::orgs_of("campus_follows"), 1),
+            ("managed organisations", Self::orgs_of("campus_managers"), 1),
+            ("applications", Self::applications(), 0),
+            ("organisations", Self::organizations(), 0),
+            ("managers of an organisation", Self::managers_of_named(), 1),
+            ("all managers", Self::all_managers(), 0),
+            ("persons managing", Self::persons_managing(), 1),
+            (
+                "blocks",
+                Self::catalog("campus_blocks", "'id', id, 'name', name", "NOT deleted"),
+                0,
+            ),
+            ("organisations of a block", Self::orgs_in_block(), 1),
+            ("feedbacks", Self::feedbacks(), 0),
+        ]
+    }
 }

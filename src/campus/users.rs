@@ -18,7 +18,7 @@ use super::common::{
     command_failed, envelope, envelope_error, field_error, next_id, parse_positive, Fields, Page,
     Query, MAX_NAME, MAX_TEXT, MAX_URL,
 };
-use super::read::{self, org_json, user_json, ORG_JOINS};
+use super::read::{self, user_json};
 use super::AUDIENCE;
 use crate::bus::CommandError;
 use crate::http::{parse_id, ApiError, Input, Segment};
@@ -329,7 +329,7 @@ async fn verify(State(app): AppState, me: Caller, input: Input) -> Result<Respon
     }
 }
 
-const USER_SELECT: &str = "FROM campus_users u WHERE NOT u.deleted";
+use super::read::USER_SELECT;
 
 #[utoipa::path(get, path = "/users", tag = "campus",
     summary = "Every user (superusers), or with ?id= one user in the {status, msg, results} envelope",
@@ -368,18 +368,7 @@ async fn users(
         .into_response());
     }
     me.superuser()?;
-    let list = read::list(
-        &app,
-        me.viewer(),
-        &page,
-        &format!(
-            "SELECT {} {USER_SELECT} ORDER BY u.id LIMIT $3 OFFSET $4",
-            user_json("u")
-        ),
-        "SELECT count(*) FROM campus_users WHERE NOT deleted",
-        &[],
-    )
-    .await?;
+    let list = read::list(&app, me.viewer(), &page, &read::Listing::users(), &[]).await?;
     Ok(Json(list).into_response())
 }
 
@@ -517,15 +506,7 @@ async fn managed_envelope(
         &app,
         me.viewer(),
         &page,
-        &format!(
-            "SELECT json_build_object('org', {}, 'person', {}) FROM campus_managers m \
-             JOIN campus_organizations o ON o.id = m.org_id {ORG_JOINS} \
-             JOIN campus_users p ON p.id = m.user_id \
-             WHERE m.user_id = $5 ORDER BY m.org_id LIMIT $3 OFFSET $4",
-            org_json(),
-            user_json("p")
-        ),
-        "SELECT count(*) FROM campus_managers WHERE user_id = $1",
+        &read::Listing::managed_with_person(),
         &[id],
     )
     .await?;
@@ -553,13 +534,7 @@ async fn applications_of(
         &app,
         me.viewer(),
         &page,
-        &format!(
-            "SELECT {} FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
-             JOIN campus_blocks b ON b.id = a.block_id \
-             WHERE a.user_id = $5 AND NOT a.deleted ORDER BY a.id LIMIT $3 OFFSET $4",
-            read::application_json()
-        ),
-        "SELECT count(*) FROM campus_applications WHERE user_id = $1 AND NOT deleted",
+        &read::Listing::applications_of_user(),
         &[id],
     )
     .await?;
@@ -687,13 +662,7 @@ async fn orgs_of(
         app,
         me.viewer(),
         page,
-        &format!(
-            "SELECT json_build_object('org', {}) FROM {table} x \
-             JOIN campus_organizations o ON o.id = x.org_id {ORG_JOINS} \
-             WHERE x.user_id = $5 ORDER BY x.org_id LIMIT $3 OFFSET $4",
-            org_json()
-        ),
-        &format!("SELECT count(*) FROM {table} WHERE user_id = $1"),
+        &read::Listing::orgs_of(table),
         &[id],
     )
     .await

@@ -1219,3 +1219,85 @@ async fn a_restart_keeps_every_campus_state_and_a_rebuild_gives_the_same_rows() 
         .await;
     assert_eq!(again.body, json!({"non_field_errors": ["已关注该组织。"]}));
 }
+
+/// Every list query the campus serves, EXPLAINed on 10,000 organisations and 100,000 follows
+/// (rows written straight into the read models), must read its rows through indexes: no
+/// sequential scan of a table that grows with the platform. A page (`limit` 20) is planned;
+/// an unpaged list of everything reads everything by nature. Run by `./scripts/bench-campus`
+/// (it prints the plans), not by CI.
+#[tokio::test]
+#[ignore]
+async fn every_list_query_uses_an_index_on_a_large_platform() {
+    let app = spawn_app().await;
+    let pool = &app.app.pool;
+    for sql in [
+        "INSERT INTO campus_users (id, openid, name, registered_at) \
+         SELECT i, 'openid-' || i, 'user ' || i, now() FROM generate_series(1, 20000) i",
+        "INSERT INTO campus_blocks (id, name) SELECT i, 'block ' || i FROM generate_series(1, 20) i",
+        "INSERT INTO campus_applications (id, name, description, pub_time, status, user_id, block_id) \
+         SELECT i, 'org ' || i, 'why', now(), 1, 1 + i % 20000, 1 + i % 20 FROM generate_series(1, 10000) i",
+        "INSERT INTO campus_organizations (id, application_id, name, create_time, owner_id, block_id) \
+         SELECT i, i, 'org ' || i, now(), 1 + i % 20000, 1 + i % 20 FROM generate_series(1, 10000) i",
+        "INSERT INTO campus_follows (id, org_id, user_id) \
+         SELECT i, 1 + (i * 7919) % 10000, 1 + i % 20000 FROM generate_series(1, 100000) i \
+         ON CONFLICT DO NOTHING",
+        "INSERT INTO campus_managers (id, org_id, user_id) \
+         SELECT i, 1 + i % 10000, 1 + (i * 31) % 20000 FROM generate_series(1, 20000) i \
+         ON CONFLICT DO NOTHING",
+        "INSERT INTO campus_feedbacks (id, user_id, feedback, contact, created_at) \
+         SELECT i, 1 + i % 20000, 'f', 'c', now() FROM generate_series(1, 5000) i",
+        "ANALYZE",
+    ] {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let big = [
+        "campus_users",
+        "campus_applications",
+        "campus_organizations",
+        "campus_follows",
+        "campus_managers",
+        "campus_feedbacks",
+    ];
+    let mut failures = Vec::new();
+    for (name, listing, args) in ensemble::campus::read::Listing::all() {
+        for (kind, sql, paged) in [
+            ("page", &listing.select, true),
+            ("count", &listing.count, false),
+        ] {
+            // Counting a whole table reads it whole; counting a filtered part must not.
+            if !paged && args == 0 {
+                continue;
+            }
+            let mut query = sqlx::query_scalar::<_, Value>(Box::leak(
+                format!("EXPLAIN (FORMAT JSON) {sql}").into_boxed_str(),
+            ));
+            if paged {
+                query = query
+                    .bind(-1_i64)
+                    .bind("Asia/Shanghai")
+                    .bind(Some(20_i64))
+                    .bind(0_i64);
+            }
+            for _ in 0..args {
+                query = query.bind(4242_i64);
+            }
+            let plan = query.fetch_one(pool).await.unwrap();
+            let text = plan.to_string();
+            println!(
+                "{name} ({kind}):\n{}\n",
+                serde_json::to_string_pretty(&plan).unwrap()
+            );
+            for node in text.split("\"Node Type\":\"Seq Scan\"").skip(1) {
+                let relation = node
+                    .split("\"Relation Name\":\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or_default();
+                if big.contains(&relation) {
+                    failures.push(format!("{name} ({kind}) scans {relation}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
