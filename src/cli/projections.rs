@@ -1,0 +1,101 @@
+//! `ensemble projections`: the read models.
+
+use anyhow::bail;
+use clap::Subcommand;
+
+use super::progress_bar;
+use crate::App;
+
+#[derive(Subcommand)]
+pub(super) enum ProjectionsCmd {
+    /// Apply whatever the log holds that the read models have not seen yet
+    CatchUp,
+    /// Rebuild read models from the event log beside the live ones and swap them in (the
+    /// server keeps serving)
+    Rebuild {
+        /// The projections to rebuild (see `projections list`); none: all of them
+        names: Vec<String>,
+        /// All rebuildable projections
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+    /// Each projection: the position it has applied, its lag behind the log, its row counts
+    List,
+}
+
+pub(super) async fn projections(app: &App, command: ProjectionsCmd) -> anyhow::Result<()> {
+    match command {
+        ProjectionsCmd::CatchUp => {
+            println!("{} events applied", app.catch_up().await?);
+            Ok(())
+        }
+        ProjectionsCmd::Rebuild { names, all: _ } => {
+            let rebuildable: Vec<&dyn projections::Projection> = app
+                .projections
+                .iter()
+                .filter(|p| !p.tables().is_empty())
+                .map(|p| p.as_ref())
+                .collect();
+            let chosen: Vec<&dyn projections::Projection> = if names.is_empty() {
+                rebuildable
+            } else {
+                let mut chosen: Vec<&dyn projections::Projection> = Vec::new();
+                for name in &names {
+                    if chosen.iter().any(|p| p.name() == name) {
+                        continue;
+                    }
+                    match rebuildable.iter().find(|p| p.name() == name) {
+                        Some(p) => chosen.push(*p),
+                        None => bail!(
+                            "{name:?} is not a projection that can be rebuilt (these can: {})",
+                            rebuildable
+                                .iter()
+                                .map(|p| p.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                }
+                chosen
+            };
+            let bar = progress_bar();
+            let n = projections::rebuild(&app.tx_pool, &chosen, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await;
+            bar.finish_and_clear();
+            let n = n?;
+            for p in &chosen {
+                println!("{}: rebuilt from {n} events", p.name());
+            }
+            Ok(())
+        }
+        ProjectionsCmd::List => {
+            println!(
+                "{:<20} {:>22} {:>8}  rows",
+                "projection", "applied (tx/position)", "lag"
+            );
+            let standings = crate::audit::standings(&app.pool, &app.projections).await?;
+            for s in standings {
+                let rows: Vec<String> = s.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                println!(
+                    "{:<20} {:>22} {:>8}  {}",
+                    s.name,
+                    format!("{}/{}", s.applied.transaction_id, s.applied.position),
+                    s.lag,
+                    rows.join(" ")
+                );
+            }
+            let mut conn = app.pool.acquire().await?;
+            if let Some(h) = projections::horizon_holder(&mut conn, 5.0).await? {
+                println!(
+                    "held back by: pid {} ({}, {}) in a transaction for {} s; nothing \
+                     committed after it began is projected until it ends",
+                    h.pid, h.application_name, h.state, h.age as u64
+                );
+            }
+            Ok(())
+        }
+    }
+}
