@@ -1301,3 +1301,324 @@ async fn every_list_query_uses_an_index_on_a_large_platform() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[tokio::test]
+async fn the_other_endpoints_answer_as_documented() {
+    let app = spawn_app().await;
+    let admin = superuser(&app).await;
+    let owner = user(&app, "owner").await;
+    let other = user(&app, "other").await;
+    let b = block(&app, &admin, "博雅").await;
+    // Users: the superusers' plain list, the envelope lookup, one user, a profile's rules.
+    let list = app.get("/users/", &admin).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 2);
+    assert_eq!(app.get("/users/", &owner.token).await.status, 403);
+    let one = app
+        .get(&format!("/users/?id={}", other.id), &owner.token)
+        .await;
+    assert_eq!(one.body["status"], 0);
+    assert_eq!(one.body["results"]["name"], "other");
+    for bad in ["999", "x", "-1"] {
+        let reply = app.get(&format!("/users/?id={bad}"), &owner.token).await;
+        assert_eq!(
+            reply.body,
+            json!({"status": 1, "msg": "invalid userID"}),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        app.get("/users/999/", &owner.token).await.body,
+        json!({"msg": "Not found.", "detail": "未找到。"})
+    );
+    let path = format!("/users/{}/", owner.id);
+    assert_eq!(
+        app.put(&path, &owner.token, json!({"sign": "s"}))
+            .await
+            .body,
+        json!({"name": ["该字段是必填项。"]})
+    );
+    assert_eq!(
+        app.put(&path, &owner.token, json!({"name": ""})).await.body,
+        json!({"name": ["该字段不能为空。"]})
+    );
+    // Applications: listed for superusers, refused (nothing founded, name freed), withdrawn.
+    let apply = |name: &str| {
+        app.post(
+            "/organizations/applications/",
+            Some(&owner.token),
+            json!({"name": name, "description": "d", "user": owner.id, "block": b}),
+        )
+    };
+    let refused = apply("甲").await.body["id"].as_i64().unwrap();
+    let withdrawn = apply("乙").await.body["id"].as_i64().unwrap();
+    let all = app.get("/organizations/applications/", &admin).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    assert_eq!(all.body[0]["user"]["id"], owner.id);
+    let verdict = app
+        .put(
+            &format!("/organizations/applications/verifications/{refused}/"),
+            &admin,
+            json!({"status": "2"}),
+        )
+        .await;
+    assert_eq!(verdict.body, json!({"status": 2}));
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM campus_organizations")
+            .await,
+        0
+    );
+    let mine = app
+        .get(
+            &format!("/users/organizations/applications/{}/", owner.id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(mine.body[0]["status"], 2);
+    assert_eq!(apply("甲").await.status, 202, "a refusal frees the name");
+    assert_eq!(
+        app.delete(
+            &format!("/organizations/applications/{withdrawn}/"),
+            &other.token
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        app.delete(
+            &format!("/organizations/applications/{withdrawn}/"),
+            &owner.token
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        app.delete(
+            &format!("/organizations/applications/{withdrawn}/"),
+            &owner.token
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(apply("乙").await.status, 202, "a withdrawal frees the name");
+    let missing = app
+        .put(
+            "/organizations/applications/verifications/999/",
+            &admin,
+            json!({"status": 1}),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    // Organisations: a block's list, an edit to a taken name, owner and managers' rules.
+    let org = organisation(&app, &admin, &owner, "组织", b).await;
+    let second = organisation(&app, &admin, &owner, "组织二", b).await;
+    let in_block = app
+        .get(&format!("/blocks/orgs/?block={b}"), &other.token)
+        .await;
+    assert_eq!(in_block.body["status"], 0);
+    assert_eq!(in_block.body["results"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get("/blocks/orgs/?block=99", &other.token).await.body["status"],
+        1
+    );
+    let clash = app
+        .put(
+            &format!("/organizations/{second}/"),
+            &owner.token,
+            json!({"name": "组织"}),
+        )
+        .await;
+    assert_eq!(
+        clash.body,
+        json!({"name": ["具有 组织名称 的 organization 已存在。"]})
+    );
+    let kept = app
+        .put(
+            &format!("/organizations/{second}/"),
+            &owner.token,
+            json!({"name": "组织二"}),
+        )
+        .await;
+    assert_eq!(kept.status, 200, "keeping one's own name is no clash");
+    let pending_clash = app
+        .put(
+            &format!("/organizations/{second}/"),
+            &owner.token,
+            json!({"name": "乙"}),
+        )
+        .await;
+    assert_eq!(pending_clash.status, 400);
+    assert_eq!(
+        app.put("/organizations/999/", &owner.token, json!({"name": "x"}))
+            .await
+            .status,
+        404
+    );
+    let no_owner = app
+        .post(
+            &format!("/organizations/owner/{org}/"),
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(no_owner.body, json!({"owner": ["该字段是必填项。"]}));
+    let nobody = app
+        .post(
+            &format!("/organizations/owner/{org}/"),
+            Some(&owner.token),
+            json!({"owner": 999}),
+        )
+        .await;
+    assert_eq!(
+        nobody.body,
+        json!({"owner": ["无效主键 “999” － 对象不存在。"]})
+    );
+    assert_eq!(
+        app.post(
+            "/organizations/owner/999/",
+            Some(&owner.token),
+            json!({"owner": other.id})
+        )
+        .await
+        .status,
+        404
+    );
+    let appointed = app
+        .post(
+            "/organizations/managers/",
+            Some(&owner.token),
+            json!({"org": org, "person": other.id}),
+        )
+        .await;
+    assert_eq!(appointed.status, 201);
+    let invalid = app
+        .post(
+            "/organizations/managers/",
+            Some(&owner.token),
+            json!({"org": 999, "person": 998}),
+        )
+        .await;
+    assert_eq!(
+        invalid.body,
+        json!({"org": ["无效主键 “999” － 对象不存在。"], "person": ["无效主键 “998” － 对象不存在。"]})
+    );
+    let dismiss = format!("/organizations/managers/?user={}&org={org}", other.id);
+    assert_eq!(app.delete(&dismiss, &owner.token).await.status, 204);
+    assert_eq!(
+        app.get(&format!("/organizations/managers/{org}/"), &owner.token)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.delete(&dismiss, &owner.token).await.status,
+        204,
+        "dismissing twice changes nothing"
+    );
+    let the_owner = app
+        .delete(
+            &format!("/organizations/managers/?user={}&org={org}", owner.id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(the_owner.status, 400);
+    assert_eq!(
+        app.delete("/organizations/managers/?org=1", &owner.token)
+            .await
+            .body,
+        json!({"user": ["该字段是必填项。"]})
+    );
+    assert_eq!(
+        app.get("/organizations/managers/?org=nope", &owner.token)
+            .await
+            .body["status"],
+        1
+    );
+    assert_eq!(
+        app.get("/users/managed_organizations/999/", &owner.token)
+            .await
+            .body,
+        json!([])
+    );
+    assert_eq!(
+        app.get("/organizations/managers/999/", &owner.token)
+            .await
+            .body,
+        json!([])
+    );
+    // Follows: unfollowing works and is idempotent.
+    app.post(
+        "/users/followed_organizations/",
+        Some(&other.token),
+        json!({"org": org, "person": other.id}),
+    )
+    .await;
+    let unfollow = format!("/users/followed_organizations/?user={}&org={org}", other.id);
+    assert_eq!(app.delete(&unfollow, &other.token).await.status, 204);
+    assert_eq!(app.delete(&unfollow, &other.token).await.status, 204);
+    assert_eq!(
+        app.get(
+            &format!("/users/followed_organizations/{}/", other.id),
+            &other.token
+        )
+        .await
+        .body,
+        json!([])
+    );
+    // Catalogues: deletions, and what they leave.
+    let c = app
+        .post(
+            "/activities/categories/",
+            Some(&admin),
+            json!({"name": "体育"}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let a = app
+        .post(
+            "/activities/addresses/",
+            Some(&other.token),
+            json!({"name": "场", "longitude": "1", "latitude": "2"}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        app.get("/activities/addresses/", &other.token).await.body[0]["latitude"],
+        "2.000000"
+    );
+    for path in [
+        format!("/activities/categories/{c}/"),
+        format!("/activities/addresses/{a}/"),
+        format!("/blocks/{b}/"),
+    ] {
+        assert_eq!(app.delete(&path, &admin).await.status, 204, "{path}");
+        assert_eq!(app.delete(&path, &admin).await.status, 404, "{path} twice");
+    }
+    assert_eq!(app.get("/blocks/", &other.token).await.body, json!([]));
+    // Organisations in a deleted block still show it; no new application may name it.
+    let org_now = app.get("/organizations/?org=组织", &other.token).await;
+    assert_eq!(org_now.body["results"]["block"]["name"], "博雅");
+    let late = apply("丙").await;
+    assert_eq!(
+        late.body,
+        json!({"block": [format!("无效主键 “{b}” － 对象不存在。")]})
+    );
+    // The freed names can be taken again.
+    let place = app
+        .post(
+            "/activities/addresses/",
+            Some(&other.token),
+            json!({"name": "场", "longitude": "1", "latitude": "2"}),
+        )
+        .await;
+    assert_eq!(place.status, 201);
+}
