@@ -27,7 +27,7 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 
 /// Writes whose answer is a credential: never kept under a key, whatever headers come with
 /// them. Every route that issues a token belongs here.
-const CREDENTIAL_PATHS: &[&str] = &["/account/login", "/adminLogIn"];
+const CREDENTIAL_PATHS: &[&str] = &["/account/login", "/adminLogIn", "/login", "/userLogin"];
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 fn digest(parts: &[&[u8]]) -> String {

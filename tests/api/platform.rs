@@ -1622,3 +1622,22 @@ async fn the_other_endpoints_answer_as_documented() {
         .await;
     assert_eq!(place.status, 201);
 }
+
+#[tokio::test]
+async fn a_campus_login_answer_is_never_kept_for_retries() {
+    let app = spawn_app().await;
+    let first = user(&app, "kept").await;
+    for path in ["/login/", "/userLogin/"] {
+        let reply = app
+            .http
+            .post(format!("{}{path}", app.address))
+            .header("Authorization", format!("JWT {}", first.token))
+            .header("Idempotency-Key", "same-key")
+            .json(&json!({"code": "code-kept", "userInfo": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    assert_eq!(app.scalar("SELECT count(*) FROM idempotency_keys").await, 0);
+}
