@@ -22,6 +22,9 @@ pub struct Limits {
 
 const WINDOW_SECS: f64 = 60.0;
 
+/// Verification mails one user may ask for in a minute (to different addresses).
+pub const VERIFICATION_MAILS_PER_USER: u32 = 3;
+
 impl Limits {
     pub fn new(pool: PgPool, config: &crate::Config) -> Self {
         Self {
@@ -72,12 +75,21 @@ impl Limits {
     }
 
     /// 429 with `Retry-After` when a verification mail went to this address less than a
-    /// minute ago (keyed by a keyed hash of the address).
+    /// minute ago (keyed by a keyed hash of the address), or `user` asked for more than
+    /// [`VERIFICATION_MAILS_PER_USER`] this minute (one account must not mail-bomb many
+    /// addresses).
     pub async fn check_verification_mail(
         &self,
         keys: &crate::personal::KeyRing,
+        user: &str,
         email: &str,
     ) -> Result<(), ApiError> {
+        self.check(
+            &format!("verification-user:{user}"),
+            VERIFICATION_MAILS_PER_USER,
+            "Too many verification mails",
+        )
+        .await?;
         let key = crate::personal::hex(keys.blind("verification-mail", &email.to_lowercase()));
         self.check(
             &format!("verification-mail:{key}"),

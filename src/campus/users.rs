@@ -252,7 +252,7 @@ async fn send_verify(State(app): AppState, me: Caller, input: Input) -> Result<R
         .and_then(|e| EmailAddress::parse(&e).ok())
         .ok_or_else(|| status_body(StatusCode::BAD_REQUEST, 1, "Invalid email"))?;
     app.limits
-        .check_verification_mail(&app.keys, email.as_str())
+        .check_verification_mail(&app.keys, &user_subject(id), email.as_str())
         .await?;
     let code = {
         use rand::Rng;
