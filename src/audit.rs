@@ -169,30 +169,40 @@ pub fn event_table(events: &[StoredEvent]) -> String {
     out
 }
 
-/// Who the members among the actors of `events` are: the roster's name for each subject (the
-/// placeholder once erased). Events carry only the opaque subject.
+/// Who the members and campus users among the actors of `events` are: their name as the read
+/// models hold it (the placeholder once erased). Events carry only the opaque subject.
 pub async fn actor_names(
     pool: &PgPool,
     events: &[StoredEvent],
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
+    use aggregates::campus::users::user_of_subject;
     use aggregates::orchestra::roster::member_of_subject;
     let subjects: std::collections::BTreeSet<&str> = events
         .iter()
         .filter_map(|e| e.metadata.get("actor")?.as_str())
-        .filter(|a| member_of_subject(a).is_some())
         .collect();
     let mut out = Vec::new();
     for subject in subjects {
-        let id = member_of_subject(subject).unwrap_or_default() as i64;
-        let name: Option<String> =
-            sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-        out.push((
-            subject.to_string(),
-            name.unwrap_or_else(|| "(not on the roster)".into()),
-        ));
+        let (sql, id, missing) = if let Some(id) = member_of_subject(subject) {
+            (
+                "SELECT name FROM orchestra_members WHERE id = $1",
+                id,
+                "(not on the roster)",
+            )
+        } else if let Some(id) = user_of_subject(subject) {
+            (
+                "SELECT name FROM campus_users WHERE id = $1",
+                id,
+                "(unknown user)",
+            )
+        } else {
+            continue;
+        };
+        let name: Option<String> = sqlx::query_scalar(sql)
+            .bind(id as i64)
+            .fetch_optional(pool)
+            .await?;
+        out.push((subject.to_string(), name.unwrap_or_else(|| missing.into())));
     }
     Ok(out)
 }
@@ -255,7 +265,11 @@ pub async fn standings(
 /// How the state of each kind of aggregate is rebuilt from its events, by type name. One line
 /// per aggregate type: the fold is generic.
 fn folds() -> Vec<(&'static str, Fold)> {
+    use aggregates::campus::catalog::{Addresses, Blocks, Categories, Entry};
+    use aggregates::campus::feedback::Feedback;
+    use aggregates::campus::organizations::Organization;
     use aggregates::campus::superusers::Superuser;
+    use aggregates::campus::users::CampusUser;
     use aggregates::orchestra::absences::MemberAbsences;
     use aggregates::orchestra::roster::Roster;
     use cqrs_es::Aggregate;
@@ -263,6 +277,12 @@ fn folds() -> Vec<(&'static str, Fold)> {
         (Roster::TYPE, fold::<Roster>),
         (MemberAbsences::TYPE, fold::<MemberAbsences>),
         (Superuser::TYPE, fold::<Superuser>),
+        (CampusUser::TYPE, fold::<CampusUser>),
+        (Organization::TYPE, fold::<Organization>),
+        (Entry::<Blocks>::TYPE, fold::<Entry<Blocks>>),
+        (Entry::<Categories>::TYPE, fold::<Entry<Categories>>),
+        (Entry::<Addresses>::TYPE, fold::<Entry<Addresses>>),
+        (Feedback::TYPE, fold::<Feedback>),
     ]
 }
 

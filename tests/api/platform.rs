@@ -235,6 +235,23 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
     assert_eq!(twice.body, json!({"detail": ["该组织申请已审批。"]}));
     let bad = app.put(&verdict, &admin, json!({"status": 5})).await;
     assert_eq!(bad.body, json!({"status": ["“5” 不是合法选项。"]}));
+    // Auditors follow it: the organisation's stream is the application's.
+    let record = app
+        .get(&format!("/audit/Organization/{application}/"), &admin)
+        .await;
+    assert_eq!(record.status, 200, "{}", record.body);
+    assert!(
+        record.body.to_string().contains("\"Active\""),
+        "{}",
+        record.body
+    );
+    let history = app
+        .get(
+            &format!("/audit/Organization/{application}/history/"),
+            &admin,
+        )
+        .await;
+    assert_eq!(history.body["count"], 2, "{}", history.body);
     let found = app.get("/organizations/?org=test组织", &other.token).await;
     assert_eq!(found.body["status"], 0);
     let org = found.body["results"].clone();
@@ -1084,6 +1101,22 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
     assert_eq!(before, after);
     let feedback = app.get("/feedbacks/", &admin).await;
     assert_eq!(feedback.body[0]["feedback"], "(erased)");
+    // The audit views show the placeholder too.
+    let audit = app
+        .get(
+            &format!(
+                "/audit/events/?aggregate_type=CampusUser&aggregate_id={}",
+                gone.id
+            ),
+            &admin,
+        )
+        .await;
+    let registered = &audit.body["events"][0]["payload"]["UserRegistered"];
+    assert_eq!(registered["name"], "(erased)", "{}", audit.body);
+    let state = app
+        .get(&format!("/audit/CampusUser/{}/", gone.id), &admin)
+        .await;
+    assert_eq!(state.status, 200, "{}", state.body);
     // The same WeChat account comes back as a new user.
     let back = wx_login(&app, "vanishing-nick").await;
     assert_eq!(back["userExist"], 0);
