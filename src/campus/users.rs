@@ -478,7 +478,13 @@ async fn delete_user(
             CommandError::Rejected(UserError::Unknown) => ApiError::not_found(),
             e => command_failed(e),
         })?;
-    super::organizations::withdraw_pending_of(&app, id, &me.actor).await;
+    // On a task of its own: a client that hangs up now does not leave the applications of a
+    // deleted user pending.
+    let (app2, actor) = (app.clone(), me.actor.clone());
+    let _ = tokio::spawn(async move {
+        super::organizations::withdraw_pending_of(&app2, id, &actor).await;
+    })
+    .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
