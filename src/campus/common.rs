@@ -230,8 +230,9 @@ impl Page {
                 format!("{base}?limit={limit}&offset={offset}")
             }
         };
-        let next = (self.offset + limit < count).then(|| link(self.offset + limit));
-        let previous = (self.offset > 0).then(|| link((self.offset - limit).max(0)));
+        let next = (self.offset.saturating_add(limit) < count)
+            .then(|| link(self.offset.saturating_add(limit)));
+        let previous = (self.offset > 0).then(|| link(self.offset.saturating_sub(limit).max(0)));
         json!({ "count": count, "next": next, "previous": previous, "results": rows })
     }
 }

@@ -622,6 +622,11 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
         .ends_with("limit=1&offset=1"));
     let plain = app.get("/activities/categories/", &u.token).await.body;
     assert_eq!(plain.as_array().unwrap().len(), 3);
+    let far = app
+        .get(&format!("/activities/categories/?limit=1000&offset={}", i64::MAX), &u.token)
+        .await;
+    assert_eq!(far.body["results"], json!([]));
+    assert_eq!(far.body["next"], Value::Null);
     let bad = app.get("/blocks/?limit=x", &u.token).await;
     assert_eq!(bad.status, 400);
 }
