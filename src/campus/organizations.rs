@@ -413,8 +413,14 @@ async fn edit(
     let (id, stream) = stream_of(&app, &id).await?;
     let mut fields = Fields::default();
     let name = fields.text(&input, "name", true, MAX_NAME, true);
-    let description = fields.text(&input, "description", false, MAX_TEXT, false);
-    let avatar = fields.text(&input, "avatar", false, MAX_URL, true);
+    // Left out: kept (as DRF does); null or blank: cleared.
+    let cleared = |field: &str| matches!(input.0.get(field), Some(Value::Null));
+    let description = fields
+        .text(&input, "description", false, MAX_TEXT, false)
+        .or_else(|| cleared("description").then(String::new));
+    let avatar = fields
+        .text(&input, "avatar", false, MAX_URL, true)
+        .or_else(|| cleared("avatar").then(String::new));
     fields.check()?;
     let name = name.unwrap_or_default();
     let unique = Unique {
@@ -429,8 +435,8 @@ async fn edit(
     let command = OrganizationCommand::Edit {
         by: me.domain(),
         name: unique,
-        description: description.filter(|d| !d.is_empty()),
-        avatar: avatar.filter(|a| !a.is_empty()),
+        description,
+        avatar,
     };
     match app
         .campus

@@ -623,7 +623,10 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
     let plain = app.get("/activities/categories/", &u.token).await.body;
     assert_eq!(plain.as_array().unwrap().len(), 3);
     let far = app
-        .get(&format!("/activities/categories/?limit=1000&offset={}", i64::MAX), &u.token)
+        .get(
+            &format!("/activities/categories/?limit=1000&offset={}", i64::MAX),
+            &u.token,
+        )
         .await;
     assert_eq!(far.body["results"], json!([]));
     assert_eq!(far.body["next"], Value::Null);
@@ -1491,14 +1494,35 @@ async fn the_other_endpoints_answer_as_documented() {
         clash.body,
         json!({"name": ["具有 组织名称 的 organization 已存在。"]})
     );
-    let kept = app
+    let described = app
         .put(
             &format!("/organizations/{second}/"),
             &owner.token,
-            json!({"name": "组织二"}),
+            json!({"name": "组织二", "description": "描述", "avatar": "https://img/2"}),
         )
         .await;
-    assert_eq!(kept.status, 200, "keeping one's own name is no clash");
+    assert_eq!(described.status, 200, "keeping one's own name is no clash");
+    let renamed = app
+        .put(
+            &format!("/organizations/{second}/"),
+            &owner.token,
+            json!({"name": "组织2"}),
+        )
+        .await;
+    assert_eq!(
+        renamed.body["description"], "描述",
+        "what a PUT leaves out is kept"
+    );
+    assert_eq!(renamed.body["avatar"], "https://img/2");
+    let cleared = app
+        .put(
+            &format!("/organizations/{second}/"),
+            &owner.token,
+            json!({"name": "组织二", "description": null}),
+        )
+        .await;
+    assert_eq!(cleared.body["description"], Value::Null);
+    assert_eq!(cleared.body["avatar"], "https://img/2");
     let pending_clash = app
         .put(
             &format!("/organizations/{second}/"),

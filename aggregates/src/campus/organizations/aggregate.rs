@@ -25,6 +25,10 @@ pub struct Organization {
     organization_id: u64,
     block: u64,
     name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
     owner: u64,
     /// user → appointment id
     managers: std::collections::BTreeMap<u64, u64>,
@@ -138,12 +142,17 @@ impl Aggregate for Organization {
             } => {
                 let organization_id = self.as_owner(by)?;
                 let blind = (name.value != self.name).then_some(name.blind);
+                let given = |value: Option<String>, kept: &Option<String>| match value {
+                    None => kept.clone(),
+                    Some(v) if v.is_empty() => None,
+                    Some(v) => Some(v),
+                };
                 E::OrganizationEdited {
                     organization_id,
                     application_id: self.application_id,
                     name: name.value,
-                    description,
-                    avatar,
+                    description: given(description, &self.description),
+                    avatar: given(avatar, &self.avatar),
                     blind,
                 }
             }
@@ -230,7 +239,16 @@ impl Aggregate for Organization {
             }
             E::ApplicationRefused { .. } => self.phase = Phase::Refused,
             E::ApplicationDeleted { .. } => self.application_deleted = true,
-            E::OrganizationEdited { name, .. } => self.name = name,
+            E::OrganizationEdited {
+                name,
+                description,
+                avatar,
+                ..
+            } => {
+                self.name = name;
+                self.description = description;
+                self.avatar = avatar;
+            }
             E::OwnershipTransferred {
                 to, appointment_id, ..
             } => {
@@ -437,6 +455,36 @@ mod tests {
                 by: Caller::Superuser,
             })
             .then_expect_error(OrganizationError::Unknown);
+    }
+
+    #[test]
+    fn an_edit_keeps_what_it_leaves_out_and_clears_what_it_blanks() {
+        let edited = |description: Option<&str>, avatar: Option<&str>| E::OrganizationEdited {
+            organization_id: 2,
+            application_id: 4,
+            name: "test组织".into(),
+            description: description.map(Into::into),
+            avatar: avatar.map(Into::into),
+            blind: None,
+        };
+        let edit = |description: Option<&str>, avatar: Option<&str>| C::Edit {
+            by: Caller::User(7),
+            name: Unique {
+                value: "test组织".into(),
+                blind: Blind([9; 32]),
+            },
+            description: description.map(Into::into),
+            avatar: avatar.map(Into::into),
+        };
+        let given = vec![submitted(), approved(), edited(Some("d"), Some("a"))];
+        TestFramework::<Organization>::with(())
+            .given(given.clone())
+            .when(edit(None, None))
+            .then_expect_events(vec![edited(Some("d"), Some("a"))]);
+        TestFramework::<Organization>::with(())
+            .given(given)
+            .when(edit(Some(""), Some("b")))
+            .then_expect_events(vec![edited(None, Some("b"))]);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum OrganizationCommand {
     DeleteApplication {
         by: Caller,
     },
+    /// `description`, `avatar`: None keeps what the organisation has (a field left out of
+    /// the request), `Some("")` clears it.
     Edit {
         by: Caller,
         name: Unique,
