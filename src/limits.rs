@@ -90,7 +90,7 @@ impl Limits {
             "Too many verification mails",
         )
         .await?;
-        let key = crate::personal::hex(keys.blind("verification-mail", &email.to_lowercase()));
+        let key = crate::personal::hex(keys.blind("verification-mail", &mailbox_of(email)));
         self.check(
             &format!("verification-mail:{key}"),
             1,
@@ -133,5 +133,27 @@ impl Limits {
             format!("{what}: at most {per_minute} a minute. Please try again later."),
             wait.ceil().max(1.0) as u64,
         ))
+    }
+}
+
+/// The mailbox an address reaches, as far as limits go: lower case, without a `+tag` (most
+/// providers deliver `a+1@x.org` and `a+2@x.org` to one box).
+fn mailbox_of(email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let local = local.split('+').next().unwrap_or(local);
+            format!("{local}@{domain}")
+        }
+        None => email,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tags_and_case_reach_one_mailbox() {
+        assert_eq!(super::mailbox_of("A.B+x1@Mail.org"), "a.b@mail.org");
+        assert_eq!(super::mailbox_of("a.b@mail.org"), "a.b@mail.org");
     }
 }

@@ -126,6 +126,9 @@ impl Workers {
     }
 }
 
+/// How often the campus sweeper looks for work.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 pub fn spawn(app: Arc<App>) -> Workers {
     let poll = app.config.poll_interval;
     // A pass that takes longer than this is stuck (a pass is bounded by the pool's timeouts).
@@ -134,6 +137,20 @@ pub fn spawn(app: Arc<App>) -> Workers {
     let mut tasks = vec![supervise("projector", stall, move |heartbeat| {
         projector.clone().run(poll, heartbeat)
     })];
+    // What a campus user's deletion leaves to do if its request or process died after the
+    // commit: their pending applications are withdrawn (idempotent; usually finds nothing).
+    let sweeper = app.clone();
+    tasks.push(supervise("campus-sweeper", stall, move |heartbeat| {
+        let app = sweeper.clone();
+        async move {
+            loop {
+                heartbeat.beat();
+                crate::campus::withdraw_orphaned(&app).await;
+                heartbeat.beat();
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+        }
+    }));
     let mut mail = None;
     match (&app.config.smtp_url, app.config.mail_from.parse()) {
         (Some(url), Ok(from)) => match crate::mailer::transport(url, app.config.smtp_timeout) {

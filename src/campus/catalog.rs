@@ -376,9 +376,11 @@ async fn addresses(State(app): AppState, me: Caller, page: Page) -> Result<Respo
 /// before the point.
 fn coordinate(fields: &mut Fields, input: &Input, field: &str) -> Option<String> {
     let raw = fields.text(input, field, true, 32, true)?;
+    // Six decimals, at most three digits before the point once rounded.
     let valid = raw
         .parse::<f64>()
         .ok()
+        .map(|v| (v * 1e6).round() / 1e6)
         .filter(|v| v.is_finite() && v.abs() < 1000.0);
     match valid {
         Some(v)

@@ -155,6 +155,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).unwrap_or_default();
+        // PostgreSQL text cannot hold NUL: refused here, never a failed query.
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let name: String = name.chars().filter(|c| *c != '\0').take(32).collect();
+            return Err(field_error(&name, "该字段不能包含控制字符。"));
+        }
         Ok(Self(pairs.into_iter().collect()))
     }
 }

@@ -24,6 +24,7 @@ use aggregates::campus::users::CampusUser;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::CurrentSuperuser;
+pub use organizations::withdraw_orphaned;
 pub use superusers::{disable, list, register, superuser_named, RegisterError, SuperuserRow};
 
 use crate::bus::CommandBus;

@@ -234,35 +234,48 @@ async fn delete_application(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Withdraw the pending applications of a user who was just deleted (best effort: what is
-/// left can be refused by a superuser).
-pub async fn withdraw_pending_of(app: &App, user: i64, actor: &Actor) {
+/// Withdraw the pending applications of deleted users (their names are freed). Run after
+/// each deletion, on a task of its own, and by the campus sweeper (`crate::worker`) every
+/// half minute, so that a deletion whose request or process died right after its commit is
+/// completed all the same. Returns how many were withdrawn.
+pub async fn withdraw_orphaned(app: &App) -> usize {
     let pending: Vec<i64> = match sqlx::query_scalar(
-        "SELECT id FROM campus_applications WHERE user_id = $1 AND status = 0 AND NOT deleted",
+        "SELECT a.id FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
+         WHERE u.deleted AND a.status = 0 AND NOT a.deleted",
     )
-    .bind(user)
     .fetch_all(&app.pool)
     .await
     {
         Ok(ids) => ids,
         Err(e) => {
-            tracing::warn!(error = %e, "could not list a deleted user's applications");
-            return;
+            tracing::warn!(error = %e, "could not list deleted users' applications");
+            return 0;
         }
     };
+    let actor = Actor {
+        kind: "system",
+        name: "campus-sweeper".into(),
+        ..Actor::operator()
+    };
+    let mut withdrawn = 0;
     for id in pending {
         let command = OrganizationCommand::DeleteApplication {
             by: DomainCaller::Superuser,
         };
-        if let Err(e) = app
+        match app
             .campus
             .organizations
-            .execute(&id.to_string(), command, actor)
+            .execute(&id.to_string(), command, &actor)
             .await
         {
-            tracing::warn!(application = id, error = %e, "could not withdraw a deleted user's application");
+            Ok(_) => withdrawn += 1,
+            Err(CommandError::Rejected(_)) => {}
+            Err(e) => {
+                tracing::warn!(application = id, error = %e, "could not withdraw a deleted user's application")
+            }
         }
     }
+    withdrawn
 }
 
 #[utoipa::path(put, path = "/organizations/applications/verifications/{id}", tag = "campus",
@@ -299,8 +312,15 @@ async fn decide(
             return Err(field_error("status", &format!("“{shown}” 不是合法选项。")));
         }
     };
-    if application_applicant(&app, id).await?.is_none() {
+    let Some(applicant) = application_applicant(&app, id).await? else {
         return Err(ApiError::not_found());
+    };
+    // An application outlives its applicant only until the sweeper withdraws it.
+    if approve && !read::user_exists(&app.pool, applicant).await? {
+        return Err(ApiError::Body(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": ["申请人已注销。"]}),
+        ));
     }
     let (organization_id, appointment_id) = if approve {
         (

@@ -480,11 +480,8 @@ async fn delete_user(
         })?;
     // On a task of its own: a client that hangs up now does not leave the applications of a
     // deleted user pending.
-    let (app2, actor) = (app.clone(), me.actor.clone());
-    let _ = tokio::spawn(async move {
-        super::organizations::withdraw_pending_of(&app2, id, &actor).await;
-    })
-    .await;
+    let app2 = app.clone();
+    let _ = tokio::spawn(async move { super::organizations::withdraw_orphaned(&app2).await }).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1722,3 +1722,93 @@ async fn a_campus_login_answer_is_never_kept_for_retries() {
     }
     assert_eq!(app.scalar("SELECT count(*) FROM idempotency_keys").await, 0);
 }
+
+#[tokio::test]
+async fn a_deletion_cut_off_after_its_commit_is_completed_by_the_sweeper() {
+    let app = spawn_app().await;
+    let admin = superuser(&app).await;
+    let gone = user(&app, "gone").await;
+    let other = user(&app, "other").await;
+    let b = block(&app, &admin, "博雅").await;
+    let pending = app
+        .post(
+            "/organizations/applications/",
+            Some(&gone.token),
+            json!({"name": "孤儿", "description": "d", "user": gone.id, "block": b}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    // The deletion commits, and its request dies before withdrawing anything.
+    app.app
+        .campus
+        .users
+        .execute(
+            &gone.id.to_string(),
+            aggregates::campus::users::UserCommand::Delete,
+            &ensemble::bus::Actor::operator(),
+        )
+        .await
+        .unwrap();
+    let approve = app
+        .put(
+            &format!("/organizations/applications/verifications/{pending}/"),
+            &admin,
+            json!({"status": 1}),
+        )
+        .await;
+    assert_eq!(approve.status, 400);
+    assert_eq!(approve.body, json!({"detail": ["申请人已注销。"]}));
+    assert_eq!(ensemble::campus::withdraw_orphaned(&app.app).await, 1);
+    assert_eq!(ensemble::campus::withdraw_orphaned(&app.app).await, 0);
+    let reused = app
+        .post(
+            "/organizations/applications/",
+            Some(&other.token),
+            json!({"name": "孤儿", "description": "d", "user": other.id, "block": b}),
+        )
+        .await;
+    assert_eq!(reused.status, 202, "{}", reused.body);
+}
+
+#[tokio::test]
+async fn odd_queries_and_coordinates_are_refused_and_tagged_addresses_share_a_limit() {
+    let app = spawn_app().await;
+    let u = user(&app, "u").await;
+    for path in [
+        "/organizations/?org=%00",
+        "/organizations/managers/?org=a%00b",
+        "/users/?id=%00",
+        "/blocks/orgs/?block=1%00",
+    ] {
+        let reply = app.get(path, &u.token).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+    }
+    for (longitude, latitude) in [("999.9999999", "1"), ("1", "-999.9999999"), ("1000", "1")] {
+        let reply = app
+            .post(
+                "/activities/addresses/",
+                Some(&u.token),
+                json!({"name": format!("{longitude},{latitude}"), "longitude": longitude, "latitude": latitude}),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{longitude},{latitude}: {}", reply.body);
+    }
+    let first = app
+        .post(
+            "/sendVerify/",
+            Some(&u.token),
+            json!({"email": "Box+1@buaa.edu.cn"}),
+        )
+        .await;
+    assert_eq!(first.status, 200);
+    let tagged = app
+        .post(
+            "/sendVerify/",
+            Some(&u.token),
+            json!({"email": "box+2@buaa.edu.cn"}),
+        )
+        .await;
+    assert_eq!(tagged.status, 429, "one mailbox, one mail a minute");
+}
