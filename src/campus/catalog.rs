@@ -211,7 +211,8 @@ impl<K: Catalog> Kind<K> {
 #[utoipa::path(get, path = "/blocks", tag = "campus", summary = "Every block",
     security(("jwt" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "`[{id, name}]`", body = Object),
+    responses((status = 200, description = "`[{id, name}]`", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
 async fn blocks(State(app): AppState, me: Caller, page: Page) -> Result<Response, ApiError> {
     Ok(Json(
@@ -272,7 +273,8 @@ async fn delete_block(
 #[utoipa::path(get, path = "/blocks/orgs", tag = "campus", summary = "The organisations of a block (?block=), in the envelope",
     security(("jwt" = [])),
     params(("block" = i64, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "The envelope; `status: 1` for an unknown block", body = Object),
+    responses((status = 200, description = "The envelope; `status: 1` for an unknown block", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
 async fn block_orgs(
     State(app): AppState,
@@ -303,7 +305,8 @@ async fn block_orgs(
 #[utoipa::path(get, path = "/activities/categories", tag = "campus", summary = "Every activity category",
     security(("jwt" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "`[{id, name}]`", body = Object),
+    responses((status = 200, description = "`[{id, name}]`", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
 async fn categories(State(app): AppState, me: Caller, page: Page) -> Result<Response, ApiError> {
     Ok(Json(
@@ -365,7 +368,8 @@ async fn delete_category(
 #[utoipa::path(get, path = "/activities/addresses", tag = "campus", summary = "Every activity address",
     security(("jwt" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "`[{id, name, longitude, latitude}]`", body = Object),
+    responses((status = 200, description = "`[{id, name, longitude, latitude}]`", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
               (status = 401, description = "Not logged in", body = Object)))]
 async fn addresses(State(app): AppState, me: Caller, page: Page) -> Result<Response, ApiError> {
     let columns = "'id', id, 'name', name, 'longitude', longitude, 'latitude', latitude";

@@ -69,7 +69,8 @@ async fn submit(
     security(("jwt" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses(
-        (status = 200, description = "`[{id, user, feedback, contact, create_time}]`", body = Object),
+        (status = 200, description = "`[{id, user, feedback, contact, create_time}]`", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "Not a superuser", body = Object),
     ))]

@@ -181,7 +181,8 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
     security(("jwt" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses(
-        (status = 200, description = "The applications, users and blocks nested", body = Object),
+        (status = 200, description = "The applications, users and blocks nested", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "Not a superuser", body = Object),
     ))]
@@ -351,7 +352,8 @@ async fn decide(
     security(("jwt" = [])),
     params(("org" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses(
-        (status = 200, description = "The envelope; `status: 1` for an unknown name", body = Object),
+        (status = 200, description = "The envelope; `status: 1` for an unknown name", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
 async fn organizations(
@@ -626,7 +628,8 @@ async fn dismiss(State(app): AppState, me: Caller, query: Query) -> Result<Respo
     security(("jwt" = [])),
     params(("org" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses(
-        (status = 200, description = "The envelope of `{org, person}`; `status: 1` for an unknown name", body = Object),
+        (status = 200, description = "The envelope of `{org, person}`; `status: 1` for an unknown name", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
         (status = 401, description = "Not logged in", body = Object),
     ))]
 async fn managers_envelope(
@@ -672,7 +675,7 @@ async fn managers_envelope(
     summary = "The managers of organisation `id`",
     security(("jwt" = [])), params(("id" = i64, Path)),
     responses(
-        (status = 200, description = "`[{person}]`; `[]` for an unknown organisation", body = Object),
+        (status = 200, description = "`[{person}]`; `[]` for an unknown organisation", body = serde_json::Value),
         (status = 401, description = "Not logged in", body = Object),
     ))]
 async fn managers_of(

@@ -181,6 +181,7 @@ fn invalid_user() -> ApiError {
     )),
     responses(
         (status = 200, description = "Logged in", body = crate::campus::schema::AdminLoginAnswer),
+        (status = 400, description = "A field is not text", body = crate::http::schema::Message),
         (status = 401, description = "Unknown username, wrong password or disabled", body = crate::campus::schema::InvalidUser),
         (status = 413, description = "Body over 64 KiB", body = crate::http::schema::Message),
         (status = 429, description = "Too many attempts; see Retry-After", body = crate::http::schema::Message),

@@ -337,7 +337,8 @@ use super::read::USER_SELECT;
     params(("id" = Option<i64>, Query, description = "One user, in the envelope"),
            ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses(
-        (status = 200, description = "The users, or the envelope", body = Object),
+        (status = 200, description = "The users, or the envelope", body = serde_json::Value),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer, or a query parameter holds NUL", body = Object),
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "The plain list is for superusers", body = Object),
     ))]
@@ -389,7 +390,7 @@ async fn user_answer(app: &App, me: &Caller, id: i64) -> Result<Value, ApiError>
     security(("jwt" = [])),
     params(("id" = i64, Path)),
     responses(
-        (status = 200, description = "The user", body = Object),
+        (status = 200, description = "The user", body = serde_json::Value),
         (status = 401, description = "Not logged in", body = Object),
         (status = 404, description = "No such user", body = Object, example = json!({"detail": "未找到。"})),
     ))]
@@ -490,7 +491,7 @@ async fn delete_user(
     security(("jwt" = [])),
     params(("id" = i64, Query), ("user_view" = Option<String>, Query)),
     responses(
-        (status = 200, description = "The envelope; `status: 1` for an unknown user", body = Object),
+        (status = 200, description = "The envelope; `status: 1` for an unknown user", body = serde_json::Value),
         (status = 401, description = "Not logged in", body = Object),
     ))]
 async fn managed_envelope(
@@ -521,7 +522,7 @@ async fn managed_envelope(
     security(("jwt" = [])),
     params(("id" = i64, Path)),
     responses(
-        (status = 200, description = "The applications", body = Object),
+        (status = 200, description = "The applications", body = serde_json::Value),
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "Neither this user nor a superuser", body = Object),
     ))]
@@ -676,7 +677,7 @@ async fn orgs_of(
     security(("jwt" = [])),
     params(("id" = i64, Path)),
     responses(
-        (status = 200, description = "`[{org}]`; `[]` for an unknown user", body = Object),
+        (status = 200, description = "`[{org}]`; `[]` for an unknown user", body = serde_json::Value),
         (status = 401, description = "Not logged in", body = Object),
     ))]
 async fn followed(
@@ -696,7 +697,7 @@ async fn followed(
     security(("jwt" = [])),
     params(("id" = i64, Path)),
     responses(
-        (status = 200, description = "`[{org}]`; `[]` for an unknown user", body = Object),
+        (status = 200, description = "`[{org}]`; `[]` for an unknown user", body = serde_json::Value),
         (status = 401, description = "Not logged in", body = Object),
     ))]
 async fn managed(
