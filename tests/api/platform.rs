@@ -642,8 +642,18 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
     let admin = superuser(&app).await;
     let owner = user(&app, "owner").await;
     let stranger = user(&app, "stranger").await;
+    let manager = user(&app, "manager").await;
     let b = block(&app, &admin, "博雅").await;
     let org = organisation(&app, &admin, &owner, "组织", b).await;
+    // A manager who is not the owner may not do what only the owner may.
+    let appointed = app
+        .post(
+            "/organizations/managers/",
+            Some(&owner.token),
+            json!({"org": org, "person": manager.id}),
+        )
+        .await;
+    assert_eq!(appointed.status, 201);
     let c = app
         .post(
             "/activities/categories/",
@@ -675,9 +685,9 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
     let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
     let _ = get;
     // (method, path, body, the callers refused with 403)
-    let superuser_only = ["stranger", "owner"];
-    let owner_only = ["stranger"];
-    let self_only = ["stranger"];
+    let superuser_only = ["stranger", "owner", "manager"];
+    let owner_only = ["stranger", "manager"];
+    let self_only = ["stranger", "manager"];
     let writes: Vec<(Method, String, Value, &[&str])> = vec![
         (
             post.clone(),
@@ -844,6 +854,7 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
         for who in refused.iter() {
             let token = match *who {
                 "owner" => owner.token.clone(),
+                "manager" => manager.token.clone(),
                 _ => stranger.token.clone(),
             };
             let Reply { status, body } = send(Some(token)).await;
