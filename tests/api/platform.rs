@@ -1422,6 +1422,11 @@ async fn the_other_endpoints_answer_as_documented() {
     };
     let refused = apply("甲").await.body["id"].as_i64().unwrap();
     let withdrawn = apply("乙").await.body["id"].as_i64().unwrap();
+    for nobody in ["999", "abc", "9223372036854775808"] {
+        let path = format!("/users/organizations/applications/{nobody}/");
+        assert_eq!(app.get(&path, &admin).await.body, json!([]), "{nobody}");
+        assert_eq!(app.get(&path, &owner.token).await.status, 403, "{nobody}");
+    }
     let all = app.get("/organizations/applications/", &admin).await;
     assert_eq!(all.body.as_array().unwrap().len(), 2);
     assert_eq!(all.body[0]["user"]["id"], owner.id);
