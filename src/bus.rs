@@ -34,6 +34,10 @@ pub struct Actor {
     /// The latest moment the command's append may start, so that it commits and is answered
     /// before the request's own deadline (None: no deadline but the command wait).
     pub append_by: Option<tokio::time::Instant>,
+    /// The subject whose key must still exist for the command to commit (a campus user
+    /// writing as themselves): their writes stop at their erasure's commit, even while the
+    /// read models that check their token lag.
+    pub requires: Option<String>,
 }
 
 impl Actor {
@@ -46,6 +50,7 @@ impl Actor {
             client_request_id: None,
             channel: "cli",
             append_by: None,
+            requires: None,
         }
     }
 
@@ -73,6 +78,9 @@ pub enum CommandError<E: std::error::Error> {
     /// stream's own key is.
     #[error("a uniqueness rule refused the change")]
     Duplicate,
+    /// A person the change names, or its author, was erased: nothing was written.
+    #[error("a person this change names was erased")]
+    Gone,
     /// Too many commands for this record at once: the wait for its turn ran out. Nothing was
     /// written; the caller may try again.
     #[error("the record is busy")]
@@ -208,6 +216,7 @@ where
                 Ok(_) => "committed",
                 Err(CommandError::Rejected(_)) => "rejected",
                 Err(CommandError::Duplicate) => "duplicate",
+                Err(CommandError::Gone) => "gone",
                 Err(CommandError::Busy) => "busy",
                 Err(CommandError::Unavailable) => "unavailable",
                 Err(CommandError::Internal(_)) => "internal",
@@ -347,6 +356,7 @@ where
             &events,
             &actor.metadata(),
             snapshot,
+            actor.requires.as_deref(),
         )
         .await
         .map_err(store_error)?;
@@ -428,6 +438,7 @@ fn store_error<E: std::error::Error>(e: StoreError) -> Attempt<E> {
         StoreError::Conflict => return Attempt::Conflict,
         // A unique index refused the events: a rule that spans records.
         StoreError::Unique(_) => CommandError::Duplicate,
+        StoreError::Gone => CommandError::Gone,
         StoreError::Database(e) => e.into(),
         e => CommandError::Internal(e.to_string()),
     })

@@ -30,6 +30,9 @@ pub enum StoreError {
     /// Another unique index refused the events: a rule that spans streams.
     #[error("a uniqueness rule refused the events ({0})")]
     Unique(String),
+    /// A person the events name, or their author, was erased ([`StoreEffect::Require`]).
+    #[error("a person this change names was erased")]
+    Gone,
     #[error("event or state does not (de)serialise: {0}")]
     Serde(#[from] serde_json::Error),
     #[error(transparent)]
@@ -39,6 +42,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(d) = &e {
+            if d.code().as_deref() == Some("EN001") {
+                return Self::Gone;
+            }
             if d.code().as_deref() == Some("23505") {
                 let constraint = d.constraint().unwrap_or_default().to_string();
                 return if constraint == "events_pkey" {
@@ -133,7 +139,8 @@ fn fold<A: Aggregate>(rows: Vec<StreamRow>) -> Result<Loaded<A>, Unreadable> {
 /// Append `events` after sequence `after`, with `metadata` on each, and, when `snapshot` is
 /// given, the state they lead to, and what the events do to the reservations and keys
 /// ([`StoreEffect`]): one statement, so all of it commits or none (a reservation already
-/// held by someone else refuses the whole append). Returns the log position of the last event.
+/// held by someone else refuses the whole append; so does the erasure of a person the events
+/// name, or of `author`). Returns the log position of the last event.
 pub async fn append<A>(
     conn: &mut sqlx::PgConnection,
     id: &str,
@@ -141,6 +148,7 @@ pub async fn append<A>(
     events: &[A::Event],
     metadata: &Value,
     snapshot: Option<(&A, i32)>,
+    author: Option<&str>,
 ) -> Result<LogPosition, StoreError>
 where
     A: Aggregate,
@@ -157,7 +165,14 @@ where
         Some((state, version)) => (Some(serde_json::to_value(state)?), version),
         None => (None, 0),
     };
-    let effects = Effects::of(events.iter().flat_map(HasStoreEffects::store_effects));
+    let effects = Effects::of(
+        events
+            .iter()
+            .flat_map(HasStoreEffects::store_effects)
+            .chain(author.map(|subject| StoreEffect::Require {
+                subject: subject.to_string(),
+            })),
+    );
     let sql = format!(
         "WITH appended AS ( \
              INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
@@ -170,8 +185,9 @@ where
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
                  SET last_sequence = excluded.last_sequence, state_version = excluded.state_version, state = excluded.state \
          ){} \
-         SELECT transaction_id, position FROM appended ORDER BY position DESC LIMIT 1",
-        if effects.is_empty() { "" } else { EFFECTS }
+         SELECT transaction_id, position FROM appended{} ORDER BY position DESC LIMIT 1",
+        if effects.is_empty() { "" } else { EFFECTS },
+        if effects.is_empty() { "" } else { ", required" },
     );
     let mut query = sqlx::query_as(&sql)
         .bind(A::TYPE)
@@ -193,7 +209,8 @@ where
             .bind(effects.claim_owners)
             .bind(effects.shred)
             .bind(effects.credential_subjects)
-            .bind(effects.credential_hashes);
+            .bind(effects.credential_hashes)
+            .bind(effects.required);
     }
     let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
     Ok(LogPosition {
@@ -227,6 +244,8 @@ const EFFECTS: &str = ", released AS ( \
          INSERT INTO credentials (subject, hash) \
          SELECT * FROM unnest($17::text[], $18::text[]) \
          ON CONFLICT (subject) DO UPDATE SET hash = excluded.hash \
+     ), required AS ( \
+         SELECT ensemble_require_keys($19::text[]) AS alive \
      )";
 
 #[derive(Default)]
@@ -239,6 +258,7 @@ struct Effects {
     shred: Vec<String>,
     credential_subjects: Vec<String>,
     credential_hashes: Vec<String>,
+    required: Vec<String>,
 }
 
 impl Effects {
@@ -264,6 +284,7 @@ impl Effects {
                     out.credential_subjects.push(subject);
                     out.credential_hashes.push(hash);
                 }
+                StoreEffect::Require { subject } => out.required.push(subject),
             }
         }
         out
@@ -274,5 +295,6 @@ impl Effects {
             && self.claim_scopes.is_empty()
             && self.shred.is_empty()
             && self.credential_subjects.is_empty()
+            && self.required.is_empty()
     }
 }

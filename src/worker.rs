@@ -145,7 +145,7 @@ pub fn spawn(app: Arc<App>) -> Workers {
         async move {
             loop {
                 heartbeat.beat();
-                crate::campus::withdraw_orphaned(&app).await;
+                crate::campus::withdraw_orphaned(&app, None).await;
                 heartbeat.beat();
                 tokio::time::sleep(SWEEP_EVERY).await;
             }

@@ -53,6 +53,10 @@ pub enum StoreEffect {
     Shred { subject: String },
     /// Set `subject`'s password hash (`credentials`): secrets never go into the log.
     Credential { subject: String, hash: String },
+    /// The append fails unless `subject` still has a key (was not erased), checked under a
+    /// lock in the same statement: an event that names a person (a new owner, a manager, a
+    /// follower) cannot commit after that person's erasure.
+    Require { subject: String },
 }
 
 /// Events that touch the side tables say so.

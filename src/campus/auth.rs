@@ -161,9 +161,13 @@ impl FromRequestParts<Arc<App>> for Caller {
                 if live != Some(true) {
                     return Err(invalid_token());
                 }
+                let mut actor =
+                    http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions);
+                // Their writes commit only while they exist (not after their erasure).
+                actor.requires = Some(user_subject(id));
                 Ok(Self {
                     who: Who::User(id),
-                    actor: http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions),
+                    actor,
                 })
             }
             _ => Err(invalid_token()),

@@ -264,6 +264,8 @@ pub fn command_failed<E: std::error::Error>(e: CommandError<E>) -> ApiError {
         ),
         CommandError::Rejected(e) => ApiError::internal(format!("unexpected refusal: {e}")),
         CommandError::Duplicate => ApiError::internal("unexpected uniqueness conflict"),
+        // The caller was erased (their token outlived them for a moment).
+        CommandError::Gone => super::auth::invalid_token(),
         CommandError::Internal(e) => ApiError::internal(e),
     }
 }

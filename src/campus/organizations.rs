@@ -66,6 +66,26 @@ async fn name_holder(app: &App, unique: &Unique) -> Result<Option<(i64, bool)>, 
     Ok(Some((application, founded)))
 }
 
+/// A change refused because a person it names was erased meanwhile: `field` names them,
+/// unless it was the caller who was erased (then their token is dead: 401).
+async fn named_gone(app: &App, me: &Caller, user: i64, field: &str) -> ApiError {
+    if let Some(caller) = me.user() {
+        if matches!(
+            app.keys.key(&user_subject(caller)).await,
+            Err(crate::personal::KeyError::Forgotten)
+        ) {
+            return super::auth::invalid_token();
+        }
+    }
+    match field {
+        "detail" => ApiError::Body(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": ["申请人已注销。"]}),
+        ),
+        field => field_error(field, &invalid_pk(&user.to_string())),
+    }
+}
+
 fn org_error(e: CommandError<OrganizationError>) -> ApiError {
     match e {
         CommandError::Rejected(OrganizationError::Unknown) => ApiError::not_found(),
@@ -172,6 +192,7 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
             };
             Err(field_error("name", message))
         }
+        Err(CommandError::Gone) => Err(named_gone(&app, &me, user, "user").await),
         Err(e) => Err(org_error(e)),
     }
 }
@@ -197,6 +218,15 @@ async fn applications(State(app): AppState, me: Caller, page: Page) -> Result<Re
     )
     .await?;
     Ok(Json(list).into_response())
+}
+
+async fn application_block(app: &App, id: i64) -> Result<i64, ApiError> {
+    Ok(
+        sqlx::query_scalar("SELECT block_id FROM campus_applications WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await?,
+    )
 }
 
 async fn application_applicant(app: &App, id: i64) -> Result<Option<i64>, ApiError> {
@@ -235,15 +265,17 @@ async fn delete_application(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Withdraw the pending applications of deleted users (their names are freed). Run after
-/// each deletion, on a task of its own, and by the campus sweeper (`crate::worker`) every
-/// half minute, so that a deletion whose request or process died right after its commit is
-/// completed all the same. Returns how many were withdrawn.
-pub async fn withdraw_orphaned(app: &App) -> usize {
+/// Withdraw the pending applications of deleted users (`of`: of that one only; at most 1,000
+/// a call), freeing their names. Run in the background after each deletion, and by the
+/// campus sweeper (`crate::worker`) every half minute, so that a deletion whose process died
+/// right after its commit is completed all the same. Returns how many were withdrawn.
+pub async fn withdraw_orphaned(app: &App, of: Option<i64>) -> usize {
     let pending: Vec<i64> = match sqlx::query_scalar(
         "SELECT a.id FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
-         WHERE u.deleted AND a.status = 0 AND NOT a.deleted",
+         WHERE u.deleted AND a.status = 0 AND NOT a.deleted AND ($1::bigint IS NULL OR a.user_id = $1) \
+         ORDER BY a.id LIMIT 1000",
     )
+    .bind(of)
     .fetch_all(&app.pool)
     .await
     {
@@ -316,6 +348,13 @@ async fn decide(
     let Some(applicant) = application_applicant(&app, id).await? else {
         return Err(ApiError::not_found());
     };
+    // A block deleted since the application was made founds nothing in it.
+    if approve && !super::catalog::block_exists(&app, application_block(&app, id).await?).await? {
+        return Err(ApiError::Body(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": ["该申请的版块已删除。"]}),
+        ));
+    }
     // An application outlives its applicant only until the sweeper withdraws it.
     if approve && !read::user_exists(&app.pool, applicant).await? {
         return Err(ApiError::Body(
@@ -337,12 +376,16 @@ async fn decide(
         appointment_id,
         at: chrono::Utc::now(),
     };
-    app.campus
+    match app
+        .campus
         .organizations
         .execute(&id.to_string(), command, &me.actor)
         .await
-        .map_err(org_error)?;
-    Ok(Json(json!({"status": if approve { 1 } else { 2 }})).into_response())
+    {
+        Ok(_) => Ok(Json(json!({"status": if approve { 1 } else { 2 }})).into_response()),
+        Err(CommandError::Gone) => Err(named_gone(&app, &me, applicant, "detail").await),
+        Err(e) => Err(org_error(e)),
+    }
 }
 
 // ---- organisations --------------------------------------------------------------------------
@@ -528,12 +571,16 @@ async fn transfer(
         to: owner as u64,
         appointment_id: next_id(&app, "campus_appointment_id_seq").await?,
     };
-    app.campus
+    match app
+        .campus
         .organizations
         .execute(&stream, command, &me.actor)
         .await
-        .map_err(org_error)?;
-    Ok(Json(json!({"owner": owner})).into_response())
+    {
+        Ok(_) => Ok(Json(json!({"owner": owner})).into_response()),
+        Err(CommandError::Gone) => Err(named_gone(&app, &me, owner, "owner").await),
+        Err(e) => Err(org_error(e)),
+    }
 }
 
 // ---- managers -------------------------------------------------------------------------------
@@ -574,16 +621,19 @@ async fn appoint(State(app): AppState, me: Caller, input: Input) -> Result<Respo
         user: person as u64,
         appointment_id,
     };
-    app.campus
+    let appointed = app
+        .campus
         .organizations
         .execute(&stream.to_string(), command, &me.actor)
-        .await
-        .map_err(|e| match e {
-            CommandError::Rejected(OrganizationError::Unknown) => {
-                field_error("org", &invalid_pk(&org.to_string()))
-            }
-            e => org_error(e),
-        })?;
+        .await;
+    match appointed {
+        Ok(_) => {}
+        Err(CommandError::Rejected(OrganizationError::Unknown)) => {
+            return Err(field_error("org", &invalid_pk(&org.to_string())))
+        }
+        Err(CommandError::Gone) => return Err(named_gone(&app, &me, person, "person").await),
+        Err(e) => return Err(org_error(e)),
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": appointment_id, "org": org, "person": person})),

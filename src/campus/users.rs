@@ -479,10 +479,10 @@ async fn delete_user(
             CommandError::Rejected(UserError::Unknown) => ApiError::not_found(),
             e => command_failed(e),
         })?;
-    // On a task of its own: a client that hangs up now does not leave the applications of a
-    // deleted user pending.
+    // In the background (the answer does not wait for it), on a task a hung-up client cannot
+    // stop; the sweeper finishes what a dying process leaves.
     let app2 = app.clone();
-    let _ = tokio::spawn(async move { super::organizations::withdraw_orphaned(&app2).await }).await;
+    tokio::spawn(async move { super::organizations::withdraw_orphaned(&app2, Some(id)).await });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -600,10 +600,15 @@ async fn follow(State(app): AppState, me: Caller, input: Input) -> Result<Respon
             StatusCode::BAD_REQUEST,
             json!({"non_field_errors": ["已关注该组织。"]}),
         )),
-        Err(CommandError::Rejected(UserError::Unknown)) => Err(field_error(
-            "person",
-            &super::common::invalid_pk(&person.to_string()),
-        )),
+        Err(CommandError::Rejected(UserError::Unknown)) | Err(CommandError::Gone)
+            if me.is_superuser() =>
+        {
+            Err(field_error(
+                "person",
+                &super::common::invalid_pk(&person.to_string()),
+            ))
+        }
+        Err(CommandError::Rejected(UserError::Unknown)) => Err(super::auth::invalid_token()),
         Err(e) => Err(command_failed(e)),
     }
 }

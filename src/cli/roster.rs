@@ -164,6 +164,7 @@ fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
     match e {
         CommandError::Rejected(e) => anyhow::anyhow!("{e}"),
         e @ (CommandError::Duplicate
+        | CommandError::Gone
         | CommandError::Busy
         | CommandError::Unavailable
         | CommandError::Internal(_)) => {

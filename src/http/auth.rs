@@ -40,5 +40,6 @@ pub fn http_actor(
         append_by: extensions
             .get::<crate::http::AppendBy>()
             .map(|deadline| deadline.0),
+        requires: None,
     }
 }

@@ -69,6 +69,8 @@ fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
         }
         CommandError::Busy => busy(),
         CommandError::Unavailable => unavailable(),
+        // The member was erased meanwhile.
+        CommandError::Gone => ApiError::not_found(),
         CommandError::Internal(e) => ApiError::internal(e),
     }
 }
@@ -194,6 +196,7 @@ async fn login(
                 Err(CommandError::Duplicate) => return Err(mismatch()),
                 Err(CommandError::Busy) => return Err(busy()),
                 Err(CommandError::Unavailable) => return Err(unavailable()),
+                Err(CommandError::Gone) => return Err(not_listed()),
                 Err(CommandError::Internal(e)) => return Err(ApiError::internal(e)),
             }
         }

@@ -361,11 +361,40 @@ mod tests {
 
     #[test]
     fn the_name_is_reserved_from_the_application_and_freed_by_refusal_or_deletion() {
+        // Submitting claims the name, and needs the applicant not erased.
         assert!(matches!(
             &submitted().store_effects()[..],
-            [StoreEffect::Claim { scope: ORG_NAME_SCOPE, owner, .. }] if owner == "campus-application:4"
+            [StoreEffect::Require { subject }, StoreEffect::Claim { scope: ORG_NAME_SCOPE, owner, .. }]
+                if owner == "campus-application:4" && subject == "campus-user:7"
         ));
-        assert!(approved().store_effects().is_empty());
+        // Founding keeps the name; it needs the owner not erased, as do a transfer and an
+        // appointment of the people they name.
+        assert_eq!(
+            approved().store_effects(),
+            vec![StoreEffect::Require {
+                subject: "campus-user:7".into()
+            }]
+        );
+        for naming in [
+            E::OwnershipTransferred {
+                organization_id: 2,
+                from: 7,
+                to: 8,
+                appointment_id: None,
+            },
+            E::ManagerAppointed {
+                organization_id: 2,
+                appointment_id: 6,
+                user: 8,
+            },
+        ] {
+            assert_eq!(
+                naming.store_effects(),
+                vec![StoreEffect::Require {
+                    subject: "campus-user:8".into()
+                }]
+            );
+        }
         for freeing in [
             E::ApplicationRefused { application_id: 4 },
             E::ApplicationDeleted {

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::campus::users::user_subject;
 use crate::personal::{Blind, HasStoreEffects, Sealed, StoreEffect};
 
 /// Reservation scope of organisation names (pending applications and organisations).
@@ -104,16 +105,29 @@ impl HasStoreEffects for OrganizationEvent {
             scope: Some(ORG_NAME_SCOPE),
             owner: application_owner(id),
         };
+        let require = |user: u64| StoreEffect::Require {
+            subject: user_subject(user),
+        };
         match self {
             Self::ApplicationSubmitted {
                 application_id,
-                blind: Some(blind),
+                applicant,
+                blind,
                 ..
-            } => vec![StoreEffect::Claim {
-                scope: ORG_NAME_SCOPE,
-                blind: *blind,
-                owner: application_owner(*application_id),
-            }],
+            } => {
+                let mut effects = vec![require(*applicant)];
+                if let Some(blind) = blind {
+                    effects.push(StoreEffect::Claim {
+                        scope: ORG_NAME_SCOPE,
+                        blind: *blind,
+                        owner: application_owner(*application_id),
+                    });
+                }
+                effects
+            }
+            Self::ApplicationApproved { owner: user, .. }
+            | Self::OwnershipTransferred { to: user, .. }
+            | Self::ManagerAppointed { user, .. } => vec![require(*user)],
             Self::ApplicationRefused { application_id }
             | Self::ApplicationDeleted {
                 application_id,

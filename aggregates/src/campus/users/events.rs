@@ -103,6 +103,10 @@ impl HasStoreEffects for UserEvent {
                 })
                 .into_iter()
                 .collect(),
+            // A superuser may follow for a user: not after the user's erasure.
+            Self::FollowStarted { user_id, .. } => vec![StoreEffect::Require {
+                subject: user_subject(*user_id),
+            }],
             Self::UserDeleted { user_id } => vec![
                 StoreEffect::Release {
                     scope: None,
