@@ -1919,7 +1919,7 @@ async fn no_event_names_a_person_after_their_erasure_whatever_the_read_models_sa
     assert!(matches!(outcome, Err(CommandError::Gone)), "{outcome:?}");
     let before = events(&app).await;
     let still = app
-        .get(&format!("/organizations/?org=组织"), &owner.token)
+        .get("/organizations/?org=组织", &owner.token)
         .await;
     assert_eq!(still.body["results"]["owner"]["id"], owner.id);
     assert_eq!(events(&app).await, before);
