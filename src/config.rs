@@ -43,6 +43,8 @@ pub struct Config {
     pub waits: crate::bus::Waits,
     /// Writes a member may make per minute (`POST`/`PUT`/`DELETE /absence/`); 0: no limit.
     pub write_limit: u32,
+    /// Writes per campus user per minute; 0: no limit.
+    pub campus_write_limit: u32,
     /// Login attempts (`POST /account/login`) per client address per minute; 0: no limit.
     pub login_limit_address: u32,
     /// Login attempts per name per minute, from anywhere; 0: no limit.
@@ -223,6 +225,7 @@ impl Config {
             http,
             waits,
             write_limit: count("ENSEMBLE_WRITE_LIMIT", 20, 0)?,
+            campus_write_limit: count("ENSEMBLE_CAMPUS_WRITE_LIMIT", 30, 0)?,
             login_limit_address: count("ENSEMBLE_LOGIN_LIMIT_ADDRESS", 30, 0)?,
             login_limit_name: count("ENSEMBLE_LOGIN_LIMIT_NAME", 10, 0)?,
             smtp_timeout: seconds("ENSEMBLE_SMTP_TIMEOUT", 30.0)?,
@@ -271,6 +274,7 @@ impl fmt::Debug for Config {
             .field("http", &self.http)
             .field("waits", &self.waits)
             .field("write_limit", &self.write_limit)
+            .field("campus_write_limit", &self.campus_write_limit)
             .field("login_limit_address", &self.login_limit_address)
             .field("login_limit_name", &self.login_limit_name)
             .field("smtp_timeout", &self.smtp_timeout)

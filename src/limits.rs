@@ -16,6 +16,7 @@ pub struct Limits {
     pool: PgPool,
     /// Writes per minute; 0: no limit.
     per_minute: u32,
+    campus_per_minute: u32,
     login_per_address: u32,
     login_per_name: u32,
 }
@@ -30,6 +31,7 @@ impl Limits {
         Self {
             pool,
             per_minute: config.write_limit,
+            campus_per_minute: config.campus_write_limit,
             login_per_address: config.login_limit_address,
             login_per_name: config.login_limit_name,
         }
@@ -43,6 +45,13 @@ impl Limits {
             "Too many changes",
         )
         .await
+    }
+
+    /// 429 with `Retry-After` when campus user `subject` has used up their writes for now
+    /// (every write they send counts, refused or not: a flood is a flood).
+    pub async fn check_campus_write(&self, subject: &str) -> Result<(), ApiError> {
+        self.check(subject, self.campus_per_minute, "Too many changes")
+            .await
     }
 
     /// 429 with `Retry-After` when logins from the request's client address, or for `name`

@@ -165,6 +165,9 @@ impl FromRequestParts<Arc<App>> for Caller {
                     http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions);
                 // Their writes commit only while they exist (not after their erasure).
                 actor.requires = Some(user_subject(id));
+                if parts.method != axum::http::Method::GET {
+                    app.limits.check_campus_write(&user_subject(id)).await?;
+                }
                 Ok(Self {
                     who: Who::User(id),
                     actor,

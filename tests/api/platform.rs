@@ -8,7 +8,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::erasure::{assert_absent, dump};
-use crate::helpers::{eventually, spawn_app, spawn_app_on, FakeWechat, Reply, TestApp};
+use crate::helpers::{eventually, spawn_app_tweaked, spawn_app_with, FakeWechat, Reply, TestApp};
+
+/// A server whose campus write limit is off (each test makes more writes a minute than a
+/// person would); `campus_writes_are_limited_per_user` turns it on.
+async fn spawn() -> TestApp {
+    spawn_app_with(|c| c.campus_write_limit = 0).await
+}
 
 /// A superuser (made in-process, as `ensemble admin create` does) and their token.
 async fn superuser(app: &TestApp) -> String {
@@ -103,7 +109,7 @@ async fn organisation(app: &TestApp, admin: &str, owner: &User, name: &str, bloc
 
 #[tokio::test]
 async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_follow_it() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let smtp = app.smtp.as_ref().unwrap();
     // First login registers; the campus's own WeChat credentials are used.
     let first = wx_login(&app, "wzk").await;
@@ -459,7 +465,7 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
 
 #[tokio::test]
 async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let admin = superuser(&app).await;
     let u = user(&app, "u").await;
     let missing = app
@@ -637,7 +643,7 @@ async fn field_errors_come_in_the_drf_shape_with_every_wrong_field() {
 /// Every write endpoint, each caller that must be refused, and proof that nothing changed.
 #[tokio::test]
 async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let t = app.with_roster().await;
     let admin = superuser(&app).await;
     let owner = user(&app, "owner").await;
@@ -887,11 +893,14 @@ async fn every_write_refuses_the_callers_it_must_and_changes_nothing() {
 
 #[tokio::test]
 async fn of_simultaneous_requests_for_one_name_exactly_one_succeeds_also_across_two_processes() {
-    let first = spawn_app().await;
-    let second = spawn_app_on(
+    let first = spawn().await;
+    let second = spawn_app_tweaked(
         first.database_url.clone(),
         FakeWechat::start().await,
         first.smtp_port,
+        Some(std::sync::Arc::new(|c: &mut ensemble::Config| {
+            c.campus_write_limit = 0
+        })),
     )
     .await;
     let admin = superuser(&first).await;
@@ -988,7 +997,7 @@ async fn of_simultaneous_requests_for_one_name_exactly_one_succeeds_also_across_
 
 #[tokio::test]
 async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let admin = superuser(&app).await;
     let smtp = app.smtp.as_ref().unwrap();
     let gone = user(&app, "vanishing-nick").await;
@@ -1156,7 +1165,7 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
 #[tokio::test]
 async fn verification_codes_are_limited_expire_after_five_wrong_tries_and_bad_addresses_mail_nothing(
 ) {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let smtp = app.smtp.as_ref().unwrap();
     let u = user(&app, "u").await;
     for bad in ["not-an-address", "a@b.cn\r\nBcc: x@y.cn", "", "a@b"] {
@@ -1244,7 +1253,7 @@ async fn verification_codes_are_limited_expire_after_five_wrong_tries_and_bad_ad
 
 #[tokio::test]
 async fn a_restart_keeps_every_campus_state_and_a_rebuild_gives_the_same_rows() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let admin = superuser(&app).await;
     let owner = user(&app, "owner").await;
     let fan = user(&app, "fan").await;
@@ -1309,7 +1318,7 @@ async fn a_restart_keeps_every_campus_state_and_a_rebuild_gives_the_same_rows() 
 #[tokio::test]
 #[ignore]
 async fn every_list_query_uses_an_index_on_a_large_platform() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let pool = &app.app.pool;
     for sql in [
         "INSERT INTO campus_users (id, openid, name, registered_at) \
@@ -1397,7 +1406,7 @@ async fn every_list_query_uses_an_index_on_a_large_platform() {
 
 #[tokio::test]
 async fn the_other_endpoints_answer_as_documented() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let admin = superuser(&app).await;
     let owner = user(&app, "owner").await;
     let other = user(&app, "other").await;
@@ -1756,7 +1765,7 @@ async fn the_other_endpoints_answer_as_documented() {
 
 #[tokio::test]
 async fn a_campus_login_answer_is_never_kept_for_retries() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let first = user(&app, "kept").await;
     for path in ["/login/", "/userLogin/"] {
         let reply = app
@@ -1775,7 +1784,7 @@ async fn a_campus_login_answer_is_never_kept_for_retries() {
 
 #[tokio::test]
 async fn a_deletion_cut_off_after_its_commit_is_completed_by_the_sweeper() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let admin = superuser(&app).await;
     let gone = user(&app, "gone").await;
     let other = user(&app, "other").await;
@@ -1824,7 +1833,7 @@ async fn a_deletion_cut_off_after_its_commit_is_completed_by_the_sweeper() {
 
 #[tokio::test]
 async fn odd_queries_and_coordinates_are_refused_and_tagged_addresses_share_a_limit() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let u = user(&app, "u").await;
     for path in [
         "/organizations/?org=%00",
@@ -1867,7 +1876,7 @@ async fn odd_queries_and_coordinates_are_refused_and_tagged_addresses_share_a_li
 async fn no_event_names_a_person_after_their_erasure_whatever_the_read_models_say() {
     use aggregates::campus::organizations::{Caller, OrganizationCommand};
     use ensemble::bus::{Actor, CommandError};
-    let app = spawn_app().await;
+    let app = spawn().await;
     let admin = superuser(&app).await;
     let owner = user(&app, "owner").await;
     let gone = user(&app, "gone").await;
@@ -1918,9 +1927,7 @@ async fn no_event_names_a_person_after_their_erasure_whatever_the_read_models_sa
         .await;
     assert!(matches!(outcome, Err(CommandError::Gone)), "{outcome:?}");
     let before = events(&app).await;
-    let still = app
-        .get("/organizations/?org=组织", &owner.token)
-        .await;
+    let still = app.get("/organizations/?org=组织", &owner.token).await;
     assert_eq!(still.body["results"]["owner"]["id"], owner.id);
     assert_eq!(events(&app).await, before);
     // Through the API the refusal reads as the documented field error.
@@ -1932,4 +1939,32 @@ async fn no_event_names_a_person_after_their_erasure_whatever_the_read_models_sa
         )
         .await;
     assert_eq!(handed.status, 400);
+}
+
+#[tokio::test]
+async fn campus_writes_are_limited_per_user() {
+    let app = spawn_app_with(|c| c.campus_write_limit = 3).await;
+    let admin = superuser(&app).await;
+    let u = user(&app, "u").await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let reply = app
+            .post(
+                "/feedbacks/",
+                Some(&u.token),
+                json!({"feedback": format!("f{i}")}),
+            )
+            .await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses, [201, 201, 201, 429]);
+    // Reads and other people are not held back, nor superusers.
+    assert_eq!(app.get("/blocks/", &u.token).await.status, 200);
+    for i in 0..5 {
+        let reply = app
+            .post("/blocks/", Some(&admin), json!({"name": format!("b{i}")}))
+            .await;
+        assert_eq!(reply.status, 201);
+    }
+    assert_eq!(app.scalar("SELECT count(*) FROM campus_feedbacks").await, 3);
 }
