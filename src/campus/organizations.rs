@@ -9,6 +9,7 @@ use std::sync::Arc;
 use aggregates::campus::catalog::Unique;
 use aggregates::campus::organizations::{
     application_owner, Caller as DomainCaller, OrganizationCommand, OrganizationError,
+    OrganizationEvent,
     ORG_NAME_SCOPE,
 };
 use aggregates::campus::users::user_subject;
@@ -509,7 +510,24 @@ async fn edit(
         .execute(&stream, command, &me.actor)
         .await
     {
-        Ok(_) => Ok(Json(org_answer(&app, &me, id).await?).into_response()),
+        Ok(committed) => {
+            // What was committed, whether or not the read model holds it yet.
+            let mut answer = org_answer(&app, &me, id).await?;
+            for event in committed.events {
+                if let OrganizationEvent::OrganizationEdited {
+                    name,
+                    description,
+                    avatar,
+                    ..
+                } = event
+                {
+                    answer["name"] = json!(name);
+                    answer["description"] = json!(description);
+                    answer["avatar"] = json!(avatar);
+                }
+            }
+            Ok(Json(answer).into_response())
+        }
         Err(CommandError::Duplicate) => Err(field_error("name", NAME_TAKEN_ON_EDIT)),
         Err(e) => Err(org_error(e)),
     }

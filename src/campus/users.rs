@@ -437,7 +437,9 @@ async fn edit_user(
     let key = key_of(&app, id as u64).await?;
     let command = UserCommand::EditProfile {
         name: projections::personal::seal(&subject, &key, &name),
-        sign: sign.map(|s| projections::personal::seal(&subject, &key, &s)),
+        sign: sign
+            .as_deref()
+            .map(|s| projections::personal::seal(&subject, &key, s)),
     };
     app.campus
         .users
@@ -447,7 +449,13 @@ async fn edit_user(
             CommandError::Rejected(UserError::Unknown) => ApiError::not_found(),
             e => command_failed(e),
         })?;
-    Ok(Json(user_answer(&app, &me, id).await?).into_response())
+    // What was committed, whether or not the read model holds it yet.
+    let mut answer = user_answer(&app, &me, id).await?;
+    answer["name"] = json!(name);
+    if let Some(sign) = sign {
+        answer["sign"] = json!(sign);
+    }
+    Ok(Json(answer).into_response())
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "campus",

@@ -1968,3 +1968,43 @@ async fn campus_writes_are_limited_per_user() {
     }
     assert_eq!(app.scalar("SELECT count(*) FROM campus_feedbacks").await, 3);
 }
+
+#[tokio::test]
+async fn a_put_answers_what_it_committed_even_while_the_read_models_lag() {
+    let app = spawn_app_with(|c| {
+        c.campus_write_limit = 0;
+        c.waits.projection = Duration::from_millis(300);
+    })
+    .await;
+    let admin = superuser(&app).await;
+    let owner = user(&app, "owner").await;
+    let b = block(&app, &admin, "博雅").await;
+    let org = organisation(&app, &admin, &owner, "旧名", b).await;
+    // Hold the projector back: it cannot write these tables, requests can still read them.
+    let mut hold = app.app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE campus_organizations, campus_users IN SHARE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let edited = app
+        .put(
+            &format!("/organizations/{org}/"),
+            &owner.token,
+            json!({"name": "新名", "description": "新描述"}),
+        )
+        .await;
+    assert_eq!(edited.status, 200);
+    assert_eq!(edited.body["name"], "新名");
+    assert_eq!(edited.body["description"], "新描述");
+    let profile = app
+        .put(
+            &format!("/users/{}/", owner.id),
+            &owner.token,
+            json!({"name": "新的我", "sign": "签名"}),
+        )
+        .await;
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.body["name"], "新的我");
+    assert_eq!(profile.body["sign"], "签名");
+    hold.rollback().await.unwrap();
+}
