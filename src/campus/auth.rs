@@ -39,6 +39,14 @@ pub fn forbidden() -> ApiError {
     ApiError::detail(StatusCode::FORBIDDEN, "您没有执行该操作的权限。")
 }
 
+/// The verified claims of the request's campus token: 401 without one or with a bad one.
+fn claims(parts: &Parts, app: &App) -> Result<Claims, ApiError> {
+    let token = bearer_token(parts)
+        .map_err(|_| invalid_token())?
+        .ok_or_else(no_credentials)?;
+    app.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)
+}
+
 pub struct CurrentSuperuser {
     pub id: String,
     pub actor: Actor,
@@ -48,10 +56,7 @@ impl FromRequestParts<Arc<App>> for CurrentSuperuser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)
-            .map_err(|_| invalid_token())?
-            .ok_or_else(no_credentials)?;
-        let claims: Claims = app.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)?;
+        let claims = claims(parts, app)?;
         if claims.kind != SUPERUSER {
             return Err(forbidden());
         }
@@ -139,10 +144,7 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)
-            .map_err(|_| invalid_token())?
-            .ok_or_else(no_credentials)?;
-        let claims: Claims = app.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)?;
+        let claims = claims(parts, app)?;
         match claims.kind.as_str() {
             SUPERUSER => {
                 let me = CurrentSuperuser::from_request_parts(parts, app).await?;

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use aggregates::campus::catalog::Unique;
 use aggregates::campus::organizations::{
     application_owner, Caller as DomainCaller, OrganizationCommand, OrganizationError,
-    OrganizationEvent,
-    ORG_NAME_SCOPE,
+    OrganizationEvent, ORG_NAME_SCOPE,
 };
 use aggregates::campus::users::user_subject;
 use axum::extract::State;

@@ -84,24 +84,15 @@ async fn roster_event(tx: &mut PgConnection, stored: &StoredEvent) -> Result<(),
                     .await?;
             }
             RosterEvent::MemberForgotten { member_id } => {
-                // Their mails, sent or not, keep no trace of them; those not yet sent are
-                // set aside.
-                sqlx::query(
-                        "UPDATE mail_outbox SET subject = $2, body = $3, \
-                         failed_at = CASE WHEN sent_at IS NULL THEN coalesce(failed_at, now()) END, \
-                         last_error = CASE WHEN sent_at IS NULL THEN 'erased' ELSE last_error END \
-                         WHERE person = $1",
-                    )
-                    .bind(member_subject(member_id))
-                    .bind(format!("Absence request of {}", former_member(member_id)))
-                    .bind("The member this mail was about has been erased.\n")
-                    .execute(&mut *tx)
-                    .await?;
-                // Answers kept for safe retries that were stored while the erasure was
-                // committing (the erasure's own statement emptied the rest).
-                sqlx::query("DELETE FROM idempotency_keys")
-                    .execute(&mut *tx)
-                    .await?;
+                // The office's mails about them: the recipients are the office's.
+                redact(
+                    tx,
+                    &member_subject(member_id),
+                    &format!("Absence request of {}", former_member(member_id)),
+                    "The member this mail was about has been erased.\n",
+                    false,
+                )
+                .await?;
             }
             _ => {}
         }
@@ -147,32 +138,58 @@ async fn campus_user_event(
             .await?;
         }
         Some(UserEvent::UserDeleted { user_id }) => {
-            // Their address is the recipient: the throttle's hash of it goes too.
-            sqlx::query(
-                "DELETE FROM mail_throttle WHERE recipient_hash IN ( \
-                     SELECT encode(sha256(convert_to(recipient, 'UTF8')), 'hex') \
-                     FROM mail_outbox WHERE person = $1)",
+            // Mails to them: their address is the recipient.
+            redact(
+                tx,
+                &user_subject(user_id),
+                "Verification code",
+                "The user this mail was for has been erased.\n",
+                true,
             )
-            .bind(user_subject(user_id))
-            .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE mail_outbox SET subject = $2, body = $3, recipient = 'erased-' || id, \
-                 failed_at = CASE WHEN sent_at IS NULL THEN coalesce(failed_at, now()) END, \
-                 last_error = CASE WHEN sent_at IS NULL THEN 'erased' ELSE last_error END \
-                 WHERE person = $1",
-            )
-            .bind(user_subject(user_id))
-            .bind("Verification code")
-            .bind("The user this mail was for has been erased.\n")
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM idempotency_keys")
-                .execute(&mut *tx)
-                .await?;
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// An erased person's mails, sent or not, keep no trace of them (those not yet sent are set
+/// aside); with `their_address`, the recipient is theirs and goes too, with the throttle's
+/// hash of it. Answers kept for safe retries that were stored while the erasure was
+/// committing go (the erasure's own statement emptied the rest).
+async fn redact(
+    tx: &mut PgConnection,
+    person: &str,
+    subject: &str,
+    body: &str,
+    their_address: bool,
+) -> Result<(), ProjectionError> {
+    if their_address {
+        sqlx::query(
+            "DELETE FROM mail_throttle WHERE recipient_hash IN ( \
+                 SELECT encode(sha256(convert_to(recipient, 'UTF8')), 'hex') \
+                 FROM mail_outbox WHERE person = $1)",
+        )
+        .bind(person)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE mail_outbox SET subject = $2, body = $3, \
+         recipient = CASE WHEN $4 THEN 'erased-' || id ELSE recipient END, \
+         failed_at = CASE WHEN sent_at IS NULL THEN coalesce(failed_at, now()) END, \
+         last_error = CASE WHEN sent_at IS NULL THEN 'erased' ELSE last_error END \
+         WHERE person = $1",
+    )
+    .bind(person)
+    .bind(subject)
+    .bind(body)
+    .bind(their_address)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM idempotency_keys")
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
