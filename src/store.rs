@@ -173,21 +173,25 @@ where
                 subject: subject.to_string(),
             })),
     );
+    let (keys_first, after_keys, effects_sql) = if effects.is_empty() {
+        ("", "", "")
+    } else {
+        (KEYS_FIRST, AFTER_KEYS, EFFECTS)
+    };
     let sql = format!(
-        "WITH appended AS ( \
+        "WITH {keys_first}appended AS ( \
              INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
              SELECT $1, $2, s, t, v, p::json, $7::json \
              FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS e(s, t, v, p) \
+             {after_keys} \
              RETURNING transaction_id, position \
          ), snapshot AS ( \
              INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, last_sequence, state_version, state) \
              SELECT $1, $2, $8, $9, $10 WHERE $10::jsonb IS NOT NULL \
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
                  SET last_sequence = excluded.last_sequence, state_version = excluded.state_version, state = excluded.state \
-         ){} \
-         SELECT transaction_id, position FROM appended{} ORDER BY position DESC LIMIT 1",
-        if effects.is_empty() { "" } else { EFFECTS },
-        if effects.is_empty() { "" } else { ", required" },
+         ){effects_sql} \
+         SELECT transaction_id, position FROM appended ORDER BY position DESC LIMIT 1"
     );
     let mut query = sqlx::query_as(&sql)
         .bind(A::TYPE)
@@ -219,6 +223,27 @@ where
     })
 }
 
+/// What an append does to people's keys, before it writes a single event (the events' insert
+/// waits on both through its `WHERE`): an erasure locks and destroys the key, a change that
+/// names people share-locks theirs and fails if one is gone. Every append that touches a key
+/// row does so first, so none can hold an event row while it waits for a key (no deadlock),
+/// and none can write an event naming a person after the event that erased them (the
+/// erasure's key lock is taken before its event is written, and held until its commit).
+const KEYS_FIRST: &str = "shredded AS ( \
+         INSERT INTO personal_keys (subject, key, forgotten_at) \
+         SELECT s, NULL, now() FROM unnest($16::text[]) AS s \
+         ON CONFLICT (subject) DO UPDATE \
+             SET key = NULL, forgotten_at = coalesce(personal_keys.forgotten_at, now()) \
+         RETURNING subject \
+     ), required AS ( \
+         SELECT ensemble_require_keys($19::text[]) AS alive \
+     ), ";
+
+/// The events' insert runs only once the keys are dealt with (uncorrelated subqueries: run
+/// once, before the first row).
+const AFTER_KEYS: &str = "WHERE (SELECT count(*) FROM shredded) >= 0 \
+     AND (SELECT bool_and(alive) FROM required)";
+
 /// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement. An
 /// erasure also empties the retry cache (`idempotency_keys`): its answers may name the person,
 /// and nothing tells which do; retries of writes made before it then run again (in this
@@ -229,11 +254,6 @@ const EFFECTS: &str = ", released AS ( \
      ), claimed AS ( \
          INSERT INTO reservations (scope, blind, owner) \
          SELECT * FROM unnest($13::text[], $14::bytea[], $15::text[]) \
-     ), shredded AS ( \
-         INSERT INTO personal_keys (subject, key, forgotten_at) \
-         SELECT s, NULL, now() FROM unnest($16::text[]) AS s \
-         ON CONFLICT (subject) DO UPDATE \
-             SET key = NULL, forgotten_at = coalesce(personal_keys.forgotten_at, now()) \
      ), uncredentialed AS ( \
          DELETE FROM credentials WHERE subject = ANY($16::text[]) \
      ), swept AS ( \
@@ -244,8 +264,6 @@ const EFFECTS: &str = ", released AS ( \
          INSERT INTO credentials (subject, hash) \
          SELECT * FROM unnest($17::text[], $18::text[]) \
          ON CONFLICT (subject) DO UPDATE SET hash = excluded.hash \
-     ), required AS ( \
-         SELECT ensemble_require_keys($19::text[]) AS alive \
      )";
 
 #[derive(Default)]
@@ -287,7 +305,17 @@ impl Effects {
                 StoreEffect::Require { subject } => out.required.push(subject),
             }
         }
-        out
+        out.settle()
+    }
+
+    /// An erasure needs no proof that its own subject is alive (and could not give one: its
+    /// key row is changed by the same statement).
+    fn settle(mut self) -> Self {
+        let shred = self.shred.clone();
+        self.required.retain(|s| !shred.contains(s));
+        self.required.sort();
+        self.required.dedup();
+        self
     }
 
     fn is_empty(&self) -> bool {

@@ -167,7 +167,10 @@ impl FromRequestParts<Arc<App>> for Caller {
                     http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions);
                 // Their writes commit only while they exist (not after their erasure).
                 actor.requires = Some(user_subject(id));
-                if parts.method != axum::http::Method::GET {
+                if !matches!(
+                    parts.method,
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                ) {
                     app.limits.check_campus_write(&user_subject(id)).await?;
                 }
                 Ok(Self {

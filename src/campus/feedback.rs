@@ -43,7 +43,11 @@ async fn submit(
     let contact = fields.text(&input, "contact", false, 200, true);
     fields.check()?;
     let subject = user_subject(user);
-    let key = app.keys.key(&subject).await?;
+    // Erased, with a token that outlived them for a moment: 401 as for any dead token.
+    let key = app.keys.key(&subject).await.map_err(|e| match e {
+        crate::personal::KeyError::Forgotten => super::auth::invalid_token(),
+        e => e.into(),
+    })?;
     let id = next_id(&app, "campus_feedback_id_seq").await?;
     let seal = |v: &str| projections::personal::seal(&subject, &key, v);
     let command = SubmitFeedback {

@@ -155,7 +155,14 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         return Err(ApiError::internal("checked fields missing"));
     };
     let subject = user_subject(user as u64);
-    let key = app.keys.key(&subject).await?;
+    let key = match app.keys.key(&subject).await {
+        Ok(key) => key,
+        // The applicant was erased meanwhile (the caller, or the user a superuser applies for).
+        Err(crate::personal::KeyError::Forgotten) => {
+            return Err(named_gone(&app, &me, user, "user").await)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let id = next_id(&app, "campus_application_id_seq").await?;
     let at = chrono::Utc::now();
     let command = OrganizationCommand::Submit {
@@ -266,14 +273,15 @@ async fn delete_application(
 }
 
 /// Withdraw the pending applications of deleted users (`of`: of that one only; at most 1,000
-/// a call), freeing their names. Run in the background after each deletion, and by the
+/// a call, taken from every deleted user in turn, so one user's backlog delays nobody else's),
+/// freeing their names. Run in the background after each deletion, and by the
 /// campus sweeper (`crate::worker`) every half minute, so that a deletion whose process died
 /// right after its commit is completed all the same. Returns how many were withdrawn.
 pub async fn withdraw_orphaned(app: &App, of: Option<i64>) -> usize {
     let pending: Vec<i64> = match sqlx::query_scalar(
         "SELECT a.id FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
          WHERE u.deleted AND a.status = 0 AND NOT a.deleted AND ($1::bigint IS NULL OR a.user_id = $1) \
-         ORDER BY a.id LIMIT 1000",
+         ORDER BY row_number() OVER (PARTITION BY a.user_id ORDER BY a.id), a.id LIMIT 1000",
     )
     .bind(of)
     .fetch_all(&app.pool)

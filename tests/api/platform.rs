@@ -1958,6 +1958,15 @@ async fn campus_writes_are_limited_per_user() {
         statuses.push(reply.status);
     }
     assert_eq!(statuses, [201, 201, 201, 429]);
+    // Reading does not count: HEAD and GET answer as before.
+    let head = app
+        .http
+        .head(format!("{}/users/{}/", app.address, u.id))
+        .header("Authorization", format!("JWT {}", u.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
     // Reads and other people are not held back, nor superusers.
     assert_eq!(app.get("/blocks/", &u.token).await.status, 200);
     for i in 0..5 {
@@ -2006,5 +2015,122 @@ async fn a_put_answers_what_it_committed_even_while_the_read_models_lag() {
     assert_eq!(profile.status, 200);
     assert_eq!(profile.body["name"], "新的我");
     assert_eq!(profile.body["sign"], "签名");
+    hold.rollback().await.unwrap();
+}
+
+/// An erasure held up at its commit (here: another erasure holds the erasures' counter) has
+/// already locked its person's key: a change naming that person waits for it, then fails.
+/// Before, such a change committed after the erasure's event; or, the other way round, the
+/// two deadlocked.
+#[tokio::test]
+async fn a_change_naming_a_person_waits_for_their_erasure_then_fails() {
+    let app = spawn().await;
+    let admin = superuser(&app).await;
+    let owner = user(&app, "owner").await;
+    let victim = user(&app, "victim").await;
+    let b = block(&app, &admin, "博雅").await;
+    let org = organisation(&app, &admin, &owner, "组织", b).await;
+    let mut hold = app.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT * FROM erasures FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let http = app.http.clone();
+        let url = format!("{}{path}", app.address);
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let mut request = http
+                .request(method, url)
+                .header("Authorization", format!("JWT {admin}"));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            request.send().await.unwrap().status().as_u16()
+        })
+    };
+    let deletion = send(
+        reqwest::Method::DELETE,
+        format!("/users/{}/", victim.id),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let transfer = send(
+        reqwest::Method::POST,
+        format!("/organizations/owner/{org}/"),
+        Some(json!({"owner": victim.id})),
+    );
+    let follow = send(
+        reqwest::Method::POST,
+        "/users/followed_organizations/".into(),
+        Some(json!({"org": org, "person": victim.id})),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    hold.rollback().await.unwrap();
+    assert_eq!(deletion.await.unwrap(), 204);
+    assert_eq!(transfer.await.unwrap(), 400);
+    assert_eq!(follow.await.unwrap(), 400);
+    let after: i64 = app
+        .scalar(&format!(
+            "SELECT count(*) FROM events e WHERE e.position > \
+             (SELECT position FROM events WHERE event_type = 'UserDeleted') \
+             AND (e.payload::text LIKE '%\"to\":{0}%' OR e.payload::text LIKE '%\"user_id\":{0}%')",
+            victim.id
+        ))
+        .await;
+    assert_eq!(after, 0, "an event names the user after their erasure");
+}
+
+#[tokio::test]
+async fn an_erased_users_token_that_outlives_them_writes_nothing() {
+    let app = spawn_app_with(|c| {
+        c.campus_write_limit = 0;
+        c.waits.projection = Duration::from_millis(300);
+    })
+    .await;
+    let admin = superuser(&app).await;
+    let gone = user(&app, "gone").await;
+    let b = block(&app, &admin, "博雅").await;
+    // The read models still show them (held back), the log has their erasure.
+    let mut hold = app.app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE campus_users IN SHARE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    app.app
+        .campus
+        .users
+        .execute(
+            &gone.id.to_string(),
+            aggregates::campus::users::UserCommand::Delete,
+            &ensemble::bus::Actor::operator(),
+        )
+        .await
+        .unwrap();
+    let before = events(&app).await;
+    let feedback = app
+        .post("/feedbacks/", Some(&gone.token), json!({"feedback": "f"}))
+        .await;
+    assert_eq!(feedback.status, 401, "{}", feedback.body);
+    let own = app
+        .post(
+            "/organizations/applications/",
+            Some(&gone.token),
+            json!({"name": "n", "description": "d", "user": gone.id, "block": b}),
+        )
+        .await;
+    assert_eq!(own.status, 401, "{}", own.body);
+    let for_them = app
+        .post(
+            "/organizations/applications/",
+            Some(&admin),
+            json!({"name": "n", "description": "d", "user": gone.id, "block": b}),
+        )
+        .await;
+    assert_eq!(
+        for_them.body,
+        json!({"user": [format!("无效主键 “{}” － 对象不存在。", gone.id)]})
+    );
+    assert_eq!(events(&app).await, before);
     hold.rollback().await.unwrap();
 }
