@@ -446,7 +446,8 @@ async fn edit_user(
         .execute(&id.to_string(), command, &me.actor)
         .await
         .map_err(|e| match e {
-            CommandError::Rejected(UserError::Unknown) => ApiError::not_found(),
+            // Only they may edit it: they were erased, and their token outlived them.
+            CommandError::Rejected(UserError::Unknown) => super::auth::invalid_token(),
             e => command_failed(e),
         })?;
     // What was committed, whether or not the read model holds it yet.
@@ -484,6 +485,10 @@ async fn delete_user(
         .execute(&id.to_string(), UserCommand::Delete, &me.actor)
         .await
         .map_err(|e| match e {
+            // Deleted meanwhile: by themselves (their token is dead) or by someone else.
+            CommandError::Rejected(UserError::Unknown) if me.user() == Some(id as u64) => {
+                super::auth::invalid_token()
+            }
             CommandError::Rejected(UserError::Unknown) => ApiError::not_found(),
             e => command_failed(e),
         })?;

@@ -2120,6 +2120,18 @@ async fn an_erased_users_token_that_outlives_them_writes_nothing() {
         )
         .await;
     assert_eq!(own.status, 401, "{}", own.body);
+    let profile = app
+        .put(
+            &format!("/users/{}/", gone.id),
+            &gone.token,
+            json!({"name": "again"}),
+        )
+        .await;
+    assert_eq!(profile.status, 401, "{}", profile.body);
+    let twice = app
+        .delete(&format!("/users/{}/", gone.id), &gone.token)
+        .await;
+    assert_eq!(twice.status, 401, "{}", twice.body);
     let for_them = app
         .post(
             "/organizations/applications/",
