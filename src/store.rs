@@ -214,7 +214,9 @@ where
             .bind(effects.shred)
             .bind(effects.credential_subjects)
             .bind(effects.credential_hashes)
-            .bind(effects.required);
+            .bind(effects.required)
+            .bind(effects.held_scopes)
+            .bind(effects.held_owners);
     }
     let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
     Ok(LogPosition {
@@ -235,23 +237,28 @@ const KEYS_FIRST: &str = "shredded AS ( \
          ON CONFLICT (subject) DO UPDATE \
              SET key = NULL, forgotten_at = coalesce(personal_keys.forgotten_at, now()) \
          RETURNING subject \
+     ), released AS ( \
+         DELETE FROM reservations r USING unnest($11::text[], $12::text[]) AS x(owner, scope) \
+         WHERE r.owner = x.owner AND (x.scope IS NULL OR r.scope = x.scope) \
+         RETURNING r.owner \
      ), required AS ( \
-         SELECT ensemble_require_keys($19::text[]) AS alive \
+         SELECT ensemble_require_keys($19::text[]) \
+             AND ensemble_require_held($20::text[], $21::text[]) AS alive \
      ), ";
 
-/// The events' insert runs only once the keys are dealt with (uncorrelated subqueries: run
-/// once, before the first row).
+/// The events' insert runs only once the keys and the released reservations are dealt with
+/// (uncorrelated subqueries: run once, before the first row). A deletion's reservations are
+/// released first for the same reason as an erasure's key is destroyed first: a change that
+/// names the record (`StoreEffect::RequireHeld`) waits for it, then fails.
 const AFTER_KEYS: &str = "WHERE (SELECT count(*) FROM shredded) >= 0 \
+     AND (SELECT count(*) FROM released) >= 0 \
      AND (SELECT bool_and(alive) FROM required)";
 
 /// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement. An
 /// erasure also empties the retry cache (`idempotency_keys`): its answers may name the person,
 /// and nothing tells which do; retries of writes made before it then run again (in this
 /// domain they are refused or change nothing).
-const EFFECTS: &str = ", released AS ( \
-         DELETE FROM reservations r USING unnest($11::text[], $12::text[]) AS x(owner, scope) \
-         WHERE r.owner = x.owner AND (x.scope IS NULL OR r.scope = x.scope) \
-     ), claimed AS ( \
+const EFFECTS: &str = ", claimed AS ( \
          INSERT INTO reservations (scope, blind, owner) \
          SELECT * FROM unnest($13::text[], $14::bytea[], $15::text[]) \
      ), uncredentialed AS ( \
@@ -277,6 +284,8 @@ struct Effects {
     credential_subjects: Vec<String>,
     credential_hashes: Vec<String>,
     required: Vec<String>,
+    held_scopes: Vec<String>,
+    held_owners: Vec<String>,
 }
 
 impl Effects {
@@ -303,6 +312,10 @@ impl Effects {
                     out.credential_hashes.push(hash);
                 }
                 StoreEffect::Require { subject } => out.required.push(subject),
+                StoreEffect::RequireHeld { scope, owner } => {
+                    out.held_scopes.push(scope.to_string());
+                    out.held_owners.push(owner);
+                }
             }
         }
         out.settle()
@@ -324,5 +337,6 @@ impl Effects {
             && self.shred.is_empty()
             && self.credential_subjects.is_empty()
             && self.required.is_empty()
+            && self.held_owners.is_empty()
     }
 }

@@ -57,6 +57,9 @@ pub enum StoreEffect {
     /// lock in the same statement: an event that names a person (a new owner, a manager, a
     /// follower) cannot commit after that person's erasure.
     Require { subject: String },
+    /// The append fails unless `owner` still holds a reservation in `scope` (the record it
+    /// names was not deleted), checked under a lock in the same statement.
+    RequireHeld { scope: &'static str, owner: String },
 }
 
 /// Events that touch the side tables say so.

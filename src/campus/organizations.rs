@@ -199,6 +199,9 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
             };
             Err(field_error("name", message))
         }
+        Err(CommandError::Gone) if !block_held(&app, block).await? => {
+            Err(field_error("block", &invalid_pk(&block.to_string())))
+        }
         Err(CommandError::Gone) => Err(named_gone(&app, &me, user, "user").await),
         Err(e) => Err(org_error(e)),
     }
@@ -225,6 +228,25 @@ async fn applications(State(app): AppState, me: Caller, page: Page) -> Result<Re
     )
     .await?;
     Ok(Json(list).into_response())
+}
+
+fn block_deleted() -> ApiError {
+    ApiError::Body(
+        StatusCode::BAD_REQUEST,
+        json!({"detail": ["该申请的版块已删除。"]}),
+    )
+}
+
+/// Whether block `id` still holds its name: the truth as committed (a deletion frees it in
+/// the statement that records it), whatever the read models say yet.
+async fn block_held(app: &App, id: i64) -> Result<bool, ApiError> {
+    use aggregates::campus::catalog::{entry_owner, Blocks};
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM reservations WHERE owner = $1)")
+            .bind(entry_owner::<Blocks>(id as u64))
+            .fetch_one(&app.pool)
+            .await?,
+    )
 }
 
 async fn application_block(app: &App, id: i64) -> Result<i64, ApiError> {
@@ -357,11 +379,9 @@ async fn decide(
         return Err(ApiError::not_found());
     };
     // A block deleted since the application was made founds nothing in it.
-    if approve && !super::catalog::block_exists(&app, application_block(&app, id).await?).await? {
-        return Err(ApiError::Body(
-            StatusCode::BAD_REQUEST,
-            json!({"detail": ["该申请的版块已删除。"]}),
-        ));
+    let block = application_block(&app, id).await?;
+    if approve && !super::catalog::block_exists(&app, block).await? {
+        return Err(block_deleted());
     }
     // An application outlives its applicant only until the sweeper withdraws it.
     if approve && !read::user_exists(&app.pool, applicant).await? {
@@ -391,6 +411,7 @@ async fn decide(
         .await
     {
         Ok(_) => Ok(Json(json!({"status": if approve { 1 } else { 2 }})).into_response()),
+        Err(CommandError::Gone) if !block_held(&app, block).await? => Err(block_deleted()),
         Err(CommandError::Gone) => Err(named_gone(&app, &me, applicant, "detail").await),
         Err(e) => Err(org_error(e)),
     }

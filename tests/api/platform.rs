@@ -993,6 +993,34 @@ async fn of_simultaneous_requests_for_one_name_exactly_one_succeeds_also_across_
             .await,
         2
     );
+    // Blocks deleted on one server while applications to them arrive on the other: none is
+    // recorded after its block's deletion.
+    for round in 0..6 {
+        let doomed = block(&first, &admin, &format!("临时{round}")).await;
+        let path = format!("/blocks/{doomed}/");
+        let deletion = first.delete(&path, &admin);
+        let application = second.post(
+            "/organizations/applications/",
+            Some(&users[1].token),
+            json!({"name": format!("赶在{round}"), "description": "d", "user": users[1].id, "block": doomed}),
+        );
+        let (deleted, applied) = futures::join!(deletion, application);
+        assert_eq!(deleted.status, 204);
+        assert!(matches!(applied.status, 202 | 400), "{}", applied.body);
+    }
+    let late = first
+        .scalar(
+            "SELECT count(*) FROM events a JOIN events d \
+             ON d.aggregate_type = 'Block' AND d.event_type = 'BlockDeleted' \
+             AND a.event_type = 'ApplicationSubmitted' \
+             AND (a.payload->'ApplicationSubmitted'->>'block') = d.aggregate_id \
+             WHERE a.position > d.position",
+        )
+        .await;
+    assert_eq!(
+        late, 0,
+        "an application recorded after its block's deletion"
+    );
 }
 
 #[tokio::test]
@@ -2145,4 +2173,73 @@ async fn an_erased_users_token_that_outlives_them_writes_nothing() {
     );
     assert_eq!(events(&app).await, before);
     hold.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_is_applied_for_or_founded_in_a_block_deleted_at_the_same_moment() {
+    use aggregates::campus::catalog::Unique;
+    use aggregates::campus::organizations::{OrganizationCommand, ORG_NAME_SCOPE};
+    use ensemble::bus::{Actor, CommandError};
+    let app = spawn().await;
+    let admin = superuser(&app).await;
+    let u = user(&app, "u").await;
+    let b = block(&app, &admin, "博雅").await;
+    let pending = app
+        .post(
+            "/organizations/applications/",
+            Some(&u.token),
+            json!({"name": "甲", "description": "d", "user": u.id, "block": b}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        app.delete(&format!("/blocks/{b}/"), &admin).await.status,
+        204
+    );
+    // Past every read-model check (as a request racing the deletion would be), the append
+    // itself refuses an application to the deleted block, and a founding in it.
+    let organizations = &app.app.campus.organizations;
+    let subject = aggregates::campus::users::user_subject(u.id as u64);
+    let key = app.app.keys.key(&subject).await.unwrap();
+    let submit = OrganizationCommand::Submit {
+        application_id: 999,
+        name: Unique {
+            value: "乙".into(),
+            blind: app.app.keys.blind(ORG_NAME_SCOPE, "乙"),
+        },
+        description: projections::personal::seal(&subject, &key, "d"),
+        applicant: u.id as u64,
+        block: b as u64,
+        at: chrono::Utc::now(),
+    };
+    let outcome = organizations
+        .execute("999", submit, &Actor::operator())
+        .await;
+    assert!(matches!(outcome, Err(CommandError::Gone)), "{outcome:?}");
+    let approve = OrganizationCommand::Decide {
+        approve: true,
+        organization_id: 998,
+        appointment_id: 997,
+        at: chrono::Utc::now(),
+    };
+    let outcome = organizations
+        .execute(&pending.to_string(), approve, &Actor::operator())
+        .await;
+    assert!(matches!(outcome, Err(CommandError::Gone)), "{outcome:?}");
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM campus_organizations")
+            .await,
+        0
+    );
+    // Refusing it still works, and frees its name.
+    let refused = app
+        .put(
+            &format!("/organizations/applications/verifications/{pending}/"),
+            &admin,
+            json!({"status": 2}),
+        )
+        .await;
+    assert_eq!(refused.status, 200);
 }

@@ -361,19 +361,26 @@ mod tests {
 
     #[test]
     fn the_name_is_reserved_from_the_application_and_freed_by_refusal_or_deletion() {
-        // Submitting claims the name, and needs the applicant not erased.
+        // Submitting claims the name, and needs the applicant not erased and the block there.
+        let block = StoreEffect::RequireHeld {
+            scope: "campus-block-name",
+            owner: "campus-Block:1".into(),
+        };
         assert!(matches!(
             &submitted().store_effects()[..],
-            [StoreEffect::Require { subject }, StoreEffect::Claim { scope: ORG_NAME_SCOPE, owner, .. }]
-                if owner == "campus-application:4" && subject == "campus-user:7"
+            [StoreEffect::Require { subject }, held, StoreEffect::Claim { scope: ORG_NAME_SCOPE, owner, .. }]
+                if owner == "campus-application:4" && subject == "campus-user:7" && *held == block
         ));
-        // Founding keeps the name; it needs the owner not erased, as do a transfer and an
-        // appointment of the people they name.
+        // Founding keeps the name; it needs the owner not erased and the block there, as a
+        // transfer and an appointment need the people they name.
         assert_eq!(
             approved().store_effects(),
-            vec![StoreEffect::Require {
-                subject: "campus-user:7".into()
-            }]
+            vec![
+                StoreEffect::Require {
+                    subject: "campus-user:7".into()
+                },
+                block
+            ]
         );
         for naming in [
             E::OwnershipTransferred {

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::campus::catalog::{entry_owner, Blocks, Catalog};
 use crate::campus::users::user_subject;
 use crate::personal::{Blind, HasStoreEffects, Sealed, StoreEffect};
 
@@ -108,14 +109,20 @@ impl HasStoreEffects for OrganizationEvent {
         let require = |user: u64| StoreEffect::Require {
             subject: user_subject(user),
         };
+        // A block lives as long as its name is reserved.
+        let block_alive = |block: u64| StoreEffect::RequireHeld {
+            scope: Blocks::NAME_SCOPE,
+            owner: entry_owner::<Blocks>(block),
+        };
         match self {
             Self::ApplicationSubmitted {
                 application_id,
                 applicant,
+                block,
                 blind,
                 ..
             } => {
-                let mut effects = vec![require(*applicant)];
+                let mut effects = vec![require(*applicant), block_alive(*block)];
                 if let Some(blind) = blind {
                     effects.push(StoreEffect::Claim {
                         scope: ORG_NAME_SCOPE,
@@ -125,9 +132,12 @@ impl HasStoreEffects for OrganizationEvent {
                 }
                 effects
             }
-            Self::ApplicationApproved { owner: user, .. }
-            | Self::OwnershipTransferred { to: user, .. }
-            | Self::ManagerAppointed { user, .. } => vec![require(*user)],
+            Self::ApplicationApproved { owner, block, .. } => {
+                vec![require(*owner), block_alive(*block)]
+            }
+            Self::OwnershipTransferred { to: user, .. } | Self::ManagerAppointed { user, .. } => {
+                vec![require(*user)]
+            }
             Self::ApplicationRefused { application_id }
             | Self::ApplicationDeleted {
                 application_id,
