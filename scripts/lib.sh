@@ -27,3 +27,24 @@ ensure_cargo() {
   fi
   command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust stable) is required" >&2; return 1; }
 }
+
+# The ceiling of a benchmark: pgbench, one-row inserts into a table shaped like `events`
+# (created and dropped in database $1), for $2 seconds at $3 clients; prints tps.
+pgbench_ceiling() {
+  local db=$1 secs=$2 clients=$3 work
+  work=$(mktemp -d)
+  psql -q -h 127.0.0.1 -U postgres "$db" <<'SQL'
+DROP TABLE IF EXISTS bench_events;
+CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS);
+ALTER TABLE bench_events ALTER COLUMN position SET DEFAULT nextval('events_position_seq');
+ALTER TABLE bench_events ADD PRIMARY KEY (aggregate_type, aggregate_id, sequence);
+SQL
+  cat >"$work/insert.sql" <<'SQL'
+\set s random(1, 1000000000)
+INSERT INTO bench_events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Bench', 'b' || :client_id, :s, 'Benched', '1.0', '{"AbsenceProcessed":{"absence_id":1,"processor":"boss","result":"ok","permission":true}}', '{"actor":"boss","actor_kind":"manager","channel":"http","request_id":"00000000-0000-0000-0000-000000000000"}') ON CONFLICT DO NOTHING;
+SQL
+  pgbench -n -h 127.0.0.1 -U postgres -c "$clients" -j $((clients < 2 ? 1 : 2)) -T "$secs" \
+    -f "$work/insert.sql" "$db" 2>/dev/null | awk '/^tps/ {print int($3)}'
+  psql -q -h 127.0.0.1 -U postgres "$db" -c "DROP TABLE bench_events"
+  rm -rf "$work"
+}
