@@ -46,49 +46,80 @@ impl Projection for CampusProjection {
         tx: &mut PgConnection,
         stored: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        if let Some(event) = stored.decode::<UserEvent>(CampusUser::TYPE)? {
-            return user(tx, stored, event).await;
+        self.apply_batch(tx, std::slice::from_ref(stored)).await
+    }
+
+    /// The keys every event of the batch needs, read in one statement (in this transaction,
+    /// as `apply` would read them one by one: the same rows), then each event in turn.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut subjects = std::collections::BTreeSet::new();
+        for stored in events {
+            if SEALING.contains(&stored.aggregate_type.as_str()) {
+                crate::personal::sealed_subjects(&stored.payload, &mut subjects);
+            }
         }
-        if let Some(event) = stored.decode::<OrganizationEvent>(Organization::TYPE)? {
-            return organization(tx, event).await;
-        }
-        if let Some(event) = stored.decode::<EntryEvent<Blocks>>(Entry::<Blocks>::TYPE)? {
-            return catalog::<Blocks>(tx, event.event).await;
-        }
-        if let Some(event) = stored.decode::<EntryEvent<Categories>>(Entry::<Categories>::TYPE)? {
-            return catalog::<Categories>(tx, event.event).await;
-        }
-        if let Some(event) = stored.decode::<EntryEvent<Addresses>>(Entry::<Addresses>::TYPE)? {
-            return catalog::<Addresses>(tx, event.event).await;
-        }
-        if let Some(FeedbackEvent::FeedbackSubmitted {
-            feedback_id,
-            user_id,
-            feedback,
-            contact,
-        }) = stored.decode::<FeedbackEvent>(Feedback::TYPE)?
-        {
-            let keys = KeySet::load(&mut *tx, [feedback.key.as_str()]).await?;
-            sqlx::query(
-                "INSERT INTO campus_feedbacks (id, user_id, feedback, contact, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(feedback_id as i64)
-            .bind(user_id as i64)
-            .bind(keys.open_or(&feedback, ERASED_TEXT))
-            .bind(keys.open_or(&contact, ERASED_TEXT))
-            .bind(stored.recorded_at)
-            .execute(&mut *tx)
-            .await?;
+        let keys = KeySet::load(&mut *tx, subjects.iter().map(String::as_str)).await?;
+        for stored in events {
+            apply_one(tx, stored, &keys).await?;
         }
         Ok(())
     }
+}
+
+/// The campus aggregates whose events carry sealed values.
+const SEALING: &[&str] = &[CampusUser::TYPE, Organization::TYPE, Feedback::TYPE];
+
+async fn apply_one(
+    tx: &mut PgConnection,
+    stored: &StoredEvent,
+    keys: &KeySet,
+) -> Result<(), ProjectionError> {
+    if let Some(event) = stored.decode::<UserEvent>(CampusUser::TYPE)? {
+        return user(tx, stored, event, keys).await;
+    }
+    if let Some(event) = stored.decode::<OrganizationEvent>(Organization::TYPE)? {
+        return organization(tx, event, keys).await;
+    }
+    if let Some(event) = stored.decode::<EntryEvent<Blocks>>(Entry::<Blocks>::TYPE)? {
+        return catalog::<Blocks>(tx, event.event).await;
+    }
+    if let Some(event) = stored.decode::<EntryEvent<Categories>>(Entry::<Categories>::TYPE)? {
+        return catalog::<Categories>(tx, event.event).await;
+    }
+    if let Some(event) = stored.decode::<EntryEvent<Addresses>>(Entry::<Addresses>::TYPE)? {
+        return catalog::<Addresses>(tx, event.event).await;
+    }
+    if let Some(FeedbackEvent::FeedbackSubmitted {
+        feedback_id,
+        user_id,
+        feedback,
+        contact,
+    }) = stored.decode::<FeedbackEvent>(Feedback::TYPE)?
+    {
+        sqlx::query(
+            "INSERT INTO campus_feedbacks (id, user_id, feedback, contact, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(feedback_id as i64)
+        .bind(user_id as i64)
+        .bind(keys.open_or(&feedback, ERASED_TEXT))
+        .bind(keys.open_or(&contact, ERASED_TEXT))
+        .bind(stored.recorded_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn user(
     tx: &mut PgConnection,
     stored: &StoredEvent,
     event: UserEvent,
+    keys: &KeySet,
 ) -> Result<(), ProjectionError> {
     let open = |keys: &KeySet, sealed: &Option<Sealed>| sealed.as_ref().and_then(|s| keys.open(s));
     match event {
@@ -98,7 +129,6 @@ async fn user(
             name,
             avatar,
         } => {
-            let keys = KeySet::load(&mut *tx, [name.key.as_str()]).await?;
             // An erased user's registration, replayed, gives the placeholder row directly.
             let erased = keys.open(&name).is_none();
             sqlx::query(
@@ -119,7 +149,6 @@ async fn user(
             name,
             sign,
         } => {
-            let keys = KeySet::load(&mut *tx, [name.key.as_str()]).await?;
             if keys.open(&name).is_some() {
                 sqlx::query(
                     "UPDATE campus_users SET name = $2, sign = CASE WHEN $3 THEN $4 ELSE sign END \
@@ -134,7 +163,6 @@ async fn user(
             }
         }
         UserEvent::EmailVerified { user_id, email } => {
-            let keys = KeySet::load(&mut *tx, [email.key.as_str()]).await?;
             sqlx::query("UPDATE campus_users SET email = $2 WHERE id = $1 AND NOT deleted")
                 .bind(user_id as i64)
                 .bind(keys.open(&email))
@@ -203,6 +231,7 @@ async fn user(
 async fn organization(
     tx: &mut PgConnection,
     event: OrganizationEvent,
+    keys: &KeySet,
 ) -> Result<(), ProjectionError> {
     use OrganizationEvent as E;
     match event {
@@ -215,7 +244,6 @@ async fn organization(
             submitted_at,
             ..
         } => {
-            let keys = KeySet::load(&mut *tx, [description.key.as_str()]).await?;
             sqlx::query(
                 "INSERT INTO campus_applications (id, name, description, pub_time, status, user_id, block_id) \
                  VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (id) DO NOTHING",
