@@ -138,7 +138,7 @@ async fn user(
             .bind(user_id as i64)
             .bind(keys.open(&openid))
             .bind(keys.open_or(&name, ERASED_USER))
-            .bind(open(&keys, &avatar))
+            .bind(open(keys, &avatar))
             .bind(erased)
             .bind(stored.recorded_at)
             .execute(&mut *tx)
@@ -157,7 +157,7 @@ async fn user(
                 .bind(user_id as i64)
                 .bind(keys.open(&name))
                 .bind(sign.is_some())
-                .bind(open(&keys, &sign))
+                .bind(open(keys, &sign))
                 .execute(&mut *tx)
                 .await?;
             }
