@@ -225,34 +225,34 @@ where
     })
 }
 
-/// What an append does to people's keys, before it writes a single event (the events' insert
-/// waits on both through its `WHERE`): an erasure locks and destroys the key, a change that
-/// names people share-locks theirs and fails if one is gone. Every append that touches a key
-/// row does so first, so none can hold an event row while it waits for a key (no deadlock),
-/// and none can write an event naming a person after the event that erased them (the
-/// erasure's key lock is taken before its event is written, and held until its commit).
-const KEYS_FIRST: &str = "shredded AS ( \
+/// What an append does to people's keys and records' reservations, before it writes anything
+/// (migration 0012, `ensemble_guard`): advisory locks, exclusive on what it destroys or frees
+/// (an erasure's key, a deletion's or rename's reservations), shared on what it needs alive
+/// (`StoreEffect::Require`, `RequireHeld`), taken in one global order, then the checks that
+/// what it needs is still there. An advisory lock needs no transaction id, so the append gets
+/// its id (its place in the log) only once it holds its locks, and the lock manager queues
+/// newcomers behind a waiting erasure: a change naming a person or a record is either wholly
+/// before their erasure or deletion in the log, or waits for it and fails. Then the key is
+/// destroyed and the reservations freed, then the events written.
+const KEYS_FIRST: &str = "guard AS ( \
+         SELECT ensemble_guard($16::text[] || $11::text[], $19::text[], $20::text[], $21::text[]) AS ok \
+     ), shredded AS ( \
          INSERT INTO personal_keys (subject, key, forgotten_at) \
-         SELECT s, NULL, now() FROM unnest($16::text[]) AS s \
+         SELECT s, NULL, now() FROM unnest($16::text[]) AS s WHERE (SELECT ok FROM guard) \
          ON CONFLICT (subject) DO UPDATE \
              SET key = NULL, forgotten_at = coalesce(personal_keys.forgotten_at, now()) \
          RETURNING subject \
      ), released AS ( \
          DELETE FROM reservations r USING unnest($11::text[], $12::text[]) AS x(owner, scope) \
-         WHERE r.owner = x.owner AND (x.scope IS NULL OR r.scope = x.scope) \
+         WHERE (SELECT ok FROM guard) AND r.owner = x.owner AND (x.scope IS NULL OR r.scope = x.scope) \
          RETURNING r.owner \
-     ), required AS ( \
-         SELECT ensemble_require_keys($19::text[]) \
-             AND ensemble_require_held($20::text[], $21::text[]) AS alive \
      ), ";
 
-/// The events' insert runs only once the keys and the released reservations are dealt with
-/// (uncorrelated subqueries: run once, before the first row). A deletion's reservations are
-/// released first for the same reason as an erasure's key is destroyed first: a change that
-/// names the record (`StoreEffect::RequireHeld`) waits for it, then fails.
-const AFTER_KEYS: &str = "WHERE (SELECT count(*) FROM shredded) >= 0 \
-     AND (SELECT count(*) FROM released) >= 0 \
-     AND (SELECT bool_and(alive) FROM required)";
+/// The events' insert runs only once the guard holds and the keys and the released
+/// reservations are dealt with (uncorrelated subqueries: run once, before the first row).
+const AFTER_KEYS: &str = "WHERE (SELECT ok FROM guard) \
+     AND (SELECT count(*) FROM shredded) >= 0 \
+     AND (SELECT count(*) FROM released) >= 0";
 
 /// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement. An
 /// erasure also empties the retry cache (`idempotency_keys`): its answers may name the person,

@@ -2243,3 +2243,63 @@ async fn nothing_is_applied_for_or_founded_in_a_block_deleted_at_the_same_moment
         .await;
     assert_eq!(refused.status, 200);
 }
+
+/// A block deletion waiting behind a change in flight (one that holds the block's shared
+/// guard) is not overtaken by changes that come after it: they queue behind the deletion,
+/// then fail, and the log shows nothing in the block after its deletion. (With row locks the
+/// waiting deletion had its transaction id, its place in the log, before the newcomers that
+/// overtook it.)
+#[tokio::test]
+async fn changes_that_come_after_a_waiting_deletion_queue_behind_it() {
+    let app = spawn().await;
+    let admin = superuser(&app).await;
+    let u = user(&app, "u").await;
+    let b = block(&app, &admin, "博雅").await;
+    // A change in flight that names the block (as an application holds it while it commits).
+    let mut in_flight = app.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(7011, hashtext($1))")
+        .bind(format!("campus-Block:{b}"))
+        .execute(&mut *in_flight)
+        .await
+        .unwrap();
+    let send = |method: reqwest::Method, path: String, token: String, body: Option<Value>| {
+        let http = app.http.clone();
+        let url = format!("{}{path}", app.address);
+        tokio::spawn(async move {
+            let mut request = http
+                .request(method, url)
+                .header("Authorization", format!("JWT {token}"));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let reply = request.send().await.unwrap();
+            (reply.status().as_u16(), reply.text().await.unwrap())
+        })
+    };
+    let deletion = send(
+        reqwest::Method::DELETE,
+        format!("/blocks/{b}/"),
+        admin.clone(),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = send(
+        reqwest::Method::POST,
+        "/organizations/applications/".into(),
+        u.token.clone(),
+        Some(json!({"name": "晚到", "description": "d", "user": u.id, "block": b})),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    in_flight.rollback().await.unwrap();
+    assert_eq!(deletion.await.unwrap().0, 204);
+    let (status, body) = late.await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    let after = app
+        .scalar(
+            "SELECT count(*) FROM events a, events d WHERE d.event_type = 'BlockDeleted' \
+             AND a.event_type = 'ApplicationSubmitted' \
+             AND (a.transaction_id, a.position) > (d.transaction_id, d.position)",
+        )
+        .await;
+    assert_eq!(after, 0);
+}
