@@ -18,18 +18,20 @@ DECLARE
     alive int;
     missing int;
 BEGIN
+    -- One lock per key, in the strongest mode any of its names needs (two names with one
+    -- hash must not take it shared and then exclusive: two such appends would deadlock).
     FOR k IN
-        SELECT x, bool_or(ex) AS ex FROM (
+        SELECT hashtext(x) AS h, bool_or(ex) AS ex FROM (
             SELECT x, true AS ex FROM unnest(exclusive) AS x
             UNION ALL SELECT x, false FROM unnest(shared) AS x
             UNION ALL SELECT x, false FROM unnest(held_owners) AS x
         ) AS wanted_locks
-        GROUP BY x ORDER BY hashtext(x), x
+        GROUP BY hashtext(x) ORDER BY hashtext(x)
     LOOP
         IF k.ex THEN
-            PERFORM pg_advisory_xact_lock(7011, hashtext(k.x));
+            PERFORM pg_advisory_xact_lock(7011, k.h);
         ELSE
-            PERFORM pg_advisory_xact_lock_shared(7011, hashtext(k.x));
+            PERFORM pg_advisory_xact_lock_shared(7011, k.h);
         END IF;
     END LOOP;
     SELECT count(DISTINCT s) INTO wanted FROM unnest(shared) AS s;
