@@ -119,10 +119,6 @@ impl Fields {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     /// 400 with every error noted, if any.
     pub fn check(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
@@ -277,4 +273,38 @@ pub fn envelope(results: Value) -> Value {
 
 pub fn envelope_error(msg: &str) -> Value {
     json!({ "status": 1, "msg": msg })
+}
+
+/// The `{org, person}` of a follow or an appointment: both ids parsed, then (once both parse)
+/// `authorise` sees the person, then the organisation and the user are looked up; DRF's
+/// invalid-pk error for either that does not exist. Returns the organisation, its stream (the
+/// application's id) and the person.
+pub async fn org_and_person(
+    app: &App,
+    input: &Input,
+    authorise: impl FnOnce(i64) -> Result<(), ApiError>,
+) -> Result<(i64, i64, i64), ApiError> {
+    let mut fields = Fields::default();
+    let org = fields.id(input, "org");
+    let person = fields.id(input, "person");
+    if let (Some(_), Some((person, _))) = (&org, &person) {
+        authorise(*person)?;
+    }
+    let mut stream = None;
+    if let Some((org, raw)) = &org {
+        stream = super::read::org_stream(&app.pool, *org).await?;
+        if stream.is_none() {
+            fields.add("org", invalid_pk(raw));
+        }
+    }
+    if let Some((person, raw)) = &person {
+        if !super::read::user_exists(&app.pool, *person).await? {
+            fields.add("person", invalid_pk(raw));
+        }
+    }
+    fields.check()?;
+    match (org, stream, person) {
+        (Some((org, _)), Some(stream), Some((person, _))) => Ok((org, stream, person)),
+        _ => Err(ApiError::internal("checked fields missing")),
+    }
 }

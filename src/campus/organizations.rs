@@ -642,25 +642,8 @@ async fn transfer(
         (status = 403, description = "Neither the owner nor a superuser", body = Object),
     ))]
 async fn appoint(State(app): AppState, me: Caller, input: Input) -> Result<Response, ApiError> {
-    let mut fields = Fields::default();
-    let org = fields.id(&input, "org");
-    let person = fields.id(&input, "person");
-    let mut stream = None;
-    if let Some((org, raw)) = &org {
-        stream = read::org_stream(&app.pool, *org).await?;
-        if stream.is_none() {
-            fields.add("org", invalid_pk(raw));
-        }
-    }
-    if let Some((person, raw)) = &person {
-        if !read::user_exists(&app.pool, *person).await? {
-            fields.add("person", invalid_pk(raw));
-        }
-    }
-    fields.check()?;
-    let (Some((org, _)), Some((person, _)), Some(stream)) = (org, person, stream) else {
-        return Err(ApiError::internal("checked fields missing"));
-    };
+    // Who may appoint is the organisation's to decide (its owner or a superuser).
+    let (org, stream, person) = super::common::org_and_person(&app, &input, |_| Ok(())).await?;
     let appointment_id = next_id(&app, "campus_appointment_id_seq").await?;
     let command = OrganizationCommand::AppointManager {
         by: me.domain(),
@@ -780,16 +763,6 @@ async fn managers_of(
     Segment(id): Segment,
     page: Page,
 ) -> Result<Response, ApiError> {
-    let Some(id) = super::common::parse_positive(&id) else {
-        return Ok(Json(page.answer(vec![], || 0)).into_response());
-    };
-    let list = read::list(
-        &app,
-        me.viewer(),
-        &page,
-        &read::Listing::persons_managing(),
-        &[id],
-    )
-    .await?;
-    Ok(Json(list).into_response())
+    let listing = read::Listing::persons_managing();
+    Ok(Json(read::list_of(&app, me.viewer(), &page, &listing, &id).await?).into_response())
 }

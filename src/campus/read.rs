@@ -112,6 +112,21 @@ pub async fn org_stream(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
         .await
 }
 
+/// A list of the record a path names by id (`raw`): an empty list when it names nothing, as
+/// the document's `[]` for an unknown record.
+pub async fn list_of(
+    app: &crate::App,
+    viewer: i64,
+    page: &Page,
+    listing: &Listing,
+    raw: &str,
+) -> Result<Value, crate::http::ApiError> {
+    match super::common::parse_positive(raw) {
+        Some(id) => list(app, viewer, page, listing, &[id]).await,
+        None => Ok(page.answer(vec![], || 0)),
+    }
+}
+
 /// A paged list: the rows of `listing`, and with `limit` DRF's page counted by its count.
 pub async fn list(
     app: &crate::App,

@@ -571,28 +571,8 @@ async fn applications_of(
         (status = 403, description = "`person` is someone else", body = Object),
     ))]
 async fn follow(State(app): AppState, me: Caller, input: Input) -> Result<Response, ApiError> {
-    let mut fields = Fields::default();
-    let org = fields.id(&input, "org");
-    let person = fields.id(&input, "person");
-    if let Some((person, _)) = &person {
-        if fields.is_empty() {
-            me.is_or_superuser(*person)?;
-        }
-    }
-    if let Some((org, raw)) = &org {
-        if read::org_stream(&app.pool, *org).await?.is_none() {
-            fields.add("org", super::common::invalid_pk(raw));
-        }
-    }
-    if let Some((person, raw)) = &person {
-        if !read::user_exists(&app.pool, *person).await? {
-            fields.add("person", super::common::invalid_pk(raw));
-        }
-    }
-    fields.check()?;
-    let (Some((org, _)), Some((person, _))) = (org, person) else {
-        return Err(ApiError::internal("checked fields missing"));
-    };
+    let (org, _, person) =
+        super::common::org_and_person(&app, &input, |person| me.is_or_superuser(person)).await?;
     let follow_id = next_id(&app, "campus_follow_id_seq").await?;
     let command = UserCommand::Follow {
         follow_id,
@@ -674,24 +654,6 @@ pub fn pair(query: &Query) -> Result<(i64, i64), ApiError> {
     Ok((user.unwrap_or_default(), org.unwrap_or_default()))
 }
 
-/// `[{"org": ...}]` of the organisations a user follows or manages.
-async fn orgs_of(
-    app: &App,
-    me: &Caller,
-    page: &Page,
-    table: &str,
-    id: i64,
-) -> Result<Value, ApiError> {
-    read::list(
-        app,
-        me.viewer(),
-        page,
-        &read::Listing::orgs_of(table),
-        &[id],
-    )
-    .await
-}
-
 #[utoipa::path(get, path = "/users/followed_organizations/{id}", tag = "campus",
     summary = "The organisations a user follows",
     security(("jwt" = [])),
@@ -706,10 +668,8 @@ async fn followed(
     Segment(id): Segment,
     page: Page,
 ) -> Result<Response, ApiError> {
-    let Some(id) = parse_positive(&id) else {
-        return Ok(Json(page.answer(vec![], || 0)).into_response());
-    };
-    Ok(Json(orgs_of(&app, &me, &page, "campus_follows", id).await?).into_response())
+    let listing = read::Listing::orgs_of("campus_follows");
+    Ok(Json(read::list_of(&app, me.viewer(), &page, &listing, &id).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/users/managed_organizations/{id}", tag = "campus",
@@ -726,8 +686,6 @@ async fn managed(
     Segment(id): Segment,
     page: Page,
 ) -> Result<Response, ApiError> {
-    let Some(id) = parse_positive(&id) else {
-        return Ok(Json(page.answer(vec![], || 0)).into_response());
-    };
-    Ok(Json(orgs_of(&app, &me, &page, "campus_managers", id).await?).into_response())
+    let listing = read::Listing::orgs_of("campus_managers");
+    Ok(Json(read::list_of(&app, me.viewer(), &page, &listing, &id).await?).into_response())
 }
