@@ -139,7 +139,7 @@ fn not_found() -> ApiError {
     summary = "A record as it stands, or as it stood at `as_of` (superusers)",
     security(("jwt" = [])),
     params(
-        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser"),
+        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser, CampusUser, Organization, Block, ActivityCategory, ActivityAddress, Feedback"),
         ("aggregate_id" = String, Path),
         ("as_of" = Option<String>, Query, description = "RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or a date (its end)"),
     ),
@@ -178,7 +178,7 @@ async fn record(
     summary = "A record's events, each with the state after it, in pages (superusers)",
     security(("jwt" = [])),
     params(
-        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser"),
+        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser, CampusUser, Organization, Block, ActivityCategory, ActivityAddress, Feedback"),
         ("aggregate_id" = String, Path),
         ("offset" = Option<i64>, Query, minimum = 0, description = "The first event's index (0 by default)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Events per page: 1 to 100, 20 by default"),

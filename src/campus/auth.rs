@@ -60,6 +60,13 @@ impl FromRequestParts<Arc<App>> for CurrentSuperuser {
         if claims.kind != SUPERUSER {
             return Err(forbidden());
         }
+        Self::of(parts, app, claims).await
+    }
+}
+
+impl CurrentSuperuser {
+    /// The superuser a verified superuser token names, if still active.
+    async fn of(parts: &Parts, app: &App, claims: Claims) -> Result<Self, ApiError> {
         let active: Option<bool> =
             sqlx::query_scalar("SELECT active FROM campus_superusers WHERE id = $1")
                 .bind(&claims.sub)
@@ -147,7 +154,7 @@ impl FromRequestParts<Arc<App>> for Caller {
         let claims = claims(parts, app)?;
         match claims.kind.as_str() {
             SUPERUSER => {
-                let me = CurrentSuperuser::from_request_parts(parts, app).await?;
+                let me = CurrentSuperuser::of(parts, app, claims).await?;
                 Ok(Self {
                     who: Who::Superuser,
                     actor: me.actor,

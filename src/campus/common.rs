@@ -252,12 +252,8 @@ pub async fn next_id(app: &App, sequence: &'static str) -> Result<u64, ApiError>
 /// A command that could not run for a reason that is not the caller's input.
 pub fn command_failed<E: std::error::Error>(e: CommandError<E>) -> ApiError {
     match e {
-        CommandError::Busy => {
-            ApiError::busy("Too many requests for this record at once; please try again.")
-        }
-        CommandError::Unavailable => ApiError::busy(
-            "The database was unavailable. A change may still have been made: check before trying again.",
-        ),
+        CommandError::Busy => ApiError::record_busy(),
+        CommandError::Unavailable => ApiError::command_unavailable(),
         CommandError::Rejected(e) => ApiError::internal(format!("unexpected refusal: {e}")),
         CommandError::Duplicate => ApiError::internal("unexpected uniqueness conflict"),
         // The caller was erased (their token outlived them for a moment).

@@ -422,11 +422,14 @@ async fn edit_user(
     input: Input,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if !read::user_exists(&app.pool, id).await? {
-        return Err(ApiError::not_found());
-    }
+    // Only the user themself (whom the token check has just found): anyone else learns whether
+    // the user exists, as the document's 404 says.
     if me.user() != Some(id as u64) {
-        return Err(super::auth::forbidden());
+        return Err(if read::user_exists(&app.pool, id).await? {
+            super::auth::forbidden()
+        } else {
+            ApiError::not_found()
+        });
     }
     let mut fields = Fields::default();
     let name = fields.text(&input, "name", true, MAX_NAME, true);
@@ -476,7 +479,8 @@ async fn delete_user(
     Segment(id): Segment,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if !read::user_exists(&app.pool, id).await? {
+    // The user themself was just found by the token check; anyone else's target is looked up.
+    if me.user() != Some(id as u64) && !read::user_exists(&app.pool, id).await? {
         return Err(ApiError::not_found());
     }
     me.is_or_superuser(id)?;

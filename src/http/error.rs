@@ -42,6 +42,18 @@ impl ApiError {
         Self::RetryAfter(StatusCode::SERVICE_UNAVAILABLE, msg.into(), 1)
     }
 
+    /// 503: too many commands for one record at once; nothing was written.
+    pub fn record_busy() -> Self {
+        Self::busy("Too many requests for this record at once; please try again.")
+    }
+
+    /// 503: the database went away during a command, which may or may not have been made.
+    pub fn command_unavailable() -> Self {
+        Self::busy(
+            "The database was unavailable. A change may still have been made: check before trying again.",
+        )
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
     }

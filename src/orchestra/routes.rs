@@ -67,22 +67,12 @@ fn absence_error(e: CommandError<AbsenceError>) -> ApiError {
         CommandError::Duplicate => {
             ApiError::bad_request("This absence conflicts with an existing record.")
         }
-        CommandError::Busy => busy(),
-        CommandError::Unavailable => unavailable(),
+        CommandError::Busy => ApiError::record_busy(),
+        CommandError::Unavailable => ApiError::command_unavailable(),
         // The member was erased meanwhile.
         CommandError::Gone => ApiError::not_found(),
         CommandError::Internal(e) => ApiError::internal(e),
     }
-}
-
-fn unavailable() -> ApiError {
-    ApiError::busy(
-        "The database was unavailable. A change may still have been made: check before trying again.",
-    )
-}
-
-fn busy() -> ApiError {
-    ApiError::busy("Too many requests for this record at once; please try again.")
 }
 
 // ---- login ------------------------------------------------------------------------------
@@ -194,8 +184,8 @@ async fn login(
                 }
                 // The openid is reserved by another member (who bound it meanwhile).
                 Err(CommandError::Duplicate) => return Err(mismatch()),
-                Err(CommandError::Busy) => return Err(busy()),
-                Err(CommandError::Unavailable) => return Err(unavailable()),
+                Err(CommandError::Busy) => return Err(ApiError::record_busy()),
+                Err(CommandError::Unavailable) => return Err(ApiError::command_unavailable()),
                 Err(CommandError::Gone) => return Err(not_listed()),
                 Err(CommandError::Internal(e)) => return Err(ApiError::internal(e)),
             }
