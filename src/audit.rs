@@ -18,9 +18,39 @@ pub struct Filter {
     pub limit: i64,
 }
 
-/// Personal values opened where their keys exist, `(erased)` where they were destroyed: what
-/// an auditor reads. The log itself holds only the sealed form.
+/// Sealed values that are secrets rather than personal data: (event, field). An auditor sees
+/// that they were there, never what they were (a live verification code would let whoever
+/// reads the audit views verify someone else's address).
+const SECRETS: &[(&str, &str)] = &[("VerificationCodeIssued", "code")];
+
+/// What an auditor reads in place of a secret.
+pub const REDACTED: &str = "(redacted)";
+
+fn redact_secrets(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (event, field) in SECRETS {
+                if let Some(secret) = fields
+                    .get_mut(*event)
+                    .and_then(|payload| payload.get_mut(*field))
+                {
+                    *secret = serde_json::Value::String(REDACTED.into());
+                }
+            }
+            fields.values_mut().for_each(redact_secrets);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
+/// Personal values opened where their keys exist, `(erased)` where they were destroyed, and
+/// secrets (verification codes) `(redacted)`: what an auditor reads. The log itself holds only
+/// the sealed form.
 async fn unseal(pool: &PgPool, values: &mut [&mut serde_json::Value]) -> Result<(), sqlx::Error> {
+    for value in values.iter_mut() {
+        redact_secrets(value);
+    }
     let mut subjects = std::collections::BTreeSet::new();
     for value in values.iter() {
         personal::sealed_subjects(value, &mut subjects);

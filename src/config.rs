@@ -47,8 +47,19 @@ pub struct Config {
     pub campus_write_limit: u32,
     /// Login attempts (`POST /account/login`) per client address per minute; 0: no limit.
     pub login_limit_address: u32,
-    /// Login attempts per name per minute, from anywhere; 0: no limit.
+    /// Failed logins for one name from one client address per minute; 0: no limit.
+    pub login_limit_name_address: u32,
+    /// Failed logins for one name per minute, from anywhere (against distributed guessing);
+    /// past it, each address gets one failure per name a minute, and an address that has not
+    /// failed for the name is still heard. 0: no limit.
     pub login_limit_name: u32,
+    /// Answers kept for safe retries per caller (`Idempotency-Key`); the oldest go first.
+    pub retry_keys_per_caller: u32,
+    /// Whether a manager's first WeChat binding waits for an operator's approval.
+    pub manager_binding: ManagerBinding,
+    /// The public base URL of the service (`https://api.example.org`), for links in answers;
+    /// None: links are relative to the request's path (never built from a `Host` header).
+    pub public_url: Option<String>,
     /// The whole of one SMTP exchange (connect, greeting, message, answer).
     pub smtp_timeout: Duration,
     /// Attempts before a mail that keeps failing is set aside as failed (dead letter).
@@ -56,6 +67,15 @@ pub struct Config {
     /// The least time between two mails to one address; what arrives meanwhile is sent
     /// together in one digest.
     pub mail_interval: Duration,
+}
+
+/// `ENSEMBLE_MANAGER_BINDING`: how a manager's first login binds their name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagerBinding {
+    /// As the document says: the first login binds (and the notification addresses are told).
+    Open,
+    /// The first login asks; `ensemble roster approve NAME` binds.
+    Approve,
 }
 
 /// A bad value in the environment: names the variable, never echoes a secret.
@@ -114,6 +134,42 @@ impl Config {
                     format!("{v:?} is not an address like 127.0.0.1:9000"),
                 )
             })?),
+        };
+
+        let manager_binding = match get("ENSEMBLE_MANAGER_BINDING").as_deref().map(str::trim) {
+            None | Some("open") => ManagerBinding::Open,
+            Some("approve") => ManagerBinding::Approve,
+            Some(v) => {
+                return Err(bad(
+                    "ENSEMBLE_MANAGER_BINDING",
+                    format!("{v:?} is neither open nor approve"),
+                ))
+            }
+        };
+
+        let public_url = match get("ENSEMBLE_PUBLIC_URL") {
+            None => None,
+            Some(v) => {
+                let v = v.trim().trim_end_matches('/').to_string();
+                match reqwest::Url::parse(&v) {
+                    Ok(u)
+                        if matches!(u.scheme(), "http" | "https")
+                            && u.host_str().is_some()
+                            && u.query().is_none()
+                            && u.fragment().is_none()
+                            && u.username().is_empty()
+                            && u.password().is_none() =>
+                    {
+                        Some(v)
+                    }
+                    _ => {
+                        return Err(bad(
+                            "ENSEMBLE_PUBLIC_URL",
+                            format!("{v:?} is not an http(s) URL like https://api.example.org"),
+                        ))
+                    }
+                }
+            }
         };
 
         let jwt_secret = get("ENSEMBLE_JWT_SECRET");
@@ -227,7 +283,11 @@ impl Config {
             write_limit: count("ENSEMBLE_WRITE_LIMIT", 20, 0)?,
             campus_write_limit: count("ENSEMBLE_CAMPUS_WRITE_LIMIT", 30, 0)?,
             login_limit_address: count("ENSEMBLE_LOGIN_LIMIT_ADDRESS", 30, 0)?,
-            login_limit_name: count("ENSEMBLE_LOGIN_LIMIT_NAME", 10, 0)?,
+            login_limit_name_address: count("ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS", 10, 0)?,
+            login_limit_name: count("ENSEMBLE_LOGIN_LIMIT_NAME", 100, 0)?,
+            retry_keys_per_caller: count("ENSEMBLE_RETRY_KEYS_PER_CALLER", 1000, 1)?,
+            manager_binding,
+            public_url,
             smtp_timeout: seconds("ENSEMBLE_SMTP_TIMEOUT", 30.0)?,
             mail_max_attempts: count("ENSEMBLE_MAIL_MAX_ATTEMPTS", 10, 1)? as i32,
             mail_interval: seconds("ENSEMBLE_MAIL_INTERVAL", 60.0)?,
@@ -276,7 +336,11 @@ impl fmt::Debug for Config {
             .field("write_limit", &self.write_limit)
             .field("campus_write_limit", &self.campus_write_limit)
             .field("login_limit_address", &self.login_limit_address)
+            .field("login_limit_name_address", &self.login_limit_name_address)
             .field("login_limit_name", &self.login_limit_name)
+            .field("retry_keys_per_caller", &self.retry_keys_per_caller)
+            .field("manager_binding", &self.manager_binding)
+            .field("public_url", &self.public_url)
             .field("smtp_timeout", &self.smtp_timeout)
             .field("mail_max_attempts", &self.mail_max_attempts)
             .field("mail_interval", &self.mail_interval)
@@ -338,6 +402,11 @@ mod tests {
             ("ENSEMBLE_WRITE_LIMIT", "many"),
             ("ENSEMBLE_LOGIN_LIMIT_ADDRESS", "-3"),
             ("ENSEMBLE_LOGIN_LIMIT_NAME", "x"),
+            ("ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS", "1.5"),
+            ("ENSEMBLE_RETRY_KEYS_PER_CALLER", "0"),
+            ("ENSEMBLE_MANAGER_BINDING", "sometimes"),
+            ("ENSEMBLE_PUBLIC_URL", "javascript:alert(1)"),
+            ("ENSEMBLE_PUBLIC_URL", "https://x.org/?q=1"),
             ("ENSEMBLE_MAIL_MAX_ATTEMPTS", "0"),
             ("ENSEMBLE_MAIL_INTERVAL", "inf"),
             ("ENSEMBLE_COMMAND_WAIT", "NaN"),

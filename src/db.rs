@@ -129,6 +129,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect_with(&options).await?;
     sqlx::migrate!("./migrations").run(&mut conn).await?;
     crate::personal_migration::run(&mut conn).await?;
+    crate::name_migration::run(&mut conn).await?;
     conn.close().await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod limits;
 pub mod mailer;
 pub mod metrics;
+mod name_migration;
 pub mod orchestra;
 pub mod personal;
 mod personal_migration;

@@ -1,6 +1,7 @@
-//! Per-member write limits and login limits (per client address, per name), shared by every
-//! server process on the database. Keys are opaque: a member id, or a keyed hash of an
-//! address or a name (never the address or the name).
+//! Per-member write limits and login limits (attempts per client address; failures per name
+//! from one address and per name from anywhere), shared by every server process on the
+//! database. Keys are opaque: a member id, or a keyed hash of an address or a name (never the
+//! address or the name).
 //!
 //! A generic cell rate algorithm: each write moves the member's theoretical arrival time
 //! (`tat`) on by `60 s / limit`; a write is refused while that would put it more than a minute
@@ -18,13 +19,24 @@ pub struct Limits {
     per_minute: u32,
     campus_per_minute: u32,
     login_per_address: u32,
-    login_per_name: u32,
+    login_failures_per_name_address: u32,
+    login_failures_per_name: u32,
 }
 
 const WINDOW_SECS: f64 = 60.0;
 
 /// Verification mails one user may ask for in a minute (to different addresses).
 pub const VERIFICATION_MAILS_PER_USER: u32 = 3;
+
+/// A login under way: what its failure is charged to ([`Limits::login_failed`]).
+pub struct LoginAttempt {
+    /// The name and this address, and the name alone (keyed hashes); None for logins that
+    /// name nobody (the campus's, by WeChat account only).
+    name: Option<(String, String)>,
+    /// The name was past its ceiling when the attempt came: a failure now shuts this address
+    /// out of the name for a whole minute.
+    under_attack: bool,
+}
 
 impl Limits {
     pub fn new(pool: PgPool, config: &crate::Config) -> Self {
@@ -33,7 +45,8 @@ impl Limits {
             per_minute: config.write_limit,
             campus_per_minute: config.campus_write_limit,
             login_per_address: config.login_limit_address,
-            login_per_name: config.login_limit_name,
+            login_failures_per_name_address: config.login_limit_name_address,
+            login_failures_per_name: config.login_limit_name,
         }
     }
 
@@ -54,33 +67,91 @@ impl Limits {
             .await
     }
 
-    /// 429 with `Retry-After` when logins from the request's client address, or for `name`
-    /// (in `scope`: which login it is), come too often. Keyed by keyed hashes of both.
-    pub async fn check_login(
+    /// Before a login's credentials are looked at: 429 with `Retry-After` when the client
+    /// address has made too many attempts (`ENSEMBLE_LOGIN_LIMIT_ADDRESS`, every attempt
+    /// counts), when this address has failed too often for `name`
+    /// (`ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS`), or when `name` is past its ceiling of failures
+    /// from anywhere (`ENSEMBLE_LOGIN_LIMIT_NAME`) and this address has failed for it within
+    /// the minute. So strangers' failures never shut out an address that has not failed: the
+    /// rightful owner's correct credentials are heard. Keyed by keyed hashes of the address
+    /// and the name (in `scope`: which login it is), never the address or the name.
+    pub async fn login_attempt(
         &self,
         keys: &crate::personal::KeyRing,
         request: &axum::http::Extensions,
         scope: &str,
-        name: &str,
-    ) -> Result<(), ApiError> {
+        name: Option<&str>,
+    ) -> Result<LoginAttempt, ApiError> {
         let address = request
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|peer| peer.0.ip().to_string())
             .unwrap_or_default();
         let address = crate::personal::hex(keys.blind("login-address", &address));
-        let name = crate::personal::hex(keys.blind(scope, name.trim()));
         self.check(
             &format!("login-address:{address}"),
             self.login_per_address,
             "Too many login attempts",
         )
         .await?;
-        self.check(
-            &format!("login-name:{name}"),
-            self.login_per_name,
-            "Too many login attempts",
-        )
-        .await
+        let Some(name) = name else {
+            return Ok(LoginAttempt {
+                name: None,
+                under_attack: false,
+            });
+        };
+        let name = crate::personal::hex(keys.blind(scope, name.trim()));
+        let pair = format!("login-failures:{name}:{address}");
+        let name = format!("login-failures:{name}");
+        let too_many = || {
+            ApiError::RetryAfter(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed login attempts. Please try again later.".into(),
+                0,
+            )
+        };
+        let pair_state = self
+            .peek(&pair, self.login_failures_per_name_address)
+            .await?;
+        if let Some(wait) = pair_state.refused {
+            return Err(with_wait(too_many(), wait));
+        }
+        let under_attack = self
+            .peek(&name, self.login_failures_per_name)
+            .await?
+            .refused
+            .is_some();
+        if under_attack {
+            if let Some(wait) = pair_state.failed_recently {
+                return Err(with_wait(too_many(), wait));
+            }
+        }
+        Ok(LoginAttempt {
+            name: Some((pair, name)),
+            under_attack,
+        })
+    }
+
+    /// The credentials of `attempt` were wrong: charged to the name from this address, and
+    /// to the name from anywhere. Past the name's ceiling, one failure uses up this address's
+    /// failures for the name for a minute. Best effort: a failure to count is logged.
+    pub async fn login_failed(&self, attempt: &LoginAttempt) {
+        let Some((pair, name)) = &attempt.name else {
+            return;
+        };
+        let per_pair = self.login_failures_per_name_address;
+        let pair_cost = if attempt.under_attack {
+            per_pair.max(1)
+        } else {
+            1
+        };
+        for (key, per_minute, cost) in [
+            (pair, per_pair, pair_cost),
+            (name, self.login_failures_per_name, 1),
+        ] {
+            if let Err(e) = self.charge(key, per_minute, cost).await {
+                tracing::warn!(error = %e, "could not count a failed login");
+            }
+        }
     }
 
     /// 429 with `Retry-After` when a verification mail went to this address less than a
@@ -142,6 +213,63 @@ impl Limits {
             format!("{what}: at most {per_minute} a minute. Please try again later."),
             wait.ceil().max(1.0) as u64,
         ))
+    }
+
+    /// Where a key stands, without counting anything.
+    async fn peek(&self, key: &str, per_minute: u32) -> Result<Peek, ApiError> {
+        if per_minute == 0 {
+            return Ok(Peek::default());
+        }
+        let step = WINDOW_SECS / per_minute as f64;
+        // Seconds until the key's moment has passed, and until one more would fit.
+        let ahead: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM tat - now())::float8 FROM write_limits WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let ahead = ahead.unwrap_or(0.0);
+        let over = ahead + step - WINDOW_SECS;
+        Ok(Peek {
+            refused: (over > 0.0).then_some(over),
+            failed_recently: (ahead > 0.0).then_some(ahead),
+        })
+    }
+
+    /// Count `cost` against `key` whatever it says (never further ahead than a window).
+    async fn charge(&self, key: &str, per_minute: u32, cost: u32) -> Result<(), sqlx::Error> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let step = WINDOW_SECS / per_minute as f64 * cost as f64;
+        sqlx::query(
+            "INSERT INTO write_limits AS w (key, tat) VALUES ($1, now() + make_interval(secs => least($2, $3))) \
+             ON CONFLICT (key) DO UPDATE SET tat = least(greatest(w.tat, now()) + make_interval(secs => $2), \
+                                                         now() + make_interval(secs => $3))",
+        )
+        .bind(key)
+        .bind(step)
+        .bind(WINDOW_SECS)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Peek {
+    /// One more would be too many: seconds until it would not.
+    refused: Option<f64>,
+    /// The key was charged within its last window: seconds until that has passed.
+    failed_recently: Option<f64>,
+}
+
+fn with_wait(error: ApiError, wait: f64) -> ApiError {
+    match error {
+        ApiError::RetryAfter(status, message, _) => {
+            ApiError::RetryAfter(status, message, wait.ceil().max(1.0) as u64)
+        }
+        other => other,
     }
 }
 

@@ -205,10 +205,34 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Whether a request on the public listener may read `/metrics`: only from this machine
+/// (a loopback peer) and not relayed by a proxy (no forwarding header), since the metrics
+/// tell a stranger how the service is used and attacked (failed logins, say).
+fn from_this_machine(headers: &axum::http::HeaderMap, extensions: &axum::http::Extensions) -> bool {
+    let local = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|peer| peer.0.ip().is_loopback());
+    let relayed = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    local && !relayed
+}
+
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    summary = "Prometheus metrics (on the admin listener instead when ENSEMBLE_ADMIN_LISTEN is set)",
-    responses((status = 200, description = "The Prometheus text format", content_type = "text/plain")))]
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+    summary = "Prometheus metrics: on the public listener to this machine only (loopback, not through a proxy); on ENSEMBLE_ADMIN_LISTEN instead when that is set",
+    responses(
+        (status = 200, description = "The Prometheus text format", content_type = "text/plain"),
+        (status = 404, description = "Asked from another machine or through a proxy", body = crate::http::schema::NotFound),
+    ))]
+async fn metrics(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    // Without an admin listener this is the public one.
+    if app.config.admin_listen.is_none() && !from_this_machine(&headers, &extensions) {
+        return crate::http::ApiError::not_found().into_response();
+    }
     let mut out = String::new();
     {
         let r = REGISTRY.lock().unwrap();

@@ -38,6 +38,12 @@ impl KeyRing {
         crypto::blind(&self.secret, scope, value)
     }
 
+    /// The blind of a name that is unique in `scope`: of its [`aggregates::text::name_key`],
+    /// so that spellings of one name are one name.
+    pub fn blind_name(&self, scope: &str, name: &str) -> Blind {
+        self.blind(scope, &aggregates::text::name_key(name))
+    }
+
     /// `subject`'s key; [`KeyError::Forgotten`] once erased (or never created).
     pub async fn key(&self, subject: &str) -> Result<Key, KeyError> {
         let key: Option<Option<Vec<u8>>> =

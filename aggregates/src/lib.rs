@@ -6,6 +6,7 @@
 pub mod campus;
 pub mod orchestra;
 pub mod personal;
+pub mod text;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

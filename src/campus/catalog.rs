@@ -100,7 +100,7 @@ impl<K: Catalog> Kind<K> {
     fn unique(&self, app: &App, name: &str) -> Unique {
         Unique {
             value: name.to_string(),
-            blind: app.keys.blind(K::NAME_SCOPE, name),
+            blind: app.keys.blind_name(K::NAME_SCOPE, name),
         }
     }
 

@@ -15,6 +15,20 @@ use crate::App;
 pub const REQUIRED: &str = "该字段是必填项。";
 pub const BLANK: &str = "该字段不能为空。";
 pub const NOT_AN_INTEGER: &str = "请填写合法的整数值。";
+pub const HIDDEN_CHARACTER: &str = "该字段不能包含不可见的格式字符（如零宽字符或双向控制字符）。";
+pub const NOT_A_WEB_URL: &str = "请输入合法的 http 或 https 网址。";
+
+/// An absolute `http`/`https` URL with a host and no credentials: what a page may link or
+/// load as an image (never `javascript:`, `data:` or the like).
+pub fn is_web_url(url: &str) -> bool {
+    !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && reqwest::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none()
+        })
+}
 /// Names (organisations, blocks, categories, addresses, users): DRF's `max_length`.
 pub const MAX_NAME: usize = 100;
 /// Free text (descriptions, signatures, feedback).
@@ -84,7 +98,23 @@ impl Fields {
             self.add(field, "该字段不能包含控制字符。");
             return None;
         }
+        // A single line (a name, a title, an address) shows what it says: no zero-width or
+        // bidirectional format characters (aggregates::text).
+        if single_line && aggregates::text::hidden_character(trimmed).is_some() {
+            self.add(field, HIDDEN_CHARACTER);
+            return None;
+        }
         Some(trimmed.to_string())
+    }
+
+    /// An `http`/`https` URL (an avatar): absent, or blank to clear it, gives None / Some("").
+    pub fn url(&mut self, input: &Input, field: &str, max: usize) -> Option<String> {
+        let url = self.text(input, field, false, max, true)?;
+        if url.is_empty() || is_web_url(&url) {
+            return Some(url);
+        }
+        self.add(field, NOT_A_WEB_URL);
+        None
     }
 
     /// A record id (a positive integer; JSON number or text). Missing: required error.
@@ -173,17 +203,23 @@ impl Query {
 pub struct Page {
     pub limit: Option<i64>,
     pub offset: i64,
+    /// The request's path and its other query parameters, in their order.
     path: String,
-    host: Option<String>,
+    query: Vec<(String, String)>,
+    /// `ENSEMBLE_PUBLIC_URL`: links are absolute under it; None: relative to the path.
+    base: Option<String>,
 }
 
 pub const MAX_LIMIT: i64 = 1000;
 
-impl<S: Send + Sync> FromRequestParts<S> for Page {
+impl FromRequestParts<std::sync::Arc<App>> for Page {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Query(query) = Query::from_request_parts(parts, state).await?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &std::sync::Arc<App>,
+    ) -> Result<Self, ApiError> {
+        let Query(query) = Query::from_request_parts(parts, app).await?;
         let number = |name: &str| -> Result<Option<i64>, ApiError> {
             match query.get(name).map(|v| v.trim()) {
                 None | Some("") => Ok(None),
@@ -197,16 +233,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
         };
         let limit = number("limit")?.map(|l| l.clamp(1, MAX_LIMIT));
         let offset = number("offset")?.unwrap_or(0);
+        let others: Vec<(String, String)> =
+            serde_urlencoded::from_str::<Vec<(String, String)>>(parts.uri.query().unwrap_or(""))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != "limit" && k != "offset")
+                .collect();
         Ok(Self {
             limit,
             offset: if limit.is_some() { offset } else { 0 },
             path: parts.uri.path().to_string(),
-            host: parts
-                .headers
-                .get(axum::http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .filter(|h| h.chars().all(|c| c.is_ascii_graphic()))
-                .map(str::to_string),
+            query: others,
+            // Never the request's `Host`: anyone can send any.
+            base: app.config.public_url.clone(),
         })
     }
 }
@@ -217,22 +256,25 @@ impl Page {
         self.limit
     }
 
-    /// The rows as the answer: a plain list, or DRF's page when `limit` was given.
+    /// The rows as the answer: a plain list, or DRF's page when `limit` was given. Its
+    /// `next` and `previous` keep the request's other parameters, as DRF's do.
     pub fn answer(&self, rows: Vec<Value>, count: impl FnOnce() -> i64) -> Value {
         let Some(limit) = self.limit else {
             return Value::Array(rows);
         };
         let count = count();
         let link = |offset: i64| {
-            let base = match &self.host {
-                Some(host) => format!("http://{host}{}", self.path),
-                None => self.path.clone(),
-            };
-            if offset <= 0 {
-                format!("{base}?limit={limit}")
-            } else {
-                format!("{base}?limit={limit}&offset={offset}")
+            let mut query = self.query.clone();
+            query.push(("limit".into(), limit.to_string()));
+            if offset > 0 {
+                query.push(("offset".into(), offset.to_string()));
             }
+            let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+            format!(
+                "{}{}?{query}",
+                self.base.as_deref().unwrap_or_default(),
+                self.path
+            )
         };
         let next = (self.offset.saturating_add(limit) < count)
             .then(|| link(self.offset.saturating_add(limit)));

@@ -139,7 +139,7 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
     }
     let unique = name.as_ref().map(|n| Unique {
         value: n.clone(),
-        blind: app.keys.blind(ORG_NAME_SCOPE, n),
+        blind: app.keys.blind_name(ORG_NAME_SCOPE, n),
     });
     if let Some(unique) = &unique {
         match name_holder(&app, unique).await? {
@@ -513,12 +513,12 @@ async fn edit(
         .text(&input, "description", false, MAX_TEXT, false)
         .or_else(|| cleared("description").then(String::new));
     let avatar = fields
-        .text(&input, "avatar", false, MAX_URL, true)
+        .url(&input, "avatar", MAX_URL)
         .or_else(|| cleared("avatar").then(String::new));
     fields.check()?;
     let name = name.unwrap_or_default();
     let unique = Unique {
-        blind: app.keys.blind(ORG_NAME_SCOPE, &name),
+        blind: app.keys.blind_name(ORG_NAME_SCOPE, &name),
         value: name,
     };
     let own = application_owner(stream.parse().unwrap_or_default());

@@ -8,12 +8,20 @@ use sqlx::PgPool;
 
 use super::common::Page;
 
+/// A link a page may load: an `http(s)` URL, else null. Writes accept nothing else since
+/// avatars were checked (`common::is_web_url`); this keeps any stored before from reaching
+/// other users' pages.
+fn web_url(column: &str) -> String {
+    format!("CASE WHEN {column} ~* '^https?://[^[:space:][:cntrl:]]+$' THEN {column} END")
+}
+
 /// A user as JSON, from `campus_users` aliased `alias`.
 pub fn user_json(alias: &str) -> String {
     format!(
         "json_build_object('id', {a}.id, 'openid', CASE WHEN $1 IN (-1, {a}.id) THEN {a}.openid END, \
-         'name', {a}.name, 'avatar', {a}.avatar, 'email', {a}.email, 'sign', {a}.sign)",
-        a = alias
+         'name', {a}.name, 'avatar', {avatar}, 'email', {a}.email, 'sign', {a}.sign)",
+        a = alias,
+        avatar = web_url(&format!("{alias}.avatar"))
     )
 }
 
@@ -26,9 +34,10 @@ pub fn local_time(expr: &str) -> String {
 pub fn org_json() -> String {
     format!(
         "json_build_object('id', o.id, 'name', o.name, 'description', o.description, \
-         'create_time', {}, 'avatar', o.avatar, 'owner', {}, \
+         'create_time', {}, 'avatar', {}, 'owner', {}, \
          'block', json_build_object('id', b.id, 'name', b.name))",
         local_time("o.create_time"),
+        web_url("o.avatar"),
         user_json("ow")
     )
 }

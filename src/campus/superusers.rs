@@ -71,7 +71,10 @@ pub async fn register(
     if username.is_empty() {
         return Err(field("username", "该字段不能为空。"));
     }
-    if username.chars().count() > MAX_USERNAME || username.chars().any(char::is_control) {
+    if username.chars().count() > MAX_USERNAME
+        || username.chars().any(char::is_control)
+        || aggregates::text::hidden_character(username).is_some()
+    {
         return Err(field(
             "username",
             "请确保这个字段不超过 150 个字符，且不含控制字符。",
@@ -174,7 +177,7 @@ fn invalid_user() -> ApiError {
 
 #[utoipa::path(post, path = "/adminLogIn", tag = "campus",
     summary = "A superuser logs in",
-    description = "Rate-limited per client address and per username (429 with Retry-After).",
+    description = "Rate-limited (429 with Retry-After): attempts per client address, failures per username from one address, and failures per username from anywhere (past that ceiling an address that has not failed is still heard, so strangers cannot lock the rightful superuser out).",
     request_body(content(
         (crate::campus::schema::AdminLogin = "application/json"),
         (crate::campus::schema::AdminLogin = "application/x-www-form-urlencoded"),
@@ -194,8 +197,9 @@ async fn admin_login(
 ) -> Result<Response, ApiError> {
     let username = input.text("username")?.unwrap_or_default();
     let password = input.text("password")?.unwrap_or_default();
-    app.limits
-        .check_login(&app.keys, &extensions, "admin-login-name", &username)
+    let attempt = app
+        .limits
+        .login_attempt(&app.keys, &extensions, "admin-login-name", Some(&username))
         .await?;
     let found: Option<(String, String, String, bool)> = match superuser_named(&app, &username)
         .await
@@ -243,7 +247,10 @@ async fn admin_login(
             }))
             .into_response())
         }
-        _ => Err(invalid_user()),
+        _ => {
+            app.limits.login_failed(&attempt).await;
+            Err(invalid_user())
+        }
     }
 }
 

@@ -62,37 +62,48 @@ fn wechat_failed(e: WechatError) -> ApiError {
     }
 }
 
-/// `userInfo`: an object, or (from a form) its JSON text.
-fn user_info(input: &Input) -> (Option<String>, Option<String>) {
+/// `userInfo`: an object, or (from a form) its JSON text, as WeChat's profile gives it. The
+/// nickname is taken as WeChat has it, without control and hidden characters (zero-width,
+/// bidirectional) and cut to its first 100 characters: the user cannot change it here. The
+/// avatar must be an http(s) URL of at most 1,000 characters (a field error otherwise: it is
+/// loaded by other users' pages).
+fn user_info(input: &Input) -> Result<(Option<String>, Option<String>), ApiError> {
     let info = match input.0.get("userInfo") {
         Some(Value::Object(map)) => Value::Object(map.clone()),
         Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
         _ => Value::Null,
     };
-    let clean = |v: &Value, max: usize| {
-        v.as_str()
-            .map(|s| {
-                s.trim()
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(max)
-                    .collect::<String>()
-            })
-            .filter(|s| !s.is_empty())
-    };
-    (
-        clean(&info["nickName"], MAX_NAME),
-        clean(&info["avatarUrl"], MAX_URL),
-    )
+    let name = info["nickName"]
+        .as_str()
+        .map(|s| {
+            aggregates::text::without_hidden_characters(s.trim())
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_NAME)
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .filter(|s| !s.is_empty());
+    let avatar = info["avatarUrl"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(avatar) = avatar {
+        if avatar.chars().count() > MAX_URL || !super::common::is_web_url(avatar) {
+            return Err(field_error("avatarUrl", super::common::NOT_A_WEB_URL));
+        }
+    }
+    Ok((name, avatar.map(str::to_string)))
 }
 
 #[utoipa::path(post, path = "/login", tag = "campus",
     summary = "Log in with a wx.login() code (a new user is registered)",
-    description = "Rate-limited per client address (429 with Retry-After).",
+    description = "A new user's name and avatar come from `userInfo` (WeChat's profile: `nickName`, `avatarUrl`). The nickname is kept as WeChat has it, without control and hidden characters (zero-width, bidirectional), cut to its first 100 characters; a blank one gives the default name. The avatar must be an http(s) URL of at most 1,000 characters (400 `{\"avatarUrl\": [...]}` otherwise). Rate-limited per client address (429 with Retry-After).",
     request_body(content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Logged in", body = Object, example = json!({"status": 0, "userExist": 1, "token": "…", "email": "", "id": 1, "avatar": "https://…", "sign": "", "name": "用户1"})),
-        (status = 400, description = "No code, or WeChat refused it", body = Object, example = json!({"status": 1, "errcode": 40029, "msg": "invalid code"})),
+        (status = 400, description = "No code, an avatar that is not an http(s) URL, or WeChat refused the code", body = Object, example = json!({"status": 1, "errcode": 40029, "msg": "invalid code"})),
         (status = 429, description = "Too many attempts", body = Object),
         (status = 502, description = "WeChat did not answer", body = Object),
         (status = 503, description = "Busy; try again", body = Object),
@@ -139,8 +150,10 @@ async fn login_with(
     if code.trim().is_empty() {
         return Err(field_error("code", super::common::REQUIRED));
     }
+    let (name, avatar) = user_info(&input)?;
+    // Per client address only: the login names nobody (a WeChat code is single-use).
     app.limits
-        .check_login(&app.keys, &extensions, "campus-login", &code)
+        .login_attempt(&app.keys, &extensions, "campus-login", None)
         .await?;
     let openid = app
         .wechat
@@ -153,7 +166,6 @@ async fn login_with(
         Some(owner) => aggregates::campus::users::user_of_subject(&owner)
             .ok_or_else(|| ApiError::internal("an openid reserved by a non-user"))?,
         None => {
-            let (name, avatar) = user_info(&input);
             let id = next_id(&app, "campus_user_id_seq").await?;
             let subject = user_subject(id);
             let key = app.keys.create(&subject).await?;

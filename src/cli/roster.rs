@@ -25,9 +25,17 @@ pub(super) enum RosterCmd {
         /// The CSV file
         file: PathBuf,
     },
-    /// List the roster
+    /// List the roster, with each member's WeChat binding (when, through which request) or
+    /// the request that waits for approval
     List,
-    /// Forget a member's WeChat binding, so the next login binds the name anew
+    /// Bind a manager to the WeChat account whose first login waits for approval
+    /// (ENSEMBLE_MANAGER_BINDING=approve); confirm with them first that it was them, then
+    Approve {
+        /// The member's name as on the roster
+        name: String,
+    },
+    /// Forget a member's WeChat binding (or drop a request waiting for approval), so the
+    /// next login binds the name anew
     Unbind {
         /// The member's name as on the roster
         name: String,
@@ -78,13 +86,36 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
                 "{:>4}  {:<24} {:<11} {:<8} wechat",
                 "id", "name", "section", "role"
             );
+            let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "(before this was recorded)".into())
+            };
             for m in read::members(&app.pool).await? {
-                let bound = if m.binding.is_some() { "bound" } else { "-" };
+                let wechat = match (m.binding, &m.pending_request) {
+                    (Some(_), _) => format!(
+                        "bound {} (request {})",
+                        at(m.bound_at),
+                        m.bound_request.as_deref().unwrap_or("-")
+                    ),
+                    (None, Some(request)) => format!(
+                        "WAITING FOR APPROVAL since {} (request {request})",
+                        at(m.pending_since)
+                    ),
+                    (None, None) => "-".into(),
+                };
                 println!(
-                    "{:>4}  {:<24} {:<11} {:<8} {bound}",
+                    "{:>4}  {:<24} {:<11} {:<8} {wechat}",
                     m.id, m.name, m.section, m.role
                 );
             }
+        }
+        RosterCmd::Approve { name } => {
+            let (name, member_id) = member_named(app, &name).await?;
+            let committed = crate::orchestra::bindings::approve(app, member_id, &actor)
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            settle(app, committed.position).await;
+            println!("{name} is bound to the WeChat account that asked");
         }
         RosterCmd::Unbind { name } => {
             let (name, member_id) = member_named(app, &name).await?;
@@ -93,7 +124,7 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
                 .await
                 .map_err(operator_error)?;
             settle(app, committed.position).await;
-            println!("{name} is no longer bound to a WeChat account");
+            println!("{name} is no longer bound to a WeChat account (nor waiting for one)");
         }
         RosterCmd::Forget { name } => {
             let (name, member_id) = member_named(app, &name).await?;

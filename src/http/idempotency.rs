@@ -3,12 +3,19 @@
 //! answer again (with `Idempotent-Replayed: true`) without running again; with another request
 //! it is a 422. Keys live in the database, so they hold across restarts and processes; the
 //! first request claims the key with one insert, so two racing requests run once (the second
-//! waits for the first's answer). Answers of 429 and 5xx are not kept: nothing was done, or
-//! the client must check, and a retry must be able to run.
+//! waits for the first's answer).
 //!
-//! The caller is the `Authorization` header (hashed): one user's keys never answer another's.
-//! Requests without one ignore the header (there is no caller to scope the key to), and so do
-//! the routes that issue credentials (a login's answer is a token, which is never kept).
+//! What is kept, and for whom (nothing a stranger can make the server store):
+//! - only on a route that exists (this is a route layer: unknown paths never reach it), and
+//!   never on the routes that issue credentials (a login's answer is a token);
+//! - only for a caller whose token verifies (signature, audience, expiry): the caller is who
+//!   the token speaks for (its audience and claims), so one user's keys never answer
+//!   another's. Without a verified token the header is ignored;
+//! - only decisions: 2xx, and the refusals 400, 409, 410 and 422. A 401, 403 or 404 (who may
+//!   do what), a 429 or a 5xx (nothing was done, or the client must check) and any other
+//!   answer release the key, so a retry runs again;
+//! - at most `ENSEMBLE_RETRY_KEYS_PER_CALLER` answers per caller (1,000): each new claim drops that caller's
+//!   oldest answers beyond it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +36,8 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// them. Every route that issues a token belongs here.
 const CREDENTIAL_PATHS: &[&str] = &["/account/login", "/adminLogIn", "/login", "/userLogin"];
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// The audiences whose tokens name a caller (`src/orchestra`, `src/campus`).
+const AUDIENCES: &[&str] = &["orchestra", "campus"];
 
 fn digest(parts: &[&[u8]]) -> String {
     let mut hash = Sha256::new();
@@ -39,32 +48,58 @@ fn digest(parts: &[&[u8]]) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether an answer with this status is kept for retries.
+fn kept(status: StatusCode) -> bool {
+    status.is_success()
+        || matches!(
+            status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::CONFLICT
+                | StatusCode::GONE
+                | StatusCode::UNPROCESSABLE_ENTITY
+        )
+}
+
+/// Who a request's verified token speaks for, as the digest the keys are scoped to.
+fn caller(app: &App, request: &Request) -> Option<String> {
+    let value = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !(scheme.eq_ignore_ascii_case("jwt") || scheme.eq_ignore_ascii_case("bearer")) {
+        return None;
+    }
+    let subject = app.jwt.verified_subject(AUDIENCES, token.trim())?;
+    Some(digest(&[subject.as_bytes()]))
+}
+
 pub async fn idempotency(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let write = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
-    // Only a caller's own writes: an unauthenticated request has no caller to scope the key
-    // to, and its answer may be a credential (a login's token) that must not be kept.
-    let authenticated = request
-        .headers()
-        .contains_key(axum::http::header::AUTHORIZATION);
+    if !write || !request.headers().contains_key(&IDEMPOTENCY_KEY) {
+        return next.run(request).await;
+    }
     let issues_credentials = CREDENTIAL_PATHS.contains(&request.uri().path().trim_end_matches('/'));
-    let Some(key) = request
+    let Some(scope) = caller(&app, &request).filter(|_| !issues_credentials) else {
+        return next.run(request).await;
+    };
+    let key = request
         .headers()
         .get(&IDEMPOTENCY_KEY)
         .cloned()
-        .filter(|_| write && authenticated && !issues_credentials)
-    else {
-        return next.run(request).await;
-    };
-    match run(app, key, request, next).await {
+        .expect("checked above");
+    match run(app, scope, key, request, next).await {
         Ok(response) | Err(response) => response,
     }
 }
 
 async fn run(
     app: Arc<App>,
+    scope: String,
     key: HeaderValue,
     request: Request,
     next: Next,
@@ -99,11 +134,6 @@ async fn run(
             )
             .into_response()
         })?;
-    let caller = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .map_or(&b""[..], |v| v.as_bytes());
-    let scope = digest(&[caller]);
     let request_hash = digest(&[
         parts.method.as_str().as_bytes(),
         parts.uri.path().trim_end_matches('/').as_bytes(),
@@ -112,20 +142,31 @@ async fn run(
     ]);
     // A claim outlives the request it guards; an abandoned one (a dead process) is taken over.
     let hold = app.config.http.request_timeout + Duration::from_secs(5);
+    // The claim, and (in the same statement) the caller's answers beyond the newest
+    // ENSEMBLE_RETRY_KEYS_PER_CALLER - 1 dropped; claims still running are never dropped.
     let claimed: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_until, erasures) \
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4), (SELECT generation FROM erasures)) \
-         ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
-             locked_until = excluded.locked_until, status = NULL, content_type = NULL, \
-             response_body = NULL, created_at = now(), erasures = excluded.erasures \
-         WHERE idempotency_keys.created_at < now() - interval '24 hours' \
-            OR (idempotency_keys.status IS NULL AND idempotency_keys.locked_until < now()) \
-         RETURNING true",
+        "WITH claim AS ( \
+             INSERT INTO idempotency_keys (scope, key, request_hash, locked_until, erasures) \
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4), (SELECT generation FROM erasures)) \
+             ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+                 locked_until = excluded.locked_until, status = NULL, content_type = NULL, \
+                 response_body = NULL, created_at = now(), erasures = excluded.erasures \
+             WHERE idempotency_keys.created_at < now() - interval '24 hours' \
+                OR (idempotency_keys.status IS NULL AND idempotency_keys.locked_until < now()) \
+             RETURNING true \
+         ), evicted AS ( \
+             DELETE FROM idempotency_keys WHERE scope = $1 AND key <> $2 AND status IS NOT NULL \
+               AND EXISTS (SELECT FROM claim) \
+               AND created_at <= (SELECT created_at FROM idempotency_keys WHERE scope = $1 \
+                                  ORDER BY created_at DESC OFFSET $5 LIMIT 1) \
+         ) \
+         SELECT true FROM claim",
     )
     .bind(&scope)
     .bind(&key)
     .bind(&request_hash)
     .bind(hold.as_secs_f64())
+    .bind(i64::from(app.config.retry_keys_per_caller) - 1)
     .fetch_optional(&app.pool)
     .await
     .map_err(|e| ApiError::from(e).into_response())?;
@@ -144,10 +185,9 @@ async fn run(
         .unwrap_or_else(|_| ApiError::internal("the request task failed").into_response()))
 }
 
-/// Store the answer (or release the key for 429 and 5xx) and hand it on.
+/// Store the answer (or release the key for what is not kept) and hand it on.
 async fn keep(app: &App, scope: &str, key: &str, response: Response) -> Response {
-    let status = response.status();
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if !kept(response.status()) {
         let _ = sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
             .bind(scope)
             .bind(key)

@@ -88,15 +88,16 @@ pub fn router(
     api.layer(axum::Extension(docs::Served(Arc::new(
         document.to_json().expect("the document is JSON"),
     ))))
+    // Safe retries only on routes that exist (a route layer: unknown paths never reach it).
+    .route_layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        idempotency::idempotency,
+    ))
     .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
     .fallback(|| async { ApiError::not_found() })
     .method_not_allowed_fallback(|| async {
         ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
     })
-    .layer(axum::middleware::from_fn_with_state(
-        app.clone(),
-        idempotency::idempotency,
-    ))
     .layer(axum::middleware::from_fn_with_state(limits, request_limits))
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     // One span per request (method, path, request id); one line per response with its
@@ -328,7 +329,7 @@ pub async fn serve(
 }
 
 /// Read the start of a connection until the end of the first request's headers (a blank
-/// line), or `HEAD_PEEK_MAX` bytes (hyper takes it from there), or the end of the stream.
+/// line, whether its lines end in CRLF or a bare LF), or `HEAD_PEEK_MAX` bytes (hyper takes it from there), or the end of the stream.
 async fn read_head(stream: &mut tokio::net::TcpStream, head: &mut Vec<u8>) -> std::io::Result<()> {
     use tokio::io::AsyncReadExt;
     let mut chunk = [0u8; 2048];
@@ -339,10 +340,19 @@ async fn read_head(stream: &mut tokio::net::TcpStream, head: &mut Vec<u8>) -> st
         }
         let from = head.len().saturating_sub(3);
         head.extend_from_slice(&chunk[..n]);
-        if head[from..].windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= HEAD_PEEK_MAX {
+        if head_ends(&head[from..]) || head.len() >= HEAD_PEEK_MAX {
             return Ok(());
         }
     }
+}
+
+/// Whether `bytes` hold the blank line that ends a request's head: CRLF CRLF, or a line ended
+/// by a bare LF (which hyper accepts too, or refuses with a 400: either way it answers).
+fn head_ends(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && bytes.get(i + 2) == Some(&b'\n')))
 }
 
 /// How much of a first request's head is read before hyper takes over.

@@ -1,6 +1,7 @@
 //! The orchestra context in the server: command buses, the read-model queries, the routes.
 
 mod auth;
+pub mod bindings;
 pub mod read;
 mod routes;
 pub mod schema;

@@ -171,9 +171,25 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
     ))
 }
 
-pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<MemberRow>> {
+/// A member as operators see them: with their WeChat binding (when and through which
+/// request it was made) or the request that waits for approval.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RosterRow {
+    pub id: i64,
+    pub name: String,
+    pub section: String,
+    pub role: String,
+    pub binding: Option<i64>,
+    pub bound_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub bound_request: Option<String>,
+    pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub pending_request: Option<String>,
+}
+
+pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<RosterRow>> {
     sqlx::query_as(
-        "SELECT id, name, section, role, binding FROM orchestra_members WHERE active ORDER BY id",
+        "SELECT id, name, section, role, binding, bound_at, bound_request, pending_since, \
+         pending_request FROM orchestra_members WHERE active ORDER BY id",
     )
     .fetch_all(pool)
     .await

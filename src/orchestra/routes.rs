@@ -91,9 +91,16 @@ fn mismatch() -> ApiError {
     )
 }
 
+fn awaiting_approval() -> ApiError {
+    ApiError::msg(
+        StatusCode::FORBIDDEN,
+        RosterError::AwaitingApproval { same_account: true }.to_string(),
+    )
+}
+
 #[utoipa::path(post, path = "/account/login", tag = "orchestra",
     summary = "Log in with a roster name and a wx.login() code",
-    description = "The first login binds the name to the WeChat account; later logins must come from the same account. Rate-limited per client address and per name (429 with Retry-After).",
+    description = "WeChat is asked about the code first: without a valid code the answer says nothing about the roster. The first login binds the name to the WeChat account (the notification addresses are mailed about every binding); later logins must come from the same account. With ENSEMBLE_MANAGER_BINDING=approve a manager's first login waits for an operator's `ensemble roster approve NAME` (403 until then). Rate-limited (429 with Retry-After): attempts per client address, failures per name from one address, and failures per name from anywhere (past that ceiling an address that has not failed is still heard).",
     request_body(content(
         (LoginBody = "application/json"),
         (LoginBody = "application/x-www-form-urlencoded"),
@@ -102,7 +109,7 @@ fn mismatch() -> ApiError {
         (status = 200, description = "Logged in", body = LoginAnswer),
         (status = 400, description = "A field is missing or malformed", body = Message, example = json!({"msg": "code is required."})),
         (status = 401, description = "The name is not on the roster", body = Message, example = json!({"msg": "You are not in the member list!"})),
-        (status = 403, description = "The name is bound to another WeChat account, or the account to another name", body = Message, example = json!({"msg": "Name and wechat id doesn't match!"})),
+        (status = 403, description = "The name is bound to another WeChat account, or the account to another name; or a manager's first login waits for approval", body = Message, example = json!({"msg": "Name and wechat id doesn't match!"})),
         (status = 413, description = "Body over 64 KiB", body = Message),
         (status = 429, description = "Too many attempts; see Retry-After", body = Message),
         (status = 502, description = "WeChat refused the code or did not answer", body = Message, example = json!({"msg": "wx server request failed"})),
@@ -118,15 +125,12 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let name = input.required_text("name")?;
     let code = input.required_text("code")?;
-    // Per client address, then per name (both by keyed hash): guessing names or codes is slow.
-    app.limits
-        .check_login(&app.keys, &extensions, "login-name", &name)
+    let attempt = app
+        .limits
+        .login_attempt(&app.keys, &extensions, "login-name", Some(&name))
         .await?;
-    // `app_id` / `app_secret` of old clients are ignored: the configured credentials win.
-    let name = MemberName::parse(&name).map_err(|_| not_listed())?;
-    let member = read::member_by_name(&app.pool, app.keys.blind(NAME_SCOPE, name.as_str()))
-        .await?
-        .ok_or_else(not_listed)?;
+    // WeChat first: a stranger without a valid code learns nothing about the roster.
+    // (`app_id` / `app_secret` of old clients are ignored: the configured credentials win.)
     let openid = app
         .wechat
         .code2session(&app.orchestra.credentials, &code)
@@ -135,70 +139,126 @@ async fn login(
             tracing::warn!(error = %e, "code2session failed");
             ApiError::msg(StatusCode::BAD_GATEWAY, "wx server request failed")
         })?;
+    match bind(&app, &headers, &extensions, &name, &openid).await {
+        Ok((member_id, binding)) => {
+            let token = app.jwt.issue(
+                AUDIENCE,
+                Claims {
+                    sub: member_id.to_string(),
+                    bnd: binding,
+                },
+            );
+            Ok(Json(json!({ "msg": "login!", "token": token })).into_response())
+        }
+        Err(Refusal::Failed(e)) => {
+            app.limits.login_failed(&attempt).await;
+            Err(e)
+        }
+        Err(Refusal::Other(e)) => Err(e),
+    }
+}
+
+/// Why a login with a valid WeChat code got no token: a failure of the credentials (counted
+/// against the name), or anything else.
+enum Refusal {
+    Failed(ApiError),
+    Other(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+/// The member `name` logging in with `openid`: their binding number, binding them first if
+/// they are not bound yet.
+async fn bind(
+    app: &App,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    name: &str,
+    openid: &str,
+) -> Result<(i64, u64), Refusal> {
+    let failed = |e: ApiError| Refusal::Failed(e);
+    let name = MemberName::parse(name).map_err(|_| failed(not_listed()))?;
+    let member = read::member_by_name(&app.pool, app.keys.blind(NAME_SCOPE, name.as_str()))
+        .await?
+        .ok_or_else(|| failed(not_listed()))?;
     let subject = member_subject(member.id as u64);
-    let openid_blind = app.keys.blind(OPENID_SCOPE, &openid);
+    let openid_blind = app.keys.blind(OPENID_SCOPE, openid);
     let owner = app.keys.owner(OPENID_SCOPE, openid_blind).await?;
-    let binding = match member.binding {
-        Some(binding) if owner.as_deref() == Some(subject.as_str()) => binding as u64,
+    match member.binding {
+        Some(binding) if owner.as_deref() == Some(subject.as_str()) => {
+            return Ok((member.id, binding as u64))
+        }
         // The account speaks for another member, or the member is bound to another account.
-        _ if owner.is_some_and(|owner| owner != subject) => return Err(mismatch()),
-        Some(_) => return Err(mismatch()),
+        _ if owner.is_some_and(|owner| owner != subject) => return Err(failed(mismatch())),
+        Some(_) => return Err(failed(mismatch())),
         // Not bound (or bound so recently that the read model has not caught up): bind.
-        None => {
-            let actor = http_actor(member.role().as_str(), &subject, &headers, &extensions);
-            let key = app.keys.key(&subject).await.map_err(|e| match e {
-                KeyError::Forgotten => not_listed(),
-                e => e.into(),
-            })?;
-            let openid = app
-                .keys
-                .seal_unique_with(&subject, &key, OPENID_SCOPE, &openid);
-            let command = RosterCommand::BindWechat {
-                member_id: member.id as u64,
-                openid,
-            };
-            match app
-                .orchestra
-                .roster
-                .execute(ROSTER_ID, command, &actor)
-                .await
-            {
-                Ok(committed) => committed
-                    .events
-                    .iter()
-                    .find_map(|e| match e {
-                        RosterEvent::WechatBound { binding, .. } => Some(*binding),
-                        _ => None,
-                    })
-                    .ok_or_else(|| ApiError::internal("a bind committed no WechatBound"))?,
-                // Bound meanwhile (a racing login): by this account, or another?
-                Err(CommandError::Rejected(RosterError::AlreadyBound { binding, .. })) => {
-                    match app.keys.owner(OPENID_SCOPE, openid_blind).await? {
-                        Some(owner) if owner == subject => binding,
-                        _ => return Err(mismatch()),
-                    }
-                }
-                Err(CommandError::Rejected(RosterError::NotInRoster)) => return Err(not_listed()),
-                Err(CommandError::Rejected(e)) => {
-                    return Err(ApiError::msg(StatusCode::FORBIDDEN, e.to_string()))
-                }
-                // The openid is reserved by another member (who bound it meanwhile).
-                Err(CommandError::Duplicate) => return Err(mismatch()),
-                Err(CommandError::Busy) => return Err(ApiError::record_busy()),
-                Err(CommandError::Unavailable) => return Err(ApiError::command_unavailable()),
-                Err(CommandError::Gone) => return Err(not_listed()),
-                Err(CommandError::Internal(e)) => return Err(ApiError::internal(e)),
+        None => {}
+    }
+    let actor = http_actor(member.role().as_str(), &subject, headers, extensions);
+    let key = app.keys.key(&subject).await.map_err(|e| match e {
+        KeyError::Forgotten => failed(not_listed()),
+        e => Refusal::Other(e.into()),
+    })?;
+    let command = RosterCommand::BindWechat {
+        member_id: member.id as u64,
+        openid: app
+            .keys
+            .seal_unique_with(&subject, &key, OPENID_SCOPE, openid),
+        managers_wait: app.config.manager_binding == crate::config::ManagerBinding::Approve,
+    };
+    let binding = match app
+        .orchestra
+        .roster
+        .execute(ROSTER_ID, command, &actor)
+        .await
+    {
+        Ok(committed) => committed
+            .events
+            .iter()
+            .find_map(|e| match e {
+                RosterEvent::WechatBound { binding, .. } => Some(*binding),
+                _ => None,
+            })
+            // Asked, not bound: the manager waits for an operator's approval.
+            .ok_or_else(awaiting_approval)?,
+        // Bound meanwhile (a racing login): by this account, or another?
+        Err(CommandError::Rejected(RosterError::AlreadyBound { binding, .. })) => {
+            match app.keys.owner(OPENID_SCOPE, openid_blind).await? {
+                Some(owner) if owner == subject => binding,
+                _ => return Err(failed(mismatch())),
             }
         }
+        // The manager's request waits; another account's login waits just the same (it
+        // learns nothing), but counts as a failure.
+        Err(CommandError::Rejected(RosterError::AwaitingApproval { same_account })) => {
+            return Err(if same_account {
+                Refusal::Other(awaiting_approval())
+            } else {
+                failed(awaiting_approval())
+            })
+        }
+        Err(CommandError::Rejected(RosterError::NotInRoster)) => return Err(failed(not_listed())),
+        Err(CommandError::Rejected(e)) => {
+            return Err(failed(ApiError::msg(StatusCode::FORBIDDEN, e.to_string())))
+        }
+        // The openid is reserved by another member (who bound it meanwhile).
+        Err(CommandError::Duplicate) => return Err(failed(mismatch())),
+        Err(CommandError::Busy) => return Err(ApiError::record_busy().into()),
+        Err(CommandError::Unavailable) => return Err(ApiError::command_unavailable().into()),
+        Err(CommandError::Gone) => return Err(failed(not_listed())),
+        Err(CommandError::Internal(e)) => return Err(ApiError::internal(e).into()),
     };
-    let token = app.jwt.issue(
-        AUDIENCE,
-        Claims {
-            sub: member.id.to_string(),
-            bnd: binding,
-        },
-    );
-    Ok(Json(json!({ "msg": "login!", "token": token })).into_response())
+    Ok((member.id, binding))
 }
 
 // ---- a member's own absences --------------------------------------------------------------

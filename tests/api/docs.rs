@@ -258,25 +258,27 @@ async fn the_docs_page_and_its_assets_come_from_the_binary() {
 #[tokio::test]
 async fn logins_are_limited_per_name_and_per_address_with_retry_after() {
     let app = spawn_app_with(|c| {
-        c.login_limit_address = 4;
-        c.login_limit_name = 2;
+        c.login_limit_address = 5;
+        c.login_limit_name_address = 2;
     })
     .await;
     app.import_roster(ROSTER).await;
-    let attempt = |name: &'static str| {
+    let attempt = |name: &'static str, account: &'static str| {
         let app = &app;
         async move {
             app.http
                 .post(format!("{}/account/login/", app.address))
-                .json(&json!({ "name": name, "code": format!("code-{name}") }))
+                .json(&json!({ "name": name, "code": format!("code-{account}") }))
                 .send()
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(attempt("David").await.status(), 200);
-    assert_eq!(attempt("David").await.status(), 200);
-    let refused = attempt("David").await;
+    assert_eq!(attempt("David", "David").await.status(), 200);
+    // Failures for a name from one address: two, then refused before anything is checked.
+    assert_eq!(attempt("David", "Mallory").await.status(), 403);
+    assert_eq!(attempt("David", "Mallory").await.status(), 403);
+    let refused = attempt("David", "Mallory").await;
     assert_eq!(refused.status(), 429);
     let wait: u64 = refused.headers()["retry-after"]
         .to_str()
@@ -288,12 +290,17 @@ async fn logins_are_limited_per_name_and_per_address_with_retry_after() {
     assert!(body["msg"]
         .as_str()
         .unwrap()
-        .contains("Too many login attempts"));
-    // Another name from the same address: allowed until the address's own limit (4 a minute,
+        .contains("Too many failed login attempts"));
+    // Another name from the same address: allowed until the address's own limit (5 a minute,
     // the refused attempt included).
-    assert_eq!(attempt("Wendy").await.status(), 200);
-    assert_eq!(attempt("Alice").await.status(), 429);
-    // Names not on the roster count too: guessing is as slow as logging in.
+    assert_eq!(attempt("Wendy", "Wendy").await.status(), 200);
+    let refused = attempt("Alice", "Alice").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["msg"]
+        .as_str()
+        .unwrap()
+        .contains("Too many login attempts"));
     let limits = app
         .scalar("SELECT count(*) FROM write_limits WHERE key LIKE 'login-%'")
         .await;

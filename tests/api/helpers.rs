@@ -82,6 +82,7 @@ pub fn test_config(database_url: &str, wechat: &str, smtp_port: u16) -> Config {
         // Tests log in more often than people do; tests/api/docs.rs turns these on.
         ("ENSEMBLE_LOGIN_LIMIT_ADDRESS", "0".to_string()),
         ("ENSEMBLE_LOGIN_LIMIT_NAME", "0".to_string()),
+        ("ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS", "0".to_string()),
     ]);
     let mut config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
     config.mail_retry_base = Duration::from_millis(100);

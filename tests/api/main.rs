@@ -6,6 +6,7 @@ mod cli;
 mod docs;
 mod durability;
 mod erasure;
+mod exposure;
 mod hardening;
 mod helpers;
 mod login;

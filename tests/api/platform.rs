@@ -12,12 +12,12 @@ use crate::helpers::{eventually, spawn_app_tweaked, spawn_app_with, FakeWechat, 
 
 /// A server whose campus write limit is off (each test makes more writes a minute than a
 /// person would); `campus_writes_are_limited_per_user` turns it on.
-async fn spawn() -> TestApp {
+pub(crate) async fn spawn() -> TestApp {
     spawn_app_with(|c| c.campus_write_limit = 0).await
 }
 
 /// A superuser (made in-process, as `ensemble admin create` does) and their token.
-async fn superuser(app: &TestApp) -> String {
+pub(crate) async fn superuser(app: &TestApp) -> String {
     ensemble::campus::register(
         &app.app,
         "Jessica",
@@ -39,7 +39,7 @@ async fn superuser(app: &TestApp) -> String {
 }
 
 /// Log in as WeChat user `who` (openid `openid-<who>`); the whole answer.
-async fn wx_login(app: &TestApp, who: &str) -> Value {
+pub(crate) async fn wx_login(app: &TestApp, who: &str) -> Value {
     let reply = app
         .post(
             "/login/",
@@ -51,12 +51,12 @@ async fn wx_login(app: &TestApp, who: &str) -> Value {
     reply.body
 }
 
-struct User {
-    id: i64,
-    token: String,
+pub(crate) struct User {
+    pub id: i64,
+    pub token: String,
 }
 
-async fn user(app: &TestApp, who: &str) -> User {
+pub(crate) async fn user(app: &TestApp, who: &str) -> User {
     let body = wx_login(app, who).await;
     User {
         id: body["id"].as_i64().unwrap(),
@@ -74,7 +74,7 @@ async fn events(app: &TestApp) -> i64 {
     app.scalar("SELECT count(*) FROM events").await
 }
 
-async fn block(app: &TestApp, admin: &str, name: &str) -> i64 {
+pub(crate) async fn block(app: &TestApp, admin: &str, name: &str) -> i64 {
     let reply = app
         .post("/blocks/", Some(admin), json!({"name": name}))
         .await;
@@ -83,7 +83,13 @@ async fn block(app: &TestApp, admin: &str, name: &str) -> i64 {
 }
 
 /// An application by `user`, approved; the organisation's id.
-async fn organisation(app: &TestApp, admin: &str, owner: &User, name: &str, block: i64) -> i64 {
+pub(crate) async fn organisation(
+    app: &TestApp,
+    admin: &str,
+    owner: &User,
+    name: &str,
+    block: i64,
+) -> i64 {
     let reply = app
         .post(
             "/organizations/applications/",

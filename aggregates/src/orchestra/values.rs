@@ -11,7 +11,9 @@ pub enum ValueError {
     Role(String),
     #[error("unknown absence type {0:?}; choices: 全体排练, 弦乐分排, 管乐分排, 弦乐重奏, 管乐重奏, 全体排练+弦乐分排, 全体排练+管乐分排")]
     AbsenceType(String),
-    #[error("name must be 1 to 64 characters without control characters")]
+    #[error(
+        "name must be 1 to 64 characters without control, zero-width or bidirectional characters"
+    )]
     Name,
     #[error("{0:?} is not a valid email address")]
     Email(String),
@@ -134,7 +136,8 @@ impl AbsenceType {
     }
 }
 
-/// A roster name: trimmed, 1 to 64 characters, no control characters.
+/// A roster name: trimmed, 1 to 64 characters, no control characters and no characters that
+/// hide what it says (zero-width, bidirectional: [`crate::text::hidden_character`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MemberName(String);
@@ -142,7 +145,11 @@ pub struct MemberName(String);
 impl MemberName {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let s = s.trim();
-        if s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
+        if s.is_empty()
+            || s.chars().count() > 64
+            || s.chars().any(char::is_control)
+            || crate::text::hidden_character(s).is_some()
+        {
             return Err(ValueError::Name);
         }
         Ok(Self(s.to_string()))

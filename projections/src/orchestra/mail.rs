@@ -10,8 +10,8 @@ use crate::{Projection, ProjectionError, StoredEvent};
 
 const CONTEXT: &str = "orchestra";
 
-/// Turns each new absence into one `mail_outbox` row per notification address as of that
-/// event; the mail worker delivers them. Never rebuilt, so nothing is ever mailed twice; its
+/// Turns each new absence, each WeChat binding and each manager's request to be bound into
+/// one `mail_outbox` row per notification address as of that event; the mail worker delivers them. Never rebuilt, so nothing is ever mailed twice; its
 /// rows are keyed by (event position, recipient), so even a replay would add nothing.
 pub struct MailOutbox;
 
@@ -83,12 +83,49 @@ async fn roster_event(tx: &mut PgConnection, stored: &StoredEvent) -> Result<(),
                     .execute(&mut *tx)
                     .await?;
             }
+            RosterEvent::WechatBound { member_id, .. } => {
+                let request = request_of(stored);
+                let at = stored.recorded_at.format("%Y-%m-%d %H:%M:%S UTC");
+                let name = member_name(tx, member_id).await?;
+                notify(
+                    tx,
+                    stored.position,
+                    member_id,
+                    format!("{name} was bound to a WeChat account"),
+                    format!(
+                        "{name} was bound to a WeChat account at {at} from request {request}.\n\n\
+                         From now on only that account logs in as {name}. If this was not \
+                         {name}, an operator runs `ensemble roster unbind {name}` (their \
+                         tokens stop working at once) and {name} logs in again.\n"
+                    ),
+                )
+                .await?;
+            }
+            RosterEvent::WechatBindingRequested { member_id, .. } => {
+                let request = request_of(stored);
+                let at = stored.recorded_at.format("%Y-%m-%d %H:%M:%S UTC");
+                let name = member_name(tx, member_id).await?;
+                notify(
+                    tx,
+                    stored.position,
+                    member_id,
+                    format!("{name} asks to be bound to a WeChat account"),
+                    format!(
+                        "A WeChat account logged in as the manager {name} for the first time at \
+                         {at}, from request {request}. It waits for an operator.\n\n\
+                         If {name} confirms it was them (at that time), an operator runs \
+                         `ensemble roster approve {name}`; otherwise `ensemble roster unbind \
+                         {name}` drops the request.\n"
+                    ),
+                )
+                .await?;
+            }
             RosterEvent::MemberForgotten { member_id } => {
                 // The office's mails about them: the recipients are the office's.
                 redact(
                     tx,
                     &member_subject(member_id),
-                    &format!("Absence request of {}", former_member(member_id)),
+                    &format!("Mail about {}", former_member(member_id)),
                     "The member this mail was about has been erased.\n",
                     false,
                 )
@@ -98,6 +135,50 @@ async fn roster_event(tx: &mut PgConnection, stored: &StoredEvent) -> Result<(),
         }
         return Ok(());
     }
+    Ok(())
+}
+
+/// The request an event came from (its metadata's request id).
+fn request_of(stored: &StoredEvent) -> String {
+    stored
+        .metadata
+        .get("request_id")
+        .and_then(|r| r.as_str())
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+/// A member's name as the roster read model has it (caught up in the same pass, before this
+/// projection), or their placeholder.
+async fn member_name(tx: &mut PgConnection, member_id: u64) -> Result<String, ProjectionError> {
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
+            .bind(member_id as i64)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(name.unwrap_or_else(|| former_member(member_id)))
+}
+
+/// One mail per notification address about member `member_id` (redacted with them).
+async fn notify(
+    tx: &mut PgConnection,
+    position: i64,
+    member_id: u64,
+    subject: String,
+    body: String,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO mail_outbox (event_position, recipient, subject, body, person) \
+         SELECT $1, r.email, $2, $3, $4 FROM mail_recipients r WHERE r.context = $5 \
+         ON CONFLICT (event_position, recipient) DO NOTHING",
+    )
+    .bind(position)
+    .bind(subject)
+    .bind(body)
+    .bind(member_subject(member_id))
+    .bind(CONTEXT)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -28,9 +28,16 @@ impl Projection for RosterProjection {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        let Some(event) = event.decode::<RosterEvent>(Roster::TYPE)? else {
+        let stored = event;
+        let Some(event) = stored.decode::<RosterEvent>(Roster::TYPE)? else {
             return Ok(());
         };
+        let request = stored
+            .metadata
+            .get("request_id")
+            .and_then(|r| r.as_str())
+            .unwrap_or_default()
+            .to_string();
         match event {
             RosterEvent::MemberEnrolled {
                 member_id,
@@ -67,22 +74,43 @@ impl Projection for RosterProjection {
             RosterEvent::WechatBound {
                 member_id, binding, ..
             } => {
-                sqlx::query("UPDATE orchestra_members SET binding = $2 WHERE id = $1")
-                    .bind(member_id as i64)
-                    .bind(binding as i64)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE orchestra_members SET binding = $2, bound_at = $3, bound_request = $4, \
+                     pending_since = NULL, pending_request = NULL WHERE id = $1",
+                )
+                .bind(member_id as i64)
+                .bind(binding as i64)
+                .bind(stored.recorded_at)
+                .bind(&request)
+                .execute(&mut *tx)
+                .await?;
+            }
+            RosterEvent::WechatBindingRequested { member_id, .. } => {
+                sqlx::query(
+                    "UPDATE orchestra_members SET pending_since = $2, pending_request = $3 \
+                     WHERE id = $1",
+                )
+                .bind(member_id as i64)
+                .bind(stored.recorded_at)
+                .bind(&request)
+                .execute(&mut *tx)
+                .await?;
             }
             RosterEvent::WechatUnbound { member_id } => {
-                sqlx::query("UPDATE orchestra_members SET binding = NULL WHERE id = $1")
-                    .bind(member_id as i64)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE orchestra_members SET binding = NULL, bound_at = NULL, \
+                     bound_request = NULL, pending_since = NULL, pending_request = NULL \
+                     WHERE id = $1",
+                )
+                .bind(member_id as i64)
+                .execute(&mut *tx)
+                .await?;
             }
             RosterEvent::MemberForgotten { member_id } => {
                 sqlx::query(
-                    "UPDATE orchestra_members SET name = $2, binding = NULL, active = false \
-                     WHERE id = $1",
+                    "UPDATE orchestra_members SET name = $2, binding = NULL, active = false, \
+                     bound_at = NULL, bound_request = NULL, pending_since = NULL, \
+                     pending_request = NULL WHERE id = $1",
                 )
                 .bind(member_id as i64)
                 .bind(former_member(member_id))

@@ -104,10 +104,13 @@ impl<K: Catalog> Aggregate for Entry<K> {
                 if name.value == self.name {
                     return Err(CatalogError::SameName);
                 }
+                // Another spelling of the same name keeps its reservation.
+                let other_name =
+                    crate::text::name_key(&name.value) != crate::text::name_key(&self.name);
                 CatalogEvent::Renamed {
                     id,
                     name: name.value,
-                    blind: Some((K::NAME_SCOPE, name.blind)),
+                    blind: other_name.then_some((K::NAME_SCOPE, name.blind)),
                 }
             }
             CatalogCommand::Delete => CatalogEvent::Deleted { id: self.live()? },

@@ -86,20 +86,24 @@ impl<K: Catalog> HasStoreEffects for EntryEvent<K> {
                     owner: entry_owner::<K>(*id),
                 })
                 .collect(),
-            CatalogEvent::Renamed { id, blind, .. } => {
-                let mut effects = vec![StoreEffect::Release {
+            // Another name: the old one's reservation goes, the new one's is claimed. Another
+            // spelling of the same name (no blind): the reservation stays.
+            CatalogEvent::Renamed {
+                id,
+                blind: Some((scope, blind)),
+                ..
+            } => vec![
+                StoreEffect::Release {
                     scope: Some(K::NAME_SCOPE),
                     owner: entry_owner::<K>(*id),
-                }];
-                if let Some((scope, blind)) = blind {
-                    effects.push(StoreEffect::Claim {
-                        scope,
-                        blind: *blind,
-                        owner: entry_owner::<K>(*id),
-                    });
-                }
-                effects
-            }
+                },
+                StoreEffect::Claim {
+                    scope,
+                    blind: *blind,
+                    owner: entry_owner::<K>(*id),
+                },
+            ],
+            CatalogEvent::Renamed { blind: None, .. } => Vec::new(),
             CatalogEvent::Deleted { id } => vec![StoreEffect::Release {
                 scope: None,
                 owner: entry_owner::<K>(*id),

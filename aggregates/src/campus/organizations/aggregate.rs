@@ -141,7 +141,10 @@ impl Aggregate for Organization {
                 avatar,
             } => {
                 let organization_id = self.as_owner(by)?;
-                let blind = (name.value != self.name).then_some(name.blind);
+                // A new reservation only when the name is another name (not another spelling).
+                let blind = (crate::text::name_key(&name.value)
+                    != crate::text::name_key(&self.name))
+                .then_some(name.blind);
                 let given = |value: Option<String>, kept: &Option<String>| match value {
                     None => kept.clone(),
                     Some(v) if v.is_empty() => None,

@@ -17,6 +17,9 @@ pub struct RosterMember {
     pub role: Role,
     /// The number of the member's current WeChat binding, if bound.
     pub binding: Option<u64>,
+    /// The account a manager's first login asked to bind, while it waits for approval.
+    #[serde(default)]
+    pub pending: Option<Sealed>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,12 +49,25 @@ impl Aggregate for Roster {
     ) -> Result<(), RosterError> {
         match command {
             RosterCommand::Import { entries } => self.import(entries, sink).await,
-            RosterCommand::BindWechat { member_id, openid } => {
-                self.bind(member_id, openid, sink).await
+            RosterCommand::BindWechat {
+                member_id,
+                openid,
+                managers_wait,
+            } => self.bind(member_id, openid, managers_wait, sink).await,
+            RosterCommand::ApproveBinding { member_id, openid } => {
+                let member = self.member(member_id)?;
+                if let Some(binding) = member.binding {
+                    return Err(RosterError::AlreadyBound { member_id, binding });
+                }
+                if member.pending.as_ref() != Some(&openid) {
+                    return Err(RosterError::NoPendingBinding(member_id));
+                }
+                self.write_binding(member_id, openid, sink).await;
+                Ok(())
             }
             RosterCommand::UnbindWechat { member_id } => {
                 let member = self.member(member_id)?;
-                if member.binding.is_none() {
+                if member.binding.is_none() && member.pending.is_none() {
                     return Err(RosterError::NotBound(member_id));
                 }
                 sink.write(RosterEvent::WechatUnbound { member_id }, self)
@@ -102,6 +118,7 @@ impl Aggregate for Roster {
                         section,
                         role,
                         binding: None,
+                        pending: None,
                     },
                 );
             }
@@ -120,12 +137,19 @@ impl Aggregate for Roster {
             } => {
                 if let Some(m) = self.members.get_mut(&member_id) {
                     m.binding = Some(binding);
+                    m.pending = None;
                 }
                 self.bindings = self.bindings.max(binding);
             }
             RosterEvent::WechatUnbound { member_id } => {
                 if let Some(m) = self.members.get_mut(&member_id) {
                     m.binding = None;
+                    m.pending = None;
+                }
+            }
+            RosterEvent::WechatBindingRequested { member_id, openid } => {
+                if let Some(m) = self.members.get_mut(&member_id) {
+                    m.pending = Some(openid);
                 }
             }
             RosterEvent::MemberForgotten { member_id } => {
@@ -207,17 +231,39 @@ impl Roster {
 
     /// Binds an unbound member. A member bound already is refused with the binding's number:
     /// whether it is this account (a repeated login) or another, the caller tells by the
-    /// openid's reservation, since the roster never holds an openid.
+    /// openid's reservation, since the roster never holds an openid. With `managers_wait`, a
+    /// manager's first login records a request instead, and later logins wait for its
+    /// approval.
     async fn bind(
         &mut self,
         member_id: u64,
         openid: Sealed,
+        managers_wait: bool,
         sink: &Sink,
     ) -> Result<(), RosterError> {
         let member = self.member(member_id)?;
         if let Some(binding) = member.binding {
             return Err(RosterError::AlreadyBound { member_id, binding });
         }
+        if let Some(pending) = &member.pending {
+            return Err(RosterError::AwaitingApproval {
+                same_account: *pending == openid,
+            });
+        }
+        if managers_wait && member.role == Role::Manager {
+            sink.write(
+                RosterEvent::WechatBindingRequested { member_id, openid },
+                self,
+            )
+            .await;
+            return Ok(());
+        }
+        self.write_binding(member_id, openid, sink).await;
+        Ok(())
+    }
+
+    /// The member's next binding (tokens carry its number).
+    async fn write_binding(&mut self, member_id: u64, openid: Sealed, sink: &Sink) {
         let binding = self.bindings + 1;
         sink.write(
             RosterEvent::WechatBound {
@@ -228,7 +274,6 @@ impl Roster {
             self,
         )
         .await;
-        Ok(())
     }
 }
 
@@ -382,6 +427,7 @@ mod tests {
             .when(RosterCommand::BindWechat {
                 member_id: 1,
                 openid: sealed(1, "o-1"),
+                managers_wait: false,
             })
             .then_expect_events(vec![bound(1, "o-1", 1)]);
     }
@@ -396,6 +442,7 @@ mod tests {
             .when(RosterCommand::BindWechat {
                 member_id: 1,
                 openid: sealed(1, "o-2"),
+                managers_wait: false,
             })
             .then_expect_error(RosterError::AlreadyBound {
                 member_id: 1,
@@ -410,6 +457,7 @@ mod tests {
             .when(RosterCommand::BindWechat {
                 member_id: 9,
                 openid: sealed(9, "o-9"),
+                managers_wait: false,
             })
             .then_expect_error(RosterError::NotInRoster);
     }
@@ -430,8 +478,85 @@ mod tests {
             .when(RosterCommand::BindWechat {
                 member_id: 1,
                 openid: sealed(1, "o-2"),
+                managers_wait: false,
             })
             .then_expect_events(vec![bound(1, "o-2", 2)]);
+    }
+
+    #[test]
+    fn where_managers_wait_a_managers_first_login_asks_and_an_operator_approves() {
+        let alice = enrolled(2, "Alice", Section::Wind, Role::Manager);
+        let asked = RosterEvent::WechatBindingRequested {
+            member_id: 2,
+            openid: sealed(2, "o-a"),
+        };
+        Given::with(())
+            .given(vec![alice.clone()])
+            .when(RosterCommand::BindWechat {
+                member_id: 2,
+                openid: sealed(2, "o-a"),
+                managers_wait: true,
+            })
+            .then_expect_events(vec![asked.clone()]);
+        // Members are bound at once, as ever.
+        Given::with(())
+            .given(vec![enrolled(1, "David", Section::Stringed, Role::Member)])
+            .when(RosterCommand::BindWechat {
+                member_id: 1,
+                openid: sealed(1, "o-1"),
+                managers_wait: true,
+            })
+            .then_expect_events(vec![bound(1, "o-1", 1)]);
+        // Until the approval, every login waits (this account's or another's).
+        for (openid, same_account) in [("o-a", true), ("o-x", false)] {
+            Given::with(())
+                .given(vec![alice.clone(), asked.clone()])
+                .when(RosterCommand::BindWechat {
+                    member_id: 2,
+                    openid: sealed(2, openid),
+                    managers_wait: true,
+                })
+                .then_expect_error(RosterError::AwaitingApproval { same_account });
+        }
+        Given::with(())
+            .given(vec![alice.clone(), asked.clone()])
+            .when(RosterCommand::ApproveBinding {
+                member_id: 2,
+                openid: sealed(2, "o-a"),
+            })
+            .then_expect_events(vec![bound(2, "o-a", 1)]);
+        // Only the account that asked is approved; nothing is approved without a request.
+        Given::with(())
+            .given(vec![alice.clone(), asked.clone()])
+            .when(RosterCommand::ApproveBinding {
+                member_id: 2,
+                openid: sealed(2, "o-x"),
+            })
+            .then_expect_error(RosterError::NoPendingBinding(2));
+        Given::with(())
+            .given(vec![alice.clone()])
+            .when(RosterCommand::ApproveBinding {
+                member_id: 2,
+                openid: sealed(2, "o-a"),
+            })
+            .then_expect_error(RosterError::NoPendingBinding(2));
+        // An operator may drop the request; then the next login asks again.
+        Given::with(())
+            .given(vec![alice.clone(), asked.clone()])
+            .when(RosterCommand::UnbindWechat { member_id: 2 })
+            .then_expect_events(vec![RosterEvent::WechatUnbound { member_id: 2 }]);
+        Given::with(())
+            .given(vec![alice, asked])
+            .and(vec![RosterEvent::WechatUnbound { member_id: 2 }])
+            .when(RosterCommand::BindWechat {
+                member_id: 2,
+                openid: sealed(2, "o-b"),
+                managers_wait: true,
+            })
+            .then_expect_events(vec![RosterEvent::WechatBindingRequested {
+                member_id: 2,
+                openid: sealed(2, "o-b"),
+            }]);
     }
 
     #[test]
@@ -458,6 +583,7 @@ mod tests {
             .when(RosterCommand::BindWechat {
                 member_id: 1,
                 openid: sealed(1, "o-1"),
+                managers_wait: false,
             })
             .then_expect_error(RosterError::NotInRoster);
         Given::with(())

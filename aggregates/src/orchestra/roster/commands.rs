@@ -25,12 +25,20 @@ pub enum RosterCommand {
     Import {
         entries: Vec<RosterEntry>,
     },
-    /// Bind a member to a WeChat openid (sealed, with its blind) on first login.
+    /// Bind a member to a WeChat openid (sealed, with its blind) on first login; with
+    /// `managers_wait`, a manager's first login only asks, and an operator approves.
     BindWechat {
         member_id: u64,
         openid: Sealed,
+        managers_wait: bool,
     },
-    /// Forget a member's WeChat binding (operator).
+    /// Bind the member to the account whose request is pending (operator); `openid` is that
+    /// request's, sealed again with its blind (the log never holds a blind).
+    ApproveBinding {
+        member_id: u64,
+        openid: Sealed,
+    },
+    /// Forget a member's WeChat binding, or drop a request pending approval (operator).
     UnbindWechat {
         member_id: u64,
     },

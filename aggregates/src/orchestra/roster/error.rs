@@ -14,6 +14,12 @@ pub enum RosterError {
     Gone(u64),
     #[error("member #{0} is not bound to a WeChat account")]
     NotBound(u64),
+    /// A manager's first binding waits for an operator's approval (`same_account`: the
+    /// pending request is this account's).
+    #[error("This manager's first login waits for an operator's approval; please ask them, then log in again.")]
+    AwaitingApproval { same_account: bool },
+    #[error("member #{0} has no WeChat binding waiting for approval")]
+    NoPendingBinding(u64),
     #[error("{0} is not a notification address")]
     UnknownNotifyAddress(String),
 }

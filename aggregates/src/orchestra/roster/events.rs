@@ -27,8 +27,15 @@ pub enum RosterEvent {
         openid: Sealed,
         binding: u64,
     },
+    /// The binding was dropped (or a request pending approval withdrawn).
     WechatUnbound {
         member_id: u64,
+    },
+    /// A manager's first login asks to bind this account; an operator's approval binds it
+    /// (`ENSEMBLE_MANAGER_BINDING=approve`). Reserves nothing until then.
+    WechatBindingRequested {
+        member_id: u64,
+        openid: Sealed,
     },
     /// Erasure: the member leaves the roster and their key is destroyed.
     MemberForgotten {
@@ -54,6 +61,7 @@ impl DomainEvent for RosterEvent {
             Self::MemberReassigned { .. } => "MemberReassigned",
             Self::WechatBound { .. } => "WechatBound",
             Self::WechatUnbound { .. } => "WechatUnbound",
+            Self::WechatBindingRequested { .. } => "WechatBindingRequested",
             Self::MemberForgotten { .. } => "MemberForgotten",
             Self::NotifyAddressAdded { .. } => "NotifyAddressAdded",
             Self::NotifyAddressRemoved { .. } => "NotifyAddressRemoved",

@@ -1,0 +1,81 @@
+//! WeChat bindings that wait for an operator (`ENSEMBLE_MANAGER_BINDING=approve`): the
+//! approval of a manager's pending request, shared by the CLI (and any later surface).
+
+use aggregates::orchestra::roster::{
+    RosterCommand, RosterError, RosterEvent, OPENID_SCOPE, ROSTER_ID,
+};
+use aggregates::personal::Sealed;
+
+use crate::bus::{Actor, CommandError, Committed};
+use crate::App;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApproveError {
+    #[error("member #{0} has no WeChat binding waiting for approval")]
+    NothingPending(u64),
+    #[error("member #{0} has been erased")]
+    Erased(u64),
+    #[error("that WeChat account is bound to another member already")]
+    AccountTaken,
+    #[error(transparent)]
+    Rejected(RosterError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Bind member `member_id` to the WeChat account whose request waits for approval: the
+/// request's openid is read from the log, opened with the member's key and sealed again with
+/// the blind that reserves it (the log never holds a blind).
+pub async fn approve(
+    app: &App,
+    member_id: u64,
+    actor: &Actor,
+) -> Result<Committed<aggregates::orchestra::roster::Roster>, ApproveError> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_type = 'Roster' AND aggregate_id = $1 \
+           AND event_type = 'WechatBindingRequested' \
+           AND (payload -> 'WechatBindingRequested' ->> 'member_id')::bigint = $2 \
+         ORDER BY position DESC LIMIT 1",
+    )
+    .bind(ROSTER_ID)
+    .bind(member_id as i64)
+    .fetch_optional(&app.pool)
+    .await
+    .map_err(|e| ApproveError::Failed(e.to_string()))?;
+    let Some(payload) = payload else {
+        return Err(ApproveError::NothingPending(member_id));
+    };
+    let RosterEvent::WechatBindingRequested { openid, .. } =
+        serde_json::from_value::<RosterEvent>(payload)
+            .map_err(|e| ApproveError::Failed(format!("an unreadable request: {e}")))?
+    else {
+        return Err(ApproveError::Failed("not a binding request".into()));
+    };
+    let clear = app
+        .keys
+        .open(&openid)
+        .await
+        .map_err(|e| ApproveError::Failed(e.to_string()))?
+        .ok_or(ApproveError::Erased(member_id))?;
+    let openid = Sealed {
+        blind: Some(app.keys.blind(OPENID_SCOPE, &clear)),
+        ..openid
+    };
+    app.orchestra
+        .roster
+        .execute(
+            ROSTER_ID,
+            RosterCommand::ApproveBinding { member_id, openid },
+            actor,
+        )
+        .await
+        .map_err(|e| match e {
+            CommandError::Rejected(RosterError::NoPendingBinding(id)) => {
+                ApproveError::NothingPending(id)
+            }
+            CommandError::Rejected(e) => ApproveError::Rejected(e),
+            CommandError::Duplicate => ApproveError::AccountTaken,
+            CommandError::Gone => ApproveError::Erased(member_id),
+            e => ApproveError::Failed(e.to_string()),
+        })
+}
