@@ -40,7 +40,14 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database, then serve the REST API on ENSEMBLE_LISTEN
-    Serve,
+    Serve {
+        /// FOR TRYING IT LOCALLY, NEVER IN PRODUCTION: answer WeChat logins in-process
+        /// instead of asking WeChat. Any login code `X` logs in as the WeChat account
+        /// `fake-X` (`bad-code` is refused). Refused unless ENSEMBLE_LISTEN is a loopback
+        /// address.
+        #[arg(long, env = "ENSEMBLE_FAKE_WECHAT")]
+        fake_wechat: bool,
+    },
     /// Create the database if missing and apply the migrations
     Migrate,
     /// The orchestra roster
@@ -98,7 +105,10 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    if let Command::Serve { fake_wechat: true } = cli.command {
+        config.wechat_api = serve::fake_wechat(&config).await?;
+    }
     if let Command::Migrate = cli.command {
         crate::db::create_database(&config.database_url).await?;
         crate::db::migrate(&config.database_url).await?;
@@ -109,7 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => unreachable!(),
         Command::Mail { command } => mail::mail(&app, command).await,
-        Command::Serve => serve::serve(app).await,
+        Command::Serve { .. } => serve::serve(app).await,
         Command::Roster { command } => roster::roster(&app, command).await,
         Command::Admin { command } => admin::admin(&app, command).await,
         Command::Season { command } => roster::season(&app, command).await,

@@ -727,3 +727,85 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
         error
     );
 }
+
+#[tokio::test]
+async fn serve_with_a_fake_wechat_lets_a_newcomer_log_in_on_this_machine_only() {
+    ensemble::wechat::install_crypto_provider();
+    let database_url = crate::helpers::fresh_database_url();
+    let address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let server = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["serve", "--fake-wechat"])
+        .env("DATABASE_URL", &database_url)
+        .env("ENSEMBLE_LISTEN", address.to_string())
+        .env("RUST_LOG", "warn")
+        .env_remove("ENSEMBLE_SMTP_URL")
+        .env_remove("ENSEMBLE_WECHAT_API")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reaper = Reaper(Some(server.id()));
+    let base = format!("http://{address}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..150 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
+    let file = std::env::temp_dir().join(format!("roster-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "name,section,role\nDavid,stringed,member\n").unwrap();
+    let out = ensemble(&database_url, &["roster", "import", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The README's first session: any code logs in.
+    let login: serde_json::Value = http
+        .post(format!("{base}/account/login/"))
+        .json(&json!({"name": "David", "code": "my-phone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("a token");
+    let mine = http
+        .get(format!("{base}/absence/"))
+        .header("Authorization", format!("JWT {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.status(), 200);
+    let campus = http
+        .post(format!("{base}/login/"))
+        .json(&json!({"code": "wzk", "userInfo": {"nickName": "wzk"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(campus.status(), 200);
+    reaper.0 = None;
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(stderr(&out).contains("FAKE WECHAT"), "{}", stderr(&out));
+    // Never where others could reach it.
+    let refused = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["serve", "--fake-wechat"])
+        .env("DATABASE_URL", &database_url)
+        .env("ENSEMBLE_LISTEN", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("loopback"),
+        "{}",
+        stderr(&refused)
+    );
+    let _ = std::fs::remove_file(file);
+}

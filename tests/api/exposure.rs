@@ -485,9 +485,7 @@ async fn avatars_are_web_links_only() {
         .execute(&app.app.pool)
         .await
         .unwrap();
-    let found = app
-        .get("/organizations/?org=Choir", &owner.token)
-        .await;
+    let found = app.get("/organizations/?org=Choir", &owner.token).await;
     assert_eq!(
         found.body["results"]["avatar"],
         Value::Null,
