@@ -732,6 +732,7 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
 async fn serve_with_a_fake_wechat_lets_a_newcomer_log_in_on_this_machine_only() {
     ensemble::wechat::install_crypto_provider();
     let database_url = crate::helpers::fresh_database_url();
+    let _database = crate::helpers::OwnedDatabase::hold(&database_url);
     let address = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap()

@@ -53,6 +53,61 @@ async fn drop_stale_databases() {
         .await;
 }
 
+/// Each test's database, dropped when the last [`TestApp`] (or other holder) on it goes,
+/// whether the test passed or failed: a run leaves nothing behind. (A run that is killed does;
+/// the next run's [`drop_stale_databases`] sweeps that.)
+pub struct OwnedDatabase(String);
+
+static HOLDERS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+impl OwnedDatabase {
+    pub fn hold(url: &str) -> Self {
+        let mut holders = HOLDERS.lock().unwrap();
+        *holders
+            .get_or_insert_with(HashMap::new)
+            .entry(url.to_string())
+            .or_default() += 1;
+        Self(url.to_string())
+    }
+}
+
+impl Drop for OwnedDatabase {
+    fn drop(&mut self) {
+        let last = {
+            let mut holders = HOLDERS.lock().unwrap();
+            let holders = holders.get_or_insert_with(HashMap::new);
+            let count = holders.entry(self.0.clone()).or_default();
+            *count = count.saturating_sub(1);
+            *count == 0 && holders.remove(&self.0).is_some()
+        };
+        if !last {
+            return;
+        }
+        let name = reqwest::Url::parse(&self.0)
+            .map(|u| u.path().trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        if !name.starts_with("ensemble_test_") {
+            return;
+        }
+        // Drop runs inside the test's runtime: the statement gets a thread and runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub fn fresh_database_url() -> String {
     let name = format!(
         "ensemble_test_{}_{}",
@@ -100,6 +155,9 @@ pub type Tweak = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 pub struct TestApp {
     pub tweak: Option<Tweak>,
+    /// The database, dropped with the last app on it (after `Drop for TestApp` has stopped
+    /// this one's tasks).
+    _database: Option<OwnedDatabase>,
     pub address: String,
     pub app: Arc<App>,
     pub database_url: String,
@@ -180,6 +238,7 @@ async fn start(
     let tasks = ensemble::worker::spawn(app.clone()).into_tasks();
     TestApp {
         tweak: None,
+        _database: Some(OwnedDatabase::hold(&database_url)),
         address,
         app,
         database_url,
@@ -190,6 +249,17 @@ async fn start(
         shutdown: Some(tx),
         server: Some(server),
         tasks,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
     }
 }
 
