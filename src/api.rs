@@ -1,39 +1,70 @@
 //! The one place the services meet the web: every route the public listener serves, and the
 //! OpenAPI document that describes exactly those. Both come from the same registrations
 //! (utoipa-axum's `routes!`), so a route cannot be served without being described
-//! (tests/api/docs.rs checks both ways). `crate::http` is the plumbing around them and knows
-//! no service.
+//! (tests/api/docs.rs checks both ways). Each context's routes run on its own state and speak
+//! its clients' dialect; `crate::http` is the plumbing around them and knows no context.
 
 use std::future::Future;
-use std::sync::Arc;
 
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::docs;
+use crate::http::{docs, drf_shape, ApiError};
 use crate::App;
 
-pub fn routes(with_metrics: bool) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(crate::orchestra::routes())
-        .merge(crate::campus::routes())
-        .merge(crate::metrics::routes(with_metrics))
+/// The public listener's routes and their document; `/metrics` among them unless an admin
+/// listener serves it.
+pub fn routes(app: &App) -> (Router, utoipa::openapi::OpenApi) {
+    let with_metrics = app.rt.config.admin_listen.is_none();
+    let (orchestra, mut document) = crate::orchestra::routes().split_for_parts();
+    let (campus, campus_doc) = crate::campus::routes().split_for_parts();
+    let (operations, operations_doc) = crate::http::health::routes(with_metrics).split_for_parts();
+    let (pages, pages_doc) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::docs_page))
         .routes(routes!(docs::docs_asset))
-        .split_for_parts()
+        .split_for_parts();
+    let mut pages_doc = pages_doc;
+    for part in [std::mem::take(&mut document), campus_doc, operations_doc] {
+        pages_doc.merge(part);
+    }
+    document = pages_doc;
+    let router = pages
+        .merge(orchestra.with_state(app.orchestra.clone()))
+        .merge(
+            campus
+                .layer(axum::middleware::map_response(drf_shape))
+                .with_state(app.campus.clone()),
+        )
+        .merge(operations.with_state(app.rt.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
+        });
+    (router, document)
+}
+
+/// An unknown path, answered in the dialect of the service whose paths it lies among (the
+/// orchestra's `{"msg"}` for any other).
+async fn not_found(uri: Uri) -> Response {
+    let response = ApiError::not_found().into_response();
+    if crate::campus::owns(uri.path()) {
+        drf_shape(response).await
+    } else {
+        response
+    }
 }
 
 /// Serve both services on `listener` until `shutdown` resolves.
 pub async fn serve(
-    app: Arc<App>,
+    app: std::sync::Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Metrics are on the public listener unless an admin listener is configured.
-    let with_metrics = app.config.admin_listen.is_none();
-    crate::http::serve(app, routes(with_metrics), listener, shutdown).await
+    crate::http::serve(app.rt.clone(), routes(&app), listener, shutdown).await
 }

@@ -1,27 +1,15 @@
-//! Ensemble: the event-sourced backend of the orchestra and campus mini-programs.
+//! Ensemble: the event-sourced backend of the orchestra and campus mini-programs. The lower
+//! floors are the `runtime` crate (event store, bus, projections machinery, workers, clients),
+//! the domain is `aggregates`, the read models are `projections`. Here: the HTTP plumbing
+//! ([`http`], which knows no context), the two bounded contexts ([`orchestra`], [`campus`]),
+//! and at the top their assembly ([`app`], [`api`]) and the command line ([`cli`]).
 
 pub mod api;
 pub mod app;
-pub mod audit;
-pub mod bus;
 pub mod campus;
 pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod db;
 pub mod http;
-pub mod jwt;
-pub mod limits;
-pub mod mailer;
-pub mod metrics;
-mod name_migration;
 pub mod orchestra;
-pub mod personal;
-mod personal_migration;
-pub mod projector;
-pub mod store;
-pub mod wechat;
-pub mod worker;
 
 pub use app::App;
-pub use config::Config;
+pub use runtime::Config;

@@ -14,12 +14,12 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::Campus;
 use super::CurrentSuperuser;
-use crate::audit::{self, Filter, RecordError};
 use crate::http::ApiError;
-use crate::App;
+use runtime::audit::{self, Filter, RecordError};
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     OpenApiRouter::new()
         .routes(routes!(events))
         .routes(routes!(record))
@@ -85,7 +85,7 @@ const MAX_HISTORY_PAGE: usize = 100;
         (status = 403, description = "Not a superuser", body = crate::campus::schema::Detail),
     ))]
 async fn events(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Campus>>,
     _: CurrentSuperuser,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -113,7 +113,7 @@ async fn events(
         after,
         limit,
     };
-    let events = audit::events(&app.pool, &filter).await?;
+    let events = audit::events(&app.rt.pool, &filter).await?;
     let next = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.position))
         .flatten();
@@ -152,14 +152,14 @@ fn not_found() -> ApiError {
         (status = 404, description = "No such record (at that time)", body = crate::campus::schema::Detail),
     ))]
 async fn record(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Campus>>,
     _: CurrentSuperuser,
     record_path_in: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let (aggregate_type, aggregate_id) = record_path(record_path_in)?;
     let when = as_of(&query(raw)?)?;
-    let (state, events) = audit::record(&app.pool, &aggregate_type, &aggregate_id, when)
+    let (state, events) = audit::record(&app.rt.pool, &aggregate_type, &aggregate_id, when)
         .await
         .map_err(record_error)?;
     let Some(last) = events.last() else {
@@ -191,7 +191,7 @@ async fn record(
         (status = 404, description = "No such record", body = crate::campus::schema::Detail),
     ))]
 async fn history(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Campus>>,
     _: CurrentSuperuser,
     record_path_in: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
@@ -212,7 +212,7 @@ async fn history(
         )));
     }
     let (steps, total) = audit::history(
-        &app.pool,
+        &app.rt.pool,
         &aggregate_type,
         &aggregate_id,
         offset..offset.saturating_add(limit),

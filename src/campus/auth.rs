@@ -10,11 +10,11 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::Campus;
 use super::AUDIENCE;
-use crate::bus::Actor;
 use crate::http::ApiError;
 use crate::http::{bearer_token, http_actor};
-use crate::App;
+use runtime::bus::Actor;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -40,11 +40,11 @@ pub fn forbidden() -> ApiError {
 }
 
 /// The verified claims of the request's campus token: 401 without one or with a bad one.
-fn claims(parts: &Parts, app: &App) -> Result<Claims, ApiError> {
+fn claims(parts: &Parts, app: &Campus) -> Result<Claims, ApiError> {
     let token = bearer_token(parts)
         .map_err(|_| invalid_token())?
         .ok_or_else(no_credentials)?;
-    app.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)
+    app.rt.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)
 }
 
 pub struct CurrentSuperuser {
@@ -52,10 +52,10 @@ pub struct CurrentSuperuser {
     pub actor: Actor,
 }
 
-impl FromRequestParts<Arc<App>> for CurrentSuperuser {
+impl FromRequestParts<Arc<Campus>> for CurrentSuperuser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<Campus>) -> Result<Self, ApiError> {
         let claims = claims(parts, app)?;
         if claims.kind != SUPERUSER {
             return Err(forbidden());
@@ -66,11 +66,11 @@ impl FromRequestParts<Arc<App>> for CurrentSuperuser {
 
 impl CurrentSuperuser {
     /// The superuser a verified superuser token names, if still active.
-    async fn of(parts: &Parts, app: &App, claims: Claims) -> Result<Self, ApiError> {
+    async fn of(parts: &Parts, app: &Campus, claims: Claims) -> Result<Self, ApiError> {
         let active: Option<bool> =
             sqlx::query_scalar("SELECT active FROM campus_superusers WHERE id = $1")
                 .bind(&claims.sub)
-                .fetch_optional(&app.pool)
+                .fetch_optional(&app.rt.pool)
                 .await?;
         if active != Some(true) {
             return Err(invalid_token());
@@ -147,10 +147,10 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<Arc<App>> for Caller {
+impl FromRequestParts<Arc<Campus>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<Campus>) -> Result<Self, ApiError> {
         let claims = claims(parts, app)?;
         match claims.kind.as_str() {
             SUPERUSER => {
@@ -165,7 +165,7 @@ impl FromRequestParts<Arc<App>> for Caller {
                 let live: Option<bool> =
                     sqlx::query_scalar("SELECT NOT deleted FROM campus_users WHERE id = $1")
                         .bind(id as i64)
-                        .fetch_optional(&app.pool)
+                        .fetch_optional(&app.rt.pool)
                         .await?;
                 if live != Some(true) {
                     return Err(invalid_token());
@@ -178,7 +178,7 @@ impl FromRequestParts<Arc<App>> for Caller {
                     parts.method,
                     axum::http::Method::GET | axum::http::Method::HEAD
                 ) {
-                    app.limits.check_campus_write(&user_subject(id)).await?;
+                    app.rt.limits.check_campus_write(&user_subject(id)).await?;
                 }
                 Ok(Self {
                     who: Who::User(id),

@@ -23,13 +23,13 @@ use super::common::{
     Query, MAX_NAME,
 };
 use super::read;
-use crate::bus::{CommandBus, CommandError};
+use super::Campus;
 use crate::http::{parse_id, ApiError, Input, Segment};
-use crate::App;
+use runtime::bus::{CommandBus, CommandError};
 
-type AppState = State<Arc<App>>;
+type AppState = State<Arc<Campus>>;
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     OpenApiRouter::new()
         .routes(routes!(blocks, create_block))
         .routes(routes!(rename_block, delete_block))
@@ -48,7 +48,7 @@ struct Kind<K: Catalog> {
     taken: &'static str,
     /// A rename to the same name: (field, message).
     same: (&'static str, &'static str),
-    bus: fn(&App) -> &CommandBus<Entry<K>>,
+    bus: fn(&Campus) -> &CommandBus<Entry<K>>,
 }
 
 const BLOCKS: Kind<Blocks> = Kind {
@@ -56,7 +56,7 @@ const BLOCKS: Kind<Blocks> = Kind {
     sequence: "campus_block_id_seq",
     taken: "具有 版块名称 的 block 已存在。",
     same: ("block", "板块名称重复"),
-    bus: |app| &app.campus.blocks,
+    bus: |app| &app.blocks,
 };
 
 const CATEGORIES: Kind<Categories> = Kind {
@@ -64,7 +64,7 @@ const CATEGORIES: Kind<Categories> = Kind {
     sequence: "campus_category_id_seq",
     taken: "具有 分类名称 的 category 已存在。",
     same: ("category", "分类名称重复"),
-    bus: |app| &app.campus.categories,
+    bus: |app| &app.categories,
 };
 
 const ADDRESSES: Kind<Addresses> = Kind {
@@ -72,7 +72,7 @@ const ADDRESSES: Kind<Addresses> = Kind {
     sequence: "campus_address_id_seq",
     taken: "具有 地址名称 的 address 已存在。",
     same: ("address", "地点重复。"),
-    bus: |app| &app.campus.addresses,
+    bus: |app| &app.addresses,
 };
 
 const PLACE_TAKEN: &str = "地点重复。";
@@ -86,31 +86,36 @@ impl<K: Catalog> Kind<K> {
         }
     }
 
-    async fn exists(&self, app: &App, id: i64) -> Result<bool, ApiError> {
+    async fn exists(&self, app: &Campus, id: i64) -> Result<bool, ApiError> {
         Ok(sqlx::query_scalar(&format!(
             "SELECT EXISTS (SELECT FROM {} WHERE id = $1 AND {})",
             self.table,
             self.live()
         ))
         .bind(id)
-        .fetch_one(&app.pool)
+        .fetch_one(&app.rt.pool)
         .await?)
     }
 
-    fn unique(&self, app: &App, name: &str) -> Unique {
+    fn unique(&self, app: &Campus, name: &str) -> Unique {
         Unique {
             value: name.to_string(),
-            blind: app.keys.blind_name(K::NAME_SCOPE, name),
+            blind: app.rt.keys.blind_name(K::NAME_SCOPE, name),
         }
     }
 
-    async fn taken(&self, app: &App, unique: &Unique) -> Result<bool, ApiError> {
-        Ok(app.keys.owner(K::NAME_SCOPE, unique.blind).await?.is_some())
+    async fn taken(&self, app: &Campus, unique: &Unique) -> Result<bool, ApiError> {
+        Ok(app
+            .rt
+            .keys
+            .owner(K::NAME_SCOPE, unique.blind)
+            .await?
+            .is_some())
     }
 
     async fn list(
         &self,
-        app: &App,
+        app: &Campus,
         me: &Caller,
         page: &Page,
         columns: &str,
@@ -125,7 +130,7 @@ impl<K: Catalog> Kind<K> {
         .await
     }
 
-    async fn create(&self, app: &App, me: &Caller, input: &Input) -> Result<Response, ApiError> {
+    async fn create(&self, app: &Campus, me: &Caller, input: &Input) -> Result<Response, ApiError> {
         me.superuser()?;
         let mut fields = Fields::default();
         let name = fields.text(input, "name", true, MAX_NAME, true);
@@ -156,7 +161,7 @@ impl<K: Catalog> Kind<K> {
 
     async fn rename(
         &self,
-        app: &App,
+        app: &Campus,
         me: &Caller,
         id: &str,
         input: &Input,
@@ -170,7 +175,7 @@ impl<K: Catalog> Kind<K> {
         let name = fields.text(input, "name", true, MAX_NAME, true);
         fields.check()?;
         let name = self.unique(app, &name.unwrap_or_default());
-        let owner = app.keys.owner(K::NAME_SCOPE, name.blind).await?;
+        let owner = app.rt.keys.owner(K::NAME_SCOPE, name.blind).await?;
         if owner.is_some_and(|o| o != aggregates::campus::catalog::entry_owner::<K>(id as u64)) {
             return Err(field_error("name", self.taken));
         }
@@ -189,7 +194,7 @@ impl<K: Catalog> Kind<K> {
         }
     }
 
-    async fn delete(&self, app: &App, me: &Caller, id: &str) -> Result<Response, ApiError> {
+    async fn delete(&self, app: &Campus, me: &Caller, id: &str) -> Result<Response, ApiError> {
         me.superuser()?;
         let id = parse_id(id)?;
         if !self.exists(app, id).await? {
@@ -427,6 +432,7 @@ async fn create_address(
     };
     let name = ADDRESSES.unique(&app, &name);
     let place_blind = app
+        .rt
         .keys
         .blind(PLACE_SCOPE, &format!("{longitude},{latitude}"));
     let taken = async {
@@ -434,7 +440,7 @@ async fn create_address(
         if ADDRESSES.taken(&app, &name).await? {
             fields.add("name", ADDRESSES.taken);
         }
-        if app.keys.owner(PLACE_SCOPE, place_blind).await?.is_some() {
+        if app.rt.keys.owner(PLACE_SCOPE, place_blind).await?.is_some() {
             fields.add("address", PLACE_TAKEN);
         }
         fields.check()
@@ -451,7 +457,6 @@ async fn create_address(
         place: Some((place, place_blind)),
     };
     match app
-        .campus
         .addresses
         .execute(&id.to_string(), command, &me.actor)
         .await
@@ -469,7 +474,7 @@ async fn create_address(
             if ADDRESSES.taken(&app, &name).await? {
                 fields.add("name", ADDRESSES.taken);
             }
-            if app.keys.owner(PLACE_SCOPE, place_blind).await?.is_some() {
+            if app.rt.keys.owner(PLACE_SCOPE, place_blind).await?.is_some() {
                 fields.add("address", PLACE_TAKEN);
             }
             fields.check()?;
@@ -494,6 +499,6 @@ async fn delete_address(
 }
 
 /// Whether block `id` exists (for applications).
-pub async fn block_exists(app: &App, id: i64) -> Result<bool, ApiError> {
+pub async fn block_exists(app: &Campus, id: i64) -> Result<bool, ApiError> {
     BLOCKS.exists(app, id).await
 }

@@ -8,9 +8,9 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use crate::bus::CommandError;
+use super::Campus;
 use crate::http::{ApiError, Input};
-use crate::App;
+use runtime::bus::CommandError;
 
 pub const REQUIRED: &str = "该字段是必填项。";
 pub const BLANK: &str = "该字段不能为空。";
@@ -212,12 +212,12 @@ pub struct Page {
 
 pub const MAX_LIMIT: i64 = 1000;
 
-impl FromRequestParts<std::sync::Arc<App>> for Page {
+impl FromRequestParts<std::sync::Arc<Campus>> for Page {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        app: &std::sync::Arc<App>,
+        app: &std::sync::Arc<Campus>,
     ) -> Result<Self, ApiError> {
         let Query(query) = Query::from_request_parts(parts, app).await?;
         let number = |name: &str| -> Result<Option<i64>, ApiError> {
@@ -245,7 +245,7 @@ impl FromRequestParts<std::sync::Arc<App>> for Page {
             path: parts.uri.path().to_string(),
             query: others,
             // Never the request's `Host`: anyone can send any.
-            base: app.config.public_url.clone(),
+            base: app.rt.config.public_url.clone(),
         })
     }
 }
@@ -284,9 +284,9 @@ impl Page {
 }
 
 /// The next number of a kind of record (`campus_<kind>_id_seq`).
-pub async fn next_id(app: &App, sequence: &'static str) -> Result<u64, ApiError> {
+pub async fn next_id(app: &Campus, sequence: &'static str) -> Result<u64, ApiError> {
     let id: i64 = sqlx::query_scalar(&format!("SELECT nextval('{sequence}')"))
-        .fetch_one(&app.pool)
+        .fetch_one(&app.rt.pool)
         .await?;
     Ok(id as u64)
 }
@@ -318,7 +318,7 @@ pub fn envelope_error(msg: &str) -> Value {
 /// invalid-pk error for either that does not exist. Returns the organisation, its stream (the
 /// application's id) and the person.
 pub async fn org_and_person(
-    app: &App,
+    app: &Campus,
     input: &Input,
     authorise: impl FnOnce(i64) -> Result<(), ApiError>,
 ) -> Result<(i64, i64, i64), ApiError> {
@@ -330,13 +330,13 @@ pub async fn org_and_person(
     }
     let mut stream = None;
     if let Some((org, raw)) = &org {
-        stream = super::read::org_stream(&app.pool, *org).await?;
+        stream = super::read::org_stream(&app.rt.pool, *org).await?;
         if stream.is_none() {
             fields.add("org", invalid_pk(raw));
         }
     }
     if let Some((person, raw)) = &person {
-        if !super::read::user_exists(&app.pool, *person).await? {
+        if !super::read::user_exists(&app.rt.pool, *person).await? {
             fields.add("person", invalid_pk(raw));
         }
     }

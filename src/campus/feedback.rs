@@ -15,10 +15,10 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::common::{command_failed, next_id, Fields, Page, MAX_TEXT};
 use super::read;
+use super::Campus;
 use crate::http::{ApiError, Input};
-use crate::App;
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     OpenApiRouter::new().routes(routes!(submit, list))
 }
 
@@ -33,7 +33,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         (status = 403, description = "Not a user", body = Object),
     ))]
 async fn submit(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Campus>>,
     me: Caller,
     input: Input,
 ) -> Result<Response, ApiError> {
@@ -44,20 +44,19 @@ async fn submit(
     fields.check()?;
     let subject = user_subject(user);
     // Erased, with a token that outlived them for a moment: 401 as for any dead token.
-    let key = app.keys.key(&subject).await.map_err(|e| match e {
-        crate::personal::KeyError::Forgotten => super::auth::invalid_token(),
+    let key = app.rt.keys.key(&subject).await.map_err(|e| match e {
+        runtime::personal::KeyError::Forgotten => super::auth::invalid_token(),
         e => e.into(),
     })?;
     let id = next_id(&app, "campus_feedback_id_seq").await?;
-    let seal = |v: &str| projections::personal::seal(&subject, &key, v);
+    let seal = |v: &str| runtime::personal::seal(&subject, &key, v);
     let command = SubmitFeedback {
         feedback_id: id,
         user_id: user,
         feedback: seal(&feedback.unwrap_or_default()),
         contact: seal(&contact.unwrap_or_default()),
     };
-    app.campus
-        .feedback
+    app.feedback
         .execute(&id.to_string(), command, &me.actor)
         .await
         .map_err(command_failed)?;
@@ -78,7 +77,11 @@ async fn submit(
         (status = 401, description = "Not logged in", body = Object),
         (status = 403, description = "Not a superuser", body = Object),
     ))]
-async fn list(State(app): State<Arc<App>>, me: Caller, page: Page) -> Result<Response, ApiError> {
+async fn list(
+    State(app): State<Arc<Campus>>,
+    me: Caller,
+    page: Page,
+) -> Result<Response, ApiError> {
     me.superuser()?;
     let list = read::list(&app, me.viewer(), &page, &read::Listing::feedbacks(), &[]).await?;
     Ok(Json(list).into_response())

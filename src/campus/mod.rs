@@ -27,11 +27,9 @@ pub use auth::CurrentSuperuser;
 pub use organizations::withdraw_orphaned;
 pub use superusers::{disable, list, register, superuser_named, RegisterError, SuperuserRow};
 
-use crate::bus::CommandBus;
-use crate::config::Config;
-use crate::projector::Projector;
-use crate::wechat::AppCredentials;
-use crate::App;
+use runtime::bus::CommandBus;
+use runtime::wechat::AppCredentials;
+use runtime::Runtime;
 
 /// The audience of campus tokens (orchestra tokens have another: neither is accepted by the
 /// other's endpoints).
@@ -41,6 +39,7 @@ pub const AUDIENCE: &str = "campus";
 const STATE_VERSION: i32 = 1;
 
 pub struct Campus {
+    pub rt: Arc<Runtime>,
     pub credentials: AppCredentials,
     pub superusers: CommandBus<Superuser>,
     pub users: CommandBus<CampusUser>,
@@ -52,31 +51,45 @@ pub struct Campus {
 }
 
 impl Campus {
-    pub fn new(config: &Config, pool: sqlx::PgPool, projector: Arc<Projector>) -> Self {
-        let waits = config.waits;
-        Self {
+    pub fn new(rt: Arc<Runtime>) -> Arc<Self> {
+        Arc::new(Self {
             credentials: AppCredentials {
-                appid: config.campus_appid.clone(),
-                secret: config.campus_secret.clone(),
+                appid: rt.config.campus_appid.clone(),
+                secret: rt.config.campus_secret.clone(),
             },
-            superusers: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
-            users: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
-            organizations: CommandBus::new(
-                pool.clone(),
-                (),
-                STATE_VERSION,
-                projector.clone(),
-                waits,
-            ),
-            blocks: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
-            categories: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
-            addresses: CommandBus::new(pool.clone(), (), STATE_VERSION, projector.clone(), waits),
-            feedback: CommandBus::new(pool, (), STATE_VERSION, projector, waits),
-        }
+            superusers: CommandBus::on(&rt, (), STATE_VERSION),
+            users: CommandBus::on(&rt, (), STATE_VERSION),
+            organizations: CommandBus::on(&rt, (), STATE_VERSION),
+            blocks: CommandBus::on(&rt, (), STATE_VERSION),
+            categories: CommandBus::on(&rt, (), STATE_VERSION),
+            addresses: CommandBus::on(&rt, (), STATE_VERSION),
+            feedback: CommandBus::on(&rt, (), STATE_VERSION),
+            rt,
+        })
+    }
+
+    /// What the campus needs done in the background: a deleted user's pending applications
+    /// withdrawn when the request or process that deleted them died after the commit
+    /// (idempotent; usually finds nothing).
+    pub fn background(self: &Arc<Self>) -> Vec<runtime::worker::Periodic> {
+        let campus = self.clone();
+        vec![runtime::worker::Periodic {
+            name: "campus-sweeper",
+            every: SWEEP_EVERY,
+            round: Arc::new(move || {
+                let campus = campus.clone();
+                Box::pin(async move {
+                    withdraw_orphaned(&campus, None).await;
+                })
+            }),
+        }]
     }
 }
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+/// How often the campus sweeper looks for work.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     superusers::routes()
         .merge(audit::routes())
         .merge(users::routes())
@@ -85,9 +98,36 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .merge(feedback::routes())
 }
 
+/// The first segments of the campus document's paths (and of the superusers' `/audit/`):
+/// an unknown path among them is answered in DRF's shape.
+const PREFIXES: &[&str] = &[
+    "users",
+    "blocks",
+    "organizations",
+    "activities",
+    "login",
+    "userLogin",
+    "sendVerify",
+    "verify",
+    "register",
+    "adminLogIn",
+    "feedbacks",
+    "audit",
+];
+
+/// Whether `path` lies among the campus's paths.
+pub fn owns(path: &str) -> bool {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    PREFIXES.contains(&first)
+}
+
 /// A moment as the campus API shows it: local time, microseconds, no offset.
-pub fn local_time(app: &App, at: chrono::DateTime<chrono::Utc>) -> String {
-    at.with_timezone(&app.config.tz)
+pub fn local_time(app: &Campus, at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&app.rt.config.tz)
         .format("%Y-%m-%dT%H:%M:%S%.6f")
         .to_string()
 }

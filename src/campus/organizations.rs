@@ -26,13 +26,13 @@ use super::common::{
     Query, MAX_NAME, MAX_TEXT, MAX_URL,
 };
 use super::read::{self, org_json, ORG_JOINS};
-use crate::bus::{Actor, CommandError};
+use super::Campus;
 use crate::http::{parse_id, ApiError, Input, Segment};
-use crate::App;
+use runtime::bus::{Actor, CommandError};
 
-type AppState = State<Arc<App>>;
+type AppState = State<Arc<Campus>>;
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     OpenApiRouter::new()
         .routes(routes!(submit, applications))
         .routes(routes!(delete_application))
@@ -49,8 +49,8 @@ const NAME_TAKEN_BY_APPLICATION: &str = "已经存在该名称组织的申请";
 const NAME_TAKEN_ON_EDIT: &str = "具有 组织名称 的 organization 已存在。";
 
 /// Who holds an organisation name: None, or whether it is a founded organisation.
-async fn name_holder(app: &App, unique: &Unique) -> Result<Option<(i64, bool)>, ApiError> {
-    let Some(owner) = app.keys.owner(ORG_NAME_SCOPE, unique.blind).await? else {
+async fn name_holder(app: &Campus, unique: &Unique) -> Result<Option<(i64, bool)>, ApiError> {
+    let Some(owner) = app.rt.keys.owner(ORG_NAME_SCOPE, unique.blind).await? else {
         return Ok(None);
     };
     let application: i64 = owner
@@ -61,18 +61,18 @@ async fn name_holder(app: &App, unique: &Unique) -> Result<Option<(i64, bool)>, 
         "SELECT EXISTS (SELECT FROM campus_organizations WHERE application_id = $1)",
     )
     .bind(application)
-    .fetch_one(&app.pool)
+    .fetch_one(&app.rt.pool)
     .await?;
     Ok(Some((application, founded)))
 }
 
 /// A change refused because a person it names was erased meanwhile: `field` names them,
 /// unless it was the caller who was erased (then their token is dead: 401).
-async fn named_gone(app: &App, me: &Caller, user: i64, field: &str) -> ApiError {
+async fn named_gone(app: &Campus, me: &Caller, user: i64, field: &str) -> ApiError {
     if let Some(caller) = me.user() {
         if matches!(
-            app.keys.key(&user_subject(caller)).await,
-            Err(crate::personal::KeyError::Forgotten)
+            app.rt.keys.key(&user_subject(caller)).await,
+            Err(runtime::personal::KeyError::Forgotten)
         ) {
             return super::auth::invalid_token();
         }
@@ -128,7 +128,7 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         me.is_or_superuser(*user)?;
     }
     if let Some((user, raw)) = &user {
-        if !read::user_exists(&app.pool, *user).await? {
+        if !read::user_exists(&app.rt.pool, *user).await? {
             fields.add("user", invalid_pk(raw));
         }
     }
@@ -139,7 +139,7 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
     }
     let unique = name.as_ref().map(|n| Unique {
         value: n.clone(),
-        blind: app.keys.blind_name(ORG_NAME_SCOPE, n),
+        blind: app.rt.keys.blind_name(ORG_NAME_SCOPE, n),
     });
     if let Some(unique) = &unique {
         match name_holder(&app, unique).await? {
@@ -155,10 +155,10 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         return Err(ApiError::internal("checked fields missing"));
     };
     let subject = user_subject(user as u64);
-    let key = match app.keys.key(&subject).await {
+    let key = match app.rt.keys.key(&subject).await {
         Ok(key) => key,
         // The applicant was erased meanwhile (the caller, or the user a superuser applies for).
-        Err(crate::personal::KeyError::Forgotten) => {
+        Err(runtime::personal::KeyError::Forgotten) => {
             return Err(named_gone(&app, &me, user, "user").await)
         }
         Err(e) => return Err(e.into()),
@@ -168,13 +168,12 @@ async fn submit(State(app): AppState, me: Caller, input: Input) -> Result<Respon
     let command = OrganizationCommand::Submit {
         application_id: id,
         name: unique.clone(),
-        description: projections::personal::seal(&subject, &key, &description),
+        description: runtime::personal::seal(&subject, &key, &description),
         applicant: user as u64,
         block: block as u64,
         at,
     };
     match app
-        .campus
         .organizations
         .execute(&id.to_string(), command, &me.actor)
         .await
@@ -239,30 +238,30 @@ fn block_deleted() -> ApiError {
 
 /// Whether block `id` still holds its name: the truth as committed (a deletion frees it in
 /// the statement that records it), whatever the read models say yet.
-async fn block_held(app: &App, id: i64) -> Result<bool, ApiError> {
+async fn block_held(app: &Campus, id: i64) -> Result<bool, ApiError> {
     use aggregates::campus::catalog::{entry_owner, Blocks};
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT FROM reservations WHERE owner = $1)")
             .bind(entry_owner::<Blocks>(id as u64))
-            .fetch_one(&app.pool)
+            .fetch_one(&app.rt.pool)
             .await?,
     )
 }
 
-async fn application_block(app: &App, id: i64) -> Result<i64, ApiError> {
+async fn application_block(app: &Campus, id: i64) -> Result<i64, ApiError> {
     Ok(
         sqlx::query_scalar("SELECT block_id FROM campus_applications WHERE id = $1")
             .bind(id)
-            .fetch_one(&app.pool)
+            .fetch_one(&app.rt.pool)
             .await?,
     )
 }
 
-async fn application_applicant(app: &App, id: i64) -> Result<Option<i64>, ApiError> {
+async fn application_applicant(app: &Campus, id: i64) -> Result<Option<i64>, ApiError> {
     Ok(
         sqlx::query_scalar("SELECT user_id FROM campus_applications WHERE id = $1 AND NOT deleted")
             .bind(id)
-            .fetch_optional(&app.pool)
+            .fetch_optional(&app.rt.pool)
             .await?,
     )
 }
@@ -286,8 +285,7 @@ async fn delete_application(
         return Err(ApiError::not_found());
     }
     let command = OrganizationCommand::DeleteApplication { by: me.domain() };
-    app.campus
-        .organizations
+    app.organizations
         .execute(&id.to_string(), command, &me.actor)
         .await
         .map_err(org_error)?;
@@ -297,16 +295,16 @@ async fn delete_application(
 /// Withdraw the pending applications of deleted users (`of`: of that one only; at most 1,000
 /// a call, taken from every deleted user in turn, so one user's backlog delays nobody else's),
 /// freeing their names. Run in the background after each deletion, and by the
-/// campus sweeper (`crate::worker`) every half minute, so that a deletion whose process died
+/// campus sweeper (`runtime::worker`) every half minute, so that a deletion whose process died
 /// right after its commit is completed all the same. Returns how many were withdrawn.
-pub async fn withdraw_orphaned(app: &App, of: Option<i64>) -> usize {
+pub async fn withdraw_orphaned(app: &Campus, of: Option<i64>) -> usize {
     let pending: Vec<i64> = match sqlx::query_scalar(
         "SELECT a.id FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
          WHERE u.deleted AND a.status = 0 AND NOT a.deleted AND ($1::bigint IS NULL OR a.user_id = $1) \
          ORDER BY row_number() OVER (PARTITION BY a.user_id ORDER BY a.id), a.id LIMIT 1000",
     )
     .bind(of)
-    .fetch_all(&app.pool)
+    .fetch_all(&app.rt.pool)
     .await
     {
         Ok(ids) => ids,
@@ -326,7 +324,6 @@ pub async fn withdraw_orphaned(app: &App, of: Option<i64>) -> usize {
             by: DomainCaller::Superuser,
         };
         match app
-            .campus
             .organizations
             .execute(&id.to_string(), command, &actor)
             .await
@@ -384,7 +381,7 @@ async fn decide(
         return Err(block_deleted());
     }
     // An application outlives its applicant only until the sweeper withdraws it.
-    if approve && !read::user_exists(&app.pool, applicant).await? {
+    if approve && !read::user_exists(&app.rt.pool, applicant).await? {
         return Err(ApiError::Body(
             StatusCode::BAD_REQUEST,
             json!({"detail": ["申请人已注销。"]}),
@@ -405,7 +402,6 @@ async fn decide(
         at: chrono::Utc::now(),
     };
     match app
-        .campus
         .organizations
         .execute(&id.to_string(), command, &me.actor)
         .await
@@ -436,13 +432,13 @@ async fn organizations(
 ) -> Result<Response, ApiError> {
     if let Some(name) = query.get("org") {
         let found = read::one(
-            &app.pool,
+            &app.rt.pool,
             &format!(
                 "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.name = $3",
                 org_json()
             ),
             me.viewer(),
-            app.config.tz.name(),
+            app.rt.config.tz.name(),
             name.trim(),
         )
         .await?;
@@ -464,23 +460,23 @@ async fn organizations(
 }
 
 /// Organisation `id`'s stream, or 404.
-async fn stream_of(app: &App, id: &str) -> Result<(i64, String), ApiError> {
+async fn stream_of(app: &Campus, id: &str) -> Result<(i64, String), ApiError> {
     let id = parse_id(id)?;
-    let stream = read::org_stream(&app.pool, id)
+    let stream = read::org_stream(&app.rt.pool, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok((id, stream.to_string()))
 }
 
-async fn org_answer(app: &App, me: &Caller, id: i64) -> Result<Value, ApiError> {
+async fn org_answer(app: &Campus, me: &Caller, id: i64) -> Result<Value, ApiError> {
     read::one(
-        &app.pool,
+        &app.rt.pool,
         &format!(
             "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.id = $3",
             org_json()
         ),
         me.viewer(),
-        app.config.tz.name(),
+        app.rt.config.tz.name(),
         id,
     )
     .await?
@@ -518,11 +514,11 @@ async fn edit(
     fields.check()?;
     let name = name.unwrap_or_default();
     let unique = Unique {
-        blind: app.keys.blind_name(ORG_NAME_SCOPE, &name),
+        blind: app.rt.keys.blind_name(ORG_NAME_SCOPE, &name),
         value: name,
     };
     let own = application_owner(stream.parse().unwrap_or_default());
-    let taken = app.keys.owner(ORG_NAME_SCOPE, unique.blind).await?;
+    let taken = app.rt.keys.owner(ORG_NAME_SCOPE, unique.blind).await?;
     if taken.is_some_and(|holder| holder != own) {
         return Err(field_error("name", NAME_TAKEN_ON_EDIT));
     }
@@ -532,12 +528,7 @@ async fn edit(
         description,
         avatar,
     };
-    match app
-        .campus
-        .organizations
-        .execute(&stream, command, &me.actor)
-        .await
-    {
+    match app.organizations.execute(&stream, command, &me.actor).await {
         Ok(committed) => {
             // What was committed, whether or not the read model holds it yet.
             let mut answer = org_answer(&app, &me, id).await?;
@@ -577,8 +568,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let (_, stream) = stream_of(&app, &id).await?;
     let command = OrganizationCommand::Delete { by: me.domain() };
-    app.campus
-        .organizations
+    app.organizations
         .execute(&stream, command, &me.actor)
         .await
         .map_err(org_error)?;
@@ -606,7 +596,7 @@ async fn transfer(
     let mut fields = Fields::default();
     let owner = fields.id(&input, "owner");
     if let Some((owner, raw)) = &owner {
-        if !read::user_exists(&app.pool, *owner).await? {
+        if !read::user_exists(&app.rt.pool, *owner).await? {
             fields.add("owner", invalid_pk(raw));
         }
     }
@@ -617,12 +607,7 @@ async fn transfer(
         to: owner as u64,
         appointment_id: next_id(&app, "campus_appointment_id_seq").await?,
     };
-    match app
-        .campus
-        .organizations
-        .execute(&stream, command, &me.actor)
-        .await
-    {
+    match app.organizations.execute(&stream, command, &me.actor).await {
         Ok(_) => Ok(Json(json!({"owner": owner})).into_response()),
         Err(CommandError::Gone) => Err(named_gone(&app, &me, owner, "owner").await),
         Err(e) => Err(org_error(e)),
@@ -651,7 +636,6 @@ async fn appoint(State(app): AppState, me: Caller, input: Input) -> Result<Respo
         appointment_id,
     };
     let appointed = app
-        .campus
         .organizations
         .execute(&stream.to_string(), command, &me.actor)
         .await;
@@ -682,7 +666,7 @@ async fn appoint(State(app): AppState, me: Caller, input: Input) -> Result<Respo
     ))]
 async fn dismiss(State(app): AppState, me: Caller, query: Query) -> Result<Response, ApiError> {
     let (user, org) = super::users::pair(&query)?;
-    let Some(stream) = read::org_stream(&app.pool, org).await? else {
+    let Some(stream) = read::org_stream(&app.rt.pool, org).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let command = OrganizationCommand::DismissManager {
@@ -690,7 +674,6 @@ async fn dismiss(State(app): AppState, me: Caller, query: Query) -> Result<Respo
         user: user as u64,
     };
     match app
-        .campus
         .organizations
         .execute(&stream.to_string(), command, &me.actor)
         .await
@@ -722,7 +705,7 @@ async fn managers_envelope(
             let id: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM campus_organizations WHERE name = $1")
                     .bind(name.trim())
-                    .fetch_optional(&app.pool)
+                    .fetch_optional(&app.rt.pool)
                     .await?;
             let Some(id) = id else {
                 return Ok(Json(envelope_error("invalid org name")).into_response());

@@ -124,7 +124,7 @@ pub async fn org_stream(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
 /// A list of the record a path names by id (`raw`): an empty list when it names nothing, as
 /// the document's `[]` for an unknown record.
 pub async fn list_of(
-    app: &crate::App,
+    app: &super::Campus,
     viewer: i64,
     page: &Page,
     listing: &Listing,
@@ -138,16 +138,16 @@ pub async fn list_of(
 
 /// A paged list: the rows of `listing`, and with `limit` DRF's page counted by its count.
 pub async fn list(
-    app: &crate::App,
+    app: &super::Campus,
     viewer: i64,
     page: &Page,
     listing: &Listing,
     args: &[i64],
 ) -> Result<Value, crate::http::ApiError> {
-    let tz = app.config.tz.name();
-    let found = rows(&app.pool, &listing.select, viewer, tz, page, args).await?;
+    let tz = app.rt.config.tz.name();
+    let found = rows(&app.rt.pool, &listing.select, viewer, tz, page, args).await?;
     let total = if page.limit.is_some() {
-        count(&app.pool, &listing.count, args).await?
+        count(&app.rt.pool, &listing.count, args).await?
     } else {
         0
     };

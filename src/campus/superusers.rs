@@ -22,13 +22,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Claims, CurrentSuperuser, SUPERUSER};
+use super::Campus;
 use super::AUDIENCE;
-use crate::bus::{Actor, CommandError};
 use crate::http::ApiError;
 use crate::http::Input;
-use crate::App;
+use runtime::bus::{Actor, CommandError};
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     OpenApiRouter::new()
         .routes(routes!(admin_login))
         .routes(routes!(register_route))
@@ -61,7 +61,7 @@ fn hash(password: &str) -> String {
 
 /// Register a superuser; returns their id.
 pub async fn register(
-    app: &App,
+    app: &Campus,
     username: &str,
     email: &str,
     password: &str,
@@ -84,7 +84,7 @@ pub async fn register(
     if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
         return Err(field("password", "密码至少 6 个字符。"));
     }
-    let keys = &app.keys;
+    let keys = &app.rt.keys;
     if keys
         .owner(USERNAME_SCOPE, keys.blind(USERNAME_SCOPE, username))
         .await
@@ -102,10 +102,10 @@ pub async fn register(
     let key = keys.create(&subject).await.map_err(anyhow::Error::from)?;
     let command = SuperuserCommand::Register {
         username: keys.seal_unique_with(&subject, &key, USERNAME_SCOPE, username),
-        email: projections::personal::seal(&subject, &key, email.as_str()),
+        email: runtime::personal::seal(&subject, &key, email.as_str()),
         password_hash,
     };
-    match app.campus.superusers.execute(&id, command, actor).await {
+    match app.superusers.execute(&id, command, actor).await {
         Ok(_) => Ok(id),
         // Someone registered the name meanwhile.
         Err(CommandError::Duplicate) => Err(field("username", "已存在一位使用该名字的用户。")),
@@ -115,8 +115,8 @@ pub async fn register(
 
 /// The active superuser called `username`, by the reservation of the name.
 /// The superuser called `username` (active or not), by the reservation of the name.
-pub async fn superuser_named(app: &App, username: &str) -> anyhow::Result<Option<String>> {
-    let keys = &app.keys;
+pub async fn superuser_named(app: &Campus, username: &str) -> anyhow::Result<Option<String>> {
+    let keys = &app.rt.keys;
     let owner = keys
         .owner(USERNAME_SCOPE, keys.blind(USERNAME_SCOPE, username.trim()))
         .await?;
@@ -126,12 +126,11 @@ pub async fn superuser_named(app: &App, username: &str) -> anyhow::Result<Option
 /// Disable a superuser: their tokens stop working once the read model holds it. Returns the
 /// event's position.
 pub async fn disable(
-    app: &App,
+    app: &Campus,
     id: &str,
     actor: &Actor,
-) -> anyhow::Result<Option<projections::LogPosition>> {
+) -> anyhow::Result<Option<runtime::runner::LogPosition>> {
     let committed = app
-        .campus
         .superusers
         .execute(id, SuperuserCommand::Disable, actor)
         .await
@@ -153,12 +152,12 @@ pub struct SuperuserRow {
     pub registered_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn list(app: &App) -> sqlx::Result<Vec<SuperuserRow>> {
+pub async fn list(app: &Campus) -> sqlx::Result<Vec<SuperuserRow>> {
     sqlx::query_as(
         "SELECT id, username, email, active, registered_at FROM campus_superusers \
          ORDER BY registered_at, id",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&app.rt.pool)
     .await
 }
 
@@ -191,15 +190,21 @@ fn invalid_user() -> ApiError {
         (status = 503, description = "Busy; try again", body = crate::http::schema::Message),
     ))]
 async fn admin_login(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Campus>>,
     extensions: axum::http::Extensions,
     input: Input,
 ) -> Result<Response, ApiError> {
     let username = input.text("username")?.unwrap_or_default();
     let password = input.text("password")?.unwrap_or_default();
     let attempt = app
+        .rt
         .limits
-        .login_attempt(&app.keys, &extensions, "admin-login-name", Some(&username))
+        .login_attempt(
+            &app.rt.keys,
+            crate::http::client_address(&extensions),
+            "admin-login-name",
+            Some(&username),
+        )
         .await?;
     let found: Option<(String, String, String, bool)> = match superuser_named(&app, &username)
         .await
@@ -212,7 +217,7 @@ async fn admin_login(
             )
             .bind(&id)
             .bind(superuser_subject(&id))
-            .fetch_optional(&app.pool)
+            .fetch_optional(&app.rt.pool)
             .await?
         }
         None => None,
@@ -233,7 +238,7 @@ async fn admin_login(
     .map_err(ApiError::internal)?;
     match found {
         Some((id, username, _, true)) if verified => {
-            let token = app.jwt.issue(
+            let token = app.rt.jwt.issue(
                 AUDIENCE,
                 Claims {
                     sub: id,
@@ -248,7 +253,7 @@ async fn admin_login(
             .into_response())
         }
         _ => {
-            app.limits.login_failed(&attempt).await;
+            app.rt.limits.login_failed(&attempt).await;
             Err(invalid_user())
         }
     }
@@ -272,7 +277,7 @@ async fn admin_login(
         (status = 503, description = "Busy; try again", body = crate::http::schema::Message),
     ))]
 async fn register_route(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Campus>>,
     me: CurrentSuperuser,
     _headers: HeaderMap,
     input: Input,

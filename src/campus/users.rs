@@ -19,16 +19,16 @@ use super::common::{
     Query, MAX_NAME, MAX_TEXT, MAX_URL,
 };
 use super::read::{self, user_json};
+use super::Campus;
 use super::AUDIENCE;
-use crate::bus::CommandError;
 use crate::http::{parse_id, ApiError, Input, Segment};
-use crate::personal::KeyError;
-use crate::wechat::WechatError;
-use crate::App;
+use runtime::bus::CommandError;
+use runtime::personal::KeyError;
+use runtime::wechat::WechatError;
 
-type AppState = State<Arc<App>>;
+type AppState = State<Arc<Campus>>;
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Campus>> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(user_login))
@@ -141,7 +141,7 @@ type Profile = (String, Option<String>, Option<String>, Option<String>);
 /// The openid is found by its keyed hash among the registered ones; a new one registers a
 /// user whose name and avatar (WeChat's `nickName`, `avatarUrl`) are sealed with their key.
 async fn login_with(
-    app: Arc<App>,
+    app: Arc<Campus>,
     headers: axum::http::HeaderMap,
     extensions: axum::http::Extensions,
     input: Input,
@@ -152,45 +152,49 @@ async fn login_with(
     }
     let (name, avatar) = user_info(&input)?;
     // Per client address only: the login names nobody (a WeChat code is single-use).
-    app.limits
-        .login_attempt(&app.keys, &extensions, "campus-login", None)
+    app.rt
+        .limits
+        .login_attempt(
+            &app.rt.keys,
+            crate::http::client_address(&extensions),
+            "campus-login",
+            None,
+        )
         .await?;
     let openid = app
+        .rt
         .wechat
-        .code2session(&app.campus.credentials, code.trim())
+        .code2session(&app.credentials, code.trim())
         .await
         .map_err(wechat_failed)?;
-    let blind = app.keys.blind(OPENID_SCOPE, &openid);
+    let blind = app.rt.keys.blind(OPENID_SCOPE, &openid);
     let mut exists = true;
-    let id = match app.keys.owner(OPENID_SCOPE, blind).await? {
+    let id = match app.rt.keys.owner(OPENID_SCOPE, blind).await? {
         Some(owner) => aggregates::campus::users::user_of_subject(&owner)
             .ok_or_else(|| ApiError::internal("an openid reserved by a non-user"))?,
         None => {
             let id = next_id(&app, "campus_user_id_seq").await?;
             let subject = user_subject(id);
-            let key = app.keys.create(&subject).await?;
-            let seal = |v: &str| projections::personal::seal(&subject, &key, v);
+            let key = app.rt.keys.create(&subject).await?;
+            let seal = |v: &str| runtime::personal::seal(&subject, &key, v);
             let command = UserCommand::Register {
                 user_id: id,
                 openid: app
+                    .rt
                     .keys
                     .seal_unique_with(&subject, &key, OPENID_SCOPE, &openid),
                 name: seal(name.as_deref().unwrap_or(DEFAULT_NAME)),
                 avatar: avatar.as_deref().map(seal),
             };
             let actor = crate::http::http_actor(USER, &subject, &headers, &extensions);
-            match app
-                .campus
-                .users
-                .execute(&id.to_string(), command, &actor)
-                .await
-            {
+            match app.users.execute(&id.to_string(), command, &actor).await {
                 Ok(_) => {
                     exists = false;
                     id
                 }
                 // The same account registered meanwhile (a racing login): theirs it is.
                 Err(CommandError::Duplicate) => app
+                    .rt
                     .keys
                     .owner(OPENID_SCOPE, blind)
                     .await?
@@ -205,11 +209,11 @@ async fn login_with(
         "SELECT name, avatar, email, sign FROM campus_users WHERE id = $1 AND NOT deleted",
     )
     .bind(id as i64)
-    .fetch_optional(&app.pool)
+    .fetch_optional(&app.rt.pool)
     .await?;
     let (name, avatar, email, sign) =
         profile.ok_or_else(|| ApiError::busy("Your account is being set up; please try again."))?;
-    let token = app.jwt.issue(
+    let token = app.rt.jwt.issue(
         AUDIENCE,
         Claims {
             sub: id.to_string(),
@@ -238,11 +242,15 @@ fn must_be_user(caller: &Caller) -> Result<u64, ApiError> {
 }
 
 /// The caller's key, or 401 once they are erased.
-async fn key_of(app: &App, id: u64) -> Result<projections::personal::Key, ApiError> {
-    app.keys.key(&user_subject(id)).await.map_err(|e| match e {
-        KeyError::Forgotten => super::auth::invalid_token(),
-        e => e.into(),
-    })
+async fn key_of(app: &Campus, id: u64) -> Result<runtime::personal::Key, ApiError> {
+    app.rt
+        .keys
+        .key(&user_subject(id))
+        .await
+        .map_err(|e| match e {
+            KeyError::Forgotten => super::auth::invalid_token(),
+            e => e.into(),
+        })
 }
 
 #[utoipa::path(post, path = "/sendVerify", tag = "campus",
@@ -263,8 +271,9 @@ async fn send_verify(State(app): AppState, me: Caller, input: Input) -> Result<R
         .text("email")?
         .and_then(|e| EmailAddress::parse(&e).ok())
         .ok_or_else(|| status_body(StatusCode::BAD_REQUEST, 1, "Invalid email"))?;
-    app.limits
-        .check_verification_mail(&app.keys, &user_subject(id), email.as_str())
+    app.rt
+        .limits
+        .check_verification_mail(&app.rt.keys, &user_subject(id), email.as_str())
         .await?;
     let code = {
         use rand::Rng;
@@ -273,12 +282,11 @@ async fn send_verify(State(app): AppState, me: Caller, input: Input) -> Result<R
     let subject = user_subject(id);
     let key = key_of(&app, id).await?;
     let command = UserCommand::IssueCode {
-        email: projections::personal::seal(&subject, &key, email.as_str()),
-        code: projections::personal::seal(&subject, &key, &code),
+        email: runtime::personal::seal(&subject, &key, email.as_str()),
+        code: runtime::personal::seal(&subject, &key, &code),
         at: chrono::Utc::now(),
     };
-    app.campus
-        .users
+    app.users
         .execute(&id.to_string(), command, &me.actor)
         .await
         .map_err(|e| match e {
@@ -317,12 +325,11 @@ async fn verify(State(app): AppState, me: Caller, input: Input) -> Result<Respon
     let subject = user_subject(me_id);
     let key = key_of(&app, me_id).await?;
     let command = UserCommand::TryCode {
-        email: projections::personal::seal(&subject, &key, email.as_str()),
-        code: projections::personal::seal(&subject, &key, code.trim()),
+        email: runtime::personal::seal(&subject, &key, email.as_str()),
+        code: runtime::personal::seal(&subject, &key, code.trim()),
         at: chrono::Utc::now(),
     };
     match app
-        .campus
         .users
         .execute(&me_id.to_string(), command, &me.actor)
         .await
@@ -364,10 +371,10 @@ async fn users(
         let found = match parse_positive(raw) {
             Some(id) => {
                 read::one(
-                    &app.pool,
+                    &app.rt.pool,
                     &format!("SELECT {} {USER_SELECT} AND u.id = $3", user_json("u")),
                     me.viewer(),
-                    app.config.tz.name(),
+                    app.rt.config.tz.name(),
                     id,
                 )
                 .await?
@@ -385,12 +392,12 @@ async fn users(
     Ok(Json(list).into_response())
 }
 
-async fn user_answer(app: &App, me: &Caller, id: i64) -> Result<Value, ApiError> {
+async fn user_answer(app: &Campus, me: &Caller, id: i64) -> Result<Value, ApiError> {
     read::one(
-        &app.pool,
+        &app.rt.pool,
         &format!("SELECT {} {USER_SELECT} AND u.id = $3", user_json("u")),
         me.viewer(),
-        app.config.tz.name(),
+        app.rt.config.tz.name(),
         id,
     )
     .await?
@@ -437,7 +444,7 @@ async fn edit_user(
     // Only the user themself (whom the token check has just found): anyone else learns whether
     // the user exists, as the document's 404 says.
     if me.user() != Some(id as u64) {
-        return Err(if read::user_exists(&app.pool, id).await? {
+        return Err(if read::user_exists(&app.rt.pool, id).await? {
             super::auth::forbidden()
         } else {
             ApiError::not_found()
@@ -451,13 +458,12 @@ async fn edit_user(
     let subject = user_subject(id as u64);
     let key = key_of(&app, id as u64).await?;
     let command = UserCommand::EditProfile {
-        name: projections::personal::seal(&subject, &key, &name),
+        name: runtime::personal::seal(&subject, &key, &name),
         sign: sign
             .as_deref()
-            .map(|s| projections::personal::seal(&subject, &key, s)),
+            .map(|s| runtime::personal::seal(&subject, &key, s)),
     };
-    app.campus
-        .users
+    app.users
         .execute(&id.to_string(), command, &me.actor)
         .await
         .map_err(|e| match e {
@@ -492,12 +498,11 @@ async fn delete_user(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     // The user themself was just found by the token check; anyone else's target is looked up.
-    if me.user() != Some(id as u64) && !read::user_exists(&app.pool, id).await? {
+    if me.user() != Some(id as u64) && !read::user_exists(&app.rt.pool, id).await? {
         return Err(ApiError::not_found());
     }
     me.is_or_superuser(id)?;
-    app.campus
-        .users
+    app.users
         .execute(&id.to_string(), UserCommand::Delete, &me.actor)
         .await
         .map_err(|e| match e {
@@ -532,7 +537,7 @@ async fn managed_envelope(
     let Some(id) = query.get("id").and_then(parse_positive) else {
         return Ok(Json(envelope_error("invalid userID")).into_response());
     };
-    if !read::user_exists(&app.pool, id).await? {
+    if !read::user_exists(&app.rt.pool, id).await? {
         return Ok(Json(envelope_error("invalid userID")).into_response());
     }
     let list = read::list(
@@ -595,7 +600,6 @@ async fn follow(State(app): AppState, me: Caller, input: Input) -> Result<Respon
         organization_id: org as u64,
     };
     match app
-        .campus
         .users
         .execute(&person.to_string(), command, &me.actor)
         .await
@@ -635,12 +639,11 @@ async fn follow(State(app): AppState, me: Caller, input: Input) -> Result<Respon
 async fn unfollow(State(app): AppState, me: Caller, query: Query) -> Result<Response, ApiError> {
     let (user, org) = pair(&query)?;
     me.is_or_superuser(user)?;
-    if read::user_exists(&app.pool, user).await? {
+    if read::user_exists(&app.rt.pool, user).await? {
         let command = UserCommand::Unfollow {
             organization_id: org as u64,
         };
         match app
-            .campus
             .users
             .execute(&user.to_string(), command, &me.actor)
             .await

@@ -4,8 +4,8 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use super::settle;
-use crate::bus::Actor;
 use crate::App;
+use runtime::bus::Actor;
 
 #[derive(Subcommand)]
 pub(super) enum AdminCmd {
@@ -44,7 +44,7 @@ pub(super) async fn admin(app: &App, command: AdminCmd) -> anyhow::Result<()> {
                 }
                 None => bail!("no password: give --password, set ENSEMBLE_ADMIN_PASSWORD, or run on a terminal to be asked"),
             };
-            let id = crate::campus::register(app, &username, &email, &password, &actor)
+            let id = crate::campus::register(&app.campus, &username, &email, &password, &actor)
                 .await
                 .map_err(|e| match e {
                     crate::campus::RegisterError::Fields(fields) => {
@@ -59,7 +59,7 @@ pub(super) async fn admin(app: &App, command: AdminCmd) -> anyhow::Result<()> {
                 "{:<36}  {:<20} {:<30} {:<8} registered",
                 "id", "username", "email", "state"
             );
-            for s in crate::campus::list(app).await? {
+            for s in crate::campus::list(&app.campus).await? {
                 println!(
                     "{:<36}  {:<20} {:<30} {:<8} {}",
                     s.id,
@@ -71,10 +71,10 @@ pub(super) async fn admin(app: &App, command: AdminCmd) -> anyhow::Result<()> {
             }
         }
         AdminCmd::Disable { username } => {
-            let Some(id) = crate::campus::superuser_named(app, &username).await? else {
+            let Some(id) = crate::campus::superuser_named(&app.campus, &username).await? else {
                 bail!("no superuser called {}", username.trim());
             };
-            let position = crate::campus::disable(app, &id, &actor).await?;
+            let position = crate::campus::disable(&app.campus, &id, &actor).await?;
             settle(app, position).await;
             println!("superuser {} is disabled", username.trim());
         }

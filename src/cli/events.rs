@@ -29,7 +29,7 @@ pub(super) enum EventsCmd {
         aggregate_type: String,
         aggregate_id: String,
         /// RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC) or a date (its end)
-        #[arg(long, value_parser = crate::audit::parse_time)]
+        #[arg(long, value_parser = runtime::audit::parse_time)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Recompute the hash chain over the log: exit 0 if intact, 1 naming the first position
@@ -56,20 +56,20 @@ pub(super) async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> 
             limit,
             format,
         } => {
-            let filter = crate::audit::Filter {
+            let filter = runtime::audit::Filter {
                 aggregate_type,
                 aggregate_id,
                 after,
                 limit: limit.clamp(1, 100_000),
             };
-            let events = crate::audit::events(&app.pool, &filter).await?;
+            let events = runtime::audit::events(&app.rt.pool, &filter).await?;
             match format {
                 Format::Json => {
                     for e in &events {
-                        println!("{}", crate::audit::event_json(e));
+                        println!("{}", runtime::audit::event_json(e));
                     }
                 }
-                Format::Table => print!("{}", crate::audit::event_table(&events)),
+                Format::Table => print!("{}", runtime::audit::event_table(&events)),
             }
             Ok(())
         }
@@ -79,7 +79,7 @@ pub(super) async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> 
             as_of,
         } => {
             let (state, history) =
-                crate::audit::record(&app.pool, &aggregate_type, &aggregate_id, as_of).await?;
+                runtime::audit::record(&app.rt.pool, &aggregate_type, &aggregate_id, as_of).await?;
             if history.is_empty() {
                 bail!("no {aggregate_type} {aggregate_id:?} (at that time)");
             }
@@ -90,8 +90,8 @@ pub(super) async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> 
             println!("{}", serde_json::to_string_pretty(&state)?);
             println!();
             println!("history:");
-            print!("{}", crate::audit::event_table(&history));
-            let actors = crate::audit::actor_names(&app.pool, &history).await?;
+            print!("{}", runtime::audit::event_table(&history));
+            let actors = runtime::audit::actor_names(&app.rt.pool, &history).await?;
             if !actors.is_empty() {
                 println!();
                 println!("actors:");
@@ -103,9 +103,9 @@ pub(super) async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> 
         }
         EventsCmd::Verify { print_head } => {
             // Chain what has been committed so far first, so that the verdict covers it.
-            app.catch_up().await?;
-            match crate::audit::verify(&app.tx_pool).await? {
-                projections::chain::Verdict::Intact {
+            app.rt.catch_up().await?;
+            match runtime::audit::verify(&app.rt.tx_pool).await? {
+                runtime::chain::Verdict::Intact {
                     checked,
                     head,
                     unchained,
@@ -119,7 +119,7 @@ pub(super) async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> 
                     }
                     Ok(())
                 }
-                projections::chain::Verdict::Broken { position, reason } => {
+                runtime::chain::Verdict::Broken { position, reason } => {
                     bail!("the log does not match its hash chain at position {position}: {reason}")
                 }
             }

@@ -30,7 +30,7 @@ pub(super) async fn mail(app: &App, command: MailCmd) -> anyhow::Result<()> {
                 "{:>6}  {:<8} {:>8}  {:<32} {:<25} subject / last error",
                 "id", "state", "attempts", "recipient", "created"
             );
-            for m in crate::mailer::list(&app.pool, failed, limit.clamp(1, 10_000)).await? {
+            for m in runtime::mailer::list(&app.rt.pool, failed, limit.clamp(1, 10_000)).await? {
                 println!(
                     "{:>6}  {:<8} {:>8}  {:<32} {:<25} {}",
                     m.id,
@@ -46,7 +46,7 @@ pub(super) async fn mail(app: &App, command: MailCmd) -> anyhow::Result<()> {
             }
         }
         MailCmd::Retry { id } => {
-            if !crate::mailer::retry(&app.pool, id).await? {
+            if !runtime::mailer::retry(&app.rt.pool, id).await? {
                 bail!("mail {id} is not a failed mail (see `ensemble mail list --failed`)");
             }
             println!("mail {id} is queued again");

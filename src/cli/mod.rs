@@ -45,7 +45,7 @@ enum Command {
         /// instead of asking WeChat. Any login code `X` logs in as the WeChat account
         /// `fake-X` (`bad-code` is refused). Refused unless ENSEMBLE_LISTEN is a loopback
         /// address.
-        #[arg(long, env = "ENSEMBLE_FAKE_WECHAT")]
+        #[arg(long, env = "ENSEMBLE_FAKE_WECHAT", value_parser = clap::builder::BoolishValueParser::new())]
         fake_wechat: bool,
     },
     /// Create the database if missing and apply the migrations
@@ -110,8 +110,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config.wechat_api = serve::fake_wechat(&config).await?;
     }
     if let Command::Migrate = cli.command {
-        crate::db::create_database(&config.database_url).await?;
-        crate::db::migrate(&config.database_url).await?;
+        runtime::db::create_database(&config.database_url).await?;
+        runtime::db::migrate(&config.database_url).await?;
         println!("database is up to date");
         return Ok(());
     }
@@ -132,10 +132,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// work when no server is running), however long another transaction holds them back: when an
 /// operator's command returns, what it did is in force (an unbound or erased member's tokens no
 /// longer work).
-pub(super) async fn settle(app: &App, position: Option<::projections::LogPosition>) {
+pub(super) async fn settle(app: &App, position: Option<::runtime::runner::LogPosition>) {
     let Some(position) = position else { return };
     let mut told = false;
     while !app
+        .rt
         .projector
         .wait_for(position, std::time::Duration::from_secs(5))
         .await

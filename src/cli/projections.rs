@@ -26,20 +26,21 @@ pub(super) enum ProjectionsCmd {
 pub(super) async fn projections(app: &App, command: ProjectionsCmd) -> anyhow::Result<()> {
     match command {
         ProjectionsCmd::CatchUp => {
-            println!("{} events applied", app.catch_up().await?);
+            println!("{} events applied", app.rt.catch_up().await?);
             Ok(())
         }
         ProjectionsCmd::Rebuild { names, all: _ } => {
-            let rebuildable: Vec<&dyn projections::Projection> = app
+            let rebuildable: Vec<&dyn runtime::runner::Projection> = app
+                .rt
                 .projections
                 .iter()
                 .filter(|p| !p.tables().is_empty())
                 .map(|p| p.as_ref())
                 .collect();
-            let chosen: Vec<&dyn projections::Projection> = if names.is_empty() {
+            let chosen: Vec<&dyn runtime::runner::Projection> = if names.is_empty() {
                 rebuildable
             } else {
-                let mut chosen: Vec<&dyn projections::Projection> = Vec::new();
+                let mut chosen: Vec<&dyn runtime::runner::Projection> = Vec::new();
                 for name in &names {
                     if chosen.iter().any(|p| p.name() == name) {
                         continue;
@@ -59,7 +60,7 @@ pub(super) async fn projections(app: &App, command: ProjectionsCmd) -> anyhow::R
                 chosen
             };
             let bar = progress_bar();
-            let n = projections::rebuild(&app.tx_pool, &chosen, &|done, total| {
+            let n = runtime::runner::rebuild(&app.rt.tx_pool, &chosen, &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             })
@@ -76,7 +77,7 @@ pub(super) async fn projections(app: &App, command: ProjectionsCmd) -> anyhow::R
                 "{:<20} {:>22} {:>8}  rows",
                 "projection", "applied (tx/position)", "lag"
             );
-            let standings = crate::audit::standings(&app.pool, &app.projections).await?;
+            let standings = runtime::audit::standings(&app.rt.pool, &app.rt.projections).await?;
             for s in standings {
                 let rows: Vec<String> = s.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
                 println!(
@@ -87,8 +88,8 @@ pub(super) async fn projections(app: &App, command: ProjectionsCmd) -> anyhow::R
                     rows.join(" ")
                 );
             }
-            let mut conn = app.pool.acquire().await?;
-            if let Some(h) = projections::horizon_holder(&mut conn, 5.0).await? {
+            let mut conn = app.rt.pool.acquire().await?;
+            if let Some(h) = runtime::runner::horizon_holder(&mut conn, 5.0).await? {
                 println!(
                     "held back by: pid {} ({}, {}) in a transaction for {} s; nothing \
                      committed after it began is projected until it ends",

@@ -12,9 +12,9 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use super::settle;
-use crate::bus::{Actor, CommandError};
 use crate::orchestra::read;
 use crate::App;
+use runtime::bus::{Actor, CommandError};
 
 #[derive(Subcommand)]
 pub(super) enum RosterCmd {
@@ -90,7 +90,7 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
                 t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                     .unwrap_or_else(|| "(before this was recorded)".into())
             };
-            for m in read::members(&app.pool).await? {
+            for m in read::members(&app.rt.pool).await? {
                 let wechat = match (m.binding, &m.pending_request) {
                     (Some(_), _) => format!(
                         "bound {} (request {})",
@@ -111,7 +111,7 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
         }
         RosterCmd::Approve { name } => {
             let (name, member_id) = member_named(app, &name).await?;
-            let committed = crate::orchestra::bindings::approve(app, member_id, &actor)
+            let committed = crate::orchestra::bindings::approve(&app.orchestra, member_id, &actor)
                 .await
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             settle(app, committed.position).await;
@@ -141,7 +141,7 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
         RosterCmd::Notify { command } => match command {
             NotifyCmd::Add { email } => {
                 // The mailer's own check: an address it could never deliver to is refused here.
-                crate::mailer::recipient(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+                runtime::mailer::recipient(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
                 bus.execute(
                     ROSTER_ID,
@@ -168,7 +168,7 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
                 println!("{email} is no longer notified");
             }
             NotifyCmd::List => {
-                for email in read::notify_addresses(&app.pool).await? {
+                for email in read::notify_addresses(&app.rt.pool).await? {
                     println!("{email}");
                 }
             }
@@ -185,7 +185,7 @@ pub(super) async fn season(app: &App, command: SeasonCmd) -> anyhow::Result<()> 
                 .execute(ROSTER_ID, RosterCommand::StartSeason, &Actor::operator())
                 .await
                 .map_err(operator_error)?;
-            println!("season {} started", read::season(&app.pool).await?);
+            println!("season {} started", read::season(&app.rt.pool).await?);
             Ok(())
         }
     }
@@ -208,8 +208,9 @@ fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
 async fn member_named(app: &App, name: &str) -> anyhow::Result<(MemberName, u64)> {
     let name = MemberName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
     let owner = app
+        .rt
         .keys
-        .owner(NAME_SCOPE, app.keys.blind(NAME_SCOPE, name.as_str()))
+        .owner(NAME_SCOPE, app.rt.keys.blind(NAME_SCOPE, name.as_str()))
         .await?;
     let Some(id) = owner.as_deref().and_then(member_of_subject) else {
         bail!("{name} is not on the roster");
@@ -234,8 +235,8 @@ pub async fn import_roster(
 ) -> anyhow::Result<usize> {
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
-        let blind = app.keys.blind(NAME_SCOPE, row.name.as_str());
-        let owner = app.keys.owner(NAME_SCOPE, blind).await?;
+        let blind = app.rt.keys.blind(NAME_SCOPE, row.name.as_str());
+        let owner = app.rt.keys.owner(NAME_SCOPE, blind).await?;
         let entry = match owner.as_deref().and_then(member_of_subject) {
             Some(member_id) => RosterEntry::Known {
                 member_id,
@@ -244,14 +245,15 @@ pub async fn import_roster(
             },
             None => {
                 let member_id: i64 = sqlx::query_scalar("SELECT nextval('member_id_seq')")
-                    .fetch_one(&app.pool)
+                    .fetch_one(&app.rt.pool)
                     .await?;
                 let member_id = member_id as u64;
                 let subject = member_subject(member_id);
-                let key = app.keys.create(&subject).await?;
-                let name = app
-                    .keys
-                    .seal_unique_with(&subject, &key, NAME_SCOPE, row.name.as_str());
+                let key = app.rt.keys.create(&subject).await?;
+                let name =
+                    app.rt
+                        .keys
+                        .seal_unique_with(&subject, &key, NAME_SCOPE, row.name.as_str());
                 RosterEntry::New {
                     member_id,
                     name,

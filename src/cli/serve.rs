@@ -8,25 +8,25 @@ use tokio::net::TcpListener;
 use crate::App;
 
 pub(super) async fn serve(app: Arc<App>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(app.config.listen)
+    let listener = TcpListener::bind(app.rt.config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", app.config.listen))?;
-    if app.config.jwt_secret.is_none() {
+        .with_context(|| format!("cannot listen on {}", app.rt.config.listen))?;
+    if app.rt.config.jwt_secret.is_none() {
         tracing::warn!(
             "ENSEMBLE_JWT_SECRET is not set: using a random secret, so every token dies with \
              this process. Set it in production."
         );
     }
     tracing::info!(address = %listener.local_addr()?, "serving");
-    let workers = crate::worker::spawn(app.clone());
-    let admin = match app.config.admin_listen {
+    let workers = app.spawn_workers();
+    let admin = match app.rt.config.admin_listen {
         Some(address) => {
             let admin = TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address} (ENSEMBLE_ADMIN_LISTEN)"))?;
             tracing::info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz");
-            let (router, _) = crate::metrics::routes(true).split_for_parts();
-            let router = router.with_state(app.clone());
+            let (router, _) = crate::http::health::routes(true).split_for_parts();
+            let router = router.with_state(app.rt.clone());
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(admin, router).await {
                     tracing::error!(error = %e, "admin listener failed");
@@ -39,7 +39,7 @@ pub(super) async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     if let Some(admin) = admin {
         admin.abort();
     }
-    workers.stop(&app).await;
+    workers.stop(&app.rt).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
 use super::{client_request_id, request_id};
-use crate::bus::Actor;
+use runtime::bus::Actor;
 
 /// An `Authorization` header that is not `JWT <token>` or `Bearer <token>`.
 #[derive(Debug)]
@@ -42,4 +42,11 @@ pub fn http_actor(
             .map(|deadline| deadline.0),
         requires: None,
     }
+}
+
+/// The client's address (the TCP peer: a proxy's address behind a proxy).
+pub fn client_address(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|peer| peer.0.ip())
 }

@@ -8,8 +8,12 @@ use serde_json::json;
 pub enum ApiError {
     /// The orchestra's `{"msg": "..."}`.
     Msg(StatusCode, String),
-    /// Not found, in a shape both mini-programs understand.
+    /// Not found: `{"msg": "Not found."}`, or DRF's `{"detail": "未找到。"}` where the
+    /// service speaks DRF ([`drf_shape`]).
     NotFound,
+    /// A body that is not what any route reads (bad JSON, not an object, a broken form):
+    /// `{"msg": ...}`, or DRF's `{"detail": "JSON parse error - ..."}` ([`drf_shape`]).
+    Malformed { msg: String, drf: String },
     /// Not now: `{"msg"}` with a `Retry-After` in seconds (429 rate limits, 503 busy).
     RetryAfter(StatusCode, String, u64),
     /// Something that is not the client's fault: logged once, answered opaquely.
@@ -66,7 +70,7 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut => Self::busy("The server is busy; please try again."),
             // The database is unreachable for now (a connection lost or terminated, out of
             // descriptors): nothing was done, and a retry may well work.
-            e if crate::db::connection_lost(&e) => {
+            e if runtime::db::connection_lost(&e) => {
                 tracing::error!(error = %e, "database unreachable");
                 Self::busy("The server is busy; please try again.")
             }
@@ -91,11 +95,18 @@ impl IntoResponse for ApiError {
         match self {
             Self::Msg(status, msg) => (status, Json(json!({ "msg": msg }))).into_response(),
             Self::Body(status, body) => (status, Json(body)).into_response(),
-            Self::NotFound => (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "msg": "Not found.", "detail": "未找到。" })),
-            )
-                .into_response(),
+            Self::NotFound => {
+                let mut response =
+                    (StatusCode::NOT_FOUND, Json(json!({ "msg": "Not found." }))).into_response();
+                response.extensions_mut().insert(Neutral::NotFound);
+                response
+            }
+            Self::Malformed { msg, drf } => {
+                let mut response =
+                    (StatusCode::BAD_REQUEST, Json(json!({ "msg": msg }))).into_response();
+                response.extensions_mut().insert(Neutral::Malformed(drf));
+                response
+            }
             Self::RetryAfter(status, msg, seconds) => (
                 status,
                 [(axum::http::header::RETRY_AFTER, seconds.to_string())],
@@ -114,12 +125,48 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::personal::KeyError> for ApiError {
-    /// An erased person's record is gone as far as clients can tell.
-    fn from(e: crate::personal::KeyError) -> Self {
+impl From<runtime::limits::LimitError> for ApiError {
+    /// A limit reached is a 429 with `Retry-After`.
+    fn from(e: runtime::limits::LimitError) -> Self {
         match e {
-            crate::personal::KeyError::Forgotten => Self::not_found(),
-            crate::personal::KeyError::Database(e) => e.into(),
+            runtime::limits::LimitError::Limited(limited) => Self::RetryAfter(
+                StatusCode::TOO_MANY_REQUESTS,
+                limited.message,
+                limited.retry_after,
+            ),
+            runtime::limits::LimitError::Database(e) => e.into(),
         }
+    }
+}
+
+impl From<runtime::personal::KeyError> for ApiError {
+    /// An erased person's record is gone as far as clients can tell.
+    fn from(e: runtime::personal::KeyError) -> Self {
+        match e {
+            runtime::personal::KeyError::Forgotten => Self::not_found(),
+            runtime::personal::KeyError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// Answers every service gives, marked on the response so that a service whose clients speak
+/// another dialect can say them its way ([`drf_shape`]).
+#[derive(Debug, Clone)]
+enum Neutral {
+    NotFound,
+    Malformed(String),
+}
+
+/// Response middleware for a service written for DRF clients: the answers every service gives
+/// in DRF's shapes (`{"detail": "未找到。"}`, `{"detail": "JSON parse error - ..."}`).
+pub async fn drf_shape(mut response: Response) -> Response {
+    match response.extensions_mut().remove::<Neutral>() {
+        Some(Neutral::NotFound) => {
+            ApiError::detail(StatusCode::NOT_FOUND, "未找到。").into_response()
+        }
+        Some(Neutral::Malformed(detail)) => {
+            ApiError::detail(StatusCode::BAD_REQUEST, detail).into_response()
+        }
+        None => response,
     }
 }

@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, BodyTimeout, MAX_BODY_BYTES};
-use crate::App;
+use runtime::Runtime;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
@@ -61,7 +61,7 @@ fn kept(status: StatusCode) -> bool {
 }
 
 /// Who a request's verified token speaks for, as the digest the keys are scoped to.
-fn caller(app: &App, request: &Request) -> Option<String> {
+fn caller(app: &Runtime, request: &Request) -> Option<String> {
     let value = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)?
@@ -75,7 +75,11 @@ fn caller(app: &App, request: &Request) -> Option<String> {
     Some(digest(&[subject.as_bytes()]))
 }
 
-pub async fn idempotency(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn idempotency(
+    State(app): State<Arc<Runtime>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let write = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -98,7 +102,7 @@ pub async fn idempotency(State(app): State<Arc<App>>, request: Request, next: Ne
 }
 
 async fn run(
-    app: Arc<App>,
+    app: Arc<Runtime>,
     scope: String,
     key: HeaderValue,
     request: Request,
@@ -186,7 +190,7 @@ async fn run(
 }
 
 /// Store the answer (or release the key for what is not kept) and hand it on.
-async fn keep(app: &App, scope: &str, key: &str, response: Response) -> Response {
+async fn keep(app: &Runtime, scope: &str, key: &str, response: Response) -> Response {
     if !kept(response.status()) {
         let _ = sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
             .bind(scope)
@@ -233,7 +237,7 @@ async fn keep(app: &App, scope: &str, key: &str, response: Response) -> Response
 type Kept = (String, Option<i16>, Option<String>, Option<Vec<u8>>);
 
 /// The key is taken: the first answer, once there is one; 422 for another request.
-async fn replay(app: &App, scope: &str, key: &str, request_hash: &str) -> Response {
+async fn replay(app: &Runtime, scope: &str, key: &str, request_hash: &str) -> Response {
     let give_up = tokio::time::Instant::now() + app.config.http.request_timeout;
     loop {
         let row: Result<Option<Kept>, _> = sqlx::query_as(
@@ -286,18 +290,4 @@ async fn replay(app: &App, scope: &str, key: &str, request_hash: &str) -> Respon
             }
         }
     }
-}
-
-/// Forget answers older than 24 h, and rate-limit rows whose moment has passed (they hold
-/// nothing, and keep no keyed hash of a name or an address longer than needed).
-pub async fn expire(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    sqlx::query("DELETE FROM write_limits WHERE tat < now()")
-        .execute(pool)
-        .await?;
-    Ok(
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    )
 }

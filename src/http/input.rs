@@ -72,8 +72,11 @@ impl Input {
             return Ok(Self::default());
         }
         if form {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-                .map_err(|_| ApiError::bad_request("Malformed form body."))?;
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(bytes).map_err(|_| ApiError::Malformed {
+                    msg: "Malformed form body.".into(),
+                    drf: "Form parse error.".into(),
+                })?;
             return Ok(Self(
                 pairs
                     .into_iter()
@@ -83,8 +86,14 @@ impl Input {
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ApiError::bad_request("The body must be a JSON object.")),
-            Err(e) => Err(ApiError::bad_request(format!("Malformed JSON: {e}."))),
+            Ok(_) => Err(ApiError::Malformed {
+                msg: "The body must be a JSON object.".into(),
+                drf: "JSON parse error - the body must be a JSON object".into(),
+            }),
+            Err(e) => Err(ApiError::Malformed {
+                msg: format!("Malformed JSON: {e}."),
+                drf: format!("JSON parse error - {e}"),
+            }),
         }
     }
 

@@ -4,6 +4,7 @@
 mod auth;
 pub mod docs;
 mod error;
+pub mod health;
 pub mod idempotency;
 mod input;
 pub mod schema;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -28,32 +29,16 @@ use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use auth::{bearer_token, http_actor, MalformedAuthorization};
-pub use error::ApiError;
+pub use auth::{bearer_token, client_address, http_actor, MalformedAuthorization};
+pub use error::{drf_shape, ApiError};
 pub use input::{parse_date, parse_id, BodyTimeout, Input, Segment, MAX_BODY_BYTES};
 
-use crate::App;
+use runtime::Runtime;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Where the request-id middleware leaves a client's own, checked `x-request-id` for the
 /// handlers. Whatever a client sends under this name is dropped.
 pub const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ensemble-client-request-id");
-
-/// HTTP limits (`ENSEMBLE_HTTP_*`).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// From the connection's first byte (or the end of the previous response) to the end of
-    /// the request's headers; an idle keep-alive connection is closed after it too.
-    pub header_timeout: Duration,
-    /// For the whole request body.
-    pub body_timeout: Duration,
-    /// For the whole request, from its headers to its response.
-    pub request_timeout: Duration,
-    /// How long a response write may make no progress (a client that stopped reading).
-    pub write_timeout: Duration,
-    /// Connections open at once; further clients wait in the listen backlog.
-    pub max_connections: usize,
-}
 
 /// The latest moment a command of this request may start its append (a request extension):
 /// the append then ends within its statement timeout and the read models get their wait, all
@@ -64,18 +49,16 @@ pub struct AppendBy(pub tokio::time::Instant);
 /// What the request-limits middleware needs.
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
-    http: Limits,
+    http: runtime::config::HttpLimits,
     /// From the request's start to its [`AppendBy`].
     append_window: Duration,
 }
 
-/// The service's routes, as `crate::api` assembles them, with the shared plumbing around
+/// The services' routes, as the top floor assembles them (each with its state, its fallback
+/// answers), with the shared plumbing around
 /// them: request ids, limits and deadlines, safe retries, tracing, metrics, and the JSON
 /// answers for unknown paths and methods.
-pub fn router(
-    app: Arc<App>,
-    (api, document): (Router<Arc<App>>, utoipa::openapi::OpenApi),
-) -> Router {
+pub fn router(app: Arc<Runtime>, (api, document): (Router, utoipa::openapi::OpenApi)) -> Router {
     let waits = app.config.waits;
     let limits = Bounds {
         http: app.config.http,
@@ -93,11 +76,7 @@ pub fn router(
         app.clone(),
         idempotency::idempotency,
     ))
-    .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
-    .fallback(|| async { ApiError::not_found() })
-    .method_not_allowed_fallback(|| async {
-        ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
-    })
+    .route_layer(axum::middleware::from_fn(health::mark_route))
     .layer(axum::middleware::from_fn_with_state(limits, request_limits))
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     // One span per request (method, path, request id); one line per response with its
@@ -108,8 +87,7 @@ pub fn router(
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
     )
     .layer(axum::middleware::from_fn(request_ids))
-    .layer(axum::middleware::from_fn(crate::metrics::track))
-    .with_state(app)
+    .layer(axum::middleware::from_fn(health::track))
 }
 
 /// Our own request id on every request (the `x-request-id` of the response and the
@@ -184,8 +162,8 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 
 /// Serve until `shutdown` completes, then finish the requests in flight.
 pub async fn serve(
-    app: Arc<App>,
-    routes: (Router<Arc<App>>, utoipa::openapi::OpenApi),
+    app: Arc<Runtime>,
+    routes: (Router, utoipa::openapi::OpenApi),
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -375,7 +353,7 @@ fn connection_cap(configured: usize, pool_size: u32) -> usize {
         return configured.max(1);
     };
     let reserved =
-        u64::from(pool_size) + u64::from(crate::app::TX_POOL_SIZE) + RESERVED_DESCRIPTORS;
+        u64::from(pool_size) + u64::from(runtime::db::TX_POOL_SIZE) + RESERVED_DESCRIPTORS;
     let budget = limit.saturating_sub(reserved).max(1);
     if (configured as u64) > budget {
         tracing::warn!(

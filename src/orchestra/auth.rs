@@ -10,10 +10,10 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::Orchestra;
 use super::{read, AUDIENCE};
-use crate::bus::Actor;
 use crate::http::{bearer_token, http_actor, ApiError};
-use crate::App;
+use runtime::bus::Actor;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -34,7 +34,7 @@ pub struct CurrentMember {
     /// The current season, as this request found it.
     pub season: u64,
     /// The member's key as this request found it (None: erased meanwhile).
-    pub key: Option<projections::personal::Key>,
+    pub key: Option<runtime::personal::Key>,
     pub actor: Actor,
 }
 
@@ -49,13 +49,14 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     bearer_token(parts).map_err(|_| unauthorized("Invalid or expired token."))
 }
 
-impl FromRequestParts<Arc<App>> for CurrentMember {
+impl FromRequestParts<Arc<Orchestra>> for CurrentMember {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<Orchestra>) -> Result<Self, ApiError> {
         let token = bearer(parts)?
             .ok_or_else(|| unauthorized("Authentication credentials were not provided."))?;
         let claims: Claims = app
+            .rt
             .jwt
             .verify(AUDIENCE, token)
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
@@ -67,7 +68,7 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             member,
             season,
             key,
-        } = read::member_now(&app.pool, id)
+        } = read::member_now(&app.rt.pool, id)
             .await?
             .filter(|now| now.member.binding == Some(claims.bnd as i64))
             .ok_or_else(|| unauthorized("Invalid or expired token."))?;
@@ -84,15 +85,15 @@ impl FromRequestParts<Arc<App>> for CurrentMember {
             section: member.section(),
             role,
             season,
-            key: key.and_then(|k| projections::personal::Key::try_from(k.as_slice()).ok()),
+            key: key.and_then(|k| runtime::personal::Key::try_from(k.as_slice()).ok()),
         })
     }
 }
 
-impl FromRequestParts<Arc<App>> for CurrentManager {
+impl FromRequestParts<Arc<Orchestra>> for CurrentManager {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<Orchestra>) -> Result<Self, ApiError> {
         let member = CurrentMember::from_request_parts(parts, app).await?;
         if member.role != Role::Manager {
             return Err(unauthorized("You are not a manager!"));

@@ -6,8 +6,8 @@ use aggregates::orchestra::roster::{
 };
 use aggregates::personal::Sealed;
 
-use crate::bus::{Actor, CommandError, Committed};
-use crate::App;
+use super::Orchestra;
+use runtime::bus::{Actor, CommandError, Committed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApproveError {
@@ -27,7 +27,7 @@ pub enum ApproveError {
 /// request's openid is read from the log, opened with the member's key and sealed again with
 /// the blind that reserves it (the log never holds a blind).
 pub async fn approve(
-    app: &App,
+    app: &Orchestra,
     member_id: u64,
     actor: &Actor,
 ) -> Result<Committed<aggregates::orchestra::roster::Roster>, ApproveError> {
@@ -39,7 +39,7 @@ pub async fn approve(
     )
     .bind(ROSTER_ID)
     .bind(member_id as i64)
-    .fetch_optional(&app.pool)
+    .fetch_optional(&app.rt.pool)
     .await
     .map_err(|e| ApproveError::Failed(e.to_string()))?;
     let Some(payload) = payload else {
@@ -52,17 +52,17 @@ pub async fn approve(
         return Err(ApproveError::Failed("not a binding request".into()));
     };
     let clear = app
+        .rt
         .keys
         .open(&openid)
         .await
         .map_err(|e| ApproveError::Failed(e.to_string()))?
         .ok_or(ApproveError::Erased(member_id))?;
     let openid = Sealed {
-        blind: Some(app.keys.blind(OPENID_SCOPE, &clear)),
+        blind: Some(app.rt.keys.blind(OPENID_SCOPE, &clear)),
         ..openid
     };
-    app.orchestra
-        .roster
+    app.roster
         .execute(
             ROSTER_ID,
             RosterCommand::ApproveBinding { member_id, openid },

@@ -18,11 +18,10 @@ use sqlx::PgPool;
 pub use auth::CurrentMember;
 pub use routes::routes;
 
-use crate::bus::CommandBus;
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::projector::Projector;
-use crate::wechat::AppCredentials;
+use runtime::bus::CommandBus;
+use runtime::clock::Clock;
+use runtime::wechat::AppCredentials;
+use runtime::Runtime;
 
 pub const AUDIENCE: &str = "orchestra";
 
@@ -32,6 +31,7 @@ const ROSTER_STATE_VERSION: i32 = 1;
 const ABSENCES_STATE_VERSION: i32 = 1;
 
 pub struct Orchestra {
+    pub rt: Arc<Runtime>,
     pub roster: CommandBus<Roster>,
     pub absences: CommandBus<MemberAbsences>,
     pub credentials: AppCredentials,
@@ -40,53 +40,49 @@ pub struct Orchestra {
     pub appliers: Appliers,
 }
 
-/// Absence id → the applier's stream id, remembered.
-#[derive(Default)]
-pub struct Appliers(std::sync::Mutex<std::collections::HashMap<u64, String>>);
+/// Absence id → the applier's stream id, remembered: at most [`APPLIERS_REMEMBERED`], the
+/// least useful going first (quick_cache's S3-FIFO); the size is in `/metrics`.
+#[derive(Clone)]
+pub struct Appliers(Arc<quick_cache::sync::Cache<u64, String>>);
 
 const APPLIERS_REMEMBERED: usize = 100_000;
 
+impl Default for Appliers {
+    fn default() -> Self {
+        let cache = Arc::new(quick_cache::sync::Cache::new(APPLIERS_REMEMBERED));
+        let size = cache.clone();
+        runtime::metrics::register_cache("orchestra_appliers", Arc::new(move || size.len() as u64));
+        Self(cache)
+    }
+}
+
 impl Appliers {
     pub fn get(&self, absence_id: u64) -> Option<String> {
-        self.0.lock().unwrap().get(&absence_id).cloned()
+        self.0.get(&absence_id)
     }
 
     pub fn remember(&self, absence_id: u64, applier: &str) {
-        let mut map = self.0.lock().unwrap();
-        if map.len() >= APPLIERS_REMEMBERED {
-            map.clear();
-        }
-        map.insert(absence_id, applier.to_string());
+        self.0.insert(absence_id, applier.to_string());
     }
 }
 
 impl Orchestra {
-    pub fn new(config: &Config, pool: PgPool, clock: Clock, projector: Arc<Projector>) -> Self {
+    pub fn new(rt: Arc<Runtime>) -> Arc<Self> {
         let services: Arc<dyn OrchestraServices> = Arc::new(Services {
-            pool: pool.clone(),
-            clock,
+            pool: rt.pool.clone(),
+            clock: rt.clock,
         });
-        Self {
-            roster: CommandBus::new(
-                pool.clone(),
-                (),
-                ROSTER_STATE_VERSION,
-                projector.clone(),
-                config.waits,
-            ),
-            absences: CommandBus::new(
-                pool,
-                services,
-                ABSENCES_STATE_VERSION,
-                projector,
-                config.waits,
-            ),
+        let config = &rt.config;
+        Arc::new(Self {
+            roster: CommandBus::on(&rt, (), ROSTER_STATE_VERSION),
+            absences: CommandBus::on(&rt, services, ABSENCES_STATE_VERSION),
             appliers: Appliers::default(),
             credentials: AppCredentials {
                 appid: config.orchestra_appid.clone(),
                 secret: config.orchestra_secret.clone(),
             },
-        }
+            rt,
+        })
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn member_by_name(
 pub async fn name_and_key(
     pool: &PgPool,
     id: i64,
-) -> sqlx::Result<(Option<String>, Option<projections::personal::Key>)> {
+) -> sqlx::Result<(Option<String>, Option<runtime::personal::Key>)> {
     let (name, key): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
         "SELECT (SELECT name FROM orchestra_members WHERE id = $1), \
                 (SELECT key FROM personal_keys WHERE subject = $2)",
@@ -115,7 +115,7 @@ pub async fn name_and_key(
     .await?;
     Ok((
         name,
-        key.and_then(|k| projections::personal::Key::try_from(k.as_slice()).ok()),
+        key.and_then(|k| runtime::personal::Key::try_from(k.as_slice()).ok()),
     ))
 }
 

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use projections::personal::{self as crypto, Key, ERASED_TEXT};
+use runtime::personal::{self as crypto, Key, ERASED_TEXT};
 use serde::Serialize;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,18 +25,18 @@ use super::read::{self, AbsenceRow};
 use super::schema::{
     AbsenceBody, AbsenceChangeBody, LoginAnswer, LoginBody, NextAnswer, PresenceAnswer, ProcessBody,
 };
+use super::Orchestra;
 use super::AUDIENCE;
-use crate::bus::{CommandError, Committed};
 use crate::http::http_actor;
 use crate::http::schema::{Message, NotFound};
 use crate::http::{parse_date, parse_id, ApiError, Input, Segment};
-use crate::personal::KeyError;
-use crate::App;
+use runtime::bus::{CommandError, Committed};
+use runtime::personal::KeyError;
 
-type AppState = State<Arc<App>>;
+type AppState = State<Arc<Orchestra>>;
 
 /// The orchestra document's routes, each with its description in the OpenAPI document.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<Arc<Orchestra>> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(my_absences, apply))
@@ -126,14 +126,21 @@ async fn login(
     let name = input.required_text("name")?;
     let code = input.required_text("code")?;
     let attempt = app
+        .rt
         .limits
-        .login_attempt(&app.keys, &extensions, "login-name", Some(&name))
+        .login_attempt(
+            &app.rt.keys,
+            crate::http::client_address(&extensions),
+            "login-name",
+            Some(&name),
+        )
         .await?;
     // WeChat first: a stranger without a valid code learns nothing about the roster.
     // (`app_id` / `app_secret` of old clients are ignored: the configured credentials win.)
     let openid = app
+        .rt
         .wechat
-        .code2session(&app.orchestra.credentials, &code)
+        .code2session(&app.credentials, &code)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "code2session failed");
@@ -141,7 +148,7 @@ async fn login(
         })?;
     match bind(&app, &headers, &extensions, &name, &openid).await {
         Ok((member_id, binding)) => {
-            let token = app.jwt.issue(
+            let token = app.rt.jwt.issue(
                 AUDIENCE,
                 Claims {
                     sub: member_id.to_string(),
@@ -151,7 +158,7 @@ async fn login(
             Ok(Json(json!({ "msg": "login!", "token": token })).into_response())
         }
         Err(Refusal::Failed(e)) => {
-            app.limits.login_failed(&attempt).await;
+            app.rt.limits.login_failed(&attempt).await;
             Err(e)
         }
         Err(Refusal::Other(e)) => Err(e),
@@ -180,7 +187,7 @@ impl From<sqlx::Error> for Refusal {
 /// The member `name` logging in with `openid`: their binding number, binding them first if
 /// they are not bound yet.
 async fn bind(
-    app: &App,
+    app: &Orchestra,
     headers: &HeaderMap,
     extensions: &axum::http::Extensions,
     name: &str,
@@ -188,12 +195,12 @@ async fn bind(
 ) -> Result<(i64, u64), Refusal> {
     let failed = |e: ApiError| Refusal::Failed(e);
     let name = MemberName::parse(name).map_err(|_| failed(not_listed()))?;
-    let member = read::member_by_name(&app.pool, app.keys.blind(NAME_SCOPE, name.as_str()))
+    let member = read::member_by_name(&app.rt.pool, app.rt.keys.blind(NAME_SCOPE, name.as_str()))
         .await?
         .ok_or_else(|| failed(not_listed()))?;
     let subject = member_subject(member.id as u64);
-    let openid_blind = app.keys.blind(OPENID_SCOPE, openid);
-    let owner = app.keys.owner(OPENID_SCOPE, openid_blind).await?;
+    let openid_blind = app.rt.keys.blind(OPENID_SCOPE, openid);
+    let owner = app.rt.keys.owner(OPENID_SCOPE, openid_blind).await?;
     match member.binding {
         Some(binding) if owner.as_deref() == Some(subject.as_str()) => {
             return Ok((member.id, binding as u64))
@@ -205,23 +212,19 @@ async fn bind(
         None => {}
     }
     let actor = http_actor(member.role().as_str(), &subject, headers, extensions);
-    let key = app.keys.key(&subject).await.map_err(|e| match e {
+    let key = app.rt.keys.key(&subject).await.map_err(|e| match e {
         KeyError::Forgotten => failed(not_listed()),
         e => Refusal::Other(e.into()),
     })?;
     let command = RosterCommand::BindWechat {
         member_id: member.id as u64,
         openid: app
+            .rt
             .keys
             .seal_unique_with(&subject, &key, OPENID_SCOPE, openid),
-        managers_wait: app.config.manager_binding == crate::config::ManagerBinding::Approve,
+        managers_wait: app.rt.config.manager_binding == runtime::config::ManagerBinding::Approve,
     };
-    let binding = match app
-        .orchestra
-        .roster
-        .execute(ROSTER_ID, command, &actor)
-        .await
-    {
+    let binding = match app.roster.execute(ROSTER_ID, command, &actor).await {
         Ok(committed) => committed
             .events
             .iter()
@@ -233,7 +236,7 @@ async fn bind(
             .ok_or_else(awaiting_approval)?,
         // Bound meanwhile (a racing login): by this account, or another?
         Err(CommandError::Rejected(RosterError::AlreadyBound { binding, .. })) => {
-            match app.keys.owner(OPENID_SCOPE, openid_blind).await? {
+            match app.rt.keys.owner(OPENID_SCOPE, openid_blind).await? {
                 Some(owner) if owner == subject => binding,
                 _ => return Err(failed(mismatch())),
             }
@@ -339,7 +342,9 @@ async fn my_absences(
     State(app): AppState,
     me: CurrentMember,
 ) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(read::absences_of(&app.pool, me.id, &me.name).await?))
+    Ok(Json(
+        read::absences_of(&app.rt.pool, me.id, &me.name).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/absence", tag = "orchestra",
@@ -367,7 +372,7 @@ async fn apply(
     me: CurrentMember,
     input: Input,
 ) -> Result<Response, ApiError> {
-    app.limits.check_write(me.id).await?;
+    app.rt.limits.check_write(me.id).await?;
     let date = date(&input)?.ok_or_else(|| ApiError::bad_request("time_absence is required."))?;
     let kind = kind(&input)?.ok_or_else(|| ApiError::bad_request("type is required."))?;
     let reason = reason(&input)?.ok_or_else(|| ApiError::bad_request("reason is required."))?;
@@ -385,7 +390,6 @@ async fn apply(
         request,
     };
     let committed = app
-        .orchestra
         .absences
         .execute(&me.id.to_string(), command, &me.actor)
         .await
@@ -393,9 +397,7 @@ async fn apply(
     let Some(AbsenceEvent::AbsenceApplied { absence_id, .. }) = committed.events.first() else {
         return Err(ApiError::internal("apply committed no AbsenceApplied"));
     };
-    app.orchestra
-        .appliers
-        .remember(*absence_id, &me.id.to_string());
+    app.appliers.remember(*absence_id, &me.id.to_string());
     let row = answer(&committed, *absence_id, &key, me.name.clone(), None)?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
@@ -426,7 +428,7 @@ async fn change(
     Segment(id): Segment,
     input: Input,
 ) -> Result<Json<AbsenceRow>, ApiError> {
-    app.limits.check_write(me.id).await?;
+    app.rt.limits.check_write(me.id).await?;
     let id = parse_id(&id)? as u64;
     // Fields left out keep the values the member's stream holds when the command runs (a
     // read model read earlier may lag: filling them from it could undo an earlier change).
@@ -444,7 +446,6 @@ async fn change(
         },
     };
     let committed = app
-        .orchestra
         .absences
         .execute(&me.id.to_string(), command, &me.actor)
         .await
@@ -455,7 +456,7 @@ async fn change(
         .absence(id)
         .and_then(|a| a.decision.as_ref())
     {
-        Some(decision) => read::member_name(&app.pool, decision.processor as i64).await?,
+        Some(decision) => read::member_name(&app.rt.pool, decision.processor as i64).await?,
         None => None,
     };
     Ok(Json(answer(
@@ -486,15 +487,14 @@ async fn cancel(
     me: CurrentMember,
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
-    app.limits.check_write(me.id).await?;
+    app.rt.limits.check_write(me.id).await?;
     // An erased member writes nothing more, not even a cancellation.
     my_key(&me)?;
     // To the caller's own stream: another member's absence is not there (404).
     let command = AbsenceCommand::Cancel {
         absence_id: parse_id(&id)? as u64,
     };
-    app.orchestra
-        .absences
+    app.absences
         .execute(&me.id.to_string(), command, &me.actor)
         .await
         .map_err(absence_error)?;
@@ -515,7 +515,7 @@ async fn all_absences(
     State(app): AppState,
     _: CurrentManager,
 ) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(read::all_absences(&app.pool).await?))
+    Ok(Json(read::all_absences(&app.rt.pool).await?))
 }
 
 #[utoipa::path(get, path = "/manager/future", tag = "orchestra",
@@ -530,7 +530,9 @@ async fn future(
     State(app): AppState,
     _: CurrentManager,
 ) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(read::future(&app.pool, app.clock.today()).await?))
+    Ok(Json(
+        read::future(&app.rt.pool, app.rt.clock.today()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/manager/history", tag = "orchestra",
@@ -545,7 +547,9 @@ async fn history(
     State(app): AppState,
     _: CurrentManager,
 ) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(read::history(&app.pool, app.clock.today()).await?))
+    Ok(Json(
+        read::history(&app.rt.pool, app.rt.clock.today()).await?,
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -592,14 +596,14 @@ async fn process(
         )));
     }
     // A `processor` in the body is ignored: the processor is the caller.
-    let applier = match app.orchestra.appliers.get(id as u64) {
+    let applier = match app.appliers.get(id as u64) {
         Some(applier) => applier,
         None => {
-            let applier = read::applier_of(&app.pool, id)
+            let applier = read::applier_of(&app.rt.pool, id)
                 .await?
                 .ok_or_else(ApiError::not_found)?
                 .to_string();
-            app.orchestra.appliers.remember(id as u64, &applier);
+            app.appliers.remember(id as u64, &applier);
             applier
         }
     };
@@ -608,7 +612,7 @@ async fn process(
     // absences are not found).
     let applier_subject = member_subject(applier_id as u64);
     // The applier's name (for the answer) and key, in one statement; no key: erased (404).
-    let (applier_name, key) = read::name_and_key(&app.pool, applier_id).await?;
+    let (applier_name, key) = read::name_and_key(&app.rt.pool, applier_id).await?;
     let key = key.ok_or_else(ApiError::not_found)?;
     let command = AbsenceCommand::Process {
         absence_id: id as u64,
@@ -617,7 +621,6 @@ async fn process(
         permission,
     };
     let committed = app
-        .orchestra
         .absences
         .execute(&applier, command, &me.actor)
         .await
@@ -658,7 +661,7 @@ async fn present(
 ) -> Result<Response, ApiError> {
     let date = parse_date(&key)
         .ok_or_else(|| ApiError::bad_request("The date must look like 2020-03-12 or 2020-3-12."))?;
-    let members: Vec<Presence> = read::presence(&app.pool, date)
+    let members: Vec<Presence> = read::presence(&app.rt.pool, date)
         .await?
         .into_iter()
         .map(|(name, absent)| Presence {
@@ -678,7 +681,7 @@ async fn present(
         (status = 503, description = "Busy; try again", body = Message),
     ))]
 async fn next(State(app): AppState, _: CurrentManager) -> Result<Response, ApiError> {
-    let Some((date, rows)) = read::next(&app.pool, app.clock.today()).await? else {
+    let Some((date, rows)) = read::next(&app.rt.pool, app.rt.clock.today()).await? else {
         return Ok(Json(json!([])).into_response());
     };
     let section = |s: &str| rows.iter().filter(|a| a.section == s).collect::<Vec<_>>();

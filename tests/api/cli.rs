@@ -169,7 +169,7 @@ async fn notification_addresses_and_seasons_are_managed_from_the_cli() {
     );
     let operator: serde_json::Value =
         sqlx::query_scalar("SELECT metadata::jsonb FROM events WHERE event_type = 'SeasonStarted'")
-            .fetch_one(&app.app.pool)
+            .fetch_one(&app.app.rt.pool)
             .await
             .unwrap();
     assert_eq!(operator["actor_kind"], "operator");
@@ -413,7 +413,7 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     sqlx::query(&format!(
         "UPDATE events SET payload = replace(payload::text, '2026-03-12', '2026-03-19')::json WHERE position = {edited}"
     ))
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap();
     let error = verify(&app).await.unwrap_err();
@@ -427,12 +427,12 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     sqlx::query(&format!(
         "UPDATE events SET payload = replace(payload::text, '2026-03-19', '2026-03-12')::json WHERE position = {edited}"
     ))
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap();
     assert!(verify(&app).await.is_ok());
     sqlx::query(&format!("DELETE FROM events WHERE position = {deleted}"))
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     let error = verify(&app).await.unwrap_err();
@@ -444,7 +444,7 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     sqlx::query(&format!(
         "DELETE FROM event_links WHERE position = {deleted}"
     ))
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap();
     let error = verify(&app).await.unwrap_err();
@@ -462,7 +462,7 @@ async fn an_event_slipped_into_the_chained_past_is_found() {
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, transaction_id) \
          VALUES ('MemberAbsences', 'Mallory', 1, 'AbsenceApplied', '1.0', '{}', '{}', 1)",
     )
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap();
     let error = verify(&app).await.unwrap_err();
@@ -679,7 +679,7 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, transaction_id, position) \
          VALUES ('MemberAbsences', 'Mallory', 1, 'AbsenceApplied', '1.0', '{}', '{}', -1, -1)",
     )
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap();
     let error = verify(&app).await.unwrap_err();
@@ -691,12 +691,12 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
     .await;
     assert!(stdout(&listed).contains("Mallory"), "{}", stdout(&listed));
     sqlx::query("DELETE FROM events WHERE position = -1")
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     // Every link deleted: the chain's checkpoint still says those events were chained.
     sqlx::query("DELETE FROM event_links")
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     let error = verify(&app).await.unwrap_err();
@@ -716,7 +716,7 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
     let newest = app.scalar("SELECT max(position) FROM events").await;
     for table in ["events", "event_links"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE position = {newest}"))
-            .execute(&app.app.pool)
+            .execute(&app.app.rt.pool)
             .await
             .unwrap();
     }
@@ -730,7 +730,7 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
 
 #[tokio::test]
 async fn serve_with_a_fake_wechat_lets_a_newcomer_log_in_on_this_machine_only() {
-    ensemble::wechat::install_crypto_provider();
+    runtime::wechat::install_crypto_provider();
     let database_url = crate::helpers::fresh_database_url();
     let _database = crate::helpers::OwnedDatabase::hold(&database_url);
     let address = {

@@ -306,7 +306,7 @@ async fn logins_are_limited_per_name_and_per_address_with_retry_after() {
         .await;
     assert!(limits >= 2);
     let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM write_limits")
-        .fetch_all(&app.app.pool)
+        .fetch_all(&app.app.rt.pool)
         .await
         .unwrap();
     assert!(

@@ -23,7 +23,7 @@ pub(crate) async fn read_models(app: &TestApp) -> Value {
         let rows: Vec<Value> = sqlx::query_scalar(&format!(
             "SELECT to_jsonb(t) FROM {table} t ORDER BY {order}"
         ))
-        .fetch_all(&app.app.pool)
+        .fetch_all(&app.app.rt.pool)
         .await
         .unwrap();
         all.insert(table.into(), Value::Array(rows));
@@ -78,20 +78,11 @@ async fn a_restart_keeps_every_state() {
 /// Commit through a bus that projects nothing, on its own connections: another process that
 /// died right after its commit.
 async fn commit_without_projecting(database_url: &str, member: u64, section: Section, date: &str) {
-    let pool = ensemble::db::pool(database_url, 2, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
-    let config = crate::helpers::test_config(database_url, "http://127.0.0.1:1", 1);
-    let clock = ensemble::clock::Clock::new(config.tz, config.today);
-    let orphan = ensemble::orchestra::Orchestra::new(
-        &config,
-        pool.clone(),
-        clock,
-        ensemble::projector::Projector::new(pool.clone(), Arc::new(vec![])),
-    );
-    let keys = ensemble::personal::KeyRing::new(pool.clone())
-        .await
-        .unwrap();
+    let mut config = crate::helpers::test_config(database_url, "http://127.0.0.1:1", 1);
+    config.pool_size = 2;
+    let rt = runtime::Runtime::start(config, vec![]).await.unwrap();
+    let orphan = ensemble::orchestra::Orchestra::new(rt.clone());
+    let keys = &rt.keys;
     let subject = aggregates::orchestra::roster::member_subject(member);
     let command = AbsenceCommand::Apply {
         applier: member,
@@ -111,11 +102,11 @@ async fn commit_without_projecting(database_url: &str, member: u64, section: Sec
         .execute(
             &member.to_string(),
             command,
-            &ensemble::bus::Actor::operator(),
+            &runtime::bus::Actor::operator(),
         )
         .await
         .unwrap();
-    pool.close().await;
+    rt.pool.close().await;
 }
 
 #[tokio::test]
@@ -160,20 +151,21 @@ async fn a_rebuild_gives_the_same_rows() {
     let live = read_models(&app).await;
     // Scribble over the read models, then rebuild them from the log.
     sqlx::query("UPDATE orchestra_absences SET reason = 'scribbled'")
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     sqlx::query("DELETE FROM orchestra_members WHERE name = 'Percy'")
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     for p in app
         .app
+        .rt
         .projections
         .iter()
         .filter(|p| !p.tables().is_empty())
     {
-        projections::rebuild(&app.app.tx_pool, &[p.as_ref()], &|_, _| {})
+        runtime::runner::rebuild(&app.app.rt.tx_pool, &[p.as_ref()], &|_, _| {})
             .await
             .unwrap();
     }
@@ -181,12 +173,13 @@ async fn a_rebuild_gives_the_same_rows() {
     // The mail outbox is never rebuilt: that would mail again.
     let outbox = app
         .app
+        .rt
         .projections
         .iter()
         .find(|p| p.name() == "mail_outbox")
         .unwrap();
     assert!(
-        projections::rebuild(&app.app.tx_pool, &[outbox.as_ref()], &|_, _| {})
+        runtime::runner::rebuild(&app.app.rt.tx_pool, &[outbox.as_ref()], &|_, _| {})
             .await
             .is_err()
     );
@@ -212,7 +205,7 @@ async fn every_event_names_its_actor_and_request() {
     let (metadata, recorded): (Value, bool) = sqlx::query_as(
         "SELECT metadata::jsonb, recorded_at IS NOT NULL FROM events WHERE event_type = 'AbsenceApplied'",
     )
-    .fetch_one(&app.app.pool)
+    .fetch_one(&app.app.rt.pool)
     .await
     .unwrap();
     assert!(recorded);
@@ -225,7 +218,7 @@ async fn every_event_names_its_actor_and_request() {
     let operator: Value = sqlx::query_scalar(
         "SELECT metadata::jsonb FROM events WHERE event_type = 'MemberEnrolled' LIMIT 1",
     )
-    .fetch_one(&app.app.pool)
+    .fetch_one(&app.app.rt.pool)
     .await
     .unwrap();
     assert_eq!(operator["actor_kind"], "operator");
@@ -238,12 +231,12 @@ async fn every_event_names_its_actor_and_request() {
 async fn a_reader_following_the_log_sees_every_event_once_and_in_order() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let start = projections::LogPosition {
+    let start = runtime::runner::LogPosition {
         transaction_id: 0,
         position: 0,
     };
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let pool = app.app.pool.clone();
+    let pool = app.app.rt.pool.clone();
     let reader = {
         let done = done.clone();
         tokio::spawn(async move {
@@ -251,7 +244,7 @@ async fn a_reader_following_the_log_sees_every_event_once_and_in_order() {
             let mut seen = Vec::new();
             loop {
                 let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-                let batch = projections::events_after(&pool, last).await.unwrap();
+                let batch = runtime::runner::events_after(&pool, last).await.unwrap();
                 for event in &batch {
                     assert!(event.log_position() > last, "out of order: {last:?}");
                     last = event.log_position();
@@ -278,7 +271,7 @@ async fn a_reader_following_the_log_sees_every_event_once_and_in_order() {
     let mut seen = reader.await.unwrap();
     // Every committed event, each once: none skipped, however the commits interleaved.
     let all: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
-        .fetch_all(&app.app.pool)
+        .fetch_all(&app.app.rt.pool)
         .await
         .unwrap();
     seen.sort();
@@ -292,20 +285,20 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
     })
     .await;
     let t = app.with_roster().await;
-    let start = app.app.projector.pass().await.unwrap();
+    let start = app.app.rt.projector.pass().await.unwrap();
     assert!(!start.skipped);
     let before: Vec<i64> = sqlx::query_scalar("SELECT position FROM events")
-        .fetch_all(&app.app.pool)
+        .fetch_all(&app.app.rt.pool)
         .await
         .unwrap();
-    let last_seen = projections::applied_position(
-        &mut app.app.pool.acquire().await.unwrap(),
-        &app.app.projections,
+    let last_seen = runtime::runner::applied_position(
+        &mut app.app.rt.pool.acquire().await.unwrap(),
+        &app.app.rt.projections,
     )
     .await
     .unwrap();
     // A writer that has inserted its event but not committed yet.
-    let mut in_flight = app.app.pool.begin().await.unwrap();
+    let mut in_flight = app.app.rt.pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          VALUES ('Probe', 'probe', 1, 'Probed', '1.0', '{}', '{}')",
@@ -317,7 +310,7 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
     let reply = app.apply(&t.david, "2026-03-12", "全体排练").await;
     assert_eq!(reply.status, 201);
     // ...but no reader may see it yet: the earlier writer could still commit below it.
-    assert!(projections::events_after(&app.app.pool, last_seen)
+    assert!(runtime::runner::events_after(&app.app.rt.pool, last_seen)
         .await
         .unwrap()
         .is_empty());
@@ -328,7 +321,7 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
     );
     in_flight.commit().await.unwrap();
     // Now both, the late commit first, and the read models take them.
-    let after: Vec<i64> = projections::events_after(&app.app.pool, last_seen)
+    let after: Vec<i64> = runtime::runner::events_after(&app.app.rt.pool, last_seen)
         .await
         .unwrap()
         .iter()
@@ -368,17 +361,17 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_snapshot_equals_a_full_re
             200
         );
     }
-    let pool = &app.app.pool;
+    let pool = &app.app.rt.pool;
     let david = app.member_id("David").await.to_string();
-    let loaded = ensemble::store::load::<MemberAbsences>(pool, &david, 1)
+    let loaded = runtime::store::load::<MemberAbsences>(pool, &david, 1)
         .await
         .unwrap();
     assert_eq!(loaded.sequence, 46);
     // Loading read the snapshot and at most SNAPSHOT_EVERY events after it.
     assert!(loaded.snapshot_sequence > 0);
-    assert!(loaded.sequence - loaded.snapshot_sequence < ensemble::store::SNAPSHOT_EVERY);
+    assert!(loaded.sequence - loaded.snapshot_sequence < runtime::store::SNAPSHOT_EVERY);
     // A state version nobody wrote forces a full replay: the same state.
-    let replayed = ensemble::store::load::<MemberAbsences>(pool, &david, 999)
+    let replayed = runtime::store::load::<MemberAbsences>(pool, &david, 999)
         .await
         .unwrap();
     assert_eq!(replayed.snapshot_sequence, 0);
@@ -389,6 +382,7 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_snapshot_equals_a_full_re
     let last = &loaded.state.absence(id as u64).unwrap().decision;
     let result = app
         .app
+        .rt
         .keys
         .open(&last.as_ref().unwrap().result)
         .await
@@ -404,7 +398,7 @@ async fn postgres_es_still_reads_the_streams_our_store_writes() {
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     app.process(id, &t.alice, "fine", true).await;
-    let repo = postgres_es::PostgresEventRepository::new(app.app.pool.clone());
+    let repo = postgres_es::PostgresEventRepository::new(app.app.rt.pool.clone());
     let david = app.member_id("David").await.to_string();
     let events = repo.get_events::<MemberAbsences>(&david).await.unwrap();
     assert_eq!(events.len(), 2);
@@ -426,7 +420,7 @@ async fn index_names(app: &TestApp) -> Vec<String> {
         "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() \
          AND tablename LIKE 'orchestra_%' ORDER BY 1",
     )
-    .fetch_all(&app.app.pool)
+    .fetch_all(&app.app.rt.pool)
     .await
     .unwrap()
 }
@@ -437,7 +431,7 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
     let t = activity(&app).await;
     // An earlier rebuild that died left its shadow tables behind.
     sqlx::Executor::execute(
-        &app.app.pool,
+        &app.app.rt.pool,
         "CREATE SCHEMA ensemble_rebuild; CREATE TABLE ensemble_rebuild.leftover (x int)",
     )
     .await
@@ -453,7 +447,7 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
     let rebuildable = app.rebuildable();
     let done = std::sync::atomic::AtomicBool::new(false);
     let rebuild = async {
-        let n = projections::rebuild(&app.app.tx_pool, &rebuildable, &|_, _| {})
+        let n = runtime::runner::rebuild(&app.app.rt.tx_pool, &rebuildable, &|_, _| {})
             .await
             .unwrap();
         done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -500,7 +494,7 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
     );
     assert_eq!(index_names(&app).await, indexes);
     let live = read_models(&app).await;
-    projections::rebuild(&app.app.tx_pool, &rebuildable, &|_, _| {})
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &rebuildable, &|_, _| {})
         .await
         .unwrap();
     assert_eq!(read_models(&app).await, live);
@@ -545,19 +539,19 @@ async fn decisions_stored_as_version_2_0_are_read_through_the_upcaster_everywher
              || jsonb_build_object('permission', payload::jsonb #>> '{AbsenceProcessed,verdict}' = 'approved'))::json \
          WHERE event_type = 'AbsenceProcessed'",
     )
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap()
     .rows_affected();
     assert_eq!(rewritten, 2);
     sqlx::query("DELETE FROM aggregate_snapshots")
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     let app = app.restart().await;
     // Aggregates load.
     let david = app.member_id("David").await.to_string();
-    let loaded = ensemble::store::load::<MemberAbsences>(&app.app.pool, &david, 1)
+    let loaded = runtime::store::load::<MemberAbsences>(&app.app.rt.pool, &david, 1)
         .await
         .unwrap();
     let permits = |id: i64| {
@@ -572,7 +566,7 @@ async fn decisions_stored_as_version_2_0_are_read_through_the_upcaster_everywher
     };
     assert!(permits(approved) && !permits(refused));
     // Replays (the auditors' fold) read them.
-    let (state, history) = ensemble::audit::record(&app.app.pool, "MemberAbsences", &david, None)
+    let (state, history) = runtime::audit::record(&app.app.rt.pool, "MemberAbsences", &david, None)
         .await
         .unwrap();
     assert_eq!(history.len(), 4);
@@ -582,7 +576,7 @@ async fn decisions_stored_as_version_2_0_are_read_through_the_upcaster_everywher
         "{text}"
     );
     // Rebuilds give the same rows.
-    projections::rebuild(&app.app.tx_pool, &app.rebuildable(), &|_, _| {})
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &app.rebuildable(), &|_, _| {})
         .await
         .unwrap();
     assert_eq!(read_models(&app).await, live);
@@ -596,7 +590,7 @@ async fn decisions_stored_as_version_2_0_are_read_through_the_upcaster_everywher
     let versions: Vec<String> = sqlx::query_scalar(
         "SELECT event_version FROM events WHERE event_type = 'AbsenceProcessed' ORDER BY position",
     )
-    .fetch_all(&app.app.pool)
+    .fetch_all(&app.app.rt.pool)
     .await
     .unwrap();
     assert_eq!(versions, ["2.0", "2.0", "2.1"]);

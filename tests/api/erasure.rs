@@ -191,7 +191,7 @@ async fn a_forgotten_member_leaves_nothing_readable_in_the_database_and_others_k
     // A rebuild from the log gives the same rows: the placeholders, not the old text.
     let live = read_models(&app).await;
     let rebuildable = app.rebuildable();
-    projections::rebuild(&app.app.tx_pool, &rebuildable, &|_, _| {})
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &rebuildable, &|_, _| {})
         .await
         .unwrap();
     assert_eq!(read_models(&app).await, live);
@@ -236,7 +236,7 @@ async fn forgetting_someone_not_on_the_roster_is_an_error_and_changes_nothing() 
 /// reasons and results in clear, absence streams keyed by name.
 async fn v1_store() -> String {
     let url = crate::helpers::fresh_database_url();
-    ensemble::db::create_database(&url).await.unwrap();
+    runtime::db::create_database(&url).await.unwrap();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1.sql");
     let out = Command::new("psql")
         .args(["-q", "-v", "ON_ERROR_STOP=1", "-f", fixture, &url])
@@ -356,7 +356,7 @@ async fn nothing_is_sealed_for_a_member_after_the_erasure_commits_even_before_th
         .unwrap();
     assert_eq!(kept.status(), 201);
     assert_eq!(app.scalar("SELECT count(*) FROM idempotency_keys").await, 1);
-    let mut hold = app.app.pool.begin().await.unwrap();
+    let mut hold = app.app.rt.pool.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_roster' FOR UPDATE")
         .execute(&mut *hold)
         .await
@@ -368,7 +368,7 @@ async fn nothing_is_sealed_for_a_member_after_the_erasure_commits_even_before_th
         .execute(
             ROSTER_ID,
             RosterCommand::Forget { member_id: david },
-            &ensemble::bus::Actor::operator(),
+            &runtime::bus::Actor::operator(),
         )
         .await
         .unwrap();
@@ -401,7 +401,7 @@ async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
     let app = crate::helpers::spawn_app().await;
     let t = app.with_roster().await;
     let percy = app.member_id("Percy").await;
-    let mut hold = app.app.tx_pool.begin().await.unwrap();
+    let mut hold = app.app.rt.tx_pool.begin().await.unwrap();
     sqlx::query(&format!(
         "SELECT 1 FROM personal_keys WHERE subject = 'orchestra-member:{percy}' FOR UPDATE"
     ))
@@ -415,7 +415,7 @@ async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
             .execute(
                 ROSTER_ID,
                 RosterCommand::Forget { member_id: percy },
-                &ensemble::bus::Actor::operator(),
+                &runtime::bus::Actor::operator(),
             )
             .await
     });

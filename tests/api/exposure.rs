@@ -74,6 +74,7 @@ async fn the_retry_cache_keeps_nothing_for_strangers_unknown_routes_or_refused_a
     // A token that verifies but names nobody (a campus user who never was): 401, not kept.
     let ghost = app
         .app
+        .rt
         .jwt
         .issue("campus", json!({"sub": "999", "kind": "user"}));
     let status = keyed(
@@ -364,7 +365,7 @@ async fn every_first_binding_is_mailed_to_the_office_and_shown_to_operators() {
     // A second login of the same account binds nothing new and mails nothing.
     app.login("David").await;
     // Operators see when and through which request.
-    let roster = ensemble::orchestra::read::members(&app.app.pool)
+    let roster = ensemble::orchestra::read::members(&app.app.rt.pool)
         .await
         .unwrap();
     let david = roster.iter().find(|m| m.name == "David").unwrap();
@@ -384,7 +385,7 @@ async fn every_first_binding_is_mailed_to_the_office_and_shown_to_operators() {
 #[tokio::test]
 async fn where_managers_wait_a_managers_first_login_waits_for_an_operators_approval() {
     let app =
-        spawn_app_with(|c| c.manager_binding = ensemble::config::ManagerBinding::Approve).await;
+        spawn_app_with(|c| c.manager_binding = runtime::config::ManagerBinding::Approve).await;
     let smtp = app.smtp.as_ref().unwrap();
     app.import_roster(ROSTER).await;
     app.operator(RosterCommand::AddNotifyAddress {
@@ -482,7 +483,7 @@ async fn avatars_are_web_links_only() {
     // One stored before the check is never served.
     sqlx::query("UPDATE campus_organizations SET avatar = 'javascript:alert(1)' WHERE id = $1")
         .bind(org)
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     let found = app.get("/organizations/?org=Choir", &owner.token).await;
@@ -605,17 +606,17 @@ async fn name_reservations_made_before_are_re_keyed_once() {
     let b = block(&app, &admin, "社团").await;
     organisation(&app, &admin, &owner, "OrgA", b).await;
     // As an older version reserved it: by the name as typed.
-    let keys = &app.app.keys;
+    let keys = &app.app.rt.keys;
     let scope = aggregates::campus::organizations::ORG_NAME_SCOPE;
     sqlx::query("UPDATE reservations SET blind = $3 WHERE scope = $1 AND blind = $2")
         .bind(scope)
         .bind(keys.blind_name(scope, "OrgA").0.as_slice())
         .bind(keys.blind(scope, "OrgA").0.as_slice())
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     sqlx::query("DELETE FROM data_migrations WHERE name = 'name-keys-v1'")
-        .execute(&app.app.pool)
+        .execute(&app.app.rt.pool)
         .await
         .unwrap();
     let apply = |name: &'static str| {
@@ -625,7 +626,7 @@ async fn name_reservations_made_before_are_re_keyed_once() {
             json!({"name": name, "description": "d", "user": owner.id, "block": b}),
         )
     };
-    ensemble::db::migrate(&app.database_url).await.unwrap();
+    runtime::db::migrate(&app.database_url).await.unwrap();
     assert_eq!(apply("orga").await.status, 400);
     assert_eq!(apply("OrgA").await.status, 400);
 }

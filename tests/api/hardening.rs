@@ -454,7 +454,7 @@ async fn a_forged_request_id_never_reaches_the_log_and_a_good_one_is_kept_beside
         "SELECT metadata->>'request_id', metadata->>'client_request_id', length(metadata::text) \
          FROM events WHERE event_type = 'AbsenceApplied' ORDER BY position",
     )
-    .fetch_all(&app.app.pool)
+    .fetch_all(&app.app.rt.pool)
     .await
     .unwrap();
     assert_eq!(rows[0].0, ours);
@@ -689,11 +689,12 @@ async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
     // A rebuild gives the same rows.
     let absences = app
         .app
+        .rt
         .projections
         .iter()
         .find(|p| p.name() == "orchestra_absences")
         .unwrap();
-    projections::rebuild(&app.app.tx_pool, &[absences.as_ref()], &|_, _| {})
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &[absences.as_ref()], &|_, _| {})
         .await
         .unwrap();
     assert_eq!(rows().await, expected);
@@ -797,7 +798,7 @@ async fn a_terminated_database_session_is_answered_503_not_500() {
                      WHERE datname = current_database() AND query LIKE 'WITH appended%' \
                        AND wait_event_type = 'Lock'",
                 )
-                .fetch_optional(&app.app.pool)
+                .fetch_optional(&app.app.rt.pool)
                 .await
                 .unwrap()
                 .unwrap_or(false)
@@ -902,7 +903,7 @@ async fn a_wait_for_a_connection_never_carries_an_append_past_its_request() {
     let committed: Vec<String> = sqlx::query_scalar(
         "SELECT metadata->>'request_id' FROM events WHERE event_type = 'AbsenceProcessed'",
     )
-    .fetch_all(&app.app.pool)
+    .fetch_all(&app.app.rt.pool)
     .await
     .unwrap();
     for (status, id) in &answers {
@@ -926,7 +927,7 @@ async fn a_held_up_absence_id_is_a_503() {
     })
     .await;
     let t = app.with_roster().await;
-    let mut operator = app.app.tx_pool.begin().await.unwrap();
+    let mut operator = app.app.rt.tx_pool.begin().await.unwrap();
     sqlx::query("ALTER SEQUENCE absence_id_seq RESTART WITH 1000")
         .execute(&mut *operator)
         .await

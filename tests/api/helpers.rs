@@ -97,9 +97,10 @@ impl Drop for OwnedDatabase {
                 .unwrap();
             runtime.block_on(async {
                 if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
                     pool.close().await;
                 }
             });
@@ -224,7 +225,7 @@ async fn start(
     wechat: FakeWechat,
     smtp_port: u16,
 ) -> TestApp {
-    ensemble::wechat::install_crypto_provider();
+    runtime::wechat::install_crypto_provider();
     let app = App::start(config).await.expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -235,7 +236,7 @@ async fn start(
     let server = tokio::spawn(async move {
         server.await.unwrap().unwrap();
     });
-    let tasks = ensemble::worker::spawn(app.clone()).into_tasks();
+    let tasks = app.spawn_workers().into_tasks();
     TestApp {
         tweak: None,
         _database: Some(OwnedDatabase::hold(&database_url)),
@@ -304,9 +305,9 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.await.unwrap();
         }
-        self.app.pool.close().await;
-        self.app.tx_pool.close().await;
-        self.app.probe_pool.close().await;
+        self.app.rt.pool.close().await;
+        self.app.rt.tx_pool.close().await;
+        self.app.rt.probe_pool.close().await;
     }
 
     /// A roster command, as an operator gives it from the CLI.
@@ -314,21 +315,22 @@ impl TestApp {
         self.app
             .orchestra
             .roster
-            .execute(ROSTER_ID, command, &ensemble::bus::Actor::operator())
+            .execute(ROSTER_ID, command, &runtime::bus::Actor::operator())
             .await
             .unwrap();
     }
 
     pub async fn import_roster(&self, csv: &str) {
         let rows = ensemble::cli::parse_roster_csv(csv).unwrap();
-        ensemble::cli::import_roster(&self.app, rows, &ensemble::bus::Actor::operator())
+        ensemble::cli::import_roster(&self.app, rows, &runtime::bus::Actor::operator())
             .await
             .unwrap();
     }
 
     /// The projections a rebuild rebuilds (those with tables of their own).
-    pub fn rebuildable(&self) -> Vec<&dyn projections::Projection> {
+    pub fn rebuildable(&self) -> Vec<&dyn runtime::runner::Projection> {
         self.app
+            .rt
             .projections
             .iter()
             .filter(|p| !p.tables().is_empty())
@@ -339,7 +341,7 @@ impl TestApp {
     /// The member id of roster name `name` (by its reservation).
     pub async fn member_id(&self, name: &str) -> u64 {
         use aggregates::orchestra::roster::{member_of_subject, NAME_SCOPE};
-        let keys = &self.app.keys;
+        let keys = &self.app.rt.keys;
         let owner = keys
             .owner(NAME_SCOPE, keys.blind(NAME_SCOPE, name))
             .await
@@ -479,7 +481,7 @@ impl TestApp {
     /// until the returned transaction ends (and, since the holder has a transaction id, so do
     /// the others: the horizon stops at it).
     pub async fn hold_absences_read_model(&self) -> sqlx::Transaction<'static, sqlx::Postgres> {
-        let mut blocker = self.app.pool.begin().await.unwrap();
+        let mut blocker = self.app.rt.pool.begin().await.unwrap();
         sqlx::query(
             "SELECT 1 FROM projection_checkpoints WHERE name = 'orchestra_absences' FOR UPDATE",
         )
@@ -492,7 +494,7 @@ impl TestApp {
     /// An operator's transaction holding `LOCK TABLE events IN <mode> MODE` until it ends (on
     /// the transaction pool, apart from the connections requests use).
     pub async fn lock_events(&self, mode: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
-        let mut operator = self.app.tx_pool.begin().await.unwrap();
+        let mut operator = self.app.rt.tx_pool.begin().await.unwrap();
         sqlx::query(&format!("LOCK TABLE events IN {mode} MODE"))
             .execute(&mut *operator)
             .await
@@ -502,7 +504,7 @@ impl TestApp {
 
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
-            .fetch_one(&self.app.pool)
+            .fetch_one(&self.app.rt.pool)
             .await
             .unwrap()
     }

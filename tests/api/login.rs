@@ -121,7 +121,7 @@ async fn missing_forged_or_foreign_tokens_are_refused() {
         .await;
     assert_eq!(no_token.status, 401);
     assert!(no_token.body["msg"].is_string());
-    let forged = ensemble::jwt::Jwt::new(b"another-secret-entirely")
+    let forged = runtime::jwt::Jwt::new(b"another-secret-entirely")
         .issue("orchestra", json!({"sub": "1", "bnd": 1}));
     assert_eq!(app.get("/absence/", &forged).await.status, 401);
     assert_eq!(app.get("/absence/", "not.a.token").await.status, 401);

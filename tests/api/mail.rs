@@ -54,7 +54,7 @@ async fn mail_waits_for_smtp_and_is_sent_once_it_is_back_even_across_a_restart()
     // The outage neither failed nor noticeably slowed the request.
     assert!(started.elapsed() < Duration::from_secs(5));
     // Delivery was tried and is scheduled again.
-    let pool = app.app.pool.clone();
+    let pool = app.app.rt.pool.clone();
     let mut tried = false;
     for _ in 0..100 {
         let attempts: i32 =

@@ -89,7 +89,7 @@ async fn metrics_count_requests_by_route_commands_by_outcome_and_show_the_read_m
     has("ensemble_http_requests_total{route=\"/manager/{key}\",method=\"PUT\",status=\"200\"}");
     has("ensemble_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}");
     assert!(!text.contains(&format!("/manager/{id}\"")), "{text}");
-    has("ensemble_http_request_duration_seconds_bucket{route=\"/absence\",le=\"+Inf\"}");
+    has("ensemble_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/absence\"}");
     has("ensemble_commands_total{aggregate=\"MemberAbsences\",outcome=\"committed\"}");
     has("ensemble_commands_total{aggregate=\"MemberAbsences\",outcome=\"rejected\"}");
     has("ensemble_projection_lag_events{projection=\"orchestra_absences\"} 0");

@@ -19,11 +19,11 @@ pub(crate) async fn spawn() -> TestApp {
 /// A superuser (made in-process, as `ensemble admin create` does) and their token.
 pub(crate) async fn superuser(app: &TestApp) -> String {
     ensemble::campus::register(
-        &app.app,
+        &app.app.campus,
         "Jessica",
         "boss@campus.edu",
         "s3cret-pass",
-        &ensemble::bus::Actor::operator(),
+        &runtime::bus::Actor::operator(),
     )
     .await
     .unwrap();
@@ -65,7 +65,7 @@ pub(crate) async fn user(app: &TestApp, who: &str) -> User {
 }
 
 async fn rebuild(app: &TestApp) {
-    projections::rebuild(&app.app.tx_pool, &app.rebuildable(), &|_, _| {})
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &app.rebuildable(), &|_, _| {})
         .await
         .unwrap();
 }
@@ -460,7 +460,7 @@ async fn a_newcomer_logs_in_verifies_an_email_founds_an_organisation_and_others_
         "SELECT DISTINCT metadata->>'actor' FROM events WHERE aggregate_type IN \
          ('CampusUser', 'Organization', 'Block', 'Feedback') ORDER BY 1",
     )
-    .fetch_all(&app.app.pool)
+    .fetch_all(&app.app.rt.pool)
     .await
     .unwrap();
     assert!(
@@ -1095,7 +1095,7 @@ async fn a_deleted_user_leaves_no_personal_data_and_can_come_back_as_someone_new
         .delete(&format!("/users/{}/", gone.id), &gone.token)
         .await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-    app.app.catch_up().await.unwrap();
+    app.app.rt.catch_up().await.unwrap();
     let everything = dump(&app);
     assert_absent(
         &everything,
@@ -1353,7 +1353,7 @@ async fn a_restart_keeps_every_campus_state_and_a_rebuild_gives_the_same_rows() 
 #[ignore]
 async fn every_list_query_uses_an_index_on_a_large_platform() {
     let app = spawn().await;
-    let pool = &app.app.pool;
+    let pool = &app.app.rt.pool;
     for sql in [
         "INSERT INTO campus_users (id, openid, name, registered_at) \
          SELECT i, 'openid-' || i, 'user ' || i, now() FROM generate_series(1, 20000) i",
@@ -1464,7 +1464,7 @@ async fn the_other_endpoints_answer_as_documented() {
     }
     assert_eq!(
         app.get("/users/999/", &owner.token).await.body,
-        json!({"msg": "Not found.", "detail": "未找到。"})
+        json!({"detail": "未找到。"})
     );
     let path = format!("/users/{}/", owner.id);
     assert_eq!(
@@ -1840,7 +1840,7 @@ async fn a_deletion_cut_off_after_its_commit_is_completed_by_the_sweeper() {
         .execute(
             &gone.id.to_string(),
             aggregates::campus::users::UserCommand::Delete,
-            &ensemble::bus::Actor::operator(),
+            &runtime::bus::Actor::operator(),
         )
         .await
         .unwrap();
@@ -1853,8 +1853,14 @@ async fn a_deletion_cut_off_after_its_commit_is_completed_by_the_sweeper() {
         .await;
     assert_eq!(approve.status, 400);
     assert_eq!(approve.body, json!({"detail": ["申请人已注销。"]}));
-    assert_eq!(ensemble::campus::withdraw_orphaned(&app.app, None).await, 1);
-    assert_eq!(ensemble::campus::withdraw_orphaned(&app.app, None).await, 0);
+    assert_eq!(
+        ensemble::campus::withdraw_orphaned(&app.app.campus, None).await,
+        1
+    );
+    assert_eq!(
+        ensemble::campus::withdraw_orphaned(&app.app.campus, None).await,
+        0
+    );
     let reused = app
         .post(
             "/organizations/applications/",
@@ -1909,7 +1915,7 @@ async fn odd_queries_and_coordinates_are_refused_and_tagged_addresses_share_a_li
 #[tokio::test]
 async fn no_event_names_a_person_after_their_erasure_whatever_the_read_models_say() {
     use aggregates::campus::organizations::{Caller, OrganizationCommand};
-    use ensemble::bus::{Actor, CommandError};
+    use runtime::bus::{Actor, CommandError};
     let app = spawn().await;
     let admin = superuser(&app).await;
     let owner = user(&app, "owner").await;
@@ -2024,7 +2030,7 @@ async fn a_put_answers_what_it_committed_even_while_the_read_models_lag() {
     let b = block(&app, &admin, "博雅").await;
     let org = organisation(&app, &admin, &owner, "旧名", b).await;
     // Hold the projector back: it cannot write these tables, requests can still read them.
-    let mut hold = app.app.pool.begin().await.unwrap();
+    let mut hold = app.app.rt.pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE campus_organizations, campus_users IN SHARE MODE")
         .execute(&mut *hold)
         .await
@@ -2064,7 +2070,7 @@ async fn a_change_naming_a_person_waits_for_their_erasure_then_fails() {
     let victim = user(&app, "victim").await;
     let b = block(&app, &admin, "博雅").await;
     let org = organisation(&app, &admin, &owner, "组织", b).await;
-    let mut hold = app.app.pool.begin().await.unwrap();
+    let mut hold = app.app.rt.pool.begin().await.unwrap();
     sqlx::query("SELECT * FROM erasures FOR UPDATE")
         .execute(&mut *hold)
         .await
@@ -2126,7 +2132,7 @@ async fn an_erased_users_token_that_outlives_them_writes_nothing() {
     let gone = user(&app, "gone").await;
     let b = block(&app, &admin, "博雅").await;
     // The read models still show them (held back), the log has their erasure.
-    let mut hold = app.app.pool.begin().await.unwrap();
+    let mut hold = app.app.rt.pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE campus_users IN SHARE MODE")
         .execute(&mut *hold)
         .await
@@ -2137,7 +2143,7 @@ async fn an_erased_users_token_that_outlives_them_writes_nothing() {
         .execute(
             &gone.id.to_string(),
             aggregates::campus::users::UserCommand::Delete,
-            &ensemble::bus::Actor::operator(),
+            &runtime::bus::Actor::operator(),
         )
         .await
         .unwrap();
@@ -2185,7 +2191,7 @@ async fn an_erased_users_token_that_outlives_them_writes_nothing() {
 async fn nothing_is_applied_for_or_founded_in_a_block_deleted_at_the_same_moment() {
     use aggregates::campus::catalog::Unique;
     use aggregates::campus::organizations::{OrganizationCommand, ORG_NAME_SCOPE};
-    use ensemble::bus::{Actor, CommandError};
+    use runtime::bus::{Actor, CommandError};
     let app = spawn().await;
     let admin = superuser(&app).await;
     let u = user(&app, "u").await;
@@ -2208,14 +2214,14 @@ async fn nothing_is_applied_for_or_founded_in_a_block_deleted_at_the_same_moment
     // itself refuses an application to the deleted block, and a founding in it.
     let organizations = &app.app.campus.organizations;
     let subject = aggregates::campus::users::user_subject(u.id as u64);
-    let key = app.app.keys.key(&subject).await.unwrap();
+    let key = app.app.rt.keys.key(&subject).await.unwrap();
     let submit = OrganizationCommand::Submit {
         application_id: 999,
         name: Unique {
             value: "乙".into(),
-            blind: app.app.keys.blind(ORG_NAME_SCOPE, "乙"),
+            blind: app.app.rt.keys.blind(ORG_NAME_SCOPE, "乙"),
         },
-        description: projections::personal::seal(&subject, &key, "d"),
+        description: runtime::personal::seal(&subject, &key, "d"),
         applicant: u.id as u64,
         block: b as u64,
         at: chrono::Utc::now(),
@@ -2262,7 +2268,7 @@ async fn changes_that_come_after_a_waiting_deletion_queue_behind_it() {
     let u = user(&app, "u").await;
     let b = block(&app, &admin, "博雅").await;
     // A change in flight that names the block (as an application holds it while it commits).
-    let mut in_flight = app.app.pool.begin().await.unwrap();
+    let mut in_flight = app.app.rt.pool.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock_shared(7011, hashtext($1))")
         .bind(format!("campus-Block:{b}"))
         .execute(&mut *in_flight)

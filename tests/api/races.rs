@@ -139,7 +139,7 @@ async fn a_unique_index_on_the_event_store_is_a_rejection_not_a_retried_conflict
         "CREATE UNIQUE INDEX probe_one_absence_per_date ON events \
          ((payload::jsonb #>> '{AbsenceApplied,date}')) WHERE event_type = 'AbsenceApplied'",
     )
-    .execute(&app.app.pool)
+    .execute(&app.app.rt.pool)
     .await
     .unwrap();
     assert_eq!(
@@ -204,7 +204,7 @@ async fn a_state_remembered_by_one_process_never_outvotes_the_other_processes_wr
     let sequences: Vec<i64> = sqlx::query_scalar(
         "SELECT sequence FROM events WHERE aggregate_type = 'MemberAbsences' ORDER BY sequence",
     )
-    .fetch_all(&a.app.pool)
+    .fetch_all(&a.app.rt.pool)
     .await
     .unwrap();
     assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
-use crate::personal::{KeySet, ERASED_TEXT};
-use crate::{Projection, ProjectionError, StoredEvent};
+use runtime::personal::{KeySet, ERASED_TEXT};
+use runtime::{Projection, ProjectionError, StoredEvent};
 
 /// Every campus table but the superusers': users, catalogues, applications, organisations,
 /// appointments, follows and feedback. One projection, so that a user's or an organisation's
@@ -59,7 +59,7 @@ impl Projection for CampusProjection {
         let mut subjects = std::collections::BTreeSet::new();
         for stored in events {
             if SEALING.contains(&stored.aggregate_type.as_str()) {
-                crate::personal::sealed_subjects(&stored.payload, &mut subjects);
+                runtime::personal::sealed_subjects(&stored.payload, &mut subjects);
             }
         }
         let keys = KeySet::load(&mut *tx, subjects.iter().map(String::as_str)).await?;

@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
-use crate::personal::{KeySet, ERASED_TEXT};
-use crate::{Projection, ProjectionError, StoredEvent};
+use runtime::personal::{KeySet, ERASED_TEXT};
+use runtime::{Projection, ProjectionError, StoredEvent};
 
 /// `campus_superusers`.
 pub struct SuperuserProjection;

@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
-use crate::personal::KeySet;
-use crate::{Projection, ProjectionError, StoredEvent};
+use runtime::personal::KeySet;
+use runtime::{Projection, ProjectionError, StoredEvent};
 
 /// `orchestra_members`, `orchestra_notify_addresses`, `orchestra_season`.
 pub struct RosterProjection;

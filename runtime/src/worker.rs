@@ -3,41 +3,23 @@
 //! it, with a log line, when it ends, panics or stops beating its heartbeat.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::mailer::{Mailer, Policy};
-use crate::App;
+use crate::process::Runtime;
+pub use crate::signals::Heartbeat;
 
-/// Proof of life from a supervised task: it beats at least once per round of work.
-#[derive(Clone)]
-pub struct Heartbeat {
-    last: Arc<AtomicU64>,
-    epoch: Instant,
-}
-
-impl Heartbeat {
-    fn new() -> Self {
-        Self {
-            last: Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
-        }
-    }
-
-    pub fn beat(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn silent_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last.load(Ordering::Relaxed)))
-    }
+/// Work a bounded context needs done in the background, every `every` (a sweeper, say):
+/// registered with [`spawn`] by the context, supervised like the rest.
+pub struct Periodic {
+    pub name: &'static str,
+    pub every: Duration,
+    /// One round of the work.
+    pub round: Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
 }
 
 /// Run `make()` on a task, again and again: when it ends or panics, or when its heartbeat has
@@ -95,7 +77,7 @@ impl Workers {
     /// Stop gracefully: one last projector pass (what was committed reaches the read models and
     /// the outbox now, not at the next start), and the mailer finishes the message it is
     /// sending (bounded by the SMTP timeout) before the tasks are stopped.
-    pub async fn stop(self, app: &App) {
+    pub async fn stop(self, app: &Runtime) {
         if let Err(e) = tokio::time::timeout(Duration::from_secs(10), app.projector.pass())
             .await
             .unwrap_or(Ok(Default::default()))
@@ -126,10 +108,9 @@ impl Workers {
     }
 }
 
-/// How often the campus sweeper looks for work.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-
-pub fn spawn(app: Arc<App>) -> Workers {
+/// Start the projector, the mail delivery (when SMTP is configured) and every `periodic` task
+/// of the contexts, each supervised.
+pub fn spawn(app: Arc<Runtime>, periodic: Vec<Periodic>) -> Workers {
     let poll = app.config.poll_interval;
     // A pass that takes longer than this is stuck (a pass is bounded by the pool's timeouts).
     let stall = (poll * 4).max(Duration::from_secs(60));
@@ -137,20 +118,21 @@ pub fn spawn(app: Arc<App>) -> Workers {
     let mut tasks = vec![supervise("projector", stall, move |heartbeat| {
         projector.clone().run(poll, heartbeat)
     })];
-    // What a campus user's deletion leaves to do if its request or process died after the
-    // commit: their pending applications are withdrawn (idempotent; usually finds nothing).
-    let sweeper = app.clone();
-    tasks.push(supervise("campus-sweeper", stall, move |heartbeat| {
-        let app = sweeper.clone();
-        async move {
-            loop {
-                heartbeat.beat();
-                crate::campus::withdraw_orphaned(&app, None).await;
-                heartbeat.beat();
-                tokio::time::sleep(SWEEP_EVERY).await;
+    for task in periodic {
+        let stall = (task.every * 2).max(stall);
+        tasks.push(supervise(task.name, stall, move |heartbeat| {
+            let round = task.round.clone();
+            let every = task.every;
+            async move {
+                loop {
+                    heartbeat.beat();
+                    round().await;
+                    heartbeat.beat();
+                    tokio::time::sleep(every).await;
+                }
             }
-        }
-    }));
+        }));
+    }
     let mut mail = None;
     match (&app.config.smtp_url, app.config.mail_from.parse()) {
         (Some(url), Ok(from)) => match crate::mailer::transport(url, app.config.smtp_timeout) {
@@ -182,7 +164,7 @@ pub fn spawn(app: Arc<App>) -> Workers {
     }
 }
 
-async fn deliver_mail(app: Arc<App>, mailer: Arc<Mailer>, heartbeat: Heartbeat) {
+async fn deliver_mail(app: Arc<Runtime>, mailer: Arc<Mailer>, heartbeat: Heartbeat) {
     let poll = app.config.poll_interval;
     loop {
         heartbeat.beat();
@@ -197,47 +179,9 @@ async fn deliver_mail(app: Arc<App>, mailer: Arc<Mailer>, heartbeat: Heartbeat) 
     }
 }
 
-/// A LISTEN connection on `channel`, or None (then the caller polls).
-pub async fn listen(pool: &PgPool, channel: &str) -> Option<PgListener> {
-    match PgListener::connect_with(pool).await {
-        Ok(mut l) => match l.listen(channel).await {
-            Ok(()) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "LISTEN failed; polling only");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "LISTEN connection failed; polling only");
-            None
-        }
-    }
-}
-
-/// Until a notification other than `ignore` (our own) arrives, or `wait` passes.
-pub async fn notified(listener: &mut Option<PgListener>, wait: Duration, ignore: &str) {
-    let Some(l) = listener.as_mut() else {
-        return tokio::time::sleep(wait).await;
-    };
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        tokio::select! {
-            r = l.recv() => match r {
-                Ok(n) if n.payload() == ignore => continue,
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN connection lost; it reconnects");
-                    return tokio::time::sleep_until(deadline).await;
-                }
-            },
-            _ = tokio::time::sleep_until(deadline) => return,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
 

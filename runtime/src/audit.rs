@@ -2,9 +2,10 @@
 //! order, the hash chain's verdict, and where each projection stands. Generic: every aggregate
 //! and projection is covered without code of its own.
 
-use projections::chain::Verdict;
-use projections::personal;
-use projections::{LogPosition, Projection, StoredEvent};
+use crate::chain::Verdict;
+use crate::personal;
+use crate::runner::{self as projections, LogPosition, Projection};
+use crate::stored::StoredEvent;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -240,7 +241,7 @@ pub async fn actor_names(
 /// Recompute the hash chain.
 pub async fn verify(pool: &PgPool) -> Result<Verdict, projections::ProjectionError> {
     let mut conn = pool.acquire().await?;
-    projections::chain::verify(&mut conn).await
+    crate::chain::verify(&mut conn).await
 }
 
 /// Where a projection stands.

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::ProjectionError;
+use crate::runner::ProjectionError;
 
 /// One row of the event store, as consumers read it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,8 +21,8 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    pub fn log_position(&self) -> crate::LogPosition {
-        crate::LogPosition {
+    pub fn log_position(&self) -> crate::runner::LogPosition {
+        crate::runner::LogPosition {
             transaction_id: self.transaction_id,
             position: self.position,
         }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
-use projections::Projection;
 use sqlx::PgPool;
 
 use crate::projector::Projector;
@@ -112,7 +111,8 @@ impl<E: std::error::Error> From<sqlx::Error> for CommandError<E> {
 }
 
 /// Read models to catch up after each commit.
-pub type Projections = Arc<Vec<Box<dyn Projection>>>;
+pub use crate::config::Waits;
+pub use crate::runner::Projections;
 
 /// What a command committed.
 #[derive(Debug)]
@@ -124,17 +124,6 @@ pub struct Committed<A: Aggregate> {
     /// Where the last event is in the log (None when nothing was appended, or it could not be
     /// read back).
     pub position: Option<LogPosition>,
-}
-
-/// Bounds on the waits of a command.
-#[derive(Debug, Clone, Copy)]
-pub struct Waits {
-    /// For its turn on the aggregate, and for everything before its append starts: past it
-    /// the command gives up with nothing written. (Each statement is bounded by it too: the
-    /// pool's statement_timeout.)
-    pub turn: Duration,
-    /// For the read models to hold its events after the commit.
-    pub projection: Duration,
 }
 
 pub struct CommandBus<A: Aggregate> {
@@ -168,6 +157,21 @@ where
     A::Event: aggregates::personal::HasStoreEffects,
     A::Services: Send + Sync + 'static,
 {
+    /// A bus on `runtime`'s pools, projector and waits.
+    pub fn on(
+        runtime: &crate::process::Runtime,
+        services: A::Services,
+        state_version: i32,
+    ) -> Self {
+        Self::new(
+            runtime.pool.clone(),
+            services,
+            state_version,
+            runtime.projector.clone(),
+            runtime.config.waits,
+        )
+    }
+
     pub fn new(
         pool: PgPool,
         services: A::Services,

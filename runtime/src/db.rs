@@ -122,14 +122,16 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Resul
     Ok(())
 }
 
+/// Connections for transactions: the projector's pass, a rebuild, a catch-up from the CLI.
+pub const TX_POOL_SIZE: u32 = 4;
+
 /// Apply the embedded migrations (safe from several processes at once: sqlx takes a lock), on
 /// a connection of their own that is closed afterwards (they run in transactions).
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(url)?.application_name("ensemble-migrate");
     let mut conn = PgConnection::connect_with(&options).await?;
-    sqlx::migrate!("./migrations").run(&mut conn).await?;
-    crate::personal_migration::run(&mut conn).await?;
-    crate::name_migration::run(&mut conn).await?;
+    sqlx::migrate!("../migrations").run(&mut conn).await?;
+    crate::migrations::run(&mut conn).await?;
     conn.close().await?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub struct Loaded<A> {
     pub snapshot_sequence: usize,
 }
 
-pub use projections::LogPosition;
+pub use crate::runner::LogPosition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

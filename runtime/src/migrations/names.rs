@@ -10,10 +10,10 @@
 //! transaction under the data migrations' advisory lock, with the reservations locked against
 //! appends meanwhile.
 
+use crate::personal as crypto;
 use aggregates::campus::catalog::{Addresses, Blocks, Catalog, Categories};
 use aggregates::campus::organizations::ORG_NAME_SCOPE;
 use aggregates::text::name_key;
-use projections::personal as crypto;
 use sqlx::PgConnection;
 
 use crate::personal::blind_index_secret;
@@ -31,7 +31,7 @@ fn scopes() -> [(&'static str, &'static str); 4] {
 }
 
 pub async fn run(conn: &mut PgConnection) -> anyhow::Result<()> {
-    let Some(mut tx) = crate::personal_migration::begin_once(conn, NAME).await? else {
+    let Some(mut tx) = super::begin_once(conn, NAME).await? else {
         return Ok(());
     };
     sqlx::query("LOCK TABLE reservations IN SHARE ROW EXCLUSIVE MODE")

@@ -38,9 +38,9 @@ pub struct Config {
     /// Connections for requests and consumers; half as many again wait for aggregate locks.
     pub pool_size: u32,
     /// HTTP timeouts and the connection limit.
-    pub http: crate::http::Limits,
+    pub http: HttpLimits,
     /// Bounds on a command's waits (its turn, the read models).
-    pub waits: crate::bus::Waits,
+    pub waits: Waits,
     /// Writes a member may make per minute (`POST`/`PUT`/`DELETE /absence/`); 0: no limit.
     pub write_limit: u32,
     /// Writes per campus user per minute; 0: no limit.
@@ -67,6 +67,33 @@ pub struct Config {
     /// The least time between two mails to one address; what arrives meanwhile is sent
     /// together in one digest.
     pub mail_interval: Duration,
+}
+
+/// HTTP limits (`ENSEMBLE_HTTP_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// From the connection's first byte (or the end of the previous response) to the end of
+    /// the request's headers; an idle keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    /// For the whole request body.
+    pub body_timeout: Duration,
+    /// For the whole request, from its headers to its response.
+    pub request_timeout: Duration,
+    /// How long a response write may make no progress (a client that stopped reading).
+    pub write_timeout: Duration,
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+/// Bounds on the waits of a command.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// For its turn on the aggregate, and for everything before its append starts: past it
+    /// the command gives up with nothing written. (Each statement is bounded by it too: the
+    /// pool's statement_timeout.)
+    pub turn: Duration,
+    /// For the read models to hold its events after the commit.
+    pub projection: Duration,
 }
 
 /// `ENSEMBLE_MANAGER_BINDING`: how a manager's first login binds their name.
@@ -253,14 +280,14 @@ impl Config {
                 },
             }
         };
-        let http = crate::http::Limits {
+        let http = HttpLimits {
             header_timeout: seconds("ENSEMBLE_HTTP_HEADER_TIMEOUT", 10.0)?,
             body_timeout: seconds("ENSEMBLE_HTTP_BODY_TIMEOUT", 15.0)?,
             request_timeout: seconds("ENSEMBLE_HTTP_REQUEST_TIMEOUT", 30.0)?,
             write_timeout: seconds("ENSEMBLE_HTTP_WRITE_TIMEOUT", 15.0)?,
             max_connections: count("ENSEMBLE_HTTP_MAX_CONNECTIONS", 512, 1)? as usize,
         };
-        let waits = crate::bus::Waits {
+        let waits = Waits {
             turn: seconds("ENSEMBLE_COMMAND_WAIT", 10.0)?,
             projection: seconds("ENSEMBLE_PROJECTION_WAIT", 5.0)?,
         };

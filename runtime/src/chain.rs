@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Row};
 
+use crate::runner::{LogPosition, Projection, ProjectionError};
+use crate::stored::StoredEvent;
 use crate::stored::SELECT_EVENTS;
-use crate::{LogPosition, Projection, ProjectionError, StoredEvent};
 
 /// The link before the first event.
 pub const GENESIS: [u8; 32] = [0; 32];

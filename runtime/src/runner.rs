@@ -20,6 +20,9 @@ pub enum ProjectionError {
 
 /// A consumer of the event log that keeps its state in tables, in the same transaction as its
 /// checkpoint.
+/// The read models a process keeps, in the order they are caught up.
+pub type Projections = std::sync::Arc<Vec<Box<dyn Projection>>>;
+
 #[async_trait]
 pub trait Projection: Send + Sync {
     /// Its checkpoint's name.

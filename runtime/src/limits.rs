@@ -11,7 +11,23 @@
 
 use sqlx::PgPool;
 
-use crate::http::ApiError;
+/// A limit was reached: try again after `retry_after` seconds (HTTP answers 429 with
+/// `Retry-After`).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Limited {
+    pub message: String,
+    pub retry_after: u64,
+}
+
+/// What a check can fail with: a limit, or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error(transparent)]
+    Limited(#[from] Limited),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 pub struct Limits {
     pool: PgPool,
@@ -39,7 +55,7 @@ pub struct LoginAttempt {
 }
 
 impl Limits {
-    pub fn new(pool: PgPool, config: &crate::Config) -> Self {
+    pub fn new(pool: PgPool, config: &crate::config::Config) -> Self {
         Self {
             pool,
             per_minute: config.write_limit,
@@ -51,7 +67,7 @@ impl Limits {
     }
 
     /// 429 with `Retry-After` when `member` has used up their writes for now.
-    pub async fn check_write(&self, member_id: i64) -> Result<(), ApiError> {
+    pub async fn check_write(&self, member_id: i64) -> Result<(), LimitError> {
         self.check(
             &format!("orchestra-member:{member_id}"),
             self.per_minute,
@@ -62,7 +78,7 @@ impl Limits {
 
     /// 429 with `Retry-After` when campus user `subject` has used up their writes for now
     /// (every write they send counts, refused or not: a flood is a flood).
-    pub async fn check_campus_write(&self, subject: &str) -> Result<(), ApiError> {
+    pub async fn check_campus_write(&self, subject: &str) -> Result<(), LimitError> {
         self.check(subject, self.campus_per_minute, "Too many changes")
             .await
     }
@@ -78,14 +94,11 @@ impl Limits {
     pub async fn login_attempt(
         &self,
         keys: &crate::personal::KeyRing,
-        request: &axum::http::Extensions,
+        client: Option<std::net::IpAddr>,
         scope: &str,
         name: Option<&str>,
-    ) -> Result<LoginAttempt, ApiError> {
-        let address = request
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|peer| peer.0.ip().to_string())
-            .unwrap_or_default();
+    ) -> Result<LoginAttempt, LimitError> {
+        let address = client.map(|ip| ip.to_string()).unwrap_or_default();
         let address = crate::personal::hex(keys.blind("login-address", &address));
         self.check(
             &format!("login-address:{address}"),
@@ -102,18 +115,15 @@ impl Limits {
         let name = crate::personal::hex(keys.blind(scope, name.trim()));
         let pair = format!("login-failures:{name}:{address}");
         let name = format!("login-failures:{name}");
-        let too_many = || {
-            ApiError::RetryAfter(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed login attempts. Please try again later.".into(),
-                0,
-            )
+        let too_many = |wait: f64| Limited {
+            message: "Too many failed login attempts. Please try again later.".into(),
+            retry_after: wait.ceil().max(1.0) as u64,
         };
         let pair_state = self
             .peek(&pair, self.login_failures_per_name_address)
             .await?;
         if let Some(wait) = pair_state.refused {
-            return Err(with_wait(too_many(), wait));
+            return Err(too_many(wait).into());
         }
         let under_attack = self
             .peek(&name, self.login_failures_per_name)
@@ -122,7 +132,7 @@ impl Limits {
             .is_some();
         if under_attack {
             if let Some(wait) = pair_state.failed_recently {
-                return Err(with_wait(too_many(), wait));
+                return Err(too_many(wait).into());
             }
         }
         Ok(LoginAttempt {
@@ -163,7 +173,7 @@ impl Limits {
         keys: &crate::personal::KeyRing,
         user: &str,
         email: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), LimitError> {
         self.check(
             &format!("verification-user:{user}"),
             VERIFICATION_MAILS_PER_USER,
@@ -179,7 +189,7 @@ impl Limits {
         .await
     }
 
-    async fn check(&self, key: &str, per_minute: u32, what: &str) -> Result<(), ApiError> {
+    async fn check(&self, key: &str, per_minute: u32, what: &str) -> Result<(), LimitError> {
         if per_minute == 0 {
             return Ok(());
         }
@@ -208,15 +218,15 @@ impl Limits {
         .fetch_optional(&self.pool)
         .await?
         .unwrap_or(1.0);
-        Err(ApiError::RetryAfter(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!("{what}: at most {per_minute} a minute. Please try again later."),
-            wait.ceil().max(1.0) as u64,
-        ))
+        Err(Limited {
+            message: format!("{what}: at most {per_minute} a minute. Please try again later."),
+            retry_after: wait.ceil().max(1.0) as u64,
+        }
+        .into())
     }
 
     /// Where a key stands, without counting anything.
-    async fn peek(&self, key: &str, per_minute: u32) -> Result<Peek, ApiError> {
+    async fn peek(&self, key: &str, per_minute: u32) -> Result<Peek, LimitError> {
         if per_minute == 0 {
             return Ok(Peek::default());
         }
@@ -262,15 +272,6 @@ struct Peek {
     refused: Option<f64>,
     /// The key was charged within its last window: seconds until that has passed.
     failed_recently: Option<f64>,
-}
-
-fn with_wait(error: ApiError, wait: f64) -> ApiError {
-    match error {
-        ApiError::RetryAfter(status, message, _) => {
-            ApiError::RetryAfter(status, message, wait.ceil().max(1.0) as u64)
-        }
-        other => other,
-    }
 }
 
 /// The mailbox an address reaches, as far as limits go: lower case, without a `+tag` (most

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::{CatchUp, LogPosition};
+use crate::runner::{self as projections, CatchUp, LogPosition};
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex, Notify};
 
-use crate::bus::Projections;
+use crate::runner::Projections;
 
 pub struct Projector {
     pool: PgPool,
@@ -143,10 +143,10 @@ impl Projector {
     /// The background loop: a pass on every nudge, on every announcement of another process's
     /// pass and every `poll`; while commands wait for a position that another
     /// process is still projecting, it looks again every few milliseconds.
-    pub async fn run(self: Arc<Self>, poll: Duration, heartbeat: crate::worker::Heartbeat) {
+    pub async fn run(self: Arc<Self>, poll: Duration, heartbeat: crate::signals::Heartbeat) {
         self.running.store(true, Ordering::SeqCst);
         let _stop = StopOnDrop(&self.running);
-        let mut listener = crate::worker::listen(&self.pool, "ensemble_events").await;
+        let mut listener = crate::signals::listen(&self.pool, "ensemble_events").await;
         let mut last_look = std::time::Instant::now();
         let mut warned: Option<(i32, std::time::Instant)> = None;
         loop {
@@ -155,7 +155,7 @@ impl Projector {
                 last_look = std::time::Instant::now();
                 self.warn_of_holder(&mut warned).await;
                 // Housekeeping on the same clock: idempotent answers older than 24 h.
-                if let Err(e) = crate::http::idempotency::expire(&self.pool).await {
+                if let Err(e) = crate::retries::expire(&self.pool).await {
                     tracing::debug!(error = %e, "could not expire idempotency keys");
                 }
             }
@@ -173,7 +173,7 @@ impl Projector {
             };
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = crate::worker::notified(&mut listener, wait, &self.me) => {}
+                _ = crate::signals::notified(&mut listener, wait, &self.me) => {}
             }
         }
     }

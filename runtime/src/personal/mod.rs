@@ -7,7 +7,9 @@
 //! this one from its commit on; nothing is sealed or opened with a destroyed key.
 
 use aggregates::personal::{Blind, Sealed};
-use projections::personal::{self as crypto, Key};
+mod crypto;
+
+pub use crypto::*;
 use sqlx::{PgConnection, PgPool};
 
 #[derive(Debug, thiserror::Error)]

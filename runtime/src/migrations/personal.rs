@@ -18,37 +18,19 @@
 
 use std::collections::HashMap;
 
+use crate::personal as crypto;
 use aggregates::orchestra::roster::{member_subject, NAME_SCOPE, OPENID_SCOPE};
 use anyhow::{anyhow, Context};
-use projections::personal as crypto;
 use serde_json::{json, Map, Value};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 
 use crate::personal::{blind_index_secret, key_of};
 
 const NAME: &str = "personal-data-v2";
 const BATCH: i64 = 5_000;
 
-/// The transaction of data migration `name`, under the data migrations' advisory lock (two
-/// processes starting at once run it once); None when it has run already.
-pub(crate) async fn begin_once<'c>(
-    conn: &'c mut PgConnection,
-    name: &str,
-) -> anyhow::Result<Option<sqlx::Transaction<'c, sqlx::Postgres>>> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('ensemble-data-migration'))")
-        .execute(&mut *tx)
-        .await?;
-    let done: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM data_migrations WHERE name = $1)")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?;
-    Ok((!done).then_some(tx))
-}
-
 pub async fn run(conn: &mut PgConnection) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_once(conn, NAME).await? else {
+    let Some(mut tx) = super::begin_once(conn, NAME).await? else {
         return Ok(());
     };
     let secret = blind_index_secret(&mut tx).await?;
