@@ -49,9 +49,13 @@ impl Jwt {
     }
 
     /// Who a valid, unexpired token for one of `audiences` speaks for: its audience and its
-    /// own claims (without `iat`/`exp`), as canonical JSON text. None for any other token.
-    /// Says nothing of whether the subject still exists: that is each service's check.
-    pub fn verified_subject(&self, audiences: &[&str], token: &str) -> Option<String> {
+    /// own claims (without `iat`/`exp`). None for any other token. Says nothing of whether
+    /// the subject still exists: that is each service's check.
+    pub fn verified_claims(
+        &self,
+        audiences: &[&str],
+        token: &str,
+    ) -> Option<(String, serde_json::Map<String, serde_json::Value>)> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "aud"]);
@@ -63,7 +67,7 @@ impl Jwt {
         )
         .ok()?;
         let envelope = data.claims;
-        Some(serde_json::json!([envelope.aud, envelope.claims]).to_string())
+        Some((envelope.aud, envelope.claims))
     }
 
     /// The claims of a valid, unexpired token for `audience`; None otherwise.

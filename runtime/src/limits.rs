@@ -44,7 +44,8 @@ const WINDOW_SECS: f64 = 60.0;
 /// Verification mails one user may ask for in a minute (to different addresses).
 pub const VERIFICATION_MAILS_PER_USER: u32 = 3;
 
-/// A login under way: what its failure is charged to ([`Limits::login_failed`]).
+/// A login under way: what it was counted against ([`Limits::login_cleared`],
+/// [`Limits::login_failed`]).
 pub struct LoginAttempt {
     /// The name and this address, and the name alone (keyed hashes); None for logins that
     /// name nobody (the campus's, by WeChat account only).
@@ -88,9 +89,15 @@ impl Limits {
     /// counts), when this address has failed too often for `name`
     /// (`ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS`), or when `name` is past its ceiling of failures
     /// from anywhere (`ENSEMBLE_LOGIN_LIMIT_NAME`) and this address has failed for it within
-    /// the minute. So strangers' failures never shut out an address that has not failed: the
-    /// rightful owner's correct credentials are heard. Keyed by keyed hashes of the address
-    /// and the name (in `scope`: which login it is), never the address or the name.
+    /// the minute (or has another attempt for it under way). So strangers' failures never shut
+    /// out an address that has not failed: the rightful owner's correct credentials are heard.
+    ///
+    /// Every attempt is counted as a failure from the start, in the same statement that checks
+    /// the limit, so a burst of simultaneous attempts counts in full; the caller takes the
+    /// count back with [`Limits::login_cleared`] when the credentials were right (or the
+    /// attempt failed for another reason than them), and tells [`Limits::login_failed`]
+    /// when they were wrong. Keyed by keyed hashes of the address and the name (in `scope`:
+    /// which login it is), never the address or the name.
     pub async fn login_attempt(
         &self,
         keys: &crate::personal::KeyRing,
@@ -119,48 +126,58 @@ impl Limits {
             message: "Too many failed login attempts. Please try again later.".into(),
             retry_after: wait.ceil().max(1.0) as u64,
         };
-        let pair_state = self
-            .peek(&pair, self.login_failures_per_name_address)
-            .await?;
-        if let Some(wait) = pair_state.refused {
-            return Err(too_many(wait).into());
-        }
         let under_attack = self
             .peek(&name, self.login_failures_per_name)
             .await?
             .refused
             .is_some();
-        if under_attack {
-            if let Some(wait) = pair_state.failed_recently {
-                return Err(too_many(wait).into());
-            }
-        }
-        Ok(LoginAttempt {
-            name: Some((pair, name)),
+        let attempt = LoginAttempt {
+            name: Some((pair.clone(), name.clone())),
             under_attack,
-        })
+        };
+        // Counted now; a refusal below keeps the count.
+        let charged_before = match self
+            .take(&pair, self.login_failures_per_name_address)
+            .await?
+        {
+            Ok(before) => before,
+            Err(wait) => return Err(too_many(wait).into()),
+        };
+        if let Err(e) = self.charge(&name, self.login_failures_per_name, 1).await {
+            tracing::warn!(error = %e, "could not count a login attempt");
+        }
+        if under_attack && charged_before > 0.0 {
+            return Err(too_many(charged_before).into());
+        }
+        Ok(attempt)
     }
 
-    /// The credentials of `attempt` were wrong: charged to the name from this address, and
-    /// to the name from anywhere. Past the name's ceiling, one failure uses up this address's
-    /// failures for the name for a minute. Best effort: a failure to count is logged.
-    pub async fn login_failed(&self, attempt: &LoginAttempt) {
+    /// The credentials of `attempt` were right (or it failed for another reason than them):
+    /// its count is taken back. Best effort: a failure to do so is logged.
+    pub async fn login_cleared(&self, attempt: &LoginAttempt) {
         let Some((pair, name)) = &attempt.name else {
             return;
         };
-        let per_pair = self.login_failures_per_name_address;
-        let pair_cost = if attempt.under_attack {
-            per_pair.max(1)
-        } else {
-            1
-        };
-        for (key, per_minute, cost) in [
-            (pair, per_pair, pair_cost),
-            (name, self.login_failures_per_name, 1),
+        for (key, per_minute) in [
+            (pair, self.login_failures_per_name_address),
+            (name, self.login_failures_per_name),
         ] {
-            if let Err(e) = self.charge(key, per_minute, cost).await {
-                tracing::warn!(error = %e, "could not count a failed login");
+            if let Err(e) = self.refund(key, per_minute).await {
+                tracing::warn!(error = %e, "could not take back a login attempt's count");
             }
+        }
+    }
+
+    /// The credentials of `attempt` were wrong (it was counted as a failure already). Past the
+    /// name's ceiling, that one failure uses up this address's failures for the name for a
+    /// minute. Best effort: a failure to count is logged.
+    pub async fn login_failed(&self, attempt: &LoginAttempt) {
+        let (Some((pair, _)), true) = (&attempt.name, attempt.under_attack) else {
+            return;
+        };
+        let per_pair = self.login_failures_per_name_address;
+        if let Err(e) = self.charge(pair, per_pair, per_pair.max(1)).await {
+            tracing::warn!(error = %e, "could not count a failed login");
         }
     }
 
@@ -242,8 +259,59 @@ impl Limits {
         let over = ahead + step - WINDOW_SECS;
         Ok(Peek {
             refused: (over > 0.0).then_some(over),
-            failed_recently: (ahead > 0.0).then_some(ahead),
         })
+    }
+
+    /// Count one against `key` if it fits: Ok(seconds by which the key was charged ahead
+    /// before this), or Err(seconds until one more would fit). One statement: simultaneous
+    /// takes queue on the row and each sees the others'.
+    async fn take(&self, key: &str, per_minute: u32) -> Result<Result<f64, f64>, LimitError> {
+        if per_minute == 0 {
+            return Ok(Ok(0.0));
+        }
+        let step = WINDOW_SECS / per_minute as f64;
+        let ahead: Option<f64> = sqlx::query_scalar(
+            "INSERT INTO write_limits AS w (key, tat) VALUES ($1, now() + make_interval(secs => $2)) \
+             ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
+             WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
+             RETURNING extract(epoch FROM tat - now())::float8",
+        )
+        .bind(key)
+        .bind(step)
+        .bind(WINDOW_SECS)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(ahead) = ahead {
+            return Ok(Ok((ahead - step).max(0.0)));
+        }
+        let wait: f64 = sqlx::query_scalar(
+            "SELECT extract(epoch FROM tat + make_interval(secs => $2) - now() - make_interval(secs => $3))::float8 \
+             FROM write_limits WHERE key = $1",
+        )
+        .bind(key)
+        .bind(step)
+        .bind(WINDOW_SECS)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or(1.0);
+        Ok(Err(wait))
+    }
+
+    /// Take back one count of `key` (never behind now).
+    async fn refund(&self, key: &str, per_minute: u32) -> Result<(), sqlx::Error> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let step = WINDOW_SECS / per_minute as f64;
+        sqlx::query(
+            "UPDATE write_limits SET tat = greatest(tat - make_interval(secs => $2), now()) \
+             WHERE key = $1",
+        )
+        .bind(key)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Count `cost` against `key` whatever it says (never further ahead than a window).
@@ -270,8 +338,6 @@ impl Limits {
 struct Peek {
     /// One more would be too many: seconds until it would not.
     refused: Option<f64>,
-    /// The key was charged within its last window: seconds until that has passed.
-    failed_recently: Option<f64>,
 }
 
 /// The mailbox an address reaches, as far as limits go: lower case, without a `+tag` (most

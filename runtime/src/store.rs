@@ -255,9 +255,11 @@ const AFTER_KEYS: &str = "WHERE (SELECT ok FROM guard) \
      AND (SELECT count(*) FROM released) >= 0";
 
 /// The side-table writes of [`StoreEffect`]s, as more parts of the append's statement. An
-/// erasure also empties the retry cache (`idempotency_keys`): its answers may name the person,
-/// and nothing tells which do; retries of writes made before it then run again (in this
-/// domain they are refused or change nothing).
+/// erasure also drops the answers kept for safe retries (`idempotency_keys`) that may name the
+/// person: their own, and every answer marked as naming others than its caller (the HTTP
+/// layer marks them); retries of those writes then run again (in this domain they are refused
+/// or change nothing). Others' answers stay, so nobody can empty the retry cache by erasing
+/// an account of their own.
 const EFFECTS: &str = ", claimed AS ( \
          INSERT INTO reservations (scope, blind, owner) \
          SELECT * FROM unnest($13::text[], $14::bytea[], $15::text[]) \
@@ -265,6 +267,7 @@ const EFFECTS: &str = ", claimed AS ( \
          DELETE FROM credentials WHERE subject = ANY($16::text[]) \
      ), swept AS ( \
          DELETE FROM idempotency_keys WHERE cardinality($16::text[]) > 0 \
+           AND (names_others OR subject = ANY($16::text[])) \
      ), counted AS ( \
          UPDATE erasures SET generation = generation + 1 WHERE cardinality($16::text[]) > 0 \
      ), credentialed AS ( \

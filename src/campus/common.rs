@@ -18,17 +18,32 @@ pub const NOT_AN_INTEGER: &str = "请填写合法的整数值。";
 pub const HIDDEN_CHARACTER: &str = "该字段不能包含不可见的格式字符（如零宽字符或双向控制字符）。";
 pub const NOT_A_WEB_URL: &str = "请输入合法的 http 或 https 网址。";
 
-/// An absolute `http`/`https` URL with a host and no credentials: what a page may link or
-/// load as an image (never `javascript:`, `data:` or the like).
-pub fn is_web_url(url: &str) -> bool {
-    !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        && reqwest::Url::parse(url).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.is_empty())
-                && u.username().is_empty()
-                && u.password().is_none()
-        })
+/// An absolute `http`/`https` URL with a host and no credentials, written out in full
+/// (`https://host/...`): what a page may link or load as an image (never `javascript:`,
+/// `data:`, `https:host` or the like). Its normalised form (what is stored and shown), or None.
+pub fn web_url(url: &str) -> Option<String> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let written_out = lower.starts_with("http://") || lower.starts_with("https://");
+    let after_scheme = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if !written_out
+        || authority.is_empty()
+        || authority.contains(['@', '\\'])
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    (matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none())
+    .then(|| parsed.to_string())
 }
+
 /// Names (organisations, blocks, categories, addresses, users): DRF's `max_length`.
 pub const MAX_NAME: usize = 100;
 /// Free text (descriptions, signatures, feedback).
@@ -110,11 +125,16 @@ impl Fields {
     /// An `http`/`https` URL (an avatar): absent, or blank to clear it, gives None / Some("").
     pub fn url(&mut self, input: &Input, field: &str, max: usize) -> Option<String> {
         let url = self.text(input, field, false, max, true)?;
-        if url.is_empty() || is_web_url(&url) {
+        if url.is_empty() {
             return Some(url);
         }
-        self.add(field, NOT_A_WEB_URL);
-        None
+        match web_url(&url) {
+            Some(url) if url.chars().count() <= max => Some(url),
+            _ => {
+                self.add(field, NOT_A_WEB_URL);
+                None
+            }
+        }
     }
 
     /// A record id (a positive integer; JSON number or text). Missing: required error.
@@ -203,9 +223,10 @@ impl Query {
 pub struct Page {
     pub limit: Option<i64>,
     pub offset: i64,
-    /// The request's path and its other query parameters, in their order.
+    /// The request's path and its other query parameters, in their order and as they were
+    /// sent.
     path: String,
-    query: Vec<(String, String)>,
+    query: Vec<String>,
     /// `ENSEMBLE_PUBLIC_URL`: links are absolute under it; None: relative to the path.
     base: Option<String>,
 }
@@ -233,12 +254,17 @@ impl FromRequestParts<std::sync::Arc<Campus>> for Page {
         };
         let limit = number("limit")?.map(|l| l.clamp(1, MAX_LIMIT));
         let offset = number("offset")?.unwrap_or(0);
-        let others: Vec<(String, String)> =
-            serde_urlencoded::from_str::<Vec<(String, String)>>(parts.uri.query().unwrap_or(""))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(k, _)| k != "limit" && k != "offset")
-                .collect();
+        let others: Vec<String> = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default();
+                !pair.is_empty() && name != "limit" && name != "offset"
+            })
+            .map(str::to_string)
+            .collect();
         Ok(Self {
             limit,
             offset: if limit.is_some() { offset } else { 0 },
@@ -265,11 +291,11 @@ impl Page {
         let count = count();
         let link = |offset: i64| {
             let mut query = self.query.clone();
-            query.push(("limit".into(), limit.to_string()));
+            query.push(format!("limit={limit}"));
             if offset > 0 {
-                query.push(("offset".into(), offset.to_string()));
+                query.push(format!("offset={offset}"));
             }
-            let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+            let query = query.join("&");
             format!(
                 "{}{}?{query}",
                 self.base.as_deref().unwrap_or_default(),

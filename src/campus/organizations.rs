@@ -545,7 +545,8 @@ async fn edit(
                     answer["avatar"] = json!(avatar);
                 }
             }
-            Ok(Json(answer).into_response())
+            // The answer names the owner (another person when a superuser edits).
+            Ok(crate::http::naming_others(Json(answer)))
         }
         Err(CommandError::Duplicate) => Err(field_error("name", NAME_TAKEN_ON_EDIT)),
         Err(e) => Err(org_error(e)),

@@ -238,6 +238,7 @@ async fn admin_login(
     .map_err(ApiError::internal)?;
     match found {
         Some((id, username, _, true)) if verified => {
+            app.rt.limits.login_cleared(&attempt).await;
             let token = app.rt.jwt.issue(
                 AUDIENCE,
                 Claims {
@@ -297,11 +298,14 @@ async fn register_route(
         return Err(ApiError::Body(StatusCode::BAD_REQUEST, missing.into()));
     }
     match register(&app, &username, &email, &password, &me.actor).await {
-        Ok(_) => Ok((
-            StatusCode::CREATED,
-            Json(json!({"success": "true", "user": {"username": username.trim()}})),
-        )
-            .into_response()),
+        // The answer names the new superuser.
+        Ok(_) => Ok(crate::http::naming_others(
+            (
+                StatusCode::CREATED,
+                Json(json!({"success": "true", "user": {"username": username.trim()}})),
+            )
+                .into_response(),
+        )),
         Err(RegisterError::Fields(body)) => Err(ApiError::Body(StatusCode::BAD_REQUEST, body)),
         Err(RegisterError::Other(e)) => Err(ApiError::internal(e)),
     }

@@ -67,7 +67,7 @@ fn wechat_failed(e: WechatError) -> ApiError {
 /// bidirectional) and cut to its first 100 characters: the user cannot change it here. The
 /// avatar must be an http(s) URL of at most 1,000 characters (a field error otherwise: it is
 /// loaded by other users' pages).
-fn user_info(input: &Input) -> Result<(Option<String>, Option<String>), ApiError> {
+fn user_info(input: &Input) -> Result<(Option<String>, Option<String>), ()> {
     let info = match input.0.get("userInfo") {
         Some(Value::Object(map)) => Value::Object(map.clone()),
         Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
@@ -85,16 +85,15 @@ fn user_info(input: &Input) -> Result<(Option<String>, Option<String>), ApiError
                 .to_string()
         })
         .filter(|s| !s.is_empty());
-    let avatar = info["avatarUrl"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    if let Some(avatar) = avatar {
-        if avatar.chars().count() > MAX_URL || !super::common::is_web_url(avatar) {
-            return Err(field_error("avatarUrl", super::common::NOT_A_WEB_URL));
-        }
-    }
-    Ok((name, avatar.map(str::to_string)))
+    let avatar = match info["avatarUrl"].as_str().map(str::trim) {
+        None | Some("") => None,
+        Some(avatar) => Some(
+            super::common::web_url(avatar)
+                .filter(|url| url.chars().count() <= MAX_URL)
+                .ok_or(())?,
+        ),
+    };
+    Ok((name, avatar))
 }
 
 #[utoipa::path(post, path = "/login", tag = "campus",
@@ -150,7 +149,6 @@ async fn login_with(
     if code.trim().is_empty() {
         return Err(field_error("code", super::common::REQUIRED));
     }
-    let (name, avatar) = user_info(&input)?;
     // Per client address only: the login names nobody (a WeChat code is single-use).
     app.rt
         .limits
@@ -173,6 +171,9 @@ async fn login_with(
         Some(owner) => aggregates::campus::users::user_of_subject(&owner)
             .ok_or_else(|| ApiError::internal("an openid reserved by a non-user"))?,
         None => {
+            // Read only for a new user (the profile of one who exists is theirs to edit).
+            let (name, avatar) = user_info(&input)
+                .map_err(|()| field_error("avatarUrl", super::common::NOT_A_WEB_URL))?;
             let id = next_id(&app, "campus_user_id_seq").await?;
             let subject = user_subject(id);
             let key = app.rt.keys.create(&subject).await?;

@@ -28,11 +28,15 @@ pub(super) enum RosterCmd {
     /// List the roster, with each member's WeChat binding (when, through which request) or
     /// the request that waits for approval
     List,
-    /// Bind a manager to the WeChat account whose first login waits for approval
-    /// (ENSEMBLE_MANAGER_BINDING=approve); confirm with them first that it was them, then
+    /// Bind a manager to a WeChat account whose first login waits for approval
+    /// (ENSEMBLE_MANAGER_BINDING=approve). Confirm with them first which request was theirs
+    /// (`roster list` and the mails say when each came)
     Approve {
         /// The member's name as on the roster
         name: String,
+        /// The request to approve (its id, from `roster list`); needed when several wait
+        #[arg(long)]
+        request: Option<String>,
     },
     /// Forget a member's WeChat binding (or drop a request waiting for approval), so the
     /// next login binds the name anew
@@ -90,18 +94,23 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
                 t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                     .unwrap_or_else(|| "(before this was recorded)".into())
             };
+            let requests = read::binding_requests(&app.rt.pool).await?;
             for m in read::members(&app.rt.pool).await? {
-                let wechat = match (m.binding, &m.pending_request) {
-                    (Some(_), _) => format!(
+                let waiting: Vec<String> = requests
+                    .iter()
+                    .filter(|(member, _, _)| *member == m.id)
+                    .map(|(_, request, when)| format!("{} (request {request})", at(Some(*when))))
+                    .collect();
+                let wechat = match m.binding {
+                    Some(_) => format!(
                         "bound {} (request {})",
                         at(m.bound_at),
                         m.bound_request.as_deref().unwrap_or("-")
                     ),
-                    (None, Some(request)) => format!(
-                        "WAITING FOR APPROVAL since {} (request {request})",
-                        at(m.pending_since)
-                    ),
-                    (None, None) => "-".into(),
+                    None if !waiting.is_empty() => {
+                        format!("WAITING FOR APPROVAL: {}", waiting.join("; "))
+                    }
+                    None => "-".into(),
                 };
                 println!(
                     "{:>4}  {:<24} {:<11} {:<8} {wechat}",
@@ -109,13 +118,18 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
                 );
             }
         }
-        RosterCmd::Approve { name } => {
+        RosterCmd::Approve { name, request } => {
             let (name, member_id) = member_named(app, &name).await?;
-            let committed = crate::orchestra::bindings::approve(&app.orchestra, member_id, &actor)
-                .await
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let committed = crate::orchestra::bindings::approve(
+                &app.orchestra,
+                member_id,
+                request.as_deref(),
+                &actor,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             settle(app, committed.position).await;
-            println!("{name} is bound to the WeChat account that asked");
+            println!("{name} is bound to the WeChat account of that request");
         }
         RosterCmd::Unbind { name } => {
             let (name, member_id) = member_named(app, &name).await?;

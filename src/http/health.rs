@@ -124,9 +124,19 @@ fn from_this_machine(headers: &axum::http::HeaderMap, extensions: &axum::http::E
     let local = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .is_some_and(|peer| peer.0.ip().is_loopback());
-    let relayed = ["forwarded", "x-forwarded-for", "x-real-ip"]
-        .iter()
-        .any(|h| headers.contains_key(*h));
+    let relayed = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "via",
+    ]
+    .iter()
+    .any(|h| headers.contains_key(*h));
     local && !relayed
 }
 

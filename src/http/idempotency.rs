@@ -60,8 +60,30 @@ fn kept(status: StatusCode) -> bool {
         )
 }
 
-/// Who a request's verified token speaks for, as the digest the keys are scoped to.
-fn caller(app: &Runtime, request: &Request) -> Option<String> {
+/// Who a request's verified token speaks for.
+struct Caller {
+    /// The digest the keys are scoped to (the token's audience and claims).
+    scope: String,
+    /// The caller's opaque subject, as personal keys name it (`orchestra-member:17`,
+    /// `campus-user:7`, `campus-superuser:<id>`: the audience, the kind of caller, `member`
+    /// where a token has no kind, and the id): their erasure drops their answers.
+    subject: String,
+}
+
+/// Marks an answer that names others than its caller (a manager's decision names the
+/// applier): an erasure of anyone drops it from the retry cache. Handlers insert it in their
+/// response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct NamesOthers;
+
+/// `response`, marked as naming others than its caller ([`NamesOthers`]).
+pub fn naming_others(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(NamesOthers);
+    response
+}
+
+fn caller(app: &Runtime, request: &Request) -> Option<Caller> {
     let value = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)?
@@ -71,8 +93,19 @@ fn caller(app: &Runtime, request: &Request) -> Option<String> {
     if !(scheme.eq_ignore_ascii_case("jwt") || scheme.eq_ignore_ascii_case("bearer")) {
         return None;
     }
-    let subject = app.jwt.verified_subject(AUDIENCES, token.trim())?;
-    Some(digest(&[subject.as_bytes()]))
+    let (audience, claims) = app.jwt.verified_claims(AUDIENCES, token.trim())?;
+    let text = |k: &str| match claims.get(k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(v @ serde_json::Value::Number(_)) => Some(v.to_string()),
+        _ => None,
+    };
+    let subject = format!(
+        "{audience}-{}:{}",
+        text("kind").unwrap_or_else(|| "member".into()),
+        text("sub")?
+    );
+    let scope = digest(&[serde_json::json!([audience, claims]).to_string().as_bytes()]);
+    Some(Caller { scope, subject })
 }
 
 pub async fn idempotency(
@@ -88,7 +121,7 @@ pub async fn idempotency(
         return next.run(request).await;
     }
     let issues_credentials = CREDENTIAL_PATHS.contains(&request.uri().path().trim_end_matches('/'));
-    let Some(scope) = caller(&app, &request).filter(|_| !issues_credentials) else {
+    let Some(caller) = caller(&app, &request).filter(|_| !issues_credentials) else {
         return next.run(request).await;
     };
     let key = request
@@ -96,14 +129,14 @@ pub async fn idempotency(
         .get(&IDEMPOTENCY_KEY)
         .cloned()
         .expect("checked above");
-    match run(app, scope, key, request, next).await {
+    match run(app, caller, key, request, next).await {
         Ok(response) | Err(response) => response,
     }
 }
 
 async fn run(
     app: Arc<Runtime>,
-    scope: String,
+    caller: Caller,
     key: HeaderValue,
     request: Request,
     next: Next,
@@ -144,17 +177,43 @@ async fn run(
         parts.uri.query().unwrap_or("").as_bytes(),
         &bytes,
     ]);
+    // Claim, run and keep on a task of its own: a client that hangs up cuts neither the claim
+    // from its run nor the run from the answer kept for the retry.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let task = tokio::spawn(async move {
+        match claim(&app, &caller, &key, &request_hash).await {
+            Ok(true) => {
+                let response = next.run(request).await;
+                keep(&app, &caller, &key, response).await
+            }
+            Ok(false) => replay(&app, &caller.scope, &key, &request_hash).await,
+            Err(e) => ApiError::from(e).into_response(),
+        }
+    });
+    Ok(task
+        .await
+        .unwrap_or_else(|_| ApiError::internal("the request task failed").into_response()))
+}
+
+/// Claim `key` for `caller`'s request: false when it is taken (by a request that ran, or runs).
+/// In the same statement, the caller's answers beyond the newest
+/// `ENSEMBLE_RETRY_KEYS_PER_CALLER - 1` go (claims still running are never dropped).
+async fn claim(
+    app: &Runtime,
+    caller: &Caller,
+    key: &str,
+    request_hash: &str,
+) -> Result<bool, sqlx::Error> {
     // A claim outlives the request it guards; an abandoned one (a dead process) is taken over.
     let hold = app.config.http.request_timeout + Duration::from_secs(5);
-    // The claim, and (in the same statement) the caller's answers beyond the newest
-    // ENSEMBLE_RETRY_KEYS_PER_CALLER - 1 dropped; claims still running are never dropped.
     let claimed: Option<bool> = sqlx::query_scalar(
         "WITH claim AS ( \
-             INSERT INTO idempotency_keys (scope, key, request_hash, locked_until, erasures) \
-             VALUES ($1, $2, $3, now() + make_interval(secs => $4), (SELECT generation FROM erasures)) \
+             INSERT INTO idempotency_keys (scope, key, request_hash, locked_until, erasures, subject) \
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4), (SELECT generation FROM erasures), $6) \
              ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
                  locked_until = excluded.locked_until, status = NULL, content_type = NULL, \
-                 response_body = NULL, created_at = now(), erasures = excluded.erasures \
+                 response_body = NULL, created_at = now(), erasures = excluded.erasures, \
+                 subject = excluded.subject \
              WHERE idempotency_keys.created_at < now() - interval '24 hours' \
                 OR (idempotency_keys.status IS NULL AND idempotency_keys.locked_until < now()) \
              RETURNING true \
@@ -166,31 +225,20 @@ async fn run(
          ) \
          SELECT true FROM claim",
     )
-    .bind(&scope)
-    .bind(&key)
-    .bind(&request_hash)
+    .bind(&caller.scope)
+    .bind(key)
+    .bind(request_hash)
     .bind(hold.as_secs_f64())
     .bind(i64::from(app.config.retry_keys_per_caller) - 1)
+    .bind(&caller.subject)
     .fetch_optional(&app.pool)
-    .await
-    .map_err(|e| ApiError::from(e).into_response())?;
-    if claimed.is_none() {
-        return Err(replay(&app, &scope, &key, &request_hash).await);
-    }
-    // Ours. Run it and keep the answer on a task of its own: a client that hangs up must not
-    // leave the key claimed by a request that ran.
-    let request = Request::from_parts(parts, Body::from(bytes));
-    let keeper = tokio::spawn(async move {
-        let response = next.run(request).await;
-        keep(&app, &scope, &key, response).await
-    });
-    Ok(keeper
-        .await
-        .unwrap_or_else(|_| ApiError::internal("the request task failed").into_response()))
+    .await?;
+    Ok(claimed.is_some())
 }
 
 /// Store the answer (or release the key for what is not kept) and hand it on.
-async fn keep(app: &Runtime, scope: &str, key: &str, response: Response) -> Response {
+async fn keep(app: &Runtime, caller: &Caller, key: &str, response: Response) -> Response {
+    let scope = caller.scope.as_str();
     if !kept(response.status()) {
         let _ = sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
             .bind(scope)
@@ -208,12 +256,19 @@ async fn keep(app: &Runtime, scope: &str, key: &str, response: Response) -> Resp
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    // Kept only if no erasure committed since the claim (the answer may name the person);
-    // otherwise the claim goes, and a retry runs again.
+    let names_others = parts.extensions.get::<NamesOthers>().is_some();
+    // An answer that names others is kept only if no erasure committed since the claim (it
+    // may name the erased person); one about its caller alone, only if the caller was not
+    // erased. Otherwise the claim goes, and a retry runs again.
     if let Err(e) = sqlx::query(
         "WITH kept AS ( \
-             UPDATE idempotency_keys SET status = $3, content_type = $4, response_body = $5 \
-             WHERE scope = $1 AND key = $2 AND erasures = (SELECT generation FROM erasures) \
+             UPDATE idempotency_keys SET status = $3, content_type = $4, response_body = $5, \
+                 names_others = $6 \
+             WHERE scope = $1 AND key = $2 \
+               AND CASE WHEN $6 THEN erasures = (SELECT generation FROM erasures) \
+                        ELSE NOT EXISTS (SELECT FROM personal_keys k \
+                                         WHERE k.subject = idempotency_keys.subject AND k.key IS NULL) \
+                   END \
              RETURNING 1 \
          ) \
          DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT EXISTS (SELECT FROM kept)",
@@ -223,6 +278,7 @@ async fn keep(app: &Runtime, scope: &str, key: &str, response: Response) -> Resp
     .bind(parts.status.as_u16() as i16)
     .bind(&content_type)
     .bind(bytes.as_ref())
+    .bind(names_others)
     .execute(&app.pool)
     .await
     {
@@ -238,7 +294,14 @@ type Kept = (String, Option<i16>, Option<String>, Option<Vec<u8>>);
 
 /// The key is taken: the first answer, once there is one; 422 for another request.
 async fn replay(app: &Runtime, scope: &str, key: &str, request_hash: &str) -> Response {
-    let give_up = tokio::time::Instant::now() + app.config.http.request_timeout;
+    // Short of the request's own deadline, so that the 409 is what the client hears.
+    let give_up = tokio::time::Instant::now()
+        + app
+            .config
+            .http
+            .request_timeout
+            .saturating_sub(Duration::from_secs(2))
+            .max(Duration::from_secs(1));
     loop {
         let row: Result<Option<Kept>, _> = sqlx::query_as(
             "SELECT request_hash, status, content_type, response_body FROM idempotency_keys \

@@ -26,11 +26,12 @@ use tokio::sync::Semaphore;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::request_id::PropagateRequestIdLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use auth::{bearer_token, client_address, http_actor, MalformedAuthorization};
 pub use error::{drf_shape, ApiError};
+pub use idempotency::naming_others;
 pub use input::{parse_date, parse_id, BodyTimeout, Input, Segment, MAX_BODY_BYTES};
 
 use runtime::Runtime;
@@ -84,7 +85,10 @@ pub fn router(app: Arc<Runtime>, (api, document): (Router, utoipa::openapi::Open
     .layer(
         TraceLayer::new_for_http()
             .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            .on_response(DefaultOnResponse::new().level(Level::INFO))
+            // A 5xx the service meant (502 for a code WeChat refused, 503 busy) is a warning;
+            // an unexpected failure is logged as an error where it happens (ApiError::Internal).
+            .on_failure(DefaultOnFailure::new().level(Level::WARN)),
     )
     .layer(axum::middleware::from_fn(request_ids))
     .layer(axum::middleware::from_fn(health::track))

@@ -13,6 +13,10 @@ use runtime::bus::{Actor, CommandError, Committed};
 pub enum ApproveError {
     #[error("member #{0} has no WeChat binding waiting for approval")]
     NothingPending(u64),
+    #[error("several requests wait ({}): say which with --request", .0.join(", "))]
+    Several(Vec<String>),
+    #[error("no request {0} waits for approval")]
+    NoSuchRequest(String),
     #[error("member #{0} has been erased")]
     Erased(u64),
     #[error("that WeChat account is bound to another member already")]
@@ -23,27 +27,46 @@ pub enum ApproveError {
     Failed(String),
 }
 
-/// Bind member `member_id` to the WeChat account whose request waits for approval: the
-/// request's openid is read from the log, opened with the member's key and sealed again with
-/// the blind that reserves it (the log never holds a blind).
+/// Bind member `member_id` to the WeChat account of a request that waits for approval: the
+/// one with id `request` (its `x-request-id`), or the only one. The request's openid is read
+/// from the log, opened with the member's key and sealed again with the blind that reserves it
+/// (the log never holds a blind).
 pub async fn approve(
     app: &Orchestra,
     member_id: u64,
+    request: Option<&str>,
     actor: &Actor,
 ) -> Result<Committed<aggregates::orchestra::roster::Roster>, ApproveError> {
-    let payload: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_type = 'Roster' AND aggregate_id = $1 \
+    // The member's requests since their last binding, unbinding or enrolment.
+    let waiting: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT metadata ->> 'request_id', payload FROM events \
+         WHERE aggregate_type = 'Roster' AND aggregate_id = $1 \
            AND event_type = 'WechatBindingRequested' \
            AND (payload -> 'WechatBindingRequested' ->> 'member_id')::bigint = $2 \
-         ORDER BY position DESC LIMIT 1",
+           AND position > coalesce((SELECT max(position) FROM events \
+               WHERE aggregate_type = 'Roster' AND aggregate_id = $1 \
+                 AND event_type IN ('WechatBound', 'WechatUnbound') \
+                 AND (payload -> event_type ->> 'member_id')::bigint = $2), 0) \
+         ORDER BY position",
     )
     .bind(ROSTER_ID)
     .bind(member_id as i64)
-    .fetch_optional(&app.rt.pool)
+    .fetch_all(&app.rt.pool)
     .await
     .map_err(|e| ApproveError::Failed(e.to_string()))?;
-    let Some(payload) = payload else {
-        return Err(ApproveError::NothingPending(member_id));
+    let payload = match (request, waiting.as_slice()) {
+        (_, []) => return Err(ApproveError::NothingPending(member_id)),
+        (None, [(_, payload)]) => payload.clone(),
+        (None, several) => {
+            return Err(ApproveError::Several(
+                several.iter().map(|(id, _)| id.clone()).collect(),
+            ))
+        }
+        (Some(wanted), all) => all
+            .iter()
+            .find(|(id, _)| id == wanted)
+            .map(|(_, payload)| payload.clone())
+            .ok_or_else(|| ApproveError::NoSuchRequest(wanted.to_string()))?,
     };
     let RosterEvent::WechatBindingRequested { openid, .. } =
         serde_json::from_value::<RosterEvent>(payload)

@@ -172,7 +172,7 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
 }
 
 /// A member as operators see them: with their WeChat binding (when and through which
-/// request it was made) or the request that waits for approval.
+/// request it was made).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RosterRow {
     pub id: i64,
@@ -182,14 +182,25 @@ pub struct RosterRow {
     pub binding: Option<i64>,
     pub bound_at: Option<chrono::DateTime<chrono::Utc>>,
     pub bound_request: Option<String>,
-    pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
-    pub pending_request: Option<String>,
 }
 
 pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<RosterRow>> {
     sqlx::query_as(
-        "SELECT id, name, section, role, binding, bound_at, bound_request, pending_since, \
-         pending_request FROM orchestra_members WHERE active ORDER BY id",
+        "SELECT id, name, section, role, binding, bound_at, bound_request \
+         FROM orchestra_members WHERE active ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The requests to be bound that wait for approval: (member id, request id, when), oldest
+/// first.
+pub async fn binding_requests(
+    pool: &PgPool,
+) -> sqlx::Result<Vec<(i64, String, chrono::DateTime<chrono::Utc>)>> {
+    sqlx::query_as(
+        "SELECT member_id, request_id, requested_at FROM orchestra_binding_requests \
+         ORDER BY member_id, requested_at",
     )
     .fetch_all(pool)
     .await

@@ -137,17 +137,28 @@ async fn login(
         .await?;
     // WeChat first: a stranger without a valid code learns nothing about the roster.
     // (`app_id` / `app_secret` of old clients are ignored: the configured credentials win.)
-    let openid = app
-        .rt
-        .wechat
-        .code2session(&app.credentials, &code)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "code2session failed");
-            ApiError::msg(StatusCode::BAD_GATEWAY, "wx server request failed")
-        })?;
+    let openid = match app.rt.wechat.code2session(&app.credentials, &code).await {
+        Ok(openid) => openid,
+        Err(e) => {
+            // A code WeChat refused counts against the name; WeChat out of reach does not.
+            match e {
+                runtime::wechat::WechatError::Refused { .. } => {
+                    app.rt.limits.login_failed(&attempt).await
+                }
+                runtime::wechat::WechatError::Unreachable(_) => {
+                    tracing::warn!(error = %e, "code2session failed");
+                    app.rt.limits.login_cleared(&attempt).await
+                }
+            }
+            return Err(ApiError::msg(
+                StatusCode::BAD_GATEWAY,
+                "wx server request failed",
+            ));
+        }
+    };
     match bind(&app, &headers, &extensions, &name, &openid).await {
         Ok((member_id, binding)) => {
+            app.rt.limits.login_cleared(&attempt).await;
             let token = app.rt.jwt.issue(
                 AUDIENCE,
                 Claims {
@@ -161,7 +172,10 @@ async fn login(
             app.rt.limits.login_failed(&attempt).await;
             Err(e)
         }
-        Err(Refusal::Other(e)) => Err(e),
+        Err(Refusal::Other(e)) => {
+            app.rt.limits.login_cleared(&attempt).await;
+            Err(e)
+        }
     }
 }
 
@@ -427,7 +441,7 @@ async fn change(
     me: CurrentMember,
     Segment(id): Segment,
     input: Input,
-) -> Result<Json<AbsenceRow>, ApiError> {
+) -> Result<Response, ApiError> {
     app.rt.limits.check_write(me.id).await?;
     let id = parse_id(&id)? as u64;
     // Fields left out keep the values the member's stream holds when the command runs (a
@@ -459,13 +473,14 @@ async fn change(
         Some(decision) => read::member_name(&app.rt.pool, decision.processor as i64).await?,
         None => None,
     };
-    Ok(Json(answer(
+    // The processor is another member.
+    Ok(crate::http::naming_others(Json(answer(
         &committed,
         id,
         &key,
         me.name.clone(),
         processor,
-    )?))
+    )?)))
 }
 
 #[utoipa::path(delete, path = "/absence/{id}", tag = "orchestra",
@@ -582,7 +597,7 @@ async fn process(
     CurrentManager(me): CurrentManager,
     Segment(id): Segment,
     input: Input,
-) -> Result<Json<Processed>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let permission = input
         .bool("permission")?
@@ -626,7 +641,8 @@ async fn process(
         .await
         .map_err(absence_error)?;
     let applier_name = applier_name.unwrap_or_else(|| former_member(applier_id as u64));
-    Ok(Json(Processed {
+    // The answer names the applier, and their reason.
+    Ok(crate::http::naming_others(Json(Processed {
         msg: "Absence processed.",
         absence: answer(
             &committed,
@@ -635,7 +651,7 @@ async fn process(
             applier_name,
             Some(me.name.clone()),
         )?,
-    }))
+    })))
 }
 
 #[derive(Serialize)]

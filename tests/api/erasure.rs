@@ -393,14 +393,18 @@ async fn nothing_is_sealed_for_a_member_after_the_erasure_commits_even_before_th
     hold.rollback().await.unwrap();
 }
 
-/// An answer kept for retries may name the person being erased: one stored while the erasure
-/// was committing (its statement's own sweep cannot see it) is swept after the commit.
+/// An answer kept for retries may name the person being erased: one that names others than
+/// its caller (a manager's decision names the applier), stored while an erasure was
+/// committing (its statement's own sweep cannot see it), is swept after the commit. An answer
+/// about its caller alone stays: the erasure of someone else takes nothing of theirs (a
+/// reason that mentions Percy is its author's text, in the log as here).
 #[tokio::test]
 async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
     use aggregates::orchestra::roster::{RosterCommand, ROSTER_ID};
     let app = crate::helpers::spawn_app().await;
     let t = app.with_roster().await;
     let percy = app.member_id("Percy").await;
+    let davids = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     let mut hold = app.app.rt.tx_pool.begin().await.unwrap();
     sqlx::query(&format!(
         "SELECT 1 FROM personal_keys WHERE subject = 'orchestra-member:{percy}' FOR UPDATE"
@@ -420,16 +424,33 @@ async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
             .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let kept = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
-        .header("Idempotency-Key", "in-window")
-        .json(&json!({ "reason": "Percy is my stand-in", "time_absence": "2026-03-14", "type": "全体排练" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(kept.status(), 201);
+    let keyed = |token: &str, key: &str, method: reqwest::Method, path: String, body| {
+        app.http
+            .request(method, format!("{}{path}", app.address))
+            .header("Authorization", format!("JWT {token}"))
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    // (Both at once: each waits for the read models, which wait for the erasure.)
+    let (decided, own) = tokio::join!(
+        keyed(
+            &t.alice,
+            "in-window",
+            reqwest::Method::PUT,
+            format!("/manager/{davids}/"),
+            json!({ "result": "fine", "permission": true }),
+        ),
+        keyed(
+            &t.david,
+            "own",
+            reqwest::Method::POST,
+            "/absence/".into(),
+            json!({ "reason": "Percy is my stand-in", "time_absence": "2026-03-14", "type": "全体排练" }),
+        )
+    );
+    assert_eq!(decided.unwrap().status(), 200);
+    assert_eq!(own.unwrap().status(), 201);
     hold.rollback().await.unwrap();
     erasure.await.unwrap().unwrap();
     assert!(
@@ -439,6 +460,11 @@ async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
                 == 0
         })
         .await,
-        "an answer stored during the erasure survived it"
+        "an answer naming others stored during the erasure survived it"
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'own' AND status IS NOT NULL")
+            .await,
+        1
     );
 }

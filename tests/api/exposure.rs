@@ -256,6 +256,15 @@ async fn strangers_failures_never_lock_the_rightful_superuser_out() {
             .0,
         429
     );
+    // ...a burst of simultaneous guesses from a fresh address is counted in full: one is
+    // heard...
+    let burst = client_from(11);
+    let statuses = futures::future::join_all(
+        (0..8).map(|_| post_from(&app, &burst, "/adminLogIn/", wrong.clone())),
+    )
+    .await;
+    let heard = statuses.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(heard, 1, "{statuses:?}");
     // ...and the rightful superuser's correct password from a fresh address still works.
     assert_eq!(
         post_from(&app, &client_from(10), "/adminLogIn/", right)
@@ -263,6 +272,35 @@ async fn strangers_failures_never_lock_the_rightful_superuser_out() {
             .0,
         200
     );
+}
+
+#[tokio::test]
+async fn a_burst_of_simultaneous_guesses_from_one_address_is_counted_in_full() {
+    let app = spawn_app_with(|c| {
+        c.campus_write_limit = 0;
+        c.login_limit_address = 100;
+        c.login_limit_name_address = 3;
+        c.login_limit_name = 1000;
+    })
+    .await;
+    superuser(&app).await;
+    let wrong = json!({"username": "Jessica", "password": "guess"});
+    let attacker = client_from(2);
+    let statuses = futures::future::join_all(
+        (0..20).map(|_| post_from(&app, &attacker, "/adminLogIn/", wrong.clone())),
+    )
+    .await;
+    let heard = statuses.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(heard, 3, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|(status, _)| matches!(status, 401 | 429)));
+    // Right credentials take their count back: the owner logs in again and again.
+    let right = json!({"username": "Jessica", "password": "s3cret-pass"});
+    for _ in 0..5 {
+        let (status, _) = post_from(&app, &client_from(3), "/adminLogIn/", right.clone()).await;
+        assert_eq!(status, 200);
+    }
 }
 
 #[tokio::test]
@@ -394,26 +432,58 @@ async fn where_managers_wait_a_managers_first_login_waits_for_an_operators_appro
     .await;
     // Members are bound at once; a manager's first login asks.
     app.login("David").await;
-    let waiting = app
-        .try_login(json!({"name": "Alice", "code": "code-Alice"}))
-        .await;
-    assert_eq!(waiting.status, 403, "{}", waiting.body);
-    assert!(waiting.body["msg"].as_str().unwrap().contains("approval"));
-    // Another account trying the name meanwhile gets the same answer, and takes nothing.
-    let other = app
-        .try_login(json!({"name": "Alice", "code": "code-Mallory"}))
-        .await;
-    assert_eq!((other.status, &other.body), (403, &waiting.body));
+    let login_as = |code: &'static str| {
+        let app = &app;
+        async move {
+            let reply = app
+                .http
+                .post(format!("{}/account/login/", app.address))
+                .json(&json!({"name": "Alice", "code": code}))
+                .send()
+                .await
+                .unwrap();
+            let request = reply.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let status = reply.status().as_u16();
+            (status, reply.json::<Value>().await.unwrap(), request)
+        }
+    };
+    // A stranger tries the name first, then Alice: both wait, with the same answer, and both
+    // are recorded and mailed, so the operator sees every account that tried.
+    let (status, squatter_body, squatter) = login_as("code-Mallory").await;
+    assert_eq!(status, 403, "{squatter_body}");
+    assert!(squatter_body["msg"].as_str().unwrap().contains("approval"));
+    let (status, body, alice) = login_as("code-Alice").await;
+    assert_eq!((status, &body), (403, &squatter_body));
+    let (status, again, _) = login_as("code-Alice").await;
+    assert_eq!((status, &again), (403, &squatter_body));
+    // (Mails to one address close together go out as one digest.)
     assert!(
         crate::helpers::eventually(Duration::from_secs(10), || async {
-            !mails(smtp, "Alice asks to be bound").await.is_empty()
+            let said = mails(smtp, "Alice asks to be bound").await.join("\n");
+            said.contains(&alice) && said.contains(&squatter)
         })
         .await
     );
     let listed = crate::cli::ensemble(&app.database_url, &["roster", "list"]).await;
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("WAITING FOR APPROVAL"));
-    // The operator approves: the account that asked logs in; the other is refused.
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("WAITING FOR APPROVAL")
+            && listed.contains(&alice)
+            && listed.contains(&squatter),
+        "{listed}"
+    );
+    // Two wait: the operator must say which.
     let out = crate::cli::ensemble(&app.database_url, &["roster", "approve", "Alice"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--request"));
+    let out = crate::cli::ensemble(
+        &app.database_url,
+        &["roster", "approve", "Alice", "--request", &alice],
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -421,14 +491,9 @@ async fn where_managers_wait_a_managers_first_login_waits_for_an_operators_appro
     );
     let token = app.login("Alice").await;
     assert_eq!(app.get("/manager/", &token).await.status, 200);
-    let other = app
-        .try_login(json!({"name": "Alice", "code": "code-Mallory"}))
-        .await;
-    assert_eq!(other.status, 403);
-    assert!(other.body["msg"]
-        .as_str()
-        .unwrap()
-        .contains("doesn't match"));
+    let (status, other, _) = login_as("code-Mallory").await;
+    assert_eq!(status, 403);
+    assert!(other["msg"].as_str().unwrap().contains("doesn't match"));
     // Nothing waits any more.
     let out = crate::cli::ensemble(&app.database_url, &["roster", "approve", "Alice"]).await;
     assert!(!out.status.success());
@@ -824,4 +889,155 @@ async fn a_head_whose_lines_end_in_a_bare_lf_is_answered_at_once() {
         answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 400"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn erasing_an_account_of_ones_own_leaves_others_retries_alone() {
+    let app = spawn_app_with(|c| c.campus_write_limit = 0).await;
+    let u = user(&app, "u1").await;
+    let feedback = |key: &'static str| {
+        let app = &app;
+        let token = u.token.clone();
+        async move {
+            app.http
+                .post(format!("{}/feedbacks/", app.address))
+                .header("Authorization", format!("JWT {token}"))
+                .header("Idempotency-Key", key)
+                .json(&json!({"feedback": "the app is slow", "contact": "me"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(feedback("k").await.status(), 201);
+    // A stranger logs in and deletes their own account (an erasure).
+    let stranger = user(&app, "stranger").await;
+    let gone = app
+        .delete(&format!("/users/{}/", stranger.id), &stranger.token)
+        .await;
+    assert_eq!(gone.status, 204);
+    // The first user's retry is still answered from the cache: nothing runs twice.
+    let again = feedback("k").await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM events WHERE event_type = 'FeedbackSubmitted'")
+            .await,
+        1
+    );
+    // An answer that names someone else (a manager's decision names the applier) goes with
+    // anyone's erasure; the member's own answers go with theirs.
+    let t = app.with_roster().await;
+    let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let decision = keyed(
+        &app,
+        reqwest::Method::PUT,
+        &format!("/manager/{id}/"),
+        &format!("JWT {}", t.alice),
+        "decide",
+        json!({"result": "ok", "permission": true}),
+    )
+    .await;
+    assert_eq!(decision, 200);
+    let names_others = || app.scalar("SELECT count(*) FROM idempotency_keys WHERE names_others");
+    assert_eq!(names_others().await, 1);
+    let other = user(&app, "other").await;
+    app.delete(&format!("/users/{}/", other.id), &other.token)
+        .await;
+    assert_eq!(names_others().await, 0);
+    assert_eq!(kept_answers(&app).await, 1, "the feedback's answer stays");
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_while_its_key_is_claimed_leaves_the_request_whole() {
+    let app = spawn_app_with(|c| c.campus_write_limit = 0).await;
+    let u = user(&app, "u1").await;
+    // The retry cache is held up (an operator's lock), and the client gives up meanwhile.
+    let mut operator = app.app.rt.tx_pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE idempotency_keys IN EXCLUSIVE MODE")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let send = |client: &reqwest::Client| {
+        client
+            .post(format!("{}/feedbacks/", app.address))
+            .header("Authorization", format!("JWT {}", u.token))
+            .header("Idempotency-Key", "hang")
+            .json(&json!({"feedback": "hello", "contact": "me"}))
+            .send()
+    };
+    assert!(send(&impatient).await.is_err(), "the client hung up");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    operator.rollback().await.unwrap();
+    // The request ran to its end and its answer waits for the retry.
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(10), || async {
+            app.scalar("SELECT count(*) FROM idempotency_keys WHERE status IS NOT NULL")
+                .await
+                == 1
+        })
+        .await
+    );
+    let retry = send(&app.http).await.unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM events WHERE event_type = 'FeedbackSubmitted'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn avatars_that_only_parse_as_links_are_refused_and_a_known_user_logs_in_whatever_their_client_sends(
+) {
+    let app = crate::platform::spawn().await;
+    let admin = superuser(&app).await;
+    let owner = user(&app, "owner").await;
+    let b = block(&app, &admin, "社团").await;
+    let org = organisation(&app, &admin, &owner, "Choir", b).await;
+    for avatar in [
+        "https:evil.example/x.png",
+        "http:\\\\evil.example\\x.png",
+        "https:/evil.example",
+        "http:///x",
+        "http://@x.example/",
+        "http://u:p@x.example/",
+    ] {
+        let reply = app
+            .put(
+                &format!("/organizations/{org}/"),
+                &owner.token,
+                json!({"name": "Choir", "avatar": avatar}),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{avatar}: {}", reply.body);
+    }
+    // What is stored is what every page is shown.
+    let reply = app
+        .put(
+            &format!("/organizations/{org}/"),
+            &owner.token,
+            json!({"name": "Choir", "avatar": "HTTPS://Img.Example/c.png"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let found = app.get("/organizations/?org=Choir", &owner.token).await;
+    assert_eq!(found.body["results"]["avatar"], "https://img.example/c.png");
+    // A user who exists logs in whatever profile their client sends (it is not read).
+    let again = app
+        .post("/login/", None, json!({"code": "code-owner", "userInfo": {"nickName": "x", "avatarUrl": "wxfile://tmp_abc.jpg"}}))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    // Names that only look different are one, or no name at all.
+    for name in ["社团\u{FE0F}", "社\u{034F}团", "\u{3164}", "\u{2800}"] {
+        let reply = app
+            .post("/blocks/", Some(&admin), json!({"name": name}))
+            .await;
+        assert_eq!(reply.status, 400, "{name:?}: {}", reply.body);
+    }
 }

@@ -114,8 +114,9 @@ async fn roster_event(tx: &mut PgConnection, stored: &StoredEvent) -> Result<(),
                         "A WeChat account logged in as the manager {name} for the first time at \
                          {at}, from request {request}. It waits for an operator.\n\n\
                          If {name} confirms it was them (at that time), an operator runs \
-                         `ensemble roster approve {name}`; otherwise `ensemble roster unbind \
-                         {name}` drops the request.\n"
+                         `ensemble roster approve {name} --request {request}`; `ensemble roster \
+                         unbind {name}` drops every request that waits. Another account trying \
+                         the name is recorded as a request of its own, and mailed likewise.\n"
                     ),
                 )
                 .await?;
@@ -268,7 +269,8 @@ async fn redact(
     .bind(their_address)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM idempotency_keys")
+    sqlx::query("DELETE FROM idempotency_keys WHERE names_others OR subject = $1")
+        .bind(person)
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -6,7 +6,8 @@ use sqlx::PgConnection;
 use runtime::personal::KeySet;
 use runtime::{Projection, ProjectionError, StoredEvent};
 
-/// `orchestra_members`, `orchestra_notify_addresses`, `orchestra_season`.
+/// `orchestra_members`, `orchestra_binding_requests`, `orchestra_notify_addresses`,
+/// `orchestra_season`.
 pub struct RosterProjection;
 
 #[async_trait]
@@ -18,6 +19,7 @@ impl Projection for RosterProjection {
     fn tables(&self) -> &'static [&'static str] {
         &[
             "orchestra_members",
+            "orchestra_binding_requests",
             "orchestra_notify_addresses",
             "orchestra_season",
         ]
@@ -75,8 +77,8 @@ impl Projection for RosterProjection {
                 member_id, binding, ..
             } => {
                 sqlx::query(
-                    "UPDATE orchestra_members SET binding = $2, bound_at = $3, bound_request = $4, \
-                     pending_since = NULL, pending_request = NULL WHERE id = $1",
+                    "UPDATE orchestra_members SET binding = $2, bound_at = $3, bound_request = $4 \
+                     WHERE id = $1",
                 )
                 .bind(member_id as i64)
                 .bind(binding as i64)
@@ -84,38 +86,39 @@ impl Projection for RosterProjection {
                 .bind(&request)
                 .execute(&mut *tx)
                 .await?;
+                requests_answered(tx, member_id).await?;
             }
             RosterEvent::WechatBindingRequested { member_id, .. } => {
                 sqlx::query(
-                    "UPDATE orchestra_members SET pending_since = $2, pending_request = $3 \
-                     WHERE id = $1",
+                    "INSERT INTO orchestra_binding_requests (member_id, request_id, requested_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind(member_id as i64)
-                .bind(stored.recorded_at)
                 .bind(&request)
+                .bind(stored.recorded_at)
                 .execute(&mut *tx)
                 .await?;
             }
             RosterEvent::WechatUnbound { member_id } => {
                 sqlx::query(
                     "UPDATE orchestra_members SET binding = NULL, bound_at = NULL, \
-                     bound_request = NULL, pending_since = NULL, pending_request = NULL \
-                     WHERE id = $1",
+                     bound_request = NULL WHERE id = $1",
                 )
                 .bind(member_id as i64)
                 .execute(&mut *tx)
                 .await?;
+                requests_answered(tx, member_id).await?;
             }
             RosterEvent::MemberForgotten { member_id } => {
                 sqlx::query(
                     "UPDATE orchestra_members SET name = $2, binding = NULL, active = false, \
-                     bound_at = NULL, bound_request = NULL, pending_since = NULL, \
-                     pending_request = NULL WHERE id = $1",
+                     bound_at = NULL, bound_request = NULL WHERE id = $1",
                 )
                 .bind(member_id as i64)
                 .bind(former_member(member_id))
                 .execute(&mut *tx)
                 .await?;
+                requests_answered(tx, member_id).await?;
             }
             RosterEvent::NotifyAddressAdded { email } => {
                 sqlx::query("INSERT INTO orchestra_notify_addresses (email) VALUES ($1)")
@@ -141,4 +144,13 @@ impl Projection for RosterProjection {
         }
         Ok(())
     }
+}
+
+/// A member's requests to be bound are answered (a binding, an unbinding, an erasure).
+async fn requests_answered(tx: &mut PgConnection, member_id: u64) -> Result<(), ProjectionError> {
+    sqlx::query("DELETE FROM orchestra_binding_requests WHERE member_id = $1")
+        .bind(member_id as i64)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }

@@ -8,6 +8,10 @@ use super::{RosterCommand, RosterEntry, RosterError, RosterEvent};
 use crate::orchestra::{EmailAddress, Role, Section};
 use crate::personal::Sealed;
 
+/// Requests to be bound that may wait for one manager at once: past it, more accounts trying
+/// the name are told to wait and recorded nowhere (they are counted as failed logins).
+pub const PENDING_REQUESTS: usize = 10;
+
 /// The id of the one roster stream.
 pub const ROSTER_ID: &str = "orchestra";
 
@@ -17,9 +21,10 @@ pub struct RosterMember {
     pub role: Role,
     /// The number of the member's current WeChat binding, if bound.
     pub binding: Option<u64>,
-    /// The account a manager's first login asked to bind, while it waits for approval.
+    /// The accounts whose first login as this manager asked to be bound, while they wait for
+    /// an operator's approval (at most [`PENDING_REQUESTS`]).
     #[serde(default)]
-    pub pending: Option<Sealed>,
+    pub pending: Vec<Sealed>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -59,7 +64,7 @@ impl Aggregate for Roster {
                 if let Some(binding) = member.binding {
                     return Err(RosterError::AlreadyBound { member_id, binding });
                 }
-                if member.pending.as_ref() != Some(&openid) {
+                if !member.pending.contains(&openid) {
                     return Err(RosterError::NoPendingBinding(member_id));
                 }
                 self.write_binding(member_id, openid, sink).await;
@@ -67,7 +72,7 @@ impl Aggregate for Roster {
             }
             RosterCommand::UnbindWechat { member_id } => {
                 let member = self.member(member_id)?;
-                if member.binding.is_none() && member.pending.is_none() {
+                if member.binding.is_none() && member.pending.is_empty() {
                     return Err(RosterError::NotBound(member_id));
                 }
                 sink.write(RosterEvent::WechatUnbound { member_id }, self)
@@ -118,7 +123,7 @@ impl Aggregate for Roster {
                         section,
                         role,
                         binding: None,
-                        pending: None,
+                        pending: Vec::new(),
                     },
                 );
             }
@@ -137,19 +142,21 @@ impl Aggregate for Roster {
             } => {
                 if let Some(m) = self.members.get_mut(&member_id) {
                     m.binding = Some(binding);
-                    m.pending = None;
+                    m.pending.clear();
                 }
                 self.bindings = self.bindings.max(binding);
             }
             RosterEvent::WechatUnbound { member_id } => {
                 if let Some(m) = self.members.get_mut(&member_id) {
                     m.binding = None;
-                    m.pending = None;
+                    m.pending.clear();
                 }
             }
             RosterEvent::WechatBindingRequested { member_id, openid } => {
                 if let Some(m) = self.members.get_mut(&member_id) {
-                    m.pending = Some(openid);
+                    if !m.pending.contains(&openid) {
+                        m.pending.push(openid);
+                    }
                 }
             }
             RosterEvent::MemberForgotten { member_id } => {
@@ -232,8 +239,9 @@ impl Roster {
     /// Binds an unbound member. A member bound already is refused with the binding's number:
     /// whether it is this account (a repeated login) or another, the caller tells by the
     /// openid's reservation, since the roster never holds an openid. With `managers_wait`, a
-    /// manager's first login records a request instead, and later logins wait for its
-    /// approval.
+    /// manager's first login records a request instead; while any request waits, every other
+    /// account's first login is recorded as a request too (so the operator sees every account
+    /// that tried the name), and each waits for an approval of its own.
     async fn bind(
         &mut self,
         member_id: u64,
@@ -245,12 +253,17 @@ impl Roster {
         if let Some(binding) = member.binding {
             return Err(RosterError::AlreadyBound { member_id, binding });
         }
-        if let Some(pending) = &member.pending {
+        // Every account that asks is recorded (once), so an operator sees them all and
+        // approves the right one; each is told to wait.
+        if member.pending.contains(&openid) {
+            return Err(RosterError::AwaitingApproval { same_account: true });
+        }
+        if !member.pending.is_empty() && member.pending.len() >= PENDING_REQUESTS {
             return Err(RosterError::AwaitingApproval {
-                same_account: *pending == openid,
+                same_account: false,
             });
         }
-        if managers_wait && member.role == Role::Manager {
+        if !member.pending.is_empty() || (managers_wait && member.role == Role::Manager) {
             sink.write(
                 RosterEvent::WechatBindingRequested { member_id, openid },
                 self,
@@ -507,17 +520,36 @@ mod tests {
                 managers_wait: true,
             })
             .then_expect_events(vec![bound(1, "o-1", 1)]);
-        // Until the approval, every login waits (this account's or another's).
-        for (openid, same_account) in [("o-a", true), ("o-x", false)] {
-            Given::with(())
-                .given(vec![alice.clone(), asked.clone()])
-                .when(RosterCommand::BindWechat {
-                    member_id: 2,
-                    openid: sealed(2, openid),
-                    managers_wait: true,
-                })
-                .then_expect_error(RosterError::AwaitingApproval { same_account });
-        }
+        // Until the approval, the account that asked waits; another account asks too (it is
+        // recorded beside the first), then waits as well.
+        Given::with(())
+            .given(vec![alice.clone(), asked.clone()])
+            .when(RosterCommand::BindWechat {
+                member_id: 2,
+                openid: sealed(2, "o-a"),
+                managers_wait: true,
+            })
+            .then_expect_error(RosterError::AwaitingApproval { same_account: true });
+        let asked_too = RosterEvent::WechatBindingRequested {
+            member_id: 2,
+            openid: sealed(2, "o-x"),
+        };
+        Given::with(())
+            .given(vec![alice.clone(), asked.clone()])
+            .when(RosterCommand::BindWechat {
+                member_id: 2,
+                openid: sealed(2, "o-x"),
+                managers_wait: true,
+            })
+            .then_expect_events(vec![asked_too.clone()]);
+        // The operator approves either one; the other's request goes with the approval.
+        Given::with(())
+            .given(vec![alice.clone(), asked.clone(), asked_too.clone()])
+            .when(RosterCommand::ApproveBinding {
+                member_id: 2,
+                openid: sealed(2, "o-x"),
+            })
+            .then_expect_events(vec![bound(2, "o-x", 1)]);
         Given::with(())
             .given(vec![alice.clone(), asked.clone()])
             .when(RosterCommand::ApproveBinding {
@@ -525,12 +557,12 @@ mod tests {
                 openid: sealed(2, "o-a"),
             })
             .then_expect_events(vec![bound(2, "o-a", 1)]);
-        // Only the account that asked is approved; nothing is approved without a request.
+        // Only an account that asked is approved; nothing is approved without a request.
         Given::with(())
             .given(vec![alice.clone(), asked.clone()])
             .when(RosterCommand::ApproveBinding {
                 member_id: 2,
-                openid: sealed(2, "o-x"),
+                openid: sealed(2, "o-y"),
             })
             .then_expect_error(RosterError::NoPendingBinding(2));
         Given::with(())
