@@ -85,10 +85,20 @@ pub async fn run(conn: &mut PgConnection) -> anyhow::Result<()> {
                 rekeyed += 1;
             } else {
                 kept += 1;
+                let holder: Option<String> = sqlx::query_scalar(
+                    "SELECT owner FROM reservations WHERE scope = $1 AND blind = $2",
+                )
+                .bind(scope)
+                .bind(new.0.as_slice())
+                .fetch_optional(&mut *tx)
+                .await?;
                 tracing::warn!(
                     scope,
                     owner = %owner,
-                    "a unique name is another spelling of a name reserved before it: both are kept"
+                    holder = holder.as_deref().unwrap_or("-"),
+                    "a unique name is another spelling of a name `holder` holds: both are kept; \
+                     rename one of them (until then a new record may take the other spelling \
+                     once `holder` lets its name go)"
                 );
             }
         }
