@@ -1,22 +1,8 @@
 use async_trait::async_trait;
 use sqlx::{Connection, PgConnection, PgPool};
 
+pub use crate::stored::{LogPosition, ProjectionError};
 use crate::stored::{StoredEvent, SELECT_EVENTS};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error("event at position {position} does not decode: {source}")]
-    Decode {
-        position: i64,
-        source: serde_json::Error,
-    },
-    #[error("projection {0} cannot be rebuilt")]
-    NotRebuildable(&'static str),
-    #[error("another rebuild is running on this database")]
-    RebuildRunning,
-}
 
 /// A consumer of the event log that keeps its state in tables, in the same transaction as its
 /// checkpoint.
@@ -72,24 +58,6 @@ pub struct CatchUp {
     /// Where every read model stands now, when this call held every checkpoint to its end (so
     /// none is being rebuilt); None otherwise (ask [`applied_position`]).
     pub position: Option<LogPosition>,
-}
-
-/// Where an event sits in the log as consumers follow it: ordered by the writing
-/// transaction's id, then by position. Consumers only read events of transactions older than
-/// the oldest one still running (the horizon), so nothing can ever appear below what they
-/// have seen, although positions may commit out of order.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
-pub struct LogPosition {
-    pub transaction_id: i64,
-    pub position: i64,
-}
-
-impl LogPosition {
-    /// After every event there will ever be.
-    pub const END: Self = Self {
-        transaction_id: i64::MAX,
-        position: i64::MAX,
-    };
 }
 
 /// The horizon: every transaction below it that could write to this database's log has ended

@@ -2,7 +2,38 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::runner::ProjectionError;
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("event at position {position} does not decode: {source}")]
+    Decode {
+        position: i64,
+        source: serde_json::Error,
+    },
+    #[error("projection {0} cannot be rebuilt")]
+    NotRebuildable(&'static str),
+    #[error("another rebuild is running on this database")]
+    RebuildRunning,
+}
+
+/// Where an event sits in the log as consumers follow it: ordered by the writing
+/// transaction's id, then by position. Consumers only read events of transactions older than
+/// the oldest one still running (the horizon), so nothing can ever appear below what they
+/// have seen, although positions may commit out of order.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct LogPosition {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+impl LogPosition {
+    /// After every event there will ever be.
+    pub const END: Self = Self {
+        transaction_id: i64::MAX,
+        position: i64::MAX,
+    };
+}
 
 /// One row of the event store, as consumers read it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,8 +52,8 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    pub fn log_position(&self) -> crate::runner::LogPosition {
-        crate::runner::LogPosition {
+    pub fn log_position(&self) -> LogPosition {
+        LogPosition {
             transaction_id: self.transaction_id,
             position: self.position,
         }

@@ -39,6 +39,27 @@ pub fn forbidden() -> ApiError {
     ApiError::detail(StatusCode::FORBIDDEN, "您没有执行该操作的权限。")
 }
 
+/// What any campus route answers without a valid token.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built: the errors are ApiError's
+pub enum SignedIn {
+    /// No token (`身份认证信息未提供。`), or a bad, expired or dead one (`认证令牌无效。`).
+    #[response(status = 401, example = json!({"detail": "身份认证信息未提供。"}))]
+    Unauthorized(#[to_schema] super::body::Detail),
+}
+
+/// What a campus route answers without a valid token, or to a caller it is not for.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built: the errors are ApiError's
+pub enum Permitted {
+    /// No token, or a bad, expired or dead one.
+    #[response(status = 401, example = json!({"detail": "身份认证信息未提供。"}))]
+    Unauthorized(#[to_schema] super::body::Detail),
+    /// Not this caller's to do.
+    #[response(status = 403, example = json!({"detail": "您没有执行该操作的权限。"}))]
+    Forbidden(#[to_schema] super::body::Detail),
+}
+
 /// The verified claims of the request's campus token: 401 without one or with a bad one.
 fn claims(parts: &Parts, app: &Campus) -> Result<Claims, ApiError> {
     let token = bearer_token(parts)

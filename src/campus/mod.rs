@@ -1,18 +1,16 @@
 //! The campus context in the server: users (WeChat login, email verification, profiles,
 //! follows), superusers (the CLI's `admin` commands, `adminLogIn/`, `register/`), the
 //! catalogues, organisations from application to deletion, feedback, and what superusers may
-//! read of the log (`/audit/...`).
+//! read of the log (`/audit/...`). The context itself (its command buses on the runtime) is
+//! here; its use cases in `service/` (shared by HTTP and the CLI), its routes in `http/`
+//! (bodies in `body.rs`, field checks in `fields.rs`, callers in `auth.rs`). Its read models
+//! and their queries are `projections::campus`; its rules, `aggregates::campus`.
 
-mod audit;
 mod auth;
-mod catalog;
-mod common;
-mod feedback;
-mod organizations;
-pub mod read;
-pub mod schema;
-mod superusers;
-mod users;
+pub mod body;
+mod fields;
+mod http;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -21,11 +19,10 @@ use aggregates::campus::feedback::Feedback;
 use aggregates::campus::organizations::Organization;
 use aggregates::campus::superusers::Superuser;
 use aggregates::campus::users::CampusUser;
-use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::CurrentSuperuser;
-pub use organizations::withdraw_orphaned;
-pub use superusers::{disable, list, register, superuser_named, RegisterError, SuperuserRow};
+pub use service::organizations::withdraw_orphaned;
+pub use service::superusers::{disable, list, register, superuser_named, RegisterError};
 
 use runtime::bus::CommandBus;
 use runtime::wechat::AppCredentials;
@@ -89,14 +86,7 @@ impl Campus {
 /// How often the campus sweeper looks for work.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub fn routes() -> OpenApiRouter<Arc<Campus>> {
-    superusers::routes()
-        .merge(audit::routes())
-        .merge(users::routes())
-        .merge(catalog::routes())
-        .merge(organizations::routes())
-        .merge(feedback::routes())
-}
+pub use http::routes;
 
 /// The first segments of the campus document's paths (and of the superusers' `/audit/`):
 /// an unknown path among them is answered in DRF's shape.

@@ -3,18 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use aggregates::orchestra::roster::{
-    member_of_subject, member_subject, RosterCommand, RosterEntry, RosterError, NAME_SCOPE,
-    ROSTER_ID,
-};
+use aggregates::orchestra::roster::{former_member, RosterCommand};
 use aggregates::orchestra::{EmailAddress, MemberName, Role, Section};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use projections::orchestra::roster as read;
 
 use super::settle;
-use crate::orchestra::read;
+use crate::orchestra::service::{self, Refused, RosterLine};
 use crate::App;
-use runtime::bus::{Actor, CommandError};
+use runtime::bus::Actor;
 
 #[derive(Subcommand)]
 pub(super) enum RosterCmd {
@@ -76,7 +74,7 @@ pub(super) enum SeasonCmd {
 }
 
 pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> {
-    let bus = &app.orchestra.roster;
+    let orchestra = &app.orchestra;
     let actor = Actor::operator();
     match command {
         RosterCmd::Import { file } => {
@@ -120,58 +118,48 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
         }
         RosterCmd::Approve { name, request } => {
             let (name, member_id) = member_named(app, &name).await?;
-            let committed = crate::orchestra::bindings::approve(
-                &app.orchestra,
-                member_id,
-                request.as_deref(),
-                &actor,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let committed =
+                service::approve_binding(orchestra, member_id, request.as_deref(), &actor)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             settle(app, committed.position).await;
             println!("{name} is bound to the WeChat account of that request");
         }
         RosterCmd::Unbind { name } => {
             let (name, member_id) = member_named(app, &name).await?;
-            let committed = bus
-                .execute(ROSTER_ID, RosterCommand::UnbindWechat { member_id }, &actor)
-                .await
-                .map_err(operator_error)?;
+            let committed = service::roster_command(
+                orchestra,
+                RosterCommand::UnbindWechat { member_id },
+                &actor,
+            )
+            .await
+            .map_err(operator_error)?;
             settle(app, committed.position).await;
             println!("{name} is no longer bound to a WeChat account (nor waiting for one)");
         }
         RosterCmd::Forget { name } => {
             let (name, member_id) = member_named(app, &name).await?;
-            let committed = bus
-                .execute(ROSTER_ID, RosterCommand::Forget { member_id }, &actor)
-                .await
-                .map_err(operator_error)?;
+            let committed =
+                service::roster_command(orchestra, RosterCommand::Forget { member_id }, &actor)
+                    .await
+                    .map_err(operator_error)?;
             settle(app, committed.position).await;
             println!(
                 "{name} was erased: from now on {}",
-                aggregates::orchestra::roster::former_member(member_id)
+                former_member(member_id)
             );
         }
         RosterCmd::Notify { command } => match command {
             NotifyCmd::Add { email } => {
-                // The mailer's own check: an address it could never deliver to is refused here.
-                runtime::mailer::recipient(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-                bus.execute(
-                    ROSTER_ID,
-                    RosterCommand::AddNotifyAddress {
-                        email: email.clone(),
-                    },
-                    &actor,
-                )
-                .await
-                .map_err(operator_error)?;
+                let email = service::add_notify_address(orchestra, &email, &actor)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("{email} is notified of new absences");
             }
             NotifyCmd::Remove { email } => {
                 let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-                bus.execute(
-                    ROSTER_ID,
+                service::roster_command(
+                    orchestra,
                     RosterCommand::RemoveNotifyAddress {
                         email: email.clone(),
                     },
@@ -194,97 +182,46 @@ pub(super) async fn roster(app: &App, command: RosterCmd) -> anyhow::Result<()> 
 pub(super) async fn season(app: &App, command: SeasonCmd) -> anyhow::Result<()> {
     match command {
         SeasonCmd::Start => {
-            app.orchestra
-                .roster
-                .execute(ROSTER_ID, RosterCommand::StartSeason, &Actor::operator())
-                .await
-                .map_err(operator_error)?;
+            service::roster_command(
+                &app.orchestra,
+                RosterCommand::StartSeason,
+                &Actor::operator(),
+            )
+            .await
+            .map_err(operator_error)?;
             println!("season {} started", read::season(&app.rt.pool).await?);
             Ok(())
         }
     }
 }
 
-fn operator_error(e: CommandError<RosterError>) -> anyhow::Error {
-    match e {
-        CommandError::Rejected(e) => anyhow::anyhow!("{e}"),
-        e @ (CommandError::Duplicate
-        | CommandError::Gone
-        | CommandError::Busy
-        | CommandError::Unavailable
-        | CommandError::Internal(_)) => {
-            anyhow::anyhow!("{e}")
-        }
-    }
+fn operator_error(e: Refused) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 /// The member id of the active member called `name`, by the reservation of the name.
 async fn member_named(app: &App, name: &str) -> anyhow::Result<(MemberName, u64)> {
     let name = MemberName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let owner = app
-        .rt
-        .keys
-        .owner(NAME_SCOPE, app.rt.keys.blind(NAME_SCOPE, name.as_str()))
-        .await?;
-    let Some(id) = owner.as_deref().and_then(member_of_subject) else {
-        bail!("{name} is not on the roster");
-    };
-    Ok((name, id))
+    match service::member_named(&app.orchestra, &name).await {
+        Ok(id) => Ok((name, id)),
+        Err(Refused::Roster(_)) => bail!("{name} is not on the roster"),
+        Err(e) => Err(operator_error(e)),
+    }
 }
 
 /// One row of a roster file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportRow {
-    pub name: MemberName,
-    pub section: Section,
-    pub role: Role,
-}
+pub type ImportRow = RosterLine;
 
-/// Import `rows`: names already reserved are updated, new ones get an id and a key and are
-/// enrolled with their name sealed. Returns how many changes were recorded.
+/// Import `rows` (`service::import_roster`): how many changes were recorded.
 pub async fn import_roster(
     app: &App,
     rows: Vec<ImportRow>,
     actor: &Actor,
 ) -> anyhow::Result<usize> {
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
-        let blind = app.rt.keys.blind(NAME_SCOPE, row.name.as_str());
-        let owner = app.rt.keys.owner(NAME_SCOPE, blind).await?;
-        let entry = match owner.as_deref().and_then(member_of_subject) {
-            Some(member_id) => RosterEntry::Known {
-                member_id,
-                section: row.section,
-                role: row.role,
-            },
-            None => {
-                let member_id: i64 = sqlx::query_scalar("SELECT nextval('member_id_seq')")
-                    .fetch_one(&app.rt.pool)
-                    .await?;
-                let member_id = member_id as u64;
-                let subject = member_subject(member_id);
-                let key = app.rt.keys.create(&subject).await?;
-                let name =
-                    app.rt
-                        .keys
-                        .seal_unique_with(&subject, &key, NAME_SCOPE, row.name.as_str());
-                RosterEntry::New {
-                    member_id,
-                    name,
-                    section: row.section,
-                    role: row.role,
-                }
-            }
-        };
-        entries.push(entry);
-    }
-    let committed = app
-        .orchestra
-        .roster
-        .execute(ROSTER_ID, RosterCommand::Import { entries }, actor)
+    let committed = service::import_roster(&app.orchestra, rows, actor)
         .await
         .map_err(|e| match e {
-            CommandError::Duplicate => anyhow::anyhow!(
+            Refused::Taken => anyhow::anyhow!(
                 "a name of this file was enrolled meanwhile by someone else: nothing was imported; run the import again"
             ),
             e => operator_error(e),

@@ -14,16 +14,18 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Ensemble",
-        description = "The backend of the orchestra mini-program (and, to come, the campus one).\n\n\
+        description = "The backend of the orchestra and campus mini-programs.\n\n\
             Every path also answers with a trailing slash (`/absence/`), as the clients call it. \
-            Bodies are JSON or `application/x-www-form-urlencoded`. Errors are `{\"msg\": \"...\"}`. \
-            Writes accept an `Idempotency-Key` header: the same key and body within 24 hours \
-            return the first answer without doing it again.",
+            Bodies are JSON or `application/x-www-form-urlencoded`. The orchestra's errors are \
+            `{\"msg\": \"...\"}`; the campus's are DRF's: `{\"detail\": \"...\"}` (401, 403, 404, \
+            malformed bodies) and `{\"field\": [\"...\"]}` (every wrong field at once). Writes \
+            accept an `Idempotency-Key` header: the same key and body within 24 hours return the \
+            first answer without doing it again.",
     ),
     modifiers(&Security),
     tags(
         (name = "orchestra", description = "Members' absences and managers' decisions"),
-        (name = "campus", description = "Superusers (the rest of the campus document is to come)"),
+        (name = "campus", description = "Users, email verification, organisations from application to deletion, owners, managers, followers, the catalogues, feedback, superusers"),
         (name = "audit", description = "The event history, for campus superusers"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
@@ -41,7 +43,7 @@ impl Modify for Security {
                 "jwt",
                 SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                     "Authorization",
-                    "`JWT <token>` (or `Bearer <token>`), the token of `POST /account/login`",
+                    "`JWT <token>` (or `Bearer <token>`): the token of `POST /account/login` (orchestra), `POST /login` or `POST /adminLogIn` (campus)",
                 ))),
             );
     }

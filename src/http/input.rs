@@ -1,5 +1,7 @@
-//! Request bodies arrive as JSON or as `application/x-www-form-urlencoded`; both become one
-//! map of fields, read with lenient typed accessors (a form has only strings).
+//! Request bodies arrive as JSON or as `application/x-www-form-urlencoded`; both are read into
+//! the route's own body type ([`Body`]), the type its OpenAPI description shows, whose fields
+//! ([`Field`]) hold what was sent and are then read with lenient typed accessors (a form has
+//! only strings): every wrong field can be reported at once, in each service's words.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -12,8 +14,27 @@ use super::ApiError;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The fields of a body, as sent.
 #[derive(Debug, Default)]
-pub struct Input(pub Map<String, Value>);
+struct Input(Map<String, Value>);
+
+/// A request body as the route's body type `T` (whose fields are [`Field`]s: any value a client
+/// sends deserialises, and the handler reads each with the accessor it needs).
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+/// One field of a body, as sent: absent (None), or any JSON value, null included (a form's are
+/// strings). Its documented type is given on the body type (`#[schema(value_type = ...)]`).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(transparent)]
+pub struct Field(pub Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for Field {
+    /// Present, even as null (a null is not an absence: a PUT clears what it nulls).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|v| Self(Some(v)))
+    }
+}
 
 /// How long a request body may take to arrive (a request extension set by the router).
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +45,19 @@ fn too_large() -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
     )
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Input(fields) = Input::from_request(req, state).await?;
+        // Every field of a body type is a `Field`, which takes any value: this fails only for
+        // a body type written otherwise.
+        serde_json::from_value(Value::Object(fields))
+            .map(Body)
+            .map_err(ApiError::internal)
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for Input {
@@ -67,7 +101,7 @@ impl<S: Send + Sync> FromRequest<S> for Input {
 }
 
 impl Input {
-    pub fn parse(bytes: &[u8], form: bool) -> Result<Self, ApiError> {
+    fn parse(bytes: &[u8], form: bool) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
@@ -96,12 +130,18 @@ impl Input {
             }),
         }
     }
+}
 
-    /// A text field; numbers are taken as their text. Missing or null: None.
-    /// NUL is refused here, at the edge: PostgreSQL text cannot hold it, so it would make the
-    /// event unprojectable.
+impl Field {
+    pub fn value(&self) -> Option<&Value> {
+        self.0.as_ref()
+    }
+
+    /// A text field (called `name` in errors); numbers are taken as their text. Missing or
+    /// null: None. NUL is refused here, at the edge: PostgreSQL text cannot hold it, so it
+    /// would make the event unprojectable.
     pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.0.get(name) {
+        match &self.0 {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.contains('\0') => Err(ApiError::bad_request(format!(
                 "{name} must not contain NUL characters."
@@ -123,7 +163,7 @@ impl Input {
     /// A boolean: JSON true/false, or in a form `true`/`false`, `True`/`False`, `1`/`0`.
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         let bad = || ApiError::bad_request(format!("{name} must be true or false."));
-        match self.0.get(name) {
+        match &self.0 {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::Number(n)) => match n.as_i64() {
@@ -216,19 +256,30 @@ mod tests {
         }
     }
 
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct Decision {
+        permission: Field,
+        result: Field,
+    }
+
+    fn decision(bytes: &[u8], form: bool) -> Result<Decision, ApiError> {
+        let Input(fields) = Input::parse(bytes, form)?;
+        Ok(serde_json::from_value(Value::Object(fields)).unwrap())
+    }
+
     #[test]
     fn form_and_json_bodies_read_alike() {
-        let form = Input::parse(b"permission=false&result=ok", true).unwrap();
-        let json = Input::parse(br#"{"permission": false, "result": "ok"}"#, false).unwrap();
-        for input in [form, json] {
-            assert_eq!(input.bool("permission").unwrap(), Some(false));
-            assert_eq!(input.text("result").unwrap().as_deref(), Some("ok"));
+        let form = decision(b"permission=false&result=ok", true).unwrap();
+        let json = decision(br#"{"permission": false, "result": "ok"}"#, false).unwrap();
+        for body in [form, json] {
+            assert_eq!(body.permission.bool("permission").unwrap(), Some(false));
+            assert_eq!(body.result.text("result").unwrap().as_deref(), Some("ok"));
         }
-        assert!(Input::parse(b"[1]", false).is_err());
-        assert!(Input::parse(b"{", false).is_err());
-        assert!(Input::parse(br#"{"permission": "maybe"}"#, false)
-            .unwrap()
-            .bool("permission")
-            .is_err());
+        assert!(decision(b"[1]", false).is_err());
+        assert!(decision(b"{", false).is_err());
+        let maybe = decision(br#"{"permission": "maybe", "other": [1]}"#, false).unwrap();
+        assert!(maybe.permission.bool("permission").is_err());
+        assert!(maybe.result.text("result").unwrap().is_none());
     }
 }

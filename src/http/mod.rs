@@ -1,6 +1,7 @@
 //! The REST surface: one router per bounded context, JSON everywhere, paths with or without
 //! the trailing slash; served by hyper with timeouts and a connection limit.
 
+pub mod answers;
 mod auth;
 pub mod docs;
 mod error;
@@ -32,7 +33,7 @@ use tracing::Level;
 pub use auth::{bearer_token, client_address, http_actor, MalformedAuthorization};
 pub use error::{drf_shape, ApiError};
 pub use idempotency::naming_others;
-pub use input::{parse_date, parse_id, BodyTimeout, Input, Segment, MAX_BODY_BYTES};
+pub use input::{parse_date, parse_id, Body, BodyTimeout, Field, Segment, MAX_BODY_BYTES};
 
 use runtime::Runtime;
 

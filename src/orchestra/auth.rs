@@ -11,8 +11,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Orchestra;
-use super::{read, AUDIENCE};
+use super::AUDIENCE;
+use crate::http::schema::Message;
 use crate::http::{bearer_token, http_actor, ApiError};
+use projections::orchestra::roster as read;
 use runtime::bus::Actor;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,6 +41,24 @@ pub struct CurrentMember {
 }
 
 pub struct CurrentManager(pub CurrentMember);
+
+/// What a member's route answers without a member's valid token.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built: the errors are ApiError's
+pub enum MemberAuth {
+    /// No token, a bad or an expired one, or one whose binding no longer holds.
+    #[response(status = 401, example = json!({"msg": "Authentication credentials were not provided."}))]
+    Unauthorized(#[to_schema] Message),
+}
+
+/// What a manager's route answers to anyone else.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built: the errors are ApiError's
+pub enum ManagerAuth {
+    /// No token, a bad or an expired one, or not a manager's.
+    #[response(status = 401, example = json!({"msg": "You are not a manager!"}))]
+    Unauthorized(#[to_schema] Message),
+}
 
 fn unauthorized(msg: &str) -> ApiError {
     ApiError::msg(StatusCode::UNAUTHORIZED, msg)

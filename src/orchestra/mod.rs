@@ -1,10 +1,12 @@
-//! The orchestra context in the server: command buses, the read-model queries, the routes.
+//! The orchestra context in the server: the context itself (its command buses on the
+//! runtime), its use cases (`service.rs`, shared by HTTP and the CLI), its routes (`http.rs`,
+//! with the bodies in `body.rs` and the callers in `auth.rs`). Its read models and their
+//! queries are `projections::orchestra`; its rules, `aggregates::orchestra`.
 
 mod auth;
-pub mod bindings;
-pub mod read;
-mod routes;
-pub mod schema;
+pub mod body;
+mod http;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 
 pub use auth::CurrentMember;
-pub use routes::routes;
+pub use http::routes;
 
 use runtime::bus::CommandBus;
 use runtime::clock::Clock;

@@ -463,8 +463,10 @@ async fn an_answer_stored_while_an_erasure_commits_is_not_kept() {
         "an answer naming others stored during the erasure survived it"
     );
     assert_eq!(
-        app.scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'own' AND status IS NOT NULL")
-            .await,
+        app.scalar(
+            "SELECT count(*) FROM idempotency_keys WHERE key = 'own' AND status IS NOT NULL"
+        )
+        .await,
         1
     );
 }

@@ -403,7 +403,7 @@ async fn every_first_binding_is_mailed_to_the_office_and_shown_to_operators() {
     // A second login of the same account binds nothing new and mails nothing.
     app.login("David").await;
     // Operators see when and through which request.
-    let roster = ensemble::orchestra::read::members(&app.app.rt.pool)
+    let roster = projections::orchestra::roster::members(&app.app.rt.pool)
         .await
         .unwrap();
     let david = roster.iter().find(|m| m.name == "David").unwrap();

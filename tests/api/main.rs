@@ -3,6 +3,7 @@
 mod absences;
 mod campus;
 mod cli;
+mod client;
 mod docs;
 mod durability;
 mod erasure;

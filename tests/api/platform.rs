@@ -1384,7 +1384,7 @@ async fn every_list_query_uses_an_index_on_a_large_platform() {
     ];
     let mut failures = Vec::new();
     let mut summary = Vec::new();
-    for (name, listing, args) in ensemble::campus::read::Listing::all() {
+    for (name, listing, args) in projections::campus::read::Listing::all() {
         for (kind, sql, paged) in [
             ("page", &listing.select, true),
             ("count", &listing.count, false),
@@ -2234,6 +2234,7 @@ async fn nothing_is_applied_for_or_founded_in_a_block_deleted_at_the_same_moment
         approve: true,
         organization_id: 998,
         appointment_id: 997,
+        description: None,
         at: chrono::Utc::now(),
     };
     let outcome = organizations

@@ -9,7 +9,7 @@ pub enum ValueError {
     Section(String),
     #[error("role must be member or manager (got {0:?})")]
     Role(String),
-    #[error("unknown absence type {0:?}; choices: 全体排练, 弦乐分排, 管乐分排, 弦乐重奏, 管乐重奏, 全体排练+弦乐分排, 全体排练+管乐分排")]
+    #[error("unknown absence type {0:?}; choices: {choices}", choices = AbsenceType::names())]
     AbsenceType(String),
     #[error(
         "name must be 1 to 64 characters without control, zero-width or bidirectional characters"
@@ -82,37 +82,36 @@ impl Role {
     }
 }
 
-/// The seven kinds of rehearsal one can ask to miss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The seven kinds of rehearsal one can ask to miss. Their names (the API's and the events')
+/// are written once, in [`AbsenceType::as_str`]; parsing and (de)serialising go through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AbsenceType {
-    #[serde(rename = "全体排练")]
     Tutti,
-    #[serde(rename = "弦乐分排")]
     StringsSectional,
-    #[serde(rename = "管乐分排")]
     WindsSectional,
-    #[serde(rename = "弦乐重奏")]
     StringsEnsemble,
-    #[serde(rename = "管乐重奏")]
     WindsEnsemble,
-    #[serde(rename = "全体排练+弦乐分排")]
     TuttiAndStringsSectional,
-    #[serde(rename = "全体排练+管乐分排")]
     TuttiAndWindsSectional,
 }
 
 impl AbsenceType {
+    pub const ALL: [Self; 7] = [
+        Self::Tutti,
+        Self::StringsSectional,
+        Self::WindsSectional,
+        Self::StringsEnsemble,
+        Self::WindsEnsemble,
+        Self::TuttiAndStringsSectional,
+        Self::TuttiAndWindsSectional,
+    ];
+
     pub fn parse(s: &str) -> Result<Self, ValueError> {
-        Ok(match s.trim() {
-            "全体排练" => Self::Tutti,
-            "弦乐分排" => Self::StringsSectional,
-            "管乐分排" => Self::WindsSectional,
-            "弦乐重奏" => Self::StringsEnsemble,
-            "管乐重奏" => Self::WindsEnsemble,
-            "全体排练+弦乐分排" => Self::TuttiAndStringsSectional,
-            "全体排练+管乐分排" => Self::TuttiAndWindsSectional,
-            other => return Err(ValueError::AbsenceType(other.to_string())),
-        })
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| ValueError::AbsenceType(s.to_string()))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +124,11 @@ impl AbsenceType {
             Self::TuttiAndStringsSectional => "全体排练+弦乐分排",
             Self::TuttiAndWindsSectional => "全体排练+管乐分排",
         }
+    }
+
+    /// The names, for messages: `全体排练, 弦乐分排, ...`.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
     }
 
     /// What it costs from the quota: combined rehearsals count twice.
@@ -214,6 +218,20 @@ impl fmt::Display for EmailAddress {
         f.write_str(&self.0)
     }
 }
+
+impl Serialize for AbsenceType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AbsenceType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -261,6 +261,7 @@ async fn organization(
             application_id,
             organization_id,
             name,
+            description,
             owner,
             block,
             appointment_id,
@@ -271,12 +272,13 @@ async fn organization(
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO campus_organizations (id, application_id, name, create_time, owner_id, block_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO campus_organizations (id, application_id, name, description, create_time, owner_id, block_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
             )
             .bind(organization_id as i64)
             .bind(application_id as i64)
             .bind(name)
+            .bind(description)
             .bind(founded_at)
             .bind(owner as i64)
             .bind(block as i64)

@@ -56,3 +56,25 @@ impl Projection for SuperuserProjection {
         Ok(())
     }
 }
+
+// ---- queries -------------------------------------------------------------------------------
+
+/// A superuser as operators see them.
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct SuperuserRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub active: bool,
+    pub registered_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every superuser, in the order they were registered.
+pub async fn all(pool: &sqlx::PgPool) -> sqlx::Result<Vec<SuperuserRow>> {
+    sqlx::query_as(
+        "SELECT id, username, email, active, registered_at FROM campus_superusers \
+         ORDER BY registered_at, id",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -1,8 +1,13 @@
-use aggregates::orchestra::absences::{AbsenceEvent, MemberAbsences};
+//! `orchestra_absences`: its projection, and the queries that read it (each index-backed: see
+//! the migrations).
+
+use aggregates::orchestra::absences::{AbsenceEvent, ActiveAbsence, MemberAbsences};
 use aggregates::orchestra::roster::{Roster, RosterEvent};
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use cqrs_es::Aggregate;
-use sqlx::PgConnection;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
 
 use runtime::personal::{KeySet, ERASED_TEXT};
 use runtime::{Projection, ProjectionError, StoredEvent};
@@ -264,4 +269,150 @@ struct Columns {
     other_dates: Vec<chrono::NaiveDate>,
     kinds: Vec<String>,
     flags: Vec<bool>,
+}
+
+// ---- queries -------------------------------------------------------------------------------
+
+/// The absence JSON of the API, field for field.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(example = json!({"id": 7, "applier": "David", "processor": null, "reason": "exam",
+    "time_absence": "2026-03-12", "time_apply": "2026-03-10", "result": "Not processed yet!",
+    "permission": false, "type": "全体排练"}))]
+pub struct AbsenceRow {
+    pub id: i64,
+    pub applier: String,
+    pub processor: Option<String>,
+    pub reason: String,
+    pub time_absence: NaiveDate,
+    pub time_apply: NaiveDate,
+    pub result: String,
+    pub permission: bool,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub section: String,
+}
+
+/// The API's JSON of an absence, from the aggregate's state (as the `orchestra_absences`
+/// projection would write it), with the names of its applier and processor and its texts
+/// opened.
+pub fn absence_row(
+    id: u64,
+    absence: &ActiveAbsence,
+    applier: String,
+    processor: Option<String>,
+    reason: String,
+    result: Option<String>,
+) -> AbsenceRow {
+    AbsenceRow {
+        id: id as i64,
+        applier,
+        processor,
+        reason,
+        time_absence: absence.date,
+        time_apply: absence.applied_on,
+        result: result.unwrap_or_else(|| NOT_PROCESSED.to_string()),
+        permission: absence.decision.as_ref().is_some_and(|d| d.permission),
+        kind: absence.kind.as_str().to_string(),
+        section: absence.section.as_str().to_string(),
+    }
+}
+
+/// Absences with their appliers' and processors' names: by join on member ids, so that a
+/// member's erasure changes one row of `orchestra_members`.
+const ABSENCE: &str = "SELECT a.id, m.name AS applier, p.name AS processor, a.reason, \
+                       a.time_absence, a.time_apply, a.result, a.permission, a.type, a.section \
+                       FROM orchestra_absences a \
+                       JOIN orchestra_members m ON m.id = a.applier_id \
+                       LEFT JOIN orchestra_members p ON p.id = a.processor_id";
+
+/// The member id of absence `id`'s applier.
+pub async fn applier_of(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT applier_id FROM orchestra_absences WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A member's own absences: their name is the caller's (no join for it), the processor's by an
+/// index lookup per row (a join would hash the whole roster for a handful of rows).
+pub async fn absences_of(
+    pool: &PgPool,
+    applier: i64,
+    applier_name: &str,
+) -> sqlx::Result<Vec<AbsenceRow>> {
+    sqlx::query_as(
+        "SELECT a.id, $2::text AS applier, \
+                (SELECT p.name FROM orchestra_members p WHERE p.id = a.processor_id) AS processor, \
+                a.reason, a.time_absence, a.time_apply, a.result, a.permission, a.type, a.section \
+         FROM orchestra_absences a WHERE a.applier_id = $1 ORDER BY a.time_absence, a.id",
+    )
+    .bind(applier)
+    .bind(applier_name)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn all_absences(pool: &PgPool) -> sqlx::Result<Vec<AbsenceRow>> {
+    sqlx::query_as(&format!("{ABSENCE} ORDER BY a.time_absence, a.id"))
+        .fetch_all(pool)
+        .await
+}
+
+/// Unprocessed absences dated after `today`.
+pub async fn future(pool: &PgPool, today: NaiveDate) -> sqlx::Result<Vec<AbsenceRow>> {
+    sqlx::query_as(&format!(
+        "{ABSENCE} WHERE a.processor_id IS NULL AND a.time_absence > $1 \
+         ORDER BY a.time_absence, a.id"
+    ))
+    .bind(today)
+    .fetch_all(pool)
+    .await
+}
+
+/// Processed absences dated before `today`.
+pub async fn history(pool: &PgPool, today: NaiveDate) -> sqlx::Result<Vec<AbsenceRow>> {
+    sqlx::query_as(&format!(
+        "{ABSENCE} WHERE a.processor_id IS NOT NULL AND a.time_absence < $1 \
+         ORDER BY a.time_absence, a.id"
+    ))
+    .bind(today)
+    .fetch_all(pool)
+    .await
+}
+
+/// The nearest date after `today` that anyone applied for, and its absences.
+pub async fn next(
+    pool: &PgPool,
+    today: NaiveDate,
+) -> sqlx::Result<Option<(NaiveDate, Vec<AbsenceRow>)>> {
+    let date: Option<NaiveDate> = sqlx::query_scalar(
+        "SELECT time_absence FROM orchestra_absences WHERE time_absence > $1 \
+         ORDER BY time_absence LIMIT 1",
+    )
+    .bind(today)
+    .fetch_optional(pool)
+    .await?;
+    let Some(date) = date else { return Ok(None) };
+    let rows = sqlx::query_as(&format!(
+        "{ABSENCE} WHERE a.time_absence = $1 ORDER BY a.id"
+    ))
+    .bind(date)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((date, rows)))
+}
+
+/// Every roster member, in roster order, and whether an approved absence keeps them away.
+pub async fn presence(pool: &PgPool, date: NaiveDate) -> sqlx::Result<Vec<(String, bool)>> {
+    sqlx::query_as(
+        "SELECT m.name, EXISTS (SELECT 1 FROM orchestra_absences a \
+                                WHERE a.applier_id = m.id AND a.time_absence = $1 AND a.permission) \
+         FROM orchestra_members m WHERE m.active ORDER BY m.id",
+    )
+    .bind(date)
+    .fetch_all(pool)
+    .await
 }

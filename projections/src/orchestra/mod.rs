@@ -1,9 +1,10 @@
-//! Read models of the orchestra context.
+//! Read models of the orchestra context: each module is one read model, its projection and
+//! its queries.
 
-mod absences;
+pub mod absences;
 mod mail;
-mod roster;
+pub mod roster;
 
-pub use absences::{AbsenceProjection, NOT_PROCESSED};
+pub use absences::{AbsenceProjection, AbsenceRow, NOT_PROCESSED};
 pub use mail::MailOutbox;
 pub use roster::RosterProjection;

@@ -1,7 +1,12 @@
+//! The roster's read model (`orchestra_members`, `orchestra_binding_requests`,
+//! `orchestra_notify_addresses`, `orchestra_season`): its projection, and the queries that read
+//! it.
+
 use aggregates::orchestra::roster::{former_member, Roster, RosterEvent};
+use aggregates::orchestra::{Role, Section};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use runtime::personal::KeySet;
 use runtime::{Projection, ProjectionError, StoredEvent};
@@ -153,4 +158,164 @@ async fn requests_answered(tx: &mut PgConnection, member_id: u64) -> Result<(), 
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+// ---- queries -------------------------------------------------------------------------------
+
+/// An active member (an erased one is never returned).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: i64,
+    pub name: String,
+    pub section: String,
+    pub role: String,
+    pub binding: Option<i64>,
+}
+
+impl MemberRow {
+    pub fn section(&self) -> Section {
+        Section::parse(&self.section).expect("the table's CHECK allows only sections")
+    }
+
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).expect("the table's CHECK allows only roles")
+    }
+}
+
+/// The active member whose name is reserved as `blind` (the login's lookup: by keyed hash,
+/// never by name).
+pub async fn member_by_name(
+    pool: &PgPool,
+    blind: aggregates::personal::Blind,
+) -> sqlx::Result<Option<MemberRow>> {
+    sqlx::query_as(
+        "SELECT m.id, m.name, m.section, m.role, m.binding FROM reservations r \
+         JOIN orchestra_members m ON m.id = split_part(r.owner, ':', 2)::bigint \
+         WHERE r.scope = $1 AND r.blind = $2 AND r.owner LIKE 'orchestra-member:%' AND m.active",
+    )
+    .bind(aggregates::orchestra::roster::NAME_SCOPE)
+    .bind(blind.0.as_slice())
+    .fetch_optional(pool)
+    .await
+}
+
+/// A member's name (an erased one's placeholder; None if never enrolled) and key (None once
+/// erased), in one statement.
+pub async fn name_and_key(
+    pool: &PgPool,
+    id: i64,
+) -> sqlx::Result<(Option<String>, Option<runtime::personal::Key>)> {
+    let (name, key): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT (SELECT name FROM orchestra_members WHERE id = $1), \
+                (SELECT key FROM personal_keys WHERE subject = $2)",
+    )
+    .bind(id)
+    .bind(aggregates::orchestra::roster::member_subject(id as u64))
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        name,
+        key.and_then(|k| runtime::personal::Key::try_from(k.as_slice()).ok()),
+    ))
+}
+
+/// A member's name (an erased one's placeholder), if the id was ever enrolled.
+pub async fn member_name(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT name FROM orchestra_members WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// What every request's token check reads, in one statement: the active member, the current
+/// season (an application needs it) and the member's key as it is now (a write seals with it;
+/// None once erased, even before this read model knows).
+pub struct MemberNow {
+    pub member: MemberRow,
+    pub season: u64,
+    pub key: Option<Vec<u8>>,
+}
+
+pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow>> {
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<i64>,
+        i64,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, section, role, binding, \
+                coalesce((SELECT season FROM orchestra_season), 0), \
+                (SELECT key FROM personal_keys WHERE subject = $2) \
+         FROM orchestra_members WHERE id = $1 AND active",
+    )
+    .bind(id)
+    .bind(aggregates::orchestra::roster::member_subject(id as u64))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(id, name, section, role, binding, season, key)| MemberNow {
+            member: MemberRow {
+                id,
+                name,
+                section,
+                role,
+                binding,
+            },
+            season: season as u64,
+            key,
+        },
+    ))
+}
+
+/// A member as operators see them: with their WeChat binding (when and through which
+/// request it was made).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RosterRow {
+    pub id: i64,
+    pub name: String,
+    pub section: String,
+    pub role: String,
+    pub binding: Option<i64>,
+    pub bound_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub bound_request: Option<String>,
+}
+
+pub async fn members(pool: &PgPool) -> sqlx::Result<Vec<RosterRow>> {
+    sqlx::query_as(
+        "SELECT id, name, section, role, binding, bound_at, bound_request \
+         FROM orchestra_members WHERE active ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The requests to be bound that wait for approval: (member id, request id, when), oldest
+/// first.
+pub async fn binding_requests(
+    pool: &PgPool,
+) -> sqlx::Result<Vec<(i64, String, chrono::DateTime<chrono::Utc>)>> {
+    sqlx::query_as(
+        "SELECT member_id, request_id, requested_at FROM orchestra_binding_requests \
+         ORDER BY member_id, requested_at",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn notify_addresses(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT email FROM orchestra_notify_addresses ORDER BY email")
+        .fetch_all(pool)
+        .await
+}
+
+/// The current season: 0 until an operator starts the first one.
+pub async fn season(pool: &PgPool) -> sqlx::Result<u64> {
+    let season: Option<i64> = sqlx::query_scalar("SELECT season FROM orchestra_season")
+        .fetch_optional(pool)
+        .await?;
+    Ok(season.unwrap_or(0) as u64)
 }

@@ -96,6 +96,7 @@ impl Aggregate for Organization {
                 approve,
                 organization_id,
                 appointment_id,
+                description,
                 at,
             } => {
                 match self.phase {
@@ -111,6 +112,7 @@ impl Aggregate for Organization {
                         application_id: self.application_id,
                         organization_id,
                         name: self.name.clone(),
+                        description,
                         owner: self.applicant,
                         block: self.block,
                         appointment_id,
@@ -316,6 +318,7 @@ mod tests {
             application_id: 4,
             organization_id: 2,
             name: "test组织".into(),
+            description: Some("我的申请理由".into()),
             owner: 7,
             block: 1,
             appointment_id: 5,
@@ -328,6 +331,7 @@ mod tests {
             approve,
             organization_id: 2,
             appointment_id: 5,
+            description: Some("我的申请理由".into()),
             at: at(),
         }
     }

@@ -22,10 +22,13 @@ pub enum OrganizationCommand {
         at: DateTime<Utc>,
     },
     /// A superuser's verdict. The ids are drawn beforehand and used only on approval.
+    /// Approve (founding the organisation with `description`, the application's reason as
+    /// its applicant wrote it) or refuse.
     Decide {
         approve: bool,
         organization_id: u64,
         appointment_id: u64,
+        description: Option<String>,
         at: DateTime<Utc>,
     },
     DeleteApplication {

@@ -33,6 +33,10 @@ pub enum OrganizationEvent {
         application_id: u64,
         organization_id: u64,
         name: String,
+        /// The organisation's first description: the application's reason (in clear, as an
+        /// organisation's descriptions are). Absent from approvals recorded before it was kept.
+        #[serde(default)]
+        description: Option<String>,
         owner: u64,
         block: u64,
         appointment_id: u64,

@@ -1,5 +1,6 @@
-//! What every campus endpoint shares: DRF-shaped field errors, query parameters, `limit` /
-//! `offset` pages, id sequences, and the answers for a command that could not run.
+//! What every campus endpoint shares: DRF-shaped field errors over a body's fields (every
+//! wrong field at once, in the document's words), query parameters, `limit` / `offset` pages,
+//! and the lookups' envelope.
 
 use std::collections::HashMap;
 
@@ -8,9 +9,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::Campus;
-use crate::http::{ApiError, Input};
-use runtime::bus::CommandError;
+use crate::http::{ApiError, Field};
 
 pub const REQUIRED: &str = "该字段是必填项。";
 pub const BLANK: &str = "该字段不能为空。";
@@ -76,13 +75,13 @@ impl Fields {
     /// too long, or holds control characters where `single_line`.
     pub fn text(
         &mut self,
-        input: &Input,
+        input: &Field,
         field: &str,
         required: bool,
         max: usize,
         single_line: bool,
     ) -> Option<String> {
-        let value = match input.0.get(field) {
+        let value = match input.value() {
             None | Some(Value::Null) => {
                 if required {
                     self.add(field, REQUIRED);
@@ -123,7 +122,7 @@ impl Fields {
     }
 
     /// An `http`/`https` URL (an avatar): absent, or blank to clear it, gives None / Some("").
-    pub fn url(&mut self, input: &Input, field: &str, max: usize) -> Option<String> {
+    pub fn url(&mut self, input: &Field, field: &str, max: usize) -> Option<String> {
         let url = self.text(input, field, false, max, true)?;
         if url.is_empty() {
             return Some(url);
@@ -138,8 +137,8 @@ impl Fields {
     }
 
     /// A record id (a positive integer; JSON number or text). Missing: required error.
-    pub fn id(&mut self, input: &Input, field: &str) -> Option<(i64, String)> {
-        let raw = match input.0.get(field) {
+    pub fn id(&mut self, input: &Field, field: &str) -> Option<(i64, String)> {
+        let raw = match input.value() {
             None | Some(Value::Null) => {
                 self.add(field, REQUIRED);
                 return None;
@@ -233,12 +232,12 @@ pub struct Page {
 
 pub const MAX_LIMIT: i64 = 1000;
 
-impl FromRequestParts<std::sync::Arc<Campus>> for Page {
+impl FromRequestParts<std::sync::Arc<super::Campus>> for Page {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        app: &std::sync::Arc<Campus>,
+        app: &std::sync::Arc<super::Campus>,
     ) -> Result<Self, ApiError> {
         let Query(query) = Query::from_request_parts(parts, app).await?;
         let number = |name: &str| -> Result<Option<i64>, ApiError> {
@@ -277,9 +276,12 @@ impl FromRequestParts<std::sync::Arc<Campus>> for Page {
 }
 
 impl Page {
-    /// SQL's LIMIT (NULL: all).
-    pub fn sql_limit(&self) -> Option<i64> {
-        self.limit
+    /// The rows it asks for.
+    pub fn window(&self) -> projections::campus::read::Window {
+        projections::campus::read::Window {
+            limit: self.limit,
+            offset: self.offset,
+        }
     }
 
     /// The rows as the answer: a plain list, or DRF's page when `limit` was given. Its
@@ -309,27 +311,6 @@ impl Page {
     }
 }
 
-/// The next number of a kind of record (`campus_<kind>_id_seq`).
-pub async fn next_id(app: &Campus, sequence: &'static str) -> Result<u64, ApiError> {
-    let id: i64 = sqlx::query_scalar(&format!("SELECT nextval('{sequence}')"))
-        .fetch_one(&app.rt.pool)
-        .await?;
-    Ok(id as u64)
-}
-
-/// A command that could not run for a reason that is not the caller's input.
-pub fn command_failed<E: std::error::Error>(e: CommandError<E>) -> ApiError {
-    match e {
-        CommandError::Busy => ApiError::record_busy(),
-        CommandError::Unavailable => ApiError::command_unavailable(),
-        CommandError::Rejected(e) => ApiError::internal(format!("unexpected refusal: {e}")),
-        CommandError::Duplicate => ApiError::internal("unexpected uniqueness conflict"),
-        // The caller was erased (their token outlived them for a moment).
-        CommandError::Gone => super::auth::invalid_token(),
-        CommandError::Internal(e) => ApiError::internal(e),
-    }
-}
-
 /// The `{status, msg, results}` envelope of the lookups.
 pub fn envelope(results: Value) -> Value {
     json!({ "status": 0, "msg": "ok", "results": results })
@@ -339,36 +320,20 @@ pub fn envelope_error(msg: &str) -> Value {
     json!({ "status": 1, "msg": msg })
 }
 
-/// The `{org, person}` of a follow or an appointment: both ids parsed, then (once both parse)
-/// `authorise` sees the person, then the organisation and the user are looked up; DRF's
-/// invalid-pk error for either that does not exist. Returns the organisation, its stream (the
-/// application's id) and the person.
-pub async fn org_and_person(
-    app: &Campus,
-    input: &Input,
-    authorise: impl FnOnce(i64) -> Result<(), ApiError>,
-) -> Result<(i64, i64, i64), ApiError> {
+/// `?user=&org=` as two ids (400 naming what is wrong).
+pub fn pair(query: &Query) -> Result<(i64, i64), ApiError> {
     let mut fields = Fields::default();
-    let org = fields.id(input, "org");
-    let person = fields.id(input, "person");
-    if let (Some(_), Some((person, _))) = (&org, &person) {
-        authorise(*person)?;
-    }
-    let mut stream = None;
-    if let Some((org, raw)) = &org {
-        stream = super::read::org_stream(&app.rt.pool, *org).await?;
-        if stream.is_none() {
-            fields.add("org", invalid_pk(raw));
+    let mut get = |name: &str| match query.get(name) {
+        None | Some("") => {
+            fields.add(name, REQUIRED);
+            None
         }
-    }
-    if let Some((person, raw)) = &person {
-        if !super::read::user_exists(&app.rt.pool, *person).await? {
-            fields.add("person", invalid_pk(raw));
-        }
-    }
+        Some(raw) => parse_positive(raw).or_else(|| {
+            fields.add(name, NOT_AN_INTEGER);
+            None
+        }),
+    };
+    let (user, org) = (get("user"), get("org"));
     fields.check()?;
-    match (org, stream, person) {
-        (Some((org, _)), Some(stream), Some((person, _))) => Ok((org, stream, person)),
-        _ => Err(ApiError::internal("checked fields missing")),
-    }
+    Ok((user.unwrap_or_default(), org.unwrap_or_default()))
 }

@@ -1,4 +1,5 @@
-//! The campus read models as the API shows them: each row built as JSON by the query itself
+//! Queries on the campus read model (written by [`super::CampusProjection`]), as the API shows
+//! it: each row built as JSON by the query itself
 //! (nested users and blocks joined, so a profile edit shows everywhere at once), on indexed
 //! lookups. `$1` of every query here is the viewer (`Caller::viewer`: who may see openids)
 //! and `$2` the time zone the timestamps are shown in.
@@ -6,7 +7,12 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::common::Page;
+/// Which rows of a list: at most `limit` (None: all), after skipping `offset`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
 
 /// A link a page may load: an `http(s)` URL, else null. Writes accept nothing else since
 /// avatars were checked (`common::is_web_url`); this keeps any stored before from reaching
@@ -63,14 +69,14 @@ pub async fn rows(
     sql: &str,
     viewer: i64,
     tz: &str,
-    page: &Page,
+    window: Window,
     args: &[i64],
 ) -> sqlx::Result<Vec<Value>> {
     let mut query = sqlx::query_scalar::<_, Value>(sql)
         .bind(viewer)
         .bind(tz)
-        .bind(page.sql_limit())
-        .bind(page.offset);
+        .bind(window.limit)
+        .bind(window.offset);
     for arg in args {
         query = query.bind(*arg);
     }
@@ -105,6 +111,89 @@ pub async fn count(pool: &PgPool, sql: &str, args: &[i64]) -> sqlx::Result<i64> 
     query.fetch_one(pool).await
 }
 
+/// Entry `id` of a catalogue (`table`, shown as `columns`, live where `live` holds) as JSON.
+pub async fn catalog_entry(
+    pool: &PgPool,
+    table: &str,
+    columns: &str,
+    live: &str,
+    id: i64,
+) -> sqlx::Result<Option<Value>> {
+    sqlx::query_scalar(&format!(
+        "SELECT json_build_object({columns}) FROM {table} WHERE id = $1 AND {live}"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether application `id` founded an organisation.
+pub async fn application_founded(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT FROM campus_organizations WHERE application_id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// The applicant of application `id`, unless it was deleted.
+pub async fn application_applicant(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT user_id FROM campus_applications WHERE id = $1 AND NOT deleted")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The reason application `id` gives, as its applicant wrote it (`(erased)` once they are).
+pub async fn application_description(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT description FROM campus_applications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map(Option::flatten)
+}
+
+/// The block application `id` was made in.
+pub async fn application_block(pool: &PgPool, id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT block_id FROM campus_applications WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Pending applications of deleted users (`of`: of that one only): at most 1,000, taken from
+/// every deleted user in turn.
+pub async fn orphaned_applications(pool: &PgPool, of: Option<i64>) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT a.id FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
+         WHERE u.deleted AND a.status = 0 AND NOT a.deleted AND ($1::bigint IS NULL OR a.user_id = $1) \
+         ORDER BY row_number() OVER (PARTITION BY a.user_id ORDER BY a.id), a.id LIMIT 1000",
+    )
+    .bind(of)
+    .fetch_all(pool)
+    .await
+}
+
+/// The organisation called `name` (exactly), if any.
+pub async fn organization_named(pool: &PgPool, name: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM campus_organizations WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A user's profile as they see it: name, avatar, email, signature.
+pub type Profile = (String, Option<String>, Option<String>, Option<String>);
+
+/// Live user `id`'s own profile.
+pub async fn profile(pool: &PgPool, id: i64) -> sqlx::Result<Option<Profile>> {
+    sqlx::query_as(
+        "SELECT name, avatar, email, sign FROM campus_users WHERE id = $1 AND NOT deleted",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// A live user's id, if there is one.
 pub async fn user_exists(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT FROM campus_users WHERE id = $1 AND NOT deleted)")
@@ -121,37 +210,23 @@ pub async fn org_stream(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
         .await
 }
 
-/// A list of the record a path names by id (`raw`): an empty list when it names nothing, as
-/// the document's `[]` for an unknown record.
-pub async fn list_of(
-    app: &super::Campus,
-    viewer: i64,
-    page: &Page,
-    listing: &Listing,
-    raw: &str,
-) -> Result<Value, crate::http::ApiError> {
-    match super::common::parse_positive(raw) {
-        Some(id) => list(app, viewer, page, listing, &[id]).await,
-        None => Ok(page.answer(vec![], || 0)),
-    }
-}
-
-/// A paged list: the rows of `listing`, and with `limit` DRF's page counted by its count.
+/// A list: the rows of `listing` in `window`, and (when the window is limited) the count of
+/// all its rows, for a page's links.
 pub async fn list(
-    app: &super::Campus,
+    pool: &PgPool,
+    tz: &str,
     viewer: i64,
-    page: &Page,
+    window: Window,
     listing: &Listing,
     args: &[i64],
-) -> Result<Value, crate::http::ApiError> {
-    let tz = app.rt.config.tz.name();
-    let found = rows(&app.rt.pool, &listing.select, viewer, tz, page, args).await?;
-    let total = if page.limit.is_some() {
-        count(&app.rt.pool, &listing.count, args).await?
+) -> sqlx::Result<(Vec<Value>, i64)> {
+    let found = rows(pool, &listing.select, viewer, tz, window, args).await?;
+    let total = if window.limit.is_some() {
+        count(pool, &listing.count, args).await?
     } else {
         0
     };
-    Ok(page.answer(found, || total))
+    Ok((found, total))
 }
 
 /// Users that are not deleted, as `u`.
@@ -222,6 +297,28 @@ impl Listing {
             ),
             count: format!("SELECT count(*) FROM {table} WHERE user_id = $1"),
         }
+    }
+    /// One application (`$3`), as in the list.
+    pub fn application_by_id() -> String {
+        format!(
+            "SELECT {} FROM campus_applications a JOIN campus_users u ON u.id = a.user_id \
+             JOIN campus_blocks b ON b.id = a.block_id WHERE a.id = $3 AND NOT a.deleted",
+            application_json()
+        )
+    }
+    /// One organisation by id (`$3`).
+    pub fn organization_by_id() -> String {
+        format!(
+            "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.id = $3",
+            org_json()
+        )
+    }
+    /// One organisation by name (`$3`).
+    pub fn organization_by_name() -> String {
+        format!(
+            "SELECT {} FROM campus_organizations o {ORG_JOINS} WHERE o.name = $3",
+            org_json()
+        )
     }
     pub fn applications() -> Self {
         Self {

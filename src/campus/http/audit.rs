@@ -1,6 +1,6 @@
 //! The auditors' views over HTTP, for campus superusers only: the history in log order, a
 //! record as it stood at a moment, and a record's history with the state after each event.
-//! The same code as the CLI's (`src/audit.rs`); personal values opened, `(erased)` where their
+//! The same code as the CLI's (`runtime::audit`); personal values opened, `(erased)` where their
 //! key was destroyed.
 
 use std::collections::HashMap;
@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::Campus;
-use super::CurrentSuperuser;
+use crate::campus::auth::CurrentSuperuser;
+use crate::campus::Campus;
 use crate::http::ApiError;
 use runtime::audit::{self, Filter, RecordError};
 
@@ -80,9 +80,9 @@ const MAX_HISTORY_PAGE: usize = 100;
     responses(
         (status = 200, description = "`events`: the CLI's fields; `next`: the `after` of the next page, null on the last", body = Object,
          example = json!({"events": [{"position": 1, "transaction_id": 741, "aggregate_type": "Roster", "aggregate_id": "orchestra", "sequence": 1, "event_type": "MemberEnrolled", "event_version": "2.0", "payload": {"MemberEnrolled": {"member_id": 1, "name": "David", "section": "stringed", "role": "member"}}, "metadata": {"actor": "root", "actor_kind": "operator", "channel": "cli", "request_id": "cli-1f0c"}, "recorded_at": "2026-03-10T08:00:00.000000Z"}], "next": null})),
-        (status = 400, description = "A bad parameter, with the reason", body = crate::campus::schema::Detail),
-        (status = 401, description = "No or a bad token", body = crate::campus::schema::Detail),
-        (status = 403, description = "Not a superuser", body = crate::campus::schema::Detail),
+        (status = 400, description = "A bad parameter, with the reason", body = crate::campus::body::Detail),
+        (status = 401, description = "No or a bad token", body = crate::campus::body::Detail),
+        (status = 403, description = "Not a superuser", body = crate::campus::body::Detail),
     ))]
 async fn events(
     State(app): State<Arc<Campus>>,
@@ -146,10 +146,10 @@ fn not_found() -> ApiError {
     responses(
         (status = 200, description = "The state rebuilt from its events up to then", body = Object,
          example = json!({"aggregate_type": "MemberAbsences", "aggregate_id": "3", "as_of": null, "sequence": 2, "state": {"active": {}}})),
-        (status = 400, description = "An unknown type or a bad time, with the reason", body = crate::campus::schema::Detail),
-        (status = 401, description = "No or a bad token", body = crate::campus::schema::Detail),
-        (status = 403, description = "Not a superuser", body = crate::campus::schema::Detail),
-        (status = 404, description = "No such record (at that time)", body = crate::campus::schema::Detail),
+        (status = 400, description = "An unknown type or a bad time, with the reason", body = crate::campus::body::Detail),
+        (status = 401, description = "No or a bad token", body = crate::campus::body::Detail),
+        (status = 403, description = "Not a superuser", body = crate::campus::body::Detail),
+        (status = 404, description = "No such record (at that time)", body = crate::campus::body::Detail),
     ))]
 async fn record(
     State(app): State<Arc<Campus>>,
@@ -185,10 +185,10 @@ async fn record(
     ),
     responses(
         (status = 200, description = "`history`: each event (the CLI's fields) with `state` after it; `count`: events in all; `next`: the next page's offset, null on the last", body = Object),
-        (status = 400, description = "An unknown type, with the reason", body = crate::campus::schema::Detail),
-        (status = 401, description = "No or a bad token", body = crate::campus::schema::Detail),
-        (status = 403, description = "Not a superuser", body = crate::campus::schema::Detail),
-        (status = 404, description = "No such record", body = crate::campus::schema::Detail),
+        (status = 400, description = "An unknown type, with the reason", body = crate::campus::body::Detail),
+        (status = 401, description = "No or a bad token", body = crate::campus::body::Detail),
+        (status = 403, description = "Not a superuser", body = crate::campus::body::Detail),
+        (status = 404, description = "No such record", body = crate::campus::body::Detail),
     ))]
 async fn history(
     State(app): State<Arc<Campus>>,
