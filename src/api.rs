@@ -14,8 +14,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::App;
 use crate::http::{docs, drf_shape, ApiError};
-use crate::App;
 
 /// The public listener's routes and their document; `/metrics` among them unless an admin
 /// listener serves it.

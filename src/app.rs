@@ -28,6 +28,9 @@ impl App {
 
     /// The background tasks of a server process: the runtime's, and each context's.
     pub fn spawn_workers(&self) -> runtime::worker::Workers {
-        runtime::worker::spawn(self.rt.clone(), self.campus.background())
+        runtime::worker::spawn(
+            self.rt.clone(),
+            vec![crate::campus::sweeper(self.campus.clone())],
+        )
     }
 }

@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::Campus;
-use super::AUDIENCE;
+use super::context::Campus;
+use super::context::AUDIENCE;
 use crate::http::ApiError;
 use crate::http::{bearer_token, http_actor};
 use runtime::bus::Actor;

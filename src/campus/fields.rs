@@ -232,12 +232,12 @@ pub struct Page {
 
 pub const MAX_LIMIT: i64 = 1000;
 
-impl FromRequestParts<std::sync::Arc<super::Campus>> for Page {
+impl FromRequestParts<std::sync::Arc<super::context::Campus>> for Page {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        app: &std::sync::Arc<super::Campus>,
+        app: &std::sync::Arc<super::context::Campus>,
     ) -> Result<Self, ApiError> {
         let Query(query) = Query::from_request_parts(parts, app).await?;
         let number = |name: &str| -> Result<Option<i64>, ApiError> {

@@ -4,7 +4,7 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use super::settle;
-use crate::App;
+use crate::app::App;
 use runtime::bus::Actor;
 
 #[derive(Subcommand)]

@@ -3,7 +3,7 @@
 use anyhow::bail;
 use clap::Subcommand;
 
-use crate::App;
+use crate::app::App;
 
 #[derive(Subcommand)]
 pub(super) enum EventsCmd {

@@ -4,7 +4,7 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use super::progress_bar;
-use crate::App;
+use crate::app::App;
 
 #[derive(Subcommand)]
 pub(super) enum ProjectionsCmd {

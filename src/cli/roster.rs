@@ -10,8 +10,8 @@ use clap::Subcommand;
 use projections::orchestra::roster as read;
 
 use super::settle;
+use crate::app::App;
 use crate::orchestra::service::{self, Refused, RosterLine};
-use crate::App;
 use runtime::bus::Actor;
 
 #[derive(Subcommand)]

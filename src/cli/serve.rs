@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::App;
+use crate::app::App;
 
 pub(super) async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(app.rt.config.listen)

@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::Orchestra;
-use super::AUDIENCE;
+use super::context::Orchestra;
+use super::context::AUDIENCE;
 use crate::http::schema::Message;
 use crate::http::{bearer_token, http_actor, ApiError};
 use projections::orchestra::roster as read;

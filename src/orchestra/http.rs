@@ -18,8 +18,8 @@ use super::body::{
     self, AbsenceBody, AbsenceChangeBody, DecisionBody, LoginAnswer, LoginBody, NextAnswer,
     NextRehearsal, Presence, PresenceAnswer, Processed, MAX_TEXT_CHARS,
 };
+use super::context::{Orchestra, AUDIENCE};
 use super::service::{self, Application, Change, Refused};
-use super::{Orchestra, AUDIENCE};
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::schema::{Message, NotFound};
 use crate::http::{http_actor, naming_others, parse_date, parse_id, ApiError, Body, Segment};

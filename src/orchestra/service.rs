@@ -21,7 +21,7 @@ use runtime::config::ManagerBinding;
 use runtime::personal::{self as crypto, Key, KeyError, ERASED_TEXT};
 
 use super::auth::CurrentMember;
-use super::Orchestra;
+use super::context::Orchestra;
 
 /// Why a use case did not happen.
 #[derive(Debug, thiserror::Error)]

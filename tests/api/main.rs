@@ -10,6 +10,7 @@ mod erasure;
 mod exposure;
 mod hardening;
 mod helpers;
+mod layout;
 mod login;
 mod mail;
 mod manager;

@@ -232,7 +232,6 @@ impl<'de> Deserialize<'de> for AbsenceType {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::campus::auth::CurrentSuperuser;
-use crate::campus::Campus;
+use crate::campus::context::Campus;
 use crate::http::ApiError;
 use runtime::audit::{self, Filter, RecordError};
 

@@ -16,9 +16,9 @@ use utoipa_axum::routes;
 use super::list;
 use crate::campus::auth::{Caller, Permitted, SignedIn};
 use crate::campus::body::{AddressBody, NameBody};
+use crate::campus::context::Campus;
 use crate::campus::fields::{envelope, envelope_error, parse_positive, Page, Query};
 use crate::campus::service::catalog::{self, Kind, ADDRESSES, BLOCKS, CATEGORIES};
-use crate::campus::Campus;
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{parse_id, ApiError, Body, Segment};
 

@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 
 use crate::campus::auth::{Caller, Permitted};
 use crate::campus::body::FeedbackBody;
+use crate::campus::context::Campus;
 use crate::campus::fields::Page;
 use crate::campus::service::feedback;
-use crate::campus::Campus;
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{ApiError, Body};
 

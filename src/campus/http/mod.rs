@@ -16,8 +16,8 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 
 use super::auth::Caller;
+use super::context::Campus;
 use super::fields::{parse_positive, Page};
-use super::Campus;
 use crate::http::ApiError;
 
 pub fn routes() -> OpenApiRouter<Arc<Campus>> {

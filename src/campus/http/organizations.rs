@@ -17,9 +17,9 @@ use crate::campus::auth::{Caller, Permitted, SignedIn};
 use crate::campus::body::{
     ApplicationBody, OrgPersonBody, OrganizationBody, OwnerBody, VerdictBody,
 };
+use crate::campus::context::Campus;
 use crate::campus::fields::{envelope, envelope_error, pair, Page, Query};
 use crate::campus::service::organizations;
-use crate::campus::Campus;
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{naming_others, parse_id, ApiError, Body, Segment};
 

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 
 use crate::campus::auth::{Claims, CurrentSuperuser, Permitted, SUPERUSER};
 use crate::campus::body::{AdminLoginAnswer, AdminLoginBody, AdminUser, InvalidUser, RegisterBody};
+use crate::campus::context::{Campus, AUDIENCE};
 use crate::campus::service::superusers::{self, RegisterError};
-use crate::campus::{Campus, AUDIENCE};
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::schema::Message;
 use crate::http::{naming_others, ApiError, Body};

@@ -16,11 +16,11 @@ use utoipa_axum::routes;
 use super::{list, list_of, one};
 use crate::campus::auth::{Caller, Claims, Permitted, SignedIn, USER};
 use crate::campus::body::{OrgPersonBody, ProfileBody, SendVerifyBody, VerifyBody, WxLoginBody};
+use crate::campus::context::{Campus, AUDIENCE};
 use crate::campus::fields::{
     envelope, envelope_error, field_error, pair, parse_positive, Page, Query, REQUIRED,
 };
 use crate::campus::service::users;
-use crate::campus::{Campus, AUDIENCE};
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{http_actor, parse_id, ApiError, Body, Segment};
 

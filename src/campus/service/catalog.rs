@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::{command_failed, next_id};
 use crate::campus::auth::Caller;
 use crate::campus::body::{AddressBody, NameBody};
+use crate::campus::context::Campus;
 use crate::campus::fields::{field_error, Fields, MAX_NAME};
-use crate::campus::Campus;
 use crate::http::{ApiError, Field};
 
 /// What differs between the catalogues, on the wire and in the store.

@@ -7,8 +7,8 @@ use runtime::personal::seal;
 use super::{command_failed, key_of, next_id};
 use crate::campus::auth::{forbidden, Caller};
 use crate::campus::body::FeedbackBody;
+use crate::campus::context::Campus;
 use crate::campus::fields::{Fields, MAX_TEXT};
-use crate::campus::Campus;
 use crate::http::ApiError;
 
 /// A user sends feedback and how to reach them.

@@ -17,8 +17,8 @@ use runtime::bus::CommandError;
 use runtime::personal::{Key, KeyError};
 
 use super::auth::{invalid_token, Caller};
+use super::context::Campus;
 use super::fields::{invalid_pk, Fields};
-use super::Campus;
 use crate::http::{ApiError, Field};
 
 /// The next number of a kind of record (`campus_<kind>_id_seq`).

@@ -22,10 +22,10 @@ use crate::campus::auth::{forbidden, Caller};
 use crate::campus::body::{
     ApplicationBody, OrgPersonBody, OrganizationBody, OwnerBody, VerdictBody,
 };
+use crate::campus::context::Campus;
 use crate::campus::fields::{
     field_error, invalid_pk, Fields, MAX_NAME, MAX_TEXT, MAX_URL, REQUIRED,
 };
-use crate::campus::Campus;
 use crate::http::ApiError;
 
 const NAME_TAKEN_BY_ORG: &str = "已经存在该名称的组织。";
@@ -147,7 +147,7 @@ pub async fn submit(app: &Campus, me: &Caller, body: &ApplicationBody) -> Result
             "id": id,
             "name": unique.value,
             "description": description,
-            "pub_time": crate::campus::local_time(app, at),
+            "pub_time": crate::campus::context::local_time(app, at),
             "status": 0,
             "user": user,
             "block": block,
@@ -436,5 +436,24 @@ pub async fn dismiss(app: &Campus, me: &Caller, user: i64, org: i64) -> Result<(
     {
         Ok(_) | Err(CommandError::Rejected(OrganizationError::Unknown)) => Ok(()),
         Err(e) => Err(org_error(e)),
+    }
+}
+
+/// How often the campus sweeper looks for work.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The campus's background work, registered with the runtime's workers: a deleted user's
+/// pending applications withdrawn when the request or process that deleted them died after
+/// the commit (idempotent; usually finds nothing).
+pub fn sweeper(campus: std::sync::Arc<Campus>) -> runtime::worker::Periodic {
+    runtime::worker::Periodic {
+        name: "campus-sweeper",
+        every: SWEEP_EVERY,
+        round: std::sync::Arc::new(move || {
+            let campus = campus.clone();
+            Box::pin(async move {
+                withdraw_orphaned(&campus, None).await;
+            })
+        }),
     }
 }

@@ -14,7 +14,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde_json::json;
 
-use crate::campus::Campus;
+use crate::campus::context::Campus;
 use crate::http::ApiError;
 use runtime::bus::{Actor, CommandError};
 

@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use super::{command_failed, key_of, next_id, org_and_person};
 use crate::campus::auth::{forbidden, invalid_token, Caller};
 use crate::campus::body::{OrgPersonBody, ProfileBody, SendVerifyBody, VerifyBody};
+use crate::campus::context::Campus;
 use crate::campus::fields::{
     field_error, invalid_pk, web_url, Fields, MAX_NAME, MAX_TEXT, MAX_URL,
 };
-use crate::campus::Campus;
 use crate::http::{ApiError, Field};
 
 /// What a nameless WeChat user is called.
