@@ -144,7 +144,9 @@ struct Inner<A: Aggregate> {
     /// The last state this process committed or loaded for recently used aggregates. Only
     /// ever used by the holder of the aggregate's turn; a stale entry (another process wrote
     /// since) is caught by the append's primary key and reloaded.
-    cache: std::sync::Mutex<HashMap<String, store::Loaded<A>>>,
+    /// States kept between commands: at most [`CACHED`], the least useful going first
+    /// (quick_cache's S3-FIFO); the size is in `/metrics` (`ensemble_cache_entries`).
+    cache: Arc<quick_cache::sync::Cache<String, store::Loaded<A>>>,
 }
 
 /// Aggregates whose state is kept in memory between commands (per aggregate type).
@@ -179,6 +181,9 @@ where
         projector: Arc<Projector>,
         waits: Waits,
     ) -> Self {
+        let cache = Arc::new(quick_cache::sync::Cache::new(CACHED));
+        let size = cache.clone();
+        crate::metrics::register_cache(A::TYPE, Arc::new(move || size.len() as u64));
         Self {
             inner: Arc::new(Inner {
                 services,
@@ -187,7 +192,7 @@ where
                 projector,
                 waits,
                 turns: Default::default(),
-                cache: Default::default(),
+                cache,
             }),
         }
     }
@@ -325,7 +330,7 @@ where
     ) -> Result<(Vec<A::Event>, A, Option<LogPosition>), Attempt<A::Error>> {
         // Taken out of the cache: it goes back only if this command commits (a rejected
         // command may have applied some of its events to the state before refusing).
-        let cached = self.cache.lock().unwrap().remove(id);
+        let cached = self.cache.remove(id).map(|(_, loaded)| loaded);
         let from_cache = cached.is_some();
         let mut decided = self.decide(id, cached, command.clone()).await;
         if from_cache && !matches!(&decided, Ok((_, _, events)) if !events.is_empty()) {
@@ -407,14 +412,7 @@ where
     }
 
     fn remember(&self, id: &str, state: A, sequence: usize, snapshot_sequence: usize) {
-        let mut cache = self.cache.lock().unwrap();
-        if cache.len() >= CACHED && !cache.contains_key(id) {
-            // Full: forget one at random (HashMap order); it is loaded again when next used.
-            if let Some(evicted) = cache.keys().next().cloned() {
-                cache.remove(&evicted);
-            }
-        }
-        cache.insert(
+        self.cache.insert(
             id.to_string(),
             store::Loaded {
                 state,

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 pub const SNAPSHOT_EVERY: usize = 20;
 
 /// A stream as loaded: the state and what it was built from.
+#[derive(Clone)]
 pub struct Loaded<A> {
     pub state: A,
     /// The sequence of the last event in `state` (0 for a new stream).
