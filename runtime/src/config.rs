@@ -109,8 +109,214 @@ pub enum ManagerBinding {
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
 pub struct ConfigError {
-    pub var: &'static str,
+    pub var: String,
     pub problem: String,
+}
+
+/// Every variable the server reads, with its default and its parser, in one place. Parsed by
+/// clap from `--NAME=value` arguments made from the lookup (so a test can hand it a map, and
+/// the names stay exactly the variables deployments set); a bad value is reported through
+/// [`ConfigError`] with the parser's words only, never clap's message (which quotes the value,
+/// and a value may be a secret).
+#[derive(clap::Parser)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Settings {
+    #[arg(long = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = database_url)]
+    database_url: String,
+    #[arg(long = "ENSEMBLE_LISTEN", default_value = "127.0.0.1:8000", value_parser = address("127.0.0.1:8000"))]
+    listen: SocketAddr,
+    #[arg(long = "ENSEMBLE_ADMIN_LISTEN", value_parser = address("127.0.0.1:9000"))]
+    admin_listen: Option<SocketAddr>,
+    #[arg(long = "ENSEMBLE_READY_MAX_LAG", default_value = "1000", value_parser = count(0))]
+    ready_max_lag: u32,
+    #[arg(long = "ENSEMBLE_JWT_SECRET", value_parser = jwt_secret)]
+    jwt_secret: Option<String>,
+    #[arg(long = "ENSEMBLE_WECHAT_API", default_value = "https://api.weixin.qq.com", value_parser = wechat_api)]
+    wechat_api: String,
+    #[arg(long = "ENSEMBLE_ORCHESTRA_APPID", default_value = "")]
+    orchestra_appid: String,
+    #[arg(long = "ENSEMBLE_ORCHESTRA_SECRET", default_value = "")]
+    orchestra_secret: String,
+    #[arg(long = "ENSEMBLE_CAMPUS_APPID", default_value = "")]
+    campus_appid: String,
+    #[arg(long = "ENSEMBLE_CAMPUS_SECRET", default_value = "")]
+    campus_secret: String,
+    #[arg(long = "ENSEMBLE_SMTP_URL", value_parser = smtp_url)]
+    smtp_url: Option<String>,
+    #[arg(long = "ENSEMBLE_MAIL_FROM", default_value = "Ensemble <ensemble@localhost>", value_parser = mailbox)]
+    mail_from: String,
+    #[arg(long = "ENSEMBLE_TZ", default_value = "Asia/Shanghai", value_parser = time_zone)]
+    tz: Tz,
+    #[arg(long = "ENSEMBLE_TODAY", value_parser = date)]
+    today: Option<NaiveDate>,
+    #[arg(long = "ENSEMBLE_HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    #[arg(long = "ENSEMBLE_HTTP_BODY_TIMEOUT", default_value = "15", value_parser = seconds)]
+    body_timeout: Duration,
+    #[arg(long = "ENSEMBLE_HTTP_REQUEST_TIMEOUT", default_value = "30", value_parser = seconds)]
+    request_timeout: Duration,
+    #[arg(long = "ENSEMBLE_HTTP_WRITE_TIMEOUT", default_value = "15", value_parser = seconds)]
+    write_timeout: Duration,
+    #[arg(long = "ENSEMBLE_HTTP_MAX_CONNECTIONS", default_value = "512", value_parser = count(1))]
+    max_connections: u32,
+    #[arg(long = "ENSEMBLE_COMMAND_WAIT", default_value = "10", value_parser = seconds)]
+    command_wait: Duration,
+    #[arg(long = "ENSEMBLE_PROJECTION_WAIT", default_value = "5", value_parser = seconds)]
+    projection_wait: Duration,
+    #[arg(long = "ENSEMBLE_WRITE_LIMIT", default_value = "20", value_parser = count(0))]
+    write_limit: u32,
+    #[arg(long = "ENSEMBLE_CAMPUS_WRITE_LIMIT", default_value = "30", value_parser = count(0))]
+    campus_write_limit: u32,
+    #[arg(long = "ENSEMBLE_LOGIN_LIMIT_ADDRESS", default_value = "30", value_parser = count(0))]
+    login_limit_address: u32,
+    #[arg(long = "ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS", default_value = "10", value_parser = count(0))]
+    login_limit_name_address: u32,
+    #[arg(long = "ENSEMBLE_LOGIN_LIMIT_NAME", default_value = "100", value_parser = count(0))]
+    login_limit_name: u32,
+    #[arg(long = "ENSEMBLE_RETRY_KEYS_PER_CALLER", default_value = "1000", value_parser = count(1))]
+    retry_keys_per_caller: u32,
+    #[arg(long = "ENSEMBLE_MANAGER_BINDING", default_value = "open", value_parser = manager_binding)]
+    manager_binding: ManagerBinding,
+    #[arg(long = "ENSEMBLE_PUBLIC_URL", value_parser = public_url)]
+    public_url: Option<String>,
+    #[arg(long = "ENSEMBLE_SMTP_TIMEOUT", default_value = "30", value_parser = seconds)]
+    smtp_timeout: Duration,
+    #[arg(long = "ENSEMBLE_MAIL_MAX_ATTEMPTS", default_value = "10", value_parser = count(1))]
+    mail_max_attempts: u32,
+    #[arg(long = "ENSEMBLE_MAIL_INTERVAL", default_value = "60", value_parser = seconds)]
+    mail_interval: Duration,
+}
+
+/// The variables [`Config`] reads (for documentation checks and `.env.example`).
+pub fn variables() -> Vec<String> {
+    use clap::CommandFactory;
+    Settings::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect()
+}
+
+fn database_url(v: &str) -> Result<String, String> {
+    if !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+        return Err("must start with postgres:// or postgresql://".into());
+    }
+    v.parse::<sqlx::postgres::PgConnectOptions>()
+        .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
+    Ok(v.to_string())
+}
+
+fn address(example: &'static str) -> impl Fn(&str) -> Result<SocketAddr, String> + Clone {
+    move |v| {
+        v.trim()
+            .parse()
+            .map_err(|_| format!("{v:?} is not an address like {example}"))
+    }
+}
+
+fn jwt_secret(v: &str) -> Result<String, String> {
+    if v.len() < 16 {
+        return Err("must be at least 16 bytes".into());
+    }
+    Ok(v.to_string())
+}
+
+fn wechat_api(v: &str) -> Result<String, String> {
+    let v = v.trim_end_matches('/');
+    match reqwest::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(v.to_string()),
+        _ => Err(format!("{v:?} is not an http(s) URL")),
+    }
+}
+
+fn smtp_url(v: &str) -> Result<String, String> {
+    crate::mailer::transport(v, Duration::from_secs(30))?;
+    Ok(v.to_string())
+}
+
+fn mailbox(v: &str) -> Result<String, String> {
+    v.parse::<lettre::message::Mailbox>()
+        .map_err(|e| format!("{v:?} is not a mailbox ({e})"))?;
+    Ok(v.to_string())
+}
+
+fn time_zone(v: &str) -> Result<Tz, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not an IANA time zone"))
+}
+
+fn date(v: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{v:?} is not a date YYYY-MM-DD"))
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    match v.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 86_400.0 => Ok(Duration::from_secs_f64(n)),
+        _ => Err(format!(
+            "{v:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+fn count(least: u32) -> impl Fn(&str) -> Result<u32, String> + Clone {
+    move |v| match v.trim().parse::<u32>() {
+        Ok(n) if n >= least && n <= 1_000_000 => Ok(n),
+        _ => Err(format!(
+            "{v:?} is not a whole number from {least} to 1000000"
+        )),
+    }
+}
+
+fn manager_binding(v: &str) -> Result<ManagerBinding, String> {
+    match v.trim() {
+        "open" => Ok(ManagerBinding::Open),
+        "approve" => Ok(ManagerBinding::Approve),
+        _ => Err(format!("{v:?} is neither open nor approve")),
+    }
+}
+
+fn public_url(v: &str) -> Result<String, String> {
+    let v = v.trim().trim_end_matches('/');
+    match reqwest::Url::parse(v) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            Ok(v.to_string())
+        }
+        _ => Err(format!(
+            "{v:?} is not an http(s) URL like https://api.example.org"
+        )),
+    }
+}
+
+/// The variable and the parser's words from clap's error (clap's own message quotes the
+/// value, which may be a secret).
+fn config_error(e: clap::Error) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue};
+    let var = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg
+            .trim_start_matches('-')
+            .split([' ', '='])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        _ => "configuration".to_string(),
+    };
+    let problem = match std::error::Error::source(&e) {
+        Some(source) => source.to_string(),
+        None => format!("not accepted ({})", e.kind()),
+    };
+    ConfigError { var, problem }
 }
 
 impl Config {
@@ -119,7 +325,7 @@ impl Config {
         if let Err(e) = dotenvy::dotenv() {
             if !e.not_found() {
                 return Err(ConfigError {
-                    var: ".env",
+                    var: ".env".into(),
                     problem: e.to_string(),
                 });
             }
@@ -127,211 +333,68 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Build from any lookup (the environment, or a map in tests).
+    /// Build from any lookup (the environment, or a map in tests). A blank value is unset.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let bad = |var: &'static str, problem: String| ConfigError { var, problem };
+        use clap::Parser;
+        let arguments = variables().into_iter().filter_map(|name| {
+            get(&name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| format!("--{name}={v}"))
+        });
+        let s = Settings::try_parse_from(arguments).map_err(config_error)?;
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(bad(
-                "DATABASE_URL",
-                "must start with postgres:// or postgresql://".into(),
-            ));
-        }
-        database_url
-            .parse::<sqlx::postgres::PgConnectOptions>()
-            .map_err(|e| bad("DATABASE_URL", format!("not a PostgreSQL URL ({e})")))?;
-
-        let listen = match get("ENSEMBLE_LISTEN") {
-            None => SocketAddr::from(([127, 0, 0, 1], 8000)),
-            Some(v) => v.trim().parse().map_err(|_| {
-                bad(
-                    "ENSEMBLE_LISTEN",
-                    format!("{v:?} is not an address like 127.0.0.1:8000"),
-                )
-            })?,
-        };
-
-        let admin_listen = match get("ENSEMBLE_ADMIN_LISTEN") {
-            None => None,
-            Some(v) => Some(v.trim().parse().map_err(|_| {
-                bad(
-                    "ENSEMBLE_ADMIN_LISTEN",
-                    format!("{v:?} is not an address like 127.0.0.1:9000"),
-                )
-            })?),
-        };
-
-        let manager_binding = match get("ENSEMBLE_MANAGER_BINDING").as_deref().map(str::trim) {
-            None | Some("open") => ManagerBinding::Open,
-            Some("approve") => ManagerBinding::Approve,
-            Some(v) => {
-                return Err(bad(
-                    "ENSEMBLE_MANAGER_BINDING",
-                    format!("{v:?} is neither open nor approve"),
-                ))
-            }
-        };
-
-        let public_url = match get("ENSEMBLE_PUBLIC_URL") {
-            None => None,
-            Some(v) => {
-                let v = v.trim().trim_end_matches('/').to_string();
-                match reqwest::Url::parse(&v) {
-                    Ok(u)
-                        if matches!(u.scheme(), "http" | "https")
-                            && u.host_str().is_some()
-                            && u.query().is_none()
-                            && u.fragment().is_none()
-                            && u.username().is_empty()
-                            && u.password().is_none() =>
-                    {
-                        Some(v)
-                    }
-                    _ => {
-                        return Err(bad(
-                            "ENSEMBLE_PUBLIC_URL",
-                            format!("{v:?} is not an http(s) URL like https://api.example.org"),
-                        ))
-                    }
-                }
-            }
-        };
-
-        let jwt_secret = get("ENSEMBLE_JWT_SECRET");
-        if let Some(s) = &jwt_secret {
-            if s.len() < 16 {
-                return Err(bad(
-                    "ENSEMBLE_JWT_SECRET",
-                    "must be at least 16 bytes".into(),
-                ));
-            }
-        }
-
-        let wechat_api = get("ENSEMBLE_WECHAT_API")
-            .unwrap_or_else(|| "https://api.weixin.qq.com".into())
-            .trim_end_matches('/')
-            .to_string();
-        match reqwest::Url::parse(&wechat_api) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(bad(
-                    "ENSEMBLE_WECHAT_API",
-                    format!("{wechat_api:?} is not an http(s) URL"),
-                ))
-            }
-        }
-
-        let smtp_url = get("ENSEMBLE_SMTP_URL");
-        if let Some(url) = &smtp_url {
-            crate::mailer::transport(url, Duration::from_secs(30))
-                .map_err(|e| bad("ENSEMBLE_SMTP_URL", e))?;
-        }
-        let mail_from =
-            get("ENSEMBLE_MAIL_FROM").unwrap_or_else(|| "Ensemble <ensemble@localhost>".into());
-        mail_from.parse::<lettre::message::Mailbox>().map_err(|e| {
-            bad(
-                "ENSEMBLE_MAIL_FROM",
-                format!("{mail_from:?} is not a mailbox ({e})"),
-            )
-        })?;
-
-        let tz_name = get("ENSEMBLE_TZ").unwrap_or_else(|| "Asia/Shanghai".into());
-        let tz: Tz = tz_name.trim().parse().map_err(|_| {
-            bad(
-                "ENSEMBLE_TZ",
-                format!("{tz_name:?} is not an IANA time zone"),
-            )
-        })?;
-
-        let today = match get("ENSEMBLE_TODAY") {
-            None => None,
-            Some(v) => Some(
-                NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
-                    bad("ENSEMBLE_TODAY", format!("{v:?} is not a date YYYY-MM-DD"))
-                })?,
-            ),
-        };
-
-        let seconds = |var: &'static str, default: f64| -> Result<Duration, ConfigError> {
-            match get(var) {
-                None => Ok(Duration::from_secs_f64(default)),
-                Some(v) => match v.trim().parse::<f64>() {
-                    Ok(n) if n.is_finite() && n > 0.0 && n <= 86_400.0 => {
-                        Ok(Duration::from_secs_f64(n))
-                    }
-                    _ => Err(bad(
-                        var,
-                        format!("{v:?} is not a number of seconds between 0 and 86400"),
-                    )),
-                },
-            }
-        };
-        let count = |var: &'static str, default: u32, least: u32| -> Result<u32, ConfigError> {
-            match get(var) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u32>() {
-                    Ok(n) if n >= least && n <= 1_000_000 => Ok(n),
-                    _ => Err(bad(
-                        var,
-                        format!("{v:?} is not a whole number from {least} to 1000000"),
-                    )),
-                },
-            }
-        };
         let http = HttpLimits {
-            header_timeout: seconds("ENSEMBLE_HTTP_HEADER_TIMEOUT", 10.0)?,
-            body_timeout: seconds("ENSEMBLE_HTTP_BODY_TIMEOUT", 15.0)?,
-            request_timeout: seconds("ENSEMBLE_HTTP_REQUEST_TIMEOUT", 30.0)?,
-            write_timeout: seconds("ENSEMBLE_HTTP_WRITE_TIMEOUT", 15.0)?,
-            max_connections: count("ENSEMBLE_HTTP_MAX_CONNECTIONS", 512, 1)? as usize,
+            header_timeout: s.header_timeout,
+            body_timeout: s.body_timeout,
+            request_timeout: s.request_timeout,
+            write_timeout: s.write_timeout,
+            max_connections: s.max_connections as usize,
         };
         let waits = Waits {
-            turn: seconds("ENSEMBLE_COMMAND_WAIT", 10.0)?,
-            projection: seconds("ENSEMBLE_PROJECTION_WAIT", 5.0)?,
+            turn: s.command_wait,
+            projection: s.projection_wait,
         };
         // A request must outlast the waits of its command, or a committed change could be
         // answered as a timeout: a command starts its append within ENSEMBLE_COMMAND_WAIT, each
         // statement ends within it too (statement_timeout), then the read models get theirs.
         if http.request_timeout <= waits.turn * 2 + waits.projection {
-            return Err(bad(
-                "ENSEMBLE_HTTP_REQUEST_TIMEOUT",
-                format!(
+            return Err(ConfigError {
+                var: "ENSEMBLE_HTTP_REQUEST_TIMEOUT".into(),
+                problem: format!(
                     "must be longer than 2 x ENSEMBLE_COMMAND_WAIT + ENSEMBLE_PROJECTION_WAIT ({:?})",
                     waits.turn * 2 + waits.projection
                 ),
-            ));
+            });
         }
 
         Ok(Self {
             http,
             waits,
-            write_limit: count("ENSEMBLE_WRITE_LIMIT", 20, 0)?,
-            campus_write_limit: count("ENSEMBLE_CAMPUS_WRITE_LIMIT", 30, 0)?,
-            login_limit_address: count("ENSEMBLE_LOGIN_LIMIT_ADDRESS", 30, 0)?,
-            login_limit_name_address: count("ENSEMBLE_LOGIN_LIMIT_NAME_ADDRESS", 10, 0)?,
-            login_limit_name: count("ENSEMBLE_LOGIN_LIMIT_NAME", 100, 0)?,
-            retry_keys_per_caller: count("ENSEMBLE_RETRY_KEYS_PER_CALLER", 1000, 1)?,
-            manager_binding,
-            public_url,
-            smtp_timeout: seconds("ENSEMBLE_SMTP_TIMEOUT", 30.0)?,
-            mail_max_attempts: count("ENSEMBLE_MAIL_MAX_ATTEMPTS", 10, 1)? as i32,
-            mail_interval: seconds("ENSEMBLE_MAIL_INTERVAL", 60.0)?,
-            ready_max_lag: count("ENSEMBLE_READY_MAX_LAG", 1000, 0)?,
-            database_url,
-            listen,
-            admin_listen,
-            jwt_secret,
-            wechat_api,
-            orchestra_appid: get("ENSEMBLE_ORCHESTRA_APPID").unwrap_or_default(),
-            orchestra_secret: get("ENSEMBLE_ORCHESTRA_SECRET").unwrap_or_default(),
-            campus_appid: get("ENSEMBLE_CAMPUS_APPID").unwrap_or_default(),
-            campus_secret: get("ENSEMBLE_CAMPUS_SECRET").unwrap_or_default(),
-            smtp_url,
-            mail_from,
-            tz,
-            today,
+            write_limit: s.write_limit,
+            campus_write_limit: s.campus_write_limit,
+            login_limit_address: s.login_limit_address,
+            login_limit_name_address: s.login_limit_name_address,
+            login_limit_name: s.login_limit_name,
+            retry_keys_per_caller: s.retry_keys_per_caller,
+            manager_binding: s.manager_binding,
+            public_url: s.public_url,
+            smtp_timeout: s.smtp_timeout,
+            mail_max_attempts: s.mail_max_attempts as i32,
+            mail_interval: s.mail_interval,
+            ready_max_lag: s.ready_max_lag,
+            database_url: s.database_url,
+            listen: s.listen,
+            admin_listen: s.admin_listen,
+            jwt_secret: s.jwt_secret,
+            wechat_api: s.wechat_api,
+            orchestra_appid: s.orchestra_appid,
+            orchestra_secret: s.orchestra_secret,
+            campus_appid: s.campus_appid,
+            campus_secret: s.campus_secret,
+            smtp_url: s.smtp_url,
+            mail_from: s.mail_from,
+            tz: s.tz,
+            today: s.today,
             mail_retry_base: Duration::from_secs(5),
             mail_retry_max: Duration::from_secs(600),
             poll_interval: Duration::from_secs(5),
@@ -441,6 +504,36 @@ mod tests {
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");
+            assert!(!err.problem.is_empty(), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_secret_is_named_but_never_shown() {
+        let err = config(&[("ENSEMBLE_JWT_SECRET", "hunter2-secret")]).unwrap_err();
+        assert_eq!(err.var, "ENSEMBLE_JWT_SECRET");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn blank_values_are_unset_and_values_may_start_with_a_dash() {
+        let c = config(&[
+            ("ENSEMBLE_LISTEN", "  "),
+            ("ENSEMBLE_ORCHESTRA_SECRET", "-x=y"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.orchestra_secret, "-x=y");
+    }
+
+    #[test]
+    fn every_variable_is_in_the_example_and_the_operators_guide() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in [".env.example", "docs/operators.md"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            for var in variables() {
+                assert!(text.contains(&var), "{var} is not described in {file}");
+            }
         }
     }
 
