@@ -14,6 +14,13 @@ pub struct Detail {
     pub detail: String,
 }
 
+/// DRF's answer for a record that is not there (or not the caller's to see).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": "未找到。"}))]
+pub struct DetailNotFound {
+    pub detail: String,
+}
+
 // ---- users ----------------------------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

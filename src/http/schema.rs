@@ -11,12 +11,12 @@ pub struct Message {
     pub msg: String,
 }
 
-/// A record that is not there (or not the caller's).
+/// A record that is not there (or not the caller's), in the orchestra's dialect (the campus
+/// answers `{"detail": "未找到。"}`, its own `NotFound`).
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"msg": "Not found.", "detail": "未找到。"}))]
+#[schema(example = json!({"msg": "Not found."}))]
 pub struct NotFound {
     pub msg: String,
-    pub detail: String,
 }
 
 #[derive(Serialize, ToSchema)]

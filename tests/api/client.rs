@@ -214,8 +214,22 @@ async fn every_request_body_is_described_field_by_field_with_an_example() {
         }
     };
     let mut bodies = 0;
+    let mut not_founds = 0;
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
+            // A 404 is described in the dialect it is answered in.
+            if let Some(missing) = operation["responses"].get("404") {
+                not_founds += 1;
+                let schema = resolve(&missing["content"]["application/json"]["schema"]);
+                let keys: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+                let campus = ["campus", "audit"].contains(&operation["tags"][0].as_str().unwrap());
+                let expected = if campus { "detail" } else { "msg" };
+                assert_eq!(
+                    keys,
+                    [expected],
+                    "{method} {path}: 404 described as {schema}"
+                );
+            }
             let Some(content) = operation["requestBody"]["content"].as_object() else {
                 continue;
             };
@@ -242,6 +256,7 @@ async fn every_request_body_is_described_field_by_field_with_an_example() {
         }
     }
     assert!(bodies >= 40, "{bodies} bodies");
+    assert!(not_founds >= 20, "{not_founds} 404s described");
     // The seven rehearsals are the domain's.
     let kinds = &document["components"]["schemas"]["AbsenceBody"]["properties"]["type"];
     let kinds = resolve(kinds);

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::list;
 use crate::campus::auth::{Caller, Permitted, SignedIn};
-use crate::campus::body::{AddressBody, NameBody};
+use crate::campus::body::{AddressBody, DetailNotFound, NameBody};
 use crate::campus::context::Campus;
 use crate::campus::fields::{envelope, envelope_error, parse_positive, Page, Query};
 use crate::campus::service::catalog::{self, Kind, ADDRESSES, BLOCKS, CATEGORIES};
@@ -72,7 +72,7 @@ async fn blocks(State(app): AppState, me: Caller, page: Page) -> Result<Json<Val
 #[utoipa::path(get, path = "/blocks/{id}", tag = "campus", summary = "One block",
     security(("jwt" = [])), params(("id" = i64, Path)),
     responses((status = 200, description = "`{id, name}`", body = Object),
-              (status = 404, description = "No such block", body = Object),
+              (status = 404, description = "No such block", body = DetailNotFound),
               SignedIn, ReadAnswers))]
 async fn block(
     State(app): AppState,
@@ -101,7 +101,7 @@ async fn create_block(
     request_body(content((NameBody = "application/json"), (NameBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "`{id, name}`", body = Object),
               (status = 400, description = "Name missing, blank, taken or unchanged", body = Object, example = json!({"block": ["板块名称重复"]})),
-              (status = 404, description = "No such block", body = Object),
+              (status = 404, description = "No such block", body = DetailNotFound),
               Permitted, WriteAnswers))]
 async fn rename_block(
     State(app): AppState,
@@ -116,7 +116,7 @@ async fn rename_block(
     description = "Organisations in it keep showing it; no new application may name it.",
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
-              (status = 404, description = "No such block", body = Object),
+              (status = 404, description = "No such block", body = DetailNotFound),
               Permitted, WriteAnswers))]
 async fn delete_block(
     State(app): AppState,
@@ -165,7 +165,7 @@ async fn categories(State(app): AppState, me: Caller, page: Page) -> Result<Json
 #[utoipa::path(get, path = "/activities/categories/{id}", tag = "campus", summary = "One activity category",
     security(("jwt" = [])), params(("id" = i64, Path)),
     responses((status = 200, description = "`{id, name}`", body = Object),
-              (status = 404, description = "No such category", body = Object),
+              (status = 404, description = "No such category", body = DetailNotFound),
               SignedIn, ReadAnswers))]
 async fn category(
     State(app): AppState,
@@ -194,7 +194,7 @@ async fn create_category(
     request_body(content((NameBody = "application/json"), (NameBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "`{id, name}`", body = Object),
               (status = 400, description = "Name missing, blank, taken or unchanged", body = Object, example = json!({"category": ["分类名称重复"]})),
-              (status = 404, description = "No such category", body = Object),
+              (status = 404, description = "No such category", body = DetailNotFound),
               Permitted, WriteAnswers))]
 async fn rename_category(
     State(app): AppState,
@@ -210,7 +210,7 @@ async fn rename_category(
 #[utoipa::path(delete, path = "/activities/categories/{id}", tag = "campus", summary = "Delete a category (superusers)",
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
-              (status = 404, description = "No such category", body = Object),
+              (status = 404, description = "No such category", body = DetailNotFound),
               Permitted, WriteAnswers))]
 async fn delete_category(
     State(app): AppState,
@@ -236,7 +236,7 @@ async fn addresses(State(app): AppState, me: Caller, page: Page) -> Result<Json<
 #[utoipa::path(get, path = "/activities/addresses/{id}", tag = "campus", summary = "One activity address",
     security(("jwt" = [])), params(("id" = i64, Path)),
     responses((status = 200, description = "`{id, name, longitude, latitude}`", body = Object),
-              (status = 404, description = "No such address", body = Object),
+              (status = 404, description = "No such address", body = DetailNotFound),
               SignedIn, ReadAnswers))]
 async fn address(
     State(app): AppState,
@@ -263,7 +263,7 @@ async fn create_address(
 #[utoipa::path(delete, path = "/activities/addresses/{id}", tag = "campus", summary = "Delete an activity address (superusers)",
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
-              (status = 404, description = "No such address", body = Object),
+              (status = 404, description = "No such address", body = DetailNotFound),
               Permitted, Throttled, WriteAnswers))]
 async fn delete_address(
     State(app): AppState,

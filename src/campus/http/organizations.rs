@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::{list, list_of, one};
 use crate::campus::auth::{Caller, Permitted, SignedIn};
 use crate::campus::body::{
-    ApplicationBody, OrgPersonBody, OrganizationBody, OwnerBody, VerdictBody,
+    ApplicationBody, DetailNotFound, OrgPersonBody, OrganizationBody, OwnerBody, VerdictBody,
 };
 use crate::campus::context::Campus;
 use crate::campus::fields::{envelope, envelope_error, pair, Page, Query};
@@ -82,7 +82,7 @@ async fn applications(
     security(("jwt" = [])), params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The application, its user and block nested", body = Object),
-        (status = 404, description = "No such application", body = Object),
+        (status = 404, description = "No such application", body = DetailNotFound),
         Permitted, ReadAnswers,
     ))]
 async fn application(
@@ -104,7 +104,7 @@ async fn application(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such application", body = Object),
+        (status = 404, description = "No such application", body = DetailNotFound),
         Permitted, Throttled, WriteAnswers,
     ))]
 async fn delete_application(
@@ -124,7 +124,7 @@ async fn delete_application(
     responses(
         (status = 200, description = "Decided", body = Object, example = json!({"status": 1})),
         (status = 400, description = "Decided already, or not a valid status", body = Object, example = json!({"detail": ["该组织申请已审批。"]})),
-        (status = 404, description = "No such application", body = Object),
+        (status = 404, description = "No such application", body = DetailNotFound),
         Permitted, WriteAnswers,
     ))]
 async fn decide(
@@ -176,7 +176,7 @@ async fn org_answer(app: &Campus, me: &Caller, id: i64) -> Result<Value, ApiErro
     security(("jwt" = [])), params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The organisation, its owner and block nested", body = Object),
-        (status = 404, description = "No such organisation", body = Object),
+        (status = 404, description = "No such organisation", body = DetailNotFound),
         SignedIn, ReadAnswers,
     ))]
 async fn organization(
@@ -194,7 +194,7 @@ async fn organization(
     responses(
         (status = 200, description = "The organisation as changed", body = Object),
         (status = 400, description = "Name missing, blank or taken, or an avatar that is not an http(s) URL", body = Object, example = json!({"name": ["具有 组织名称 的 organization 已存在。"]})),
-        (status = 404, description = "No such organisation", body = Object),
+        (status = 404, description = "No such organisation", body = DetailNotFound),
         Permitted, Throttled, WriteAnswers,
     ))]
 async fn edit(
@@ -221,7 +221,7 @@ async fn edit(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such organisation", body = Object),
+        (status = 404, description = "No such organisation", body = DetailNotFound),
         Permitted, Throttled, WriteAnswers,
     ))]
 async fn delete(
@@ -240,7 +240,7 @@ async fn delete(
     responses(
         (status = 200, description = "Handed over", body = Object, example = json!({"owner": 6})),
         (status = 400, description = "`owner` missing or no such user", body = Object, example = json!({"owner": ["该字段是必填项。"]})),
-        (status = 404, description = "No such organisation", body = Object),
+        (status = 404, description = "No such organisation", body = DetailNotFound),
         Permitted, Throttled, WriteAnswers,
     ))]
 async fn transfer(

@@ -15,7 +15,9 @@ use utoipa_axum::routes;
 
 use super::{list, list_of, one};
 use crate::campus::auth::{Caller, Claims, Permitted, SignedIn, USER};
-use crate::campus::body::{OrgPersonBody, ProfileBody, SendVerifyBody, VerifyBody, WxLoginBody};
+use crate::campus::body::{
+    DetailNotFound, OrgPersonBody, ProfileBody, SendVerifyBody, VerifyBody, WxLoginBody,
+};
 use crate::campus::context::{Campus, AUDIENCE};
 use crate::campus::fields::{
     envelope, envelope_error, field_error, pair, parse_positive, Page, Query, REQUIRED,
@@ -231,7 +233,7 @@ async fn user_answer(app: &Campus, me: &Caller, id: i64) -> Result<Value, ApiErr
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The user", body = serde_json::Value),
-        (status = 404, description = "No such user", body = Object, example = json!({"detail": "未找到。"})),
+        (status = 404, description = "No such user", body = DetailNotFound, example = json!({"detail": "未找到。"})),
         SignedIn, ReadAnswers,
     ))]
 async fn one_user(
@@ -250,7 +252,7 @@ async fn one_user(
     responses(
         (status = 200, description = "The user as changed", body = Object),
         (status = 400, description = "Name missing or blank", body = Object, example = json!({"name": ["该字段是必填项。"]})),
-        (status = 404, description = "No such user", body = Object),
+        (status = 404, description = "No such user", body = DetailNotFound),
         Permitted, Throttled, WriteAnswers,
     ))]
 async fn edit_user(
@@ -277,7 +279,7 @@ async fn edit_user(
     params(("id" = i64, Path), RetryKey),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such user", body = Object),
+        (status = 404, description = "No such user", body = DetailNotFound),
         Permitted, Throttled, WriteAnswers,
     ))]
 async fn delete_user(
