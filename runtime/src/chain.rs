@@ -40,14 +40,6 @@ impl Projection for EventChain {
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &StoredEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
-    async fn apply_batch(
-        &self,
-        tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         if events.is_empty() {

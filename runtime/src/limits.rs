@@ -207,39 +207,14 @@ impl Limits {
     }
 
     async fn check(&self, key: &str, per_minute: u32, what: &str) -> Result<(), LimitError> {
-        if per_minute == 0 {
-            return Ok(());
+        match self.take(key, per_minute).await? {
+            Ok(_) => Ok(()),
+            Err(wait) => Err(Limited {
+                message: format!("{what}: at most {per_minute} a minute. Please try again later."),
+                retry_after: wait.ceil().max(1.0) as u64,
+            }
+            .into()),
         }
-        let step = WINDOW_SECS / per_minute as f64;
-        let allowed: Option<i32> = sqlx::query_scalar(
-            "INSERT INTO write_limits AS w (key, tat) VALUES ($1, now() + make_interval(secs => $2)) \
-             ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
-             WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
-             RETURNING 1",
-        )
-        .bind(key)
-        .bind(step)
-        .bind(WINDOW_SECS)
-        .fetch_optional(&self.pool)
-        .await?;
-        if allowed.is_some() {
-            return Ok(());
-        }
-        let wait: f64 = sqlx::query_scalar(
-            "SELECT extract(epoch FROM tat + make_interval(secs => $2) - now() - make_interval(secs => $3))::float8 \
-             FROM write_limits WHERE key = $1",
-        )
-        .bind(key)
-        .bind(step)
-        .bind(WINDOW_SECS)
-        .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or(1.0);
-        Err(Limited {
-            message: format!("{what}: at most {per_minute} a minute. Please try again later."),
-            retry_after: wait.ceil().max(1.0) as u64,
-        }
-        .into())
     }
 
     /// Where a key stands, without counting anything.

@@ -21,26 +21,15 @@ pub trait Projection: Send + Sync {
     fn kept_tables(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Apply one event. Must only touch its own tables through `tx`.
+    /// Apply a run of the log, in order: one event, the projector's pass, a rebuild's batch.
+    /// Must only touch its own tables through `tx`, and leave the same rows however the log is
+    /// cut into runs (a projection may write a run with fewer statements than one by one).
+    /// One method for every caller, so live updates and rebuilds cannot take different paths.
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        event: &StoredEvent,
-    ) -> Result<(), ProjectionError>;
-
-    /// Apply events in log order: the same as [`Projection::apply`] on each, in turn (the
-    /// default). A projection may do it with fewer statements, as long as the rows come out
-    /// the same; then its `apply` should be this on one event, so that there is one code path.
-    async fn apply_batch(
-        &self,
-        tx: &mut PgConnection,
         events: &[StoredEvent],
-    ) -> Result<(), ProjectionError> {
-        for event in events {
-            self.apply(tx, event).await?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), ProjectionError>;
 }
 
 const BATCH: i64 = 500;
@@ -210,7 +199,7 @@ pub async fn catch_up_all(
         // events past its own checkpoint.
         for (projection, seen) in &behind {
             let unseen = events.partition_point(|e| e.log_position() <= *seen);
-            projection.apply_batch(&mut tx, &events[unseen..]).await?;
+            projection.apply(&mut tx, &events[unseen..]).await?;
         }
         let moved: Vec<&str> = locked.iter().map(|(name, _, _)| name.as_str()).collect();
         move_checkpoints(&mut tx, &moved, last).await?;
@@ -285,7 +274,7 @@ const REBUILD_LOCK: i64 = 0x656e_7365_6d62_6c65;
 const SHADOW_ENTRY: &str = "shadow";
 
 /// Rebuild projections blue/green: their tables are built afresh beside the live ones (in
-/// [`SHADOW_SCHEMA`], by the same `apply_batch`, in short transactions of 50,000 events),
+/// [`SHADOW_SCHEMA`], by the same `apply`, in short transactions of 50,000 events),
 /// caught up to the head of the log, and swapped in atomically with the checkpoints. Readers
 /// keep the live tables until the swap (a moment) and never see a half-built one; the live
 /// projections keep catching up meanwhile, and commands never wait for the rebuild. If the
@@ -358,7 +347,7 @@ async fn rebuild_locked(
         let mut tx = pool.begin().await?;
         let (events, _) = shadow_batch(pool, &mut tx, &live, at).await?;
         for projection in projections {
-            projection.apply_batch(&mut tx, &events).await?;
+            projection.apply(&mut tx, &events).await?;
         }
         tx.commit().await?;
         applied += events.len() as u64;
@@ -393,7 +382,7 @@ async fn rebuild_locked(
             loop {
                 let (events, _) = shadow_batch(pool, &mut tx, &live, head).await?;
                 for projection in projections {
-                    projection.apply_batch(&mut tx, &events).await?;
+                    projection.apply(&mut tx, &events).await?;
                 }
                 more += events.len() as u64;
                 if let Some(last) = events.last() {

@@ -86,6 +86,20 @@ impl StoredEvent {
     }
 }
 
+/// The events of the aggregate type `A` among `events`, decoded (through the upcasters), each
+/// beside its stored form, in log order.
+pub fn events_of<A: cqrs_es::Aggregate>(
+    events: &[StoredEvent],
+) -> Result<Vec<(&StoredEvent, A::Event)>, ProjectionError> {
+    let mut decoded = Vec::new();
+    for stored in events {
+        if let Some(event) = stored.decode::<A::Event>(A::TYPE)? {
+            decoded.push((stored, event));
+        }
+    }
+    Ok(decoded)
+}
+
 pub(crate) const SELECT_EVENTS: &str =
     "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload, metadata, recorded_at FROM events";

@@ -25,9 +25,7 @@ async fn a_form_body_is_accepted_like_json() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
     let reply = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .form(&[
             ("reason", "concert"),
             ("time_absence", "2026-3-20"),
@@ -183,9 +181,9 @@ async fn changing_an_absence_adjusts_the_quota_and_resets_the_decision() {
     app.process(a, &t.alice, "ok", true).await;
     // Wind has 2: turning the one absence into a combined one fits.
     let changed = app
-        .put(
-            &format!("/absence/{a}/"),
+        .change(
             &t.wendy,
+            a,
             json!({"reason": "moved", "time_absence": "2026-03-19", "type": "全体排练+管乐分排"}),
         )
         .await;
@@ -202,13 +200,7 @@ async fn changing_an_absence_adjusts_the_quota_and_resets_the_decision() {
         403
     );
     // A partial body keeps the other fields.
-    let partial = app
-        .put(
-            &format!("/absence/{a}/"),
-            &t.wendy,
-            json!({"type": "管乐分排"}),
-        )
-        .await;
+    let partial = app.change(&t.wendy, a, json!({"type": "管乐分排"})).await;
     assert_eq!(partial.status, 200);
     assert_eq!(partial.body["time_absence"], "2026-03-19");
     assert_eq!(
@@ -263,11 +255,7 @@ async fn editing_an_earlier_seasons_absence_does_not_charge_the_new_season() {
     app.operator(aggregates::orchestra::roster::RosterCommand::StartSeason)
         .await;
     let changed = app
-        .put(
-            &format!("/absence/{id}/"),
-            &t.percy,
-            json!({ "reason": "concert" }),
-        )
+        .change(&t.percy, id, json!({ "reason": "concert" }))
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["reason"], "concert");
@@ -278,11 +266,7 @@ async fn editing_an_earlier_seasons_absence_does_not_charge_the_new_season() {
     );
     // A costlier change must fit in the old season, which has nothing left.
     let dearer = app
-        .put(
-            &format!("/absence/{id}/"),
-            &t.percy,
-            json!({ "type": "全体排练+弦乐分排" }),
-        )
+        .change(&t.percy, id, json!({ "type": "全体排练+弦乐分排" }))
         .await;
     assert_eq!(dearer.status, 403, "{}", dearer.body);
 }

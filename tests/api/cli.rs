@@ -21,20 +21,52 @@ pub(crate) async fn ensemble(database_url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Kills a spawned server if the test ends before stopping it (a failed assertion), so that
-/// no server outlives its test.
-struct Reaper(Option<u32>);
+/// A server process of the binary under test, killed if the test ends before stopping it (a
+/// failed assertion), so that no server outlives its test.
+struct Server(Option<std::process::Child>);
 
-impl Drop for Reaper {
+impl Server {
+    /// Spawn `command` and wait until `ready` (a URL) answers at all.
+    async fn start(command: &mut Command, ready: &str) -> Self {
+        let server = Server(Some(command.spawn().unwrap()));
+        let http = reqwest::Client::new();
+        for _ in 0..150 {
+            if http.get(ready).send().await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    /// SIGTERM, then how it exited and what it wrote.
+    async fn stop(mut self) -> Output {
+        let child = self.0.take().unwrap();
+        // SAFETY: kill only sends a signal.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            // SAFETY: kill only sends a signal.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
 
-/// `ensemble events verify`: Ok(what it printed) on an intact log, Err(its error) otherwise.
+/// A loopback address nothing listens on (for a server to take).
+fn free_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 pub(crate) async fn verify(app: &crate::helpers::TestApp) -> Result<String, String> {
     let out = ensemble(&app.database_url, &["events", "verify"]).await;
     if out.status.success() {
@@ -261,10 +293,7 @@ async fn failed_mails_are_listed_and_can_be_queued_again() {
 async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are_served() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
-    let address = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let address = free_address();
     let mut server = Command::new("sh");
     server
         .arg("-c")
@@ -283,19 +312,9 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
         .env_remove("ENSEMBLE_SMTP_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    let server = server.spawn().unwrap();
-    let mut reaper = Reaper(Some(server.id()));
     let base = format!("http://{address}");
+    let server = Server::start(&mut server, &format!("{base}/")).await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server did not start");
     let mut silent = Vec::new();
     for _ in 0..250 {
         silent.push(tokio::net::TcpStream::connect(address).await.unwrap());
@@ -312,12 +331,7 @@ async fn with_few_open_files_silent_clients_wait_in_the_backlog_and_requests_are
     assert_eq!(reply.status(), 200);
     drop(silent);
     // SIGTERM, then what it logged.
-    reaper.0 = None;
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let log = stderr(&out);
+    let log = stderr(&server.stop().await);
     assert!(log.contains("capped"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");
 }
@@ -410,12 +424,9 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     };
     let (edited, deleted) = (position(0).await, position(1).await);
     // An edit of one payload, as a superuser would make it with triggers off.
-    sqlx::query(&format!(
+    app.sql(&format!(
         "UPDATE events SET payload = replace(payload::text, '2026-03-12', '2026-03-19')::json WHERE position = {edited}"
-    ))
-    .execute(&app.app.rt.pool)
-    .await
-    .unwrap();
+    )).await;
     let error = verify(&app).await.unwrap_err();
     assert!(
         error.contains(&format!("at position {edited}:")),
@@ -424,29 +435,22 @@ async fn events_verify_passes_on_the_log_and_names_the_first_tampered_position()
     );
     // Undo it: intact again. Then delete another event, and with it its link: the chain breaks
     // at the event after it.
-    sqlx::query(&format!(
+    app.sql(&format!(
         "UPDATE events SET payload = replace(payload::text, '2026-03-19', '2026-03-12')::json WHERE position = {edited}"
-    ))
-    .execute(&app.app.rt.pool)
-    .await
-    .unwrap();
+    )).await;
     assert!(verify(&app).await.is_ok());
-    sqlx::query(&format!("DELETE FROM events WHERE position = {deleted}"))
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
+    app.sql(&format!("DELETE FROM events WHERE position = {deleted}"))
+        .await;
     let error = verify(&app).await.unwrap_err();
     assert!(
         error.contains("does not match") || error.contains("missing"),
         "{}",
         error
     );
-    sqlx::query(&format!(
+    app.sql(&format!(
         "DELETE FROM event_links WHERE position = {deleted}"
     ))
-    .execute(&app.app.rt.pool)
-    .await
-    .unwrap();
+    .await;
     let error = verify(&app).await.unwrap_err();
     assert!(error.contains("does not match"), "{}", error);
 }
@@ -510,11 +514,7 @@ async fn events_show_gives_a_record_now_and_as_it_stood_before_a_change() {
         .to_string();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let moved = app
-        .put(
-            &format!("/absence/{id}/"),
-            &t.david,
-            json!({ "time_absence": "2026-03-20" }),
-        )
+        .change(&t.david, id, json!({ "time_absence": "2026-03-20" }))
         .await;
     assert_eq!(moved.status, 200);
     let david = app.member_id("David").await.to_string();
@@ -623,48 +623,31 @@ async fn projections_list_names_a_forgotten_transaction_that_holds_the_read_mode
 #[tokio::test]
 async fn with_an_admin_listener_metrics_leave_the_public_one_and_sigterm_exits_0() {
     let app = spawn_app().await;
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let (public, admin) = (free(), free());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .arg("serve")
-        .env("DATABASE_URL", &app.database_url)
-        .env("ENSEMBLE_LISTEN", public.to_string())
-        .env("ENSEMBLE_ADMIN_LISTEN", admin.to_string())
-        .env("ENSEMBLE_TODAY", TODAY)
-        .env("RUST_LOG", "warn")
-        .env_remove("ENSEMBLE_SMTP_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reaper = Reaper(Some(server.id()));
+    let (public, admin) = (free_address(), free_address());
+    let server = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .arg("serve")
+            .env("DATABASE_URL", &app.database_url)
+            .env("ENSEMBLE_LISTEN", public.to_string())
+            .env("ENSEMBLE_ADMIN_LISTEN", admin.to_string())
+            .env("ENSEMBLE_TODAY", TODAY)
+            .env("RUST_LOG", "warn")
+            .env_remove("ENSEMBLE_SMTP_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        &format!("http://{public}/healthz"),
+    )
+    .await;
     let http = reqwest::Client::new();
     let status = |url: String| {
         let http = http.clone();
-        async move {
-            for _ in 0..100 {
-                if let Ok(r) = http.get(&url).send().await {
-                    return r.status().as_u16();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            0
-        }
+        async move { http.get(&url).send().await.unwrap().status().as_u16() }
     };
     assert_eq!(status(format!("http://{admin}/metrics")).await, 200);
     assert_eq!(status(format!("http://{admin}/readyz")).await, 200);
     assert_eq!(status(format!("http://{public}/metrics")).await, 404);
     assert_eq!(status(format!("http://{public}/healthz")).await, 200);
-    reaper.0 = None;
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let exit = tokio::task::spawn_blocking(move || server.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = server.stop().await.status;
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -690,15 +673,9 @@ async fn events_verify_sees_rows_below_every_position_and_links_deleted_wholesal
     )
     .await;
     assert!(stdout(&listed).contains("Mallory"), "{}", stdout(&listed));
-    sqlx::query("DELETE FROM events WHERE position = -1")
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
+    app.sql("DELETE FROM events WHERE position = -1").await;
     // Every link deleted: the chain's checkpoint still says those events were chained.
-    sqlx::query("DELETE FROM event_links")
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
+    app.sql("DELETE FROM event_links").await;
     let error = verify(&app).await.unwrap_err();
     assert!(
         error.contains("inserted out of band") || error.contains("no link"),
@@ -715,10 +692,8 @@ async fn events_verify_notices_the_newest_event_deleted_with_its_link() {
     assert!(verify(&app).await.is_ok());
     let newest = app.scalar("SELECT max(position) FROM events").await;
     for table in ["events", "event_links"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE position = {newest}"))
-            .execute(&app.app.rt.pool)
-            .await
-            .unwrap();
+        app.sql(&format!("DELETE FROM {table} WHERE position = {newest}"))
+            .await;
     }
     let error = verify(&app).await.unwrap_err();
     assert!(
@@ -733,33 +708,22 @@ async fn serve_with_a_fake_wechat_lets_a_newcomer_log_in_on_this_machine_only() 
     runtime::wechat::install_crypto_provider();
     let database_url = crate::helpers::fresh_database_url();
     let _database = crate::helpers::OwnedDatabase::hold(&database_url);
-    let address = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
-    let server = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["serve", "--fake-wechat"])
-        .env("DATABASE_URL", &database_url)
-        .env("ENSEMBLE_LISTEN", address.to_string())
-        .env("RUST_LOG", "warn")
-        .env_remove("ENSEMBLE_SMTP_URL")
-        .env_remove("ENSEMBLE_WECHAT_API")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reaper = Reaper(Some(server.id()));
+    let address = free_address();
     let base = format!("http://{address}");
+    let server = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .args(["serve", "--fake-wechat"])
+            .env("DATABASE_URL", &database_url)
+            .env("ENSEMBLE_LISTEN", address.to_string())
+            .env("RUST_LOG", "warn")
+            .env_remove("ENSEMBLE_SMTP_URL")
+            .env_remove("ENSEMBLE_WECHAT_API")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+        &format!("{base}/healthz"),
+    )
+    .await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..150 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server did not start");
     let file = std::env::temp_dir().join(format!("roster-{}.csv", uuid::Uuid::new_v4()));
     std::fs::write(&file, "name,section,role\nDavid,stringed,member\n").unwrap();
     let out = ensemble(&database_url, &["roster", "import", file.to_str().unwrap()]).await;
@@ -789,11 +753,7 @@ async fn serve_with_a_fake_wechat_lets_a_newcomer_log_in_on_this_machine_only() 
         .await
         .unwrap();
     assert_eq!(campus.status(), 200);
-    reaper.0 = None;
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = server.stop().await;
     assert!(stderr(&out).contains("FAKE WECHAT"), "{}", stderr(&out));
     // Never where others could reach it.
     let refused = Command::new(env!("CARGO_BIN_EXE_ensemble"))

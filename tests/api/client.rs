@@ -150,12 +150,7 @@ async fn detail_routes_that_change_a_record_also_read_it() {
         404
     );
     // Nobody without a token.
-    let anonymous = app
-        .http
-        .get(format!("{}/blocks/{b}/", app.address))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.anonymous_get(&format!("/blocks/{b}/")).await;
     assert_eq!(anonymous.status(), 401);
 }
 
@@ -192,15 +187,7 @@ async fn an_approved_application_founds_its_organisation_with_its_reason_as_desc
 #[tokio::test]
 async fn every_request_body_is_described_field_by_field_with_an_example() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = app.document().await;
     let resolve = |schema: &Value| -> Value {
         let schema = schema
             .get("oneOf")

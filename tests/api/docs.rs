@@ -22,15 +22,7 @@ async fn every_documented_operation_is_served_and_nothing_else_is_routed() {
         app.apply_id(&t.david, "2026-03-12", "全体排练").await,
         app.apply_id(&t.david, "2026-03-13", "全体排练").await,
     ];
-    let doc: Value = app
-        .http
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.document().await;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = Vec::new();
@@ -216,12 +208,7 @@ fn routes_are_registered_only_where_they_are_described() {
 async fn the_docs_page_and_its_assets_come_from_the_binary() {
     let app = spawn_app().await;
     for path in ["/docs", "/docs/"] {
-        let page = app
-            .http
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let page = app.anonymous_get(path).await;
         assert_eq!(page.status(), 200);
         assert!(page.headers()["content-type"]
             .to_str()
@@ -234,29 +221,16 @@ async fn the_docs_page_and_its_assets_come_from_the_binary() {
         );
     }
     let init = app
-        .http
-        .get(format!("{}/docs/swagger-initializer.js", app.address))
-        .send()
+        .anonymous_get("/docs/swagger-initializer.js")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(init.contains("/openapi.json"), "{init}");
-    let css = app
-        .http
-        .get(format!("{}/docs/swagger-ui.css", app.address))
-        .send()
-        .await
-        .unwrap();
+    let css = app.anonymous_get("/docs/swagger-ui.css").await;
     assert_eq!(css.status(), 200);
     assert!(css.bytes().await.unwrap().len() > 10_000);
-    let missing = app
-        .http
-        .get(format!("{}/docs/nothing-here.js", app.address))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.anonymous_get("/docs/nothing-here.js").await;
     assert_eq!(missing.status(), 404);
 }
 

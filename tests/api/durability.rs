@@ -40,12 +40,8 @@ async fn activity(app: &TestApp) -> crate::helpers::Tokens {
     let b = app.apply_id(&t.wendy, "2026-03-13", "管乐分排").await;
     let c = app.apply_id(&t.percy, "2026-03-14", "全体排练").await;
     app.process(a, &t.alice, "ok", true).await;
-    app.put(
-        &format!("/absence/{b}/"),
-        &t.wendy,
-        json!({"time_absence": "2026-03-15"}),
-    )
-    .await;
+    app.change(&t.wendy, b, json!({"time_absence": "2026-03-15"}))
+        .await;
     app.delete(&format!("/absence/{c}/"), &t.percy).await;
     t
 }
@@ -129,13 +125,7 @@ async fn a_running_server_picks_up_what_another_process_committed() {
     let wendy = app.member_id("Wendy").await;
     commit_without_projecting(&app.database_url, wendy, Section::Wind, "2026-03-12").await;
     let seen = crate::helpers::eventually(Duration::from_secs(10), || async {
-        app.get("/absence/", &t.wendy)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len()
-            == 1
+        app.get("/absence/", &t.wendy).await.rows() == 1
     })
     .await;
     assert!(
@@ -150,14 +140,10 @@ async fn a_rebuild_gives_the_same_rows() {
     activity(&app).await;
     let live = read_models(&app).await;
     // Scribble over the read models, then rebuild them from the log.
-    sqlx::query("UPDATE orchestra_absences SET reason = 'scribbled'")
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM orchestra_members WHERE name = 'Percy'")
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
+    app.sql("UPDATE orchestra_absences SET reason = 'scribbled'")
+        .await;
+    app.sql("DELETE FROM orchestra_members WHERE name = 'Percy'")
+        .await;
     for p in app
         .app
         .rt
@@ -190,9 +176,7 @@ async fn every_event_names_its_actor_and_request() {
     let app = spawn_app().await;
     let t = app.with_roster().await;
     let reply = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .json(&json!({"reason": "r", "time_absence": "2026-03-12", "type": "全体排练"}))
         .send()
         .await
@@ -335,13 +319,7 @@ async fn a_writer_in_flight_holds_back_later_commits_from_every_reader() {
     assert_eq!(after[0], probe);
     assert!(
         crate::helpers::eventually(Duration::from_secs(5), || async {
-            app.get("/absence/", &t.david)
-                .await
-                .body
-                .as_array()
-                .unwrap()
-                .len()
-                == 1
+            app.get("/absence/", &t.david).await.rows() == 1
         })
         .await
     );
@@ -437,13 +415,7 @@ async fn a_rebuild_is_built_beside_the_live_tables_while_requests_go_on_and_swap
     .await
     .unwrap();
     let indexes = index_names(&app).await;
-    let mine = app
-        .get("/absence/", &t.david)
-        .await
-        .body
-        .as_array()
-        .unwrap()
-        .len();
+    let mine = app.get("/absence/", &t.david).await.rows();
     let rebuildable = app.rebuildable();
     let done = std::sync::atomic::AtomicBool::new(false);
     let rebuild = async {
@@ -544,10 +516,7 @@ async fn decisions_stored_as_version_2_0_are_read_through_the_upcaster_everywher
     .unwrap()
     .rows_affected();
     assert_eq!(rewritten, 2);
-    sqlx::query("DELETE FROM aggregate_snapshots")
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
+    app.sql("DELETE FROM aggregate_snapshots").await;
     let app = app.restart().await;
     // Aggregates load.
     let david = app.member_id("David").await.to_string();

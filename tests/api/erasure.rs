@@ -346,9 +346,7 @@ async fn nothing_is_sealed_for_a_member_after_the_erasure_commits_even_before_th
     let t = app.with_roster().await;
     let id = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
     let kept = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .header("Idempotency-Key", "before-erasure")
         .json(&json!({ "reason": "kept for a retry", "time_absence": "2026-03-14", "type": "全体排练" }))
         .send()

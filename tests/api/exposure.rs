@@ -160,9 +160,7 @@ async fn one_caller_keeps_a_bounded_number_of_answers_and_the_newest_still_repla
     assert_eq!(kept_answers(&app).await, 4);
     // The newest answer replays.
     let again = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .header("Idempotency-Key", "key-7")
         .json(&json!({"reason": "x", "time_absence": "not a date", "type": "全体排练"}))
         .send()
@@ -195,111 +193,68 @@ async fn post_from(
     (status, reply.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn strangers_failures_never_lock_the_rightful_superuser_out() {
-    let app = spawn_app_with(|c| {
+/// A platform whose login limits allow 3 failures per name and address, `name_ceiling` per
+/// name, and 100 attempts per address; the superuser Jessica (password `s3cret-pass`) exists.
+async fn guarded(name_ceiling: u32) -> TestApp {
+    let app = spawn_app_with(move |c| {
         c.campus_write_limit = 0;
         c.login_limit_address = 100;
         c.login_limit_name_address = 3;
-        c.login_limit_name = 5;
+        c.login_limit_name = name_ceiling;
     })
     .await;
     superuser(&app).await;
-    let wrong = json!({"username": "Jessica", "password": "guess"});
-    let right = json!({"username": "Jessica", "password": "s3cret-pass"});
+    app
+}
+
+/// Jessica's superuser login with `password`, from 127.0.0.`last`: the status.
+async fn admin_login(app: &TestApp, last: u8, password: &str) -> u16 {
+    let body = json!({"username": "Jessica", "password": password});
+    post_from(app, &client_from(last), "/adminLogIn/", body)
+        .await
+        .0
+}
+
+const RIGHT: &str = "s3cret-pass";
+
+#[tokio::test]
+async fn strangers_failures_never_lock_the_rightful_superuser_out() {
+    let app = guarded(5).await;
     // One address guessing: three failures, then it is refused before anything is checked.
-    let attacker = client_from(2);
     for _ in 0..3 {
-        assert_eq!(
-            post_from(&app, &attacker, "/adminLogIn/", wrong.clone())
-                .await
-                .0,
-            401
-        );
+        assert_eq!(admin_login(&app, 2, "guess").await, 401);
     }
-    let (status, body) = post_from(&app, &attacker, "/adminLogIn/", wrong.clone()).await;
-    assert_eq!(status, 429, "{body}");
+    assert_eq!(admin_login(&app, 2, "guess").await, 429);
     // The rightful superuser, from their own address, is heard.
-    assert_eq!(
-        post_from(&app, &client_from(3), "/adminLogIn/", right.clone())
-            .await
-            .0,
-        200
-    );
+    assert_eq!(admin_login(&app, 3, RIGHT).await, 200);
     // Many addresses, one failure each: the name passes its ceiling of failures.
     for last in 4..8 {
-        assert_eq!(
-            post_from(&app, &client_from(last), "/adminLogIn/", wrong.clone())
-                .await
-                .0,
-            401
-        );
+        assert_eq!(admin_login(&app, last, "guess").await, 401);
     }
     // Past it, an address that has failed for the name is refused for the minute...
-    assert_eq!(
-        post_from(&app, &client_from(4), "/adminLogIn/", right.clone())
-            .await
-            .0,
-        429
-    );
+    assert_eq!(admin_login(&app, 4, RIGHT).await, 429);
     // ...a fresh one gets one try, and after a failure none...
-    let fresh = client_from(9);
-    assert_eq!(
-        post_from(&app, &fresh, "/adminLogIn/", wrong.clone())
-            .await
-            .0,
-        401
-    );
-    assert_eq!(
-        post_from(&app, &fresh, "/adminLogIn/", wrong.clone())
-            .await
-            .0,
-        429
-    );
+    assert_eq!(admin_login(&app, 9, "guess").await, 401);
+    assert_eq!(admin_login(&app, 9, "guess").await, 429);
     // ...a burst of simultaneous guesses from a fresh address is counted in full: one is
     // heard...
-    let burst = client_from(11);
-    let statuses = futures::future::join_all(
-        (0..8).map(|_| post_from(&app, &burst, "/adminLogIn/", wrong.clone())),
-    )
-    .await;
-    let heard = statuses.iter().filter(|(status, _)| *status == 401).count();
+    let statuses = futures::future::join_all((0..8).map(|_| admin_login(&app, 11, "guess"))).await;
+    let heard = statuses.iter().filter(|status| **status == 401).count();
     assert_eq!(heard, 1, "{statuses:?}");
     // ...and the rightful superuser's correct password from a fresh address still works.
-    assert_eq!(
-        post_from(&app, &client_from(10), "/adminLogIn/", right)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(admin_login(&app, 10, RIGHT).await, 200);
 }
 
 #[tokio::test]
 async fn a_burst_of_simultaneous_guesses_from_one_address_is_counted_in_full() {
-    let app = spawn_app_with(|c| {
-        c.campus_write_limit = 0;
-        c.login_limit_address = 100;
-        c.login_limit_name_address = 3;
-        c.login_limit_name = 1000;
-    })
-    .await;
-    superuser(&app).await;
-    let wrong = json!({"username": "Jessica", "password": "guess"});
-    let attacker = client_from(2);
-    let statuses = futures::future::join_all(
-        (0..20).map(|_| post_from(&app, &attacker, "/adminLogIn/", wrong.clone())),
-    )
-    .await;
-    let heard = statuses.iter().filter(|(status, _)| *status == 401).count();
+    let app = guarded(1000).await;
+    let statuses = futures::future::join_all((0..20).map(|_| admin_login(&app, 2, "guess"))).await;
+    let heard = statuses.iter().filter(|status| **status == 401).count();
     assert_eq!(heard, 3, "{statuses:?}");
-    assert!(statuses
-        .iter()
-        .all(|(status, _)| matches!(status, 401 | 429)));
+    assert!(statuses.iter().all(|status| matches!(status, 401 | 429)));
     // Right credentials take their count back: the owner logs in again and again.
-    let right = json!({"username": "Jessica", "password": "s3cret-pass"});
     for _ in 0..5 {
-        let (status, _) = post_from(&app, &client_from(3), "/adminLogIn/", right.clone()).await;
-        assert_eq!(status, 200);
+        assert_eq!(admin_login(&app, 3, RIGHT).await, 200);
     }
 }
 
@@ -680,10 +635,8 @@ async fn name_reservations_made_before_are_re_keyed_once() {
         .execute(&app.app.rt.pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM data_migrations WHERE name = 'name-keys-v1'")
-        .execute(&app.app.rt.pool)
-        .await
-        .unwrap();
+    app.sql("DELETE FROM data_migrations WHERE name = 'name-keys-v1'")
+        .await;
     let apply = |name: &'static str| {
         app.post(
             "/organizations/applications/",
@@ -718,11 +671,8 @@ async fn an_over_long_or_hidden_wechat_nickname_is_kept_readable_and_cut_as_docu
         .await;
     assert_eq!(reply.body["name"], "Alice");
     let documented = app
-        .http
-        .get(format!("{}/openapi.json", app.address))
-        .send()
+        .anonymous_get("/openapi.json")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

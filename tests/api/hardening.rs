@@ -269,11 +269,7 @@ async fn writes_answer_what_they_committed_while_the_read_models_are_held_up() {
     assert_eq!(applied.body["type"], "弦乐分排");
     assert_eq!(applied.body["result"], "Not processed yet!");
     let changed = app
-        .put(
-            &format!("/absence/{id}/"),
-            &t.david,
-            json!({ "reason": "a concert" }),
-        )
+        .change(&t.david, id, json!({ "reason": "a concert" }))
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["reason"], "a concert");
@@ -356,9 +352,11 @@ async fn a_member_writing_too_fast_is_told_to_slow_down_and_managers_get_one_dig
         statuses.push(reply.status);
         if let Some(id) = reply.body["id"].as_i64() {
             let cancel = app
-                .http
-                .delete(format!("{}/absence/{id}/", app.address))
-                .header("Authorization", format!("JWT {}", t.david))
+                .authed(
+                    reqwest::Method::DELETE,
+                    &format!("/absence/{id}/"),
+                    &t.david,
+                )
                 .send()
                 .await
                 .unwrap();
@@ -371,9 +369,7 @@ async fn a_member_writing_too_fast_is_told_to_slow_down_and_managers_get_one_dig
         "six writes pass, the seventh is refused"
     );
     let limited = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .json(&json!({ "reason": "exam", "time_absence": "2026-03-20", "type": "全体排练" }))
         .send()
         .await
@@ -420,9 +416,7 @@ async fn a_forged_request_id_never_reaches_the_log_and_a_good_one_is_kept_beside
     let t = app.with_roster().await;
     let forged = "x".repeat(60_000);
     let reply = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .header("x-request-id", &forged)
         .json(&json!({ "reason": "exam", "time_absence": "2026-03-12", "type": "全体排练" }))
         .send()
@@ -435,9 +429,7 @@ async fn a_forged_request_id_never_reaches_the_log_and_a_good_one_is_kept_beside
         .to_string();
     assert!(uuid::Uuid::parse_str(&ours).is_ok(), "{ours}");
     let reply = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .header("x-request-id", "mp-2026.03.10:42")
         .header("x-ensemble-client-request-id", "smuggled")
         .json(&json!({ "reason": "exam", "time_absence": "2026-03-13", "type": "全体排练" }))
@@ -566,19 +558,11 @@ async fn a_partial_change_never_undoes_an_earlier_one_while_the_read_models_lag(
     // The absences' read model is held back (as by a rebuild).
     let blocker = app.hold_absences_read_model().await;
     let moved = app
-        .put(
-            &format!("/absence/{id}/"),
-            &t.david,
-            json!({ "time_absence": "2026-03-20" }),
-        )
+        .change(&t.david, id, json!({ "time_absence": "2026-03-20" }))
         .await;
     assert_eq!(moved.body["time_absence"], "2026-03-20");
     let reason = app
-        .put(
-            &format!("/absence/{id}/"),
-            &t.david,
-            json!({ "reason": "only the reason" }),
-        )
+        .change(&t.david, id, json!({ "reason": "only the reason" }))
         .await;
     assert_eq!(reason.status, 200, "{}", reason.body);
     assert_eq!(
@@ -627,13 +611,9 @@ async fn events_applied_in_one_batch_give_the_rows_one_by_one_would() {
         let app = &app;
         let token = t.david.clone();
         async move {
-            app.put(
-                &format!("/absence/{second}/"),
-                &token,
-                json!({ "time_absence": date }),
-            )
-            .await
-            .status
+            app.change(&token, second, json!({ "time_absence": date }))
+                .await
+                .status
         }
     };
     assert_eq!(change("2026-03-20").await, 200);

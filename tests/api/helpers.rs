@@ -269,7 +269,31 @@ pub struct Reply {
     pub body: Value,
 }
 
+impl Reply {
+    /// How many rows a list answer holds.
+    pub fn rows(&self) -> usize {
+        self.body.as_array().expect("a list").len()
+    }
+}
+
 impl TestApp {
+    /// A request to `path` with `token`, to be finished by the caller (headers, a raw body).
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.address))
+            .header("Authorization", format!("JWT {token}"))
+    }
+
+    /// `PUT /absence/{id}/` with `body`.
+    pub async fn change(&self, token: &str, id: impl std::fmt::Display, body: Value) -> Reply {
+        self.put(&format!("/absence/{id}/"), token, body).await
+    }
+
     /// Stop this server and its background tasks, then start a new one on the same database.
     pub async fn restart(self) -> TestApp {
         self.restart_on(TODAY).await
@@ -500,6 +524,32 @@ impl TestApp {
             .await
             .unwrap();
         operator
+    }
+
+    /// Run one statement of SQL (no parameters) on the app's database.
+    pub async fn sql(&self, statement: &str) {
+        sqlx::query(statement)
+            .execute(&self.app.rt.pool)
+            .await
+            .unwrap();
+    }
+
+    /// `GET path` with no token, as a browser or a stranger would.
+    pub async fn anonymous_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The OpenAPI document the server serves.
+    pub async fn document(&self) -> Value {
+        self.anonymous_get("/openapi.json")
+            .await
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {

@@ -71,9 +71,7 @@ async fn processing_records_the_caller_as_processor_and_may_be_repeated() {
     assert_eq!(reply.body["permission"], false);
     // Again, as a form, changing the decision.
     let again = app
-        .http
-        .put(format!("{}{path}", app.address))
-        .header("Authorization", format!("JWT {}", t.alice))
+        .authed(reqwest::Method::PUT, &path, &t.alice)
         .form(&[("result", "Approved after all"), ("permission", "true")])
         .send()
         .await

@@ -6,12 +6,7 @@ use crate::helpers::{eventually, spawn_app, spawn_app_with, TestApp};
 
 /// `GET path` (no token): the status and the body's text.
 async fn probe(app: &TestApp, path: &str) -> (u16, String) {
-    let reply = app
-        .http
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let reply = app.anonymous_get(path).await;
     (reply.status().as_u16(), reply.text().await.unwrap())
 }
 

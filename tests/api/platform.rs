@@ -1803,9 +1803,7 @@ async fn a_campus_login_answer_is_never_kept_for_retries() {
     let first = user(&app, "kept").await;
     for path in ["/login/", "/userLogin/"] {
         let reply = app
-            .http
-            .post(format!("{}{path}", app.address))
-            .header("Authorization", format!("JWT {}", first.token))
+            .authed(reqwest::Method::POST, path, &first.token)
             .header("Idempotency-Key", "same-key")
             .json(&json!({"code": "code-kept", "userInfo": {}}))
             .send()

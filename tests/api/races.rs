@@ -41,24 +41,8 @@ async fn racing_applications_never_exceed_the_quota() {
     .await;
     // Stringed: 3 chances.
     assert_eq!(statuses(&replies), (3, 17, 0));
-    assert_eq!(
-        a.get("/absence/", &t.david)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
-    assert_eq!(
-        b.get("/absence/", &t.david)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(a.get("/absence/", &t.david).await.rows(), 3);
+    assert_eq!(b.get("/absence/", &t.david).await.rows(), 3);
 }
 
 #[tokio::test]
@@ -172,11 +156,7 @@ async fn a_state_remembered_by_one_process_never_outvotes_the_other_processes_wr
         201
     );
     let moved = b
-        .put(
-            &format!("/absence/{first}/"),
-            &t.david,
-            json!({ "time_absence": "2026-04-03" }),
-        )
+        .change(&t.david, first, json!({ "time_absence": "2026-04-03" }))
         .await;
     assert_eq!(moved.status, 200, "{}", moved.body);
     // On `a`'s remembered state, 04-02 would be free and 3 chances would remain.
@@ -184,11 +164,7 @@ async fn a_state_remembered_by_one_process_never_outvotes_the_other_processes_wr
     assert_eq!(same_date.status, 400, "{}", same_date.body);
     // A partial change on `a` keeps what `b` changed.
     let reason = a
-        .put(
-            &format!("/absence/{first}/"),
-            &t.david,
-            json!({ "reason": "from a" }),
-        )
+        .change(&t.david, first, json!({ "reason": "from a" }))
         .await;
     assert_eq!(reason.status, 200, "{}", reason.body);
     assert_eq!(reason.body["time_absence"], "2026-04-03");

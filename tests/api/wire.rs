@@ -51,9 +51,7 @@ async fn malformed_bodies_get_a_4xx_that_says_why() {
     let t = app.with_roster().await;
     let send = |body: &'static str, content_type: &'static str| {
         let req = app
-            .http
-            .post(format!("{}/absence/", app.address))
-            .header("Authorization", format!("JWT {}", t.david))
+            .authed(reqwest::Method::POST, "/absence/", &t.david)
             .header("Content-Type", content_type)
             .body(body);
         async move {
@@ -92,9 +90,7 @@ async fn malformed_bodies_get_a_4xx_that_says_why() {
     }
     let big = "x".repeat(ensemble::http::MAX_BODY_BYTES + 1);
     let reply = app
-        .http
-        .post(format!("{}/absence/", app.address))
-        .header("Authorization", format!("JWT {}", t.david))
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
         .json(&json!({"reason": big, "time_absence": "2026-03-12", "type": "全体排练"}))
         .send()
         .await

@@ -41,17 +41,9 @@ impl Projection for CampusProjection {
         TABLES
     }
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        stored: &StoredEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(stored)).await
-    }
-
     /// The keys every event of the batch needs, read in one statement (in this transaction,
     /// as `apply` would read them one by one: the same rows), then each event in turn.
-    async fn apply_batch(
+    async fn apply(
         &self,
         tx: &mut PgConnection,
         events: &[StoredEvent],

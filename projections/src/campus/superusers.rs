@@ -1,9 +1,9 @@
 use aggregates::campus::superusers::{Superuser, SuperuserEvent};
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
 use runtime::personal::{KeySet, ERASED_TEXT};
+use runtime::stored::events_of;
 use runtime::{Projection, ProjectionError, StoredEvent};
 
 /// `campus_superusers`.
@@ -19,38 +19,38 @@ impl Projection for SuperuserProjection {
         &["campus_superusers"]
     }
 
+    /// Event by event.
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        stored: &StoredEvent,
+        events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let Some(event) = stored.decode::<SuperuserEvent>(Superuser::TYPE)? else {
-            return Ok(());
-        };
-        match event {
-            SuperuserEvent::SuperuserRegistered {
-                superuser_id,
-                username,
-                email,
-                ..
-            } => {
-                let keys = KeySet::load(&mut *tx, [username.key.as_str()]).await?;
-                sqlx::query(
-                    "INSERT INTO campus_superusers (id, username, email, active, registered_at) \
-                     VALUES ($1, $2, $3, true, $4)",
-                )
-                .bind(&superuser_id)
-                .bind(keys.open_or(&username, ERASED_TEXT))
-                .bind(keys.open_or(&email, ERASED_TEXT))
-                .bind(stored.recorded_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            SuperuserEvent::SuperuserDisabled { superuser_id } => {
-                sqlx::query("UPDATE campus_superusers SET active = false WHERE id = $1")
+        for (stored, event) in events_of::<Superuser>(events)? {
+            match event {
+                SuperuserEvent::SuperuserRegistered {
+                    superuser_id,
+                    username,
+                    email,
+                    ..
+                } => {
+                    let keys = KeySet::load(&mut *tx, [username.key.as_str()]).await?;
+                    sqlx::query(
+                        "INSERT INTO campus_superusers (id, username, email, active, registered_at) \
+                         VALUES ($1, $2, $3, true, $4)",
+                    )
                     .bind(&superuser_id)
+                    .bind(keys.open_or(&username, ERASED_TEXT))
+                    .bind(keys.open_or(&email, ERASED_TEXT))
+                    .bind(stored.recorded_at)
                     .execute(&mut *tx)
                     .await?;
+                }
+                SuperuserEvent::SuperuserDisabled { superuser_id } => {
+                    sqlx::query("UPDATE campus_superusers SET active = false WHERE id = $1")
+                        .bind(&superuser_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         Ok(())

@@ -28,19 +28,11 @@ impl Projection for AbsenceProjection {
         &["orchestra_absences"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &StoredEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Consecutive events of one kind become one statement (the last decision or change of an
     /// absence within such a run is the one that counts, as it would be one by one). Reasons
     /// and results are opened with the keys that exist as of this transaction (one query per
     /// batch); a member's erasure scrubs what their absences say.
-    async fn apply_batch(
+    async fn apply(
         &self,
         tx: &mut PgConnection,
         events: &[StoredEvent],

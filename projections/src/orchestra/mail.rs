@@ -29,17 +29,9 @@ impl Projection for MailOutbox {
         &["mail_outbox"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        stored: &StoredEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(stored)).await
-    }
-
     /// Roster events in order; each run of applications between them becomes one insert, with
     /// the keys and the names it needs read once.
-    async fn apply_batch(
+    async fn apply(
         &self,
         tx: &mut PgConnection,
         events: &[StoredEvent],

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::campus::auth::CurrentSuperuser;
+use crate::campus::auth::{CurrentSuperuser, Permitted};
 use crate::campus::context::Campus;
 use crate::http::ApiError;
 use runtime::audit::{self, Filter, RecordError};
@@ -68,6 +68,17 @@ fn record_path(
 /// History pages: states can be large (the roster's holds every member).
 const MAX_HISTORY_PAGE: usize = 100;
 
+/// A record of the log: its aggregate type and id.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built: the handlers read the path themselves
+struct RecordPath {
+    /// Roster, MemberAbsences, Superuser, CampusUser, Organization, Block, ActivityCategory,
+    /// ActivityAddress, Feedback
+    aggregate_type: String,
+    aggregate_id: String,
+}
+
 #[utoipa::path(get, path = "/audit/events", tag = "audit",
     summary = "The history of the whole store, in log order (superusers)",
     security(("jwt" = [])),
@@ -81,8 +92,7 @@ const MAX_HISTORY_PAGE: usize = 100;
         (status = 200, description = "`events`: the CLI's fields; `next`: the `after` of the next page, null on the last", body = Object,
          example = json!({"events": [{"position": 1, "transaction_id": 741, "aggregate_type": "Roster", "aggregate_id": "orchestra", "sequence": 1, "event_type": "MemberEnrolled", "event_version": "2.0", "payload": {"MemberEnrolled": {"member_id": 1, "name": "David", "section": "stringed", "role": "member"}}, "metadata": {"actor": "root", "actor_kind": "operator", "channel": "cli", "request_id": "cli-1f0c"}, "recorded_at": "2026-03-10T08:00:00.000000Z"}], "next": null})),
         (status = 400, description = "A bad parameter, with the reason", body = crate::campus::body::Detail),
-        (status = 401, description = "No or a bad token", body = crate::campus::body::Detail),
-        (status = 403, description = "Not a superuser", body = crate::campus::body::Detail),
+        Permitted,
     ))]
 async fn events(
     State(app): State<Arc<Campus>>,
@@ -139,16 +149,14 @@ fn not_found() -> ApiError {
     summary = "A record as it stands, or as it stood at `as_of` (superusers)",
     security(("jwt" = [])),
     params(
-        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser, CampusUser, Organization, Block, ActivityCategory, ActivityAddress, Feedback"),
-        ("aggregate_id" = String, Path),
+        RecordPath,
         ("as_of" = Option<String>, Query, description = "RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or a date (its end)"),
     ),
     responses(
         (status = 200, description = "The state rebuilt from its events up to then", body = Object,
          example = json!({"aggregate_type": "MemberAbsences", "aggregate_id": "3", "as_of": null, "sequence": 2, "state": {"active": {}}})),
         (status = 400, description = "An unknown type or a bad time, with the reason", body = crate::campus::body::Detail),
-        (status = 401, description = "No or a bad token", body = crate::campus::body::Detail),
-        (status = 403, description = "Not a superuser", body = crate::campus::body::Detail),
+        Permitted,
         (status = 404, description = "No such record (at that time)", body = crate::campus::body::Detail),
     ))]
 async fn record(
@@ -178,16 +186,14 @@ async fn record(
     summary = "A record's events, each with the state after it, in pages (superusers)",
     security(("jwt" = [])),
     params(
-        ("aggregate_type" = String, Path, description = "Roster, MemberAbsences, Superuser, CampusUser, Organization, Block, ActivityCategory, ActivityAddress, Feedback"),
-        ("aggregate_id" = String, Path),
+        RecordPath,
         ("offset" = Option<i64>, Query, minimum = 0, description = "The first event's index (0 by default)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Events per page: 1 to 100, 20 by default"),
     ),
     responses(
         (status = 200, description = "`history`: each event (the CLI's fields) with `state` after it; `count`: events in all; `next`: the next page's offset, null on the last", body = Object),
         (status = 400, description = "An unknown type, with the reason", body = crate::campus::body::Detail),
-        (status = 401, description = "No or a bad token", body = crate::campus::body::Detail),
-        (status = 403, description = "Not a superuser", body = crate::campus::body::Detail),
+        Permitted,
         (status = 404, description = "No such record", body = crate::campus::body::Detail),
     ))]
 async fn history(

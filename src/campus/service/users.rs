@@ -127,6 +127,24 @@ fn status_body(status: StatusCode, code: i32, msg: &str) -> ApiError {
     ApiError::Body(status, json!({"status": code, "msg": msg}))
 }
 
+/// A command of user `id` on their own stream: if the stream is gone, they were erased and
+/// their token outlived them.
+async fn as_themself(
+    app: &Campus,
+    me: &Caller,
+    id: u64,
+    command: UserCommand,
+) -> Result<(), ApiError> {
+    app.users
+        .execute(&id.to_string(), command, &me.actor)
+        .await
+        .map_err(|e| match e {
+            CommandError::Rejected(UserError::Unknown) => invalid_token(),
+            e => command_failed(e),
+        })?;
+    Ok(())
+}
+
 fn must_be_user(caller: &Caller) -> Result<u64, ApiError> {
     caller.user().ok_or_else(forbidden)
 }
@@ -159,14 +177,7 @@ pub async fn send_verification(
         code: seal(&subject, &key, &code),
         at: chrono::Utc::now(),
     };
-    app.users
-        .execute(&id.to_string(), command, &me.actor)
-        .await
-        .map_err(|e| match e {
-            CommandError::Rejected(UserError::Unknown) => invalid_token(),
-            e => command_failed(e),
-        })?;
-    Ok(())
+    as_themself(app, me, id, command).await
 }
 
 /// A user tries a mailed code: the address becomes their email when it is right.
@@ -239,14 +250,7 @@ pub async fn edit_profile(
         name: seal(&subject, &key, &name),
         sign: sign.as_deref().map(|s| seal(&subject, &key, s)),
     };
-    app.users
-        .execute(&id.to_string(), command, &me.actor)
-        .await
-        .map_err(|e| match e {
-            // Only they may edit it: they were erased, and their token outlived them.
-            CommandError::Rejected(UserError::Unknown) => invalid_token(),
-            e => command_failed(e),
-        })?;
+    as_themself(app, me, id as u64, command).await?;
     Ok((name, sign))
 }
 
