@@ -87,7 +87,7 @@ async fn block(
     request_body(content((NameBody = "application/json"), (NameBody = "application/x-www-form-urlencoded"))),
     responses((status = 201, description = "`{id, name}`", body = Object),
               (status = 400, description = "Name missing, blank or taken", body = Object, example = json!({"name": ["具有 版块名称 的 block 已存在。"]})),
-              Permitted, WriteAnswers))]
+              Permitted, Throttled, WriteAnswers))]
 async fn create_block(
     State(app): AppState,
     me: Caller,
@@ -102,7 +102,7 @@ async fn create_block(
     responses((status = 200, description = "`{id, name}`", body = Object),
               (status = 400, description = "Name missing, blank, taken or unchanged", body = Object, example = json!({"block": ["板块名称重复"]})),
               (status = 404, description = "No such block", body = DetailNotFound),
-              Permitted, WriteAnswers))]
+              Permitted, Throttled, WriteAnswers))]
 async fn rename_block(
     State(app): AppState,
     me: Caller,
@@ -117,7 +117,7 @@ async fn rename_block(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such block", body = DetailNotFound),
-              Permitted, WriteAnswers))]
+              Permitted, Throttled, WriteAnswers))]
 async fn delete_block(
     State(app): AppState,
     me: Caller,
@@ -180,7 +180,7 @@ async fn category(
     request_body(content((NameBody = "application/json"), (NameBody = "application/x-www-form-urlencoded"))),
     responses((status = 201, description = "`{id, name}`", body = Object),
               (status = 400, description = "Name missing, blank or taken", body = Object, example = json!({"name": ["具有 分类名称 的 category 已存在。"]})),
-              Permitted, WriteAnswers))]
+              Permitted, Throttled, WriteAnswers))]
 async fn create_category(
     State(app): AppState,
     me: Caller,
@@ -195,7 +195,7 @@ async fn create_category(
     responses((status = 200, description = "`{id, name}`", body = Object),
               (status = 400, description = "Name missing, blank, taken or unchanged", body = Object, example = json!({"category": ["分类名称重复"]})),
               (status = 404, description = "No such category", body = DetailNotFound),
-              Permitted, WriteAnswers))]
+              Permitted, Throttled, WriteAnswers))]
 async fn rename_category(
     State(app): AppState,
     me: Caller,
@@ -211,7 +211,7 @@ async fn rename_category(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such category", body = DetailNotFound),
-              Permitted, WriteAnswers))]
+              Permitted, Throttled, WriteAnswers))]
 async fn delete_category(
     State(app): AppState,
     me: Caller,

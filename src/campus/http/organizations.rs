@@ -125,7 +125,7 @@ async fn delete_application(
         (status = 200, description = "Decided", body = Object, example = json!({"status": 1})),
         (status = 400, description = "Decided already, or not a valid status", body = Object, example = json!({"detail": ["该组织申请已审批。"]})),
         (status = 404, description = "No such application", body = DetailNotFound),
-        Permitted, WriteAnswers,
+        Permitted, Throttled, WriteAnswers,
     ))]
 async fn decide(
     State(app): AppState,
