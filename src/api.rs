@@ -14,15 +14,19 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use std::sync::Arc;
+
 use crate::app::App;
 use crate::http::{docs, drf_shape, ApiError};
+use crate::views::Views;
 
 /// The public listener's routes and their document; `/metrics` among them unless an admin
 /// listener serves it.
-pub fn routes(app: &App) -> (Router, utoipa::openapi::OpenApi) {
+pub fn routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
     let with_metrics = app.rt.config.admin_listen.is_none();
     let (orchestra, mut document) = crate::orchestra::routes().split_for_parts();
     let (campus, campus_doc) = crate::campus::routes().split_for_parts();
+    let (views, views_doc) = crate::views::routes().split_for_parts();
     let (operations, operations_doc) = crate::http::health::routes(with_metrics).split_for_parts();
     let (pages, pages_doc) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(docs::openapi_json))
@@ -30,7 +34,12 @@ pub fn routes(app: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(docs::docs_asset))
         .split_for_parts();
     let mut pages_doc = pages_doc;
-    for part in [std::mem::take(&mut document), campus_doc, operations_doc] {
+    for part in [
+        std::mem::take(&mut document),
+        campus_doc,
+        views_doc,
+        operations_doc,
+    ] {
         pages_doc.merge(part);
     }
     document = pages_doc;
@@ -41,12 +50,23 @@ pub fn routes(app: &App) -> (Router, utoipa::openapi::OpenApi) {
                 .layer(axum::middleware::map_response(drf_shape))
                 .with_state(app.campus.clone()),
         )
+        .merge(
+            views
+                .layer(axum::middleware::map_response(drf_shape))
+                .with_state(Arc::new(Views {
+                    app: app.clone(),
+                    services,
+                })),
+        )
         .merge(operations.with_state(app.rt.clone()))
         .fallback(not_found)
-        .method_not_allowed_fallback(|| async {
-            ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
-        });
+        .method_not_allowed_fallback(method_not_allowed);
     (router, document)
+}
+
+/// The services' routes of `app` (what the time machine asks).
+pub fn services(app: &Arc<App>) -> Router {
+    routes(app).0
 }
 
 /// An unknown path, answered in the dialect of the service whose paths it lies among (the
@@ -60,9 +80,21 @@ async fn not_found(uri: Uri) -> Response {
     }
 }
 
+/// A method a path does not take, in the dialect of its service (DRF's words on the campus).
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    if crate::campus::owns(uri.path()) {
+        ApiError::detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("方法 “{method}” 不被允许。"),
+        )
+    } else {
+        ApiError::Msg(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.".into())
+    }
+}
+
 /// Serve both services on `listener` until `shutdown` resolves.
 pub async fn serve(
-    app: std::sync::Arc<App>,
+    app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

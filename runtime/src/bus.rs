@@ -182,8 +182,7 @@ where
         waits: Waits,
     ) -> Self {
         let cache = Arc::new(quick_cache::sync::Cache::new(CACHED));
-        let size = cache.clone();
-        crate::metrics::register_cache(A::TYPE, Arc::new(move || size.len() as u64));
+        crate::metrics::register_cache(A::TYPE, &cache);
         Self {
             inner: Arc::new(Inner {
                 services,

@@ -67,6 +67,8 @@ pub struct Config {
     /// The least time between two mails to one address; what arrives meanwhile is sent
     /// together in one digest.
     pub mail_interval: Duration,
+    /// Replays of past moments the time machine keeps (shared by every process).
+    pub view_replays: u32,
 }
 
 /// HTTP limits (`ENSEMBLE_HTTP_*`).
@@ -189,6 +191,8 @@ struct Settings {
     mail_max_attempts: u32,
     #[arg(long = "ENSEMBLE_MAIL_INTERVAL", default_value = "60", value_parser = seconds)]
     mail_interval: Duration,
+    #[arg(long = "ENSEMBLE_VIEW_REPLAYS", default_value = "8", value_parser = count(1))]
+    view_replays: u32,
 }
 
 /// The variables [`Config`] reads (for documentation checks and `.env.example`).
@@ -228,7 +232,7 @@ fn wechat_api(v: &str) -> Result<String, String> {
     let v = v.trim_end_matches('/');
     match reqwest::Url::parse(v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(v.to_string()),
-        _ => Err(format!("{v:?} is not an http(s) URL")),
+        _ => Err(format!("{:?} is not an http(s) URL", redact_url(v))),
     }
 }
 
@@ -294,7 +298,8 @@ fn public_url(v: &str) -> Result<String, String> {
             Ok(v.to_string())
         }
         _ => Err(format!(
-            "{v:?} is not an http(s) URL like https://api.example.org"
+            "{:?} is not an http(s) URL like https://api.example.org (without a user or password)",
+            redact_url(v)
         )),
     }
 }
@@ -319,14 +324,50 @@ fn config_error(e: clap::Error) -> ConfigError {
     ConfigError { var, problem }
 }
 
+/// A `.env` that cannot be read, said without its lines (they may hold secrets): the variable
+/// when the line names one.
+fn dotenv_error(e: dotenvy::Error) -> ConfigError {
+    match e {
+        dotenvy::Error::LineParse(line, at) => {
+            let name = line
+                .split_once('=')
+                .map(|(name, _)| name.trim().trim_start_matches("export ").trim())
+                .filter(|name| {
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                });
+            ConfigError {
+                var: ".env".into(),
+                problem: match name {
+                    Some(name) => format!(
+                        "the line of {name} cannot be read (at character {at}; its value is not shown)"
+                    ),
+                    None => format!(
+                        "a line cannot be read (at character {at}; it is not shown: it may hold a secret)"
+                    ),
+                },
+            }
+        }
+        e => ConfigError {
+            var: ".env".into(),
+            problem: e.to_string(),
+        },
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         // A missing .env is fine; a malformed one is not.
         if let Err(e) = dotenvy::dotenv() {
             if !e.not_found() {
+                return Err(dotenv_error(e));
+            }
+        }
+        // A value that is not text is refused, not taken for an unset one.
+        for name in variables() {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(&name) {
                 return Err(ConfigError {
-                    var: ".env".into(),
-                    problem: e.to_string(),
+                    var: name,
+                    problem: "is not valid UTF-8".into(),
                 });
             }
         }
@@ -381,6 +422,7 @@ impl Config {
             smtp_timeout: s.smtp_timeout,
             mail_max_attempts: s.mail_max_attempts as i32,
             mail_interval: s.mail_interval,
+            view_replays: s.view_replays,
             ready_max_lag: s.ready_max_lag,
             database_url: s.database_url,
             listen: s.listen,
@@ -434,6 +476,7 @@ impl fmt::Debug for Config {
             .field("smtp_timeout", &self.smtp_timeout)
             .field("mail_max_attempts", &self.mail_max_attempts)
             .field("mail_interval", &self.mail_interval)
+            .field("view_replays", &self.view_replays)
             .finish()
     }
 }
@@ -513,6 +556,28 @@ mod tests {
         let err = config(&[("ENSEMBLE_JWT_SECRET", "hunter2-secret")]).unwrap_err();
         assert_eq!(err.var, "ENSEMBLE_JWT_SECRET");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_env_file_names_the_variable_but_never_shows_the_line() {
+        for (text, named) in [
+            ("ENSEMBLE_JWT_SECRET=\"hunter5hunter5hunter5\n", true),
+            ("DATABASE_URL=postgres://u:hunter7@db/x bad\n", false),
+        ] {
+            let e = dotenvy::from_read_iter(text.as_bytes())
+                .find_map(Result::err)
+                .expect("a malformed line");
+            let err = dotenv_error(e);
+            assert_eq!(err.var, ".env");
+            assert!(!err.to_string().contains("hunter"), "{err}");
+            assert_eq!(
+                err.to_string().contains("ENSEMBLE_JWT_SECRET"),
+                named,
+                "{err}"
+            );
+        }
+        let err = config(&[("ENSEMBLE_PUBLIC_URL", "https://u:pw-secret@x.org/")]).unwrap_err();
+        assert!(!err.to_string().contains("pw-secret"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,11 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 /// Create the database if it does not exist.
 pub async fn create_database(url: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
     let options = PgConnectOptions::from_str(url)?;
-    create_database_if_missing(&options).await
+    create_database_if_missing(&options)
+        .await
+        .with_context(|| format!("DATABASE_URL {}", crate::config::redact_url(url)))
 }
 
 /// A pool on an existing database, for statements: every use is one autocommit statement

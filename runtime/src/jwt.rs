@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub const TOKEN_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
+#[derive(Clone)]
 pub struct Jwt {
     encoding: EncodingKey,
     decoding: DecodingKey,

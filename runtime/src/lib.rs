@@ -3,7 +3,8 @@
 //! command bus ([`bus`]), the projection machinery ([`runner`], [`projector`], [`chain`]),
 //! database pools and migrations ([`db`]), configuration ([`config`]), background work
 //! ([`worker`]), the clients of the outside world ([`mailer`], [`wechat`]), tokens ([`jwt`]),
-//! rate limits ([`limits`]), metrics ([`metrics`]) and the auditors' views ([`audit`]).
+//! rate limits ([`limits`]), metrics ([`metrics`]), the auditors' views ([`audit`]) and the
+//! time machine's replays ([`views`]).
 //!
 //! [`Runtime`] is what a process holds of all of it; each context of the server builds its
 //! command buses on it.
@@ -27,6 +28,7 @@ pub mod runner;
 pub mod signals;
 pub mod store;
 pub mod stored;
+pub mod views;
 pub mod wechat;
 pub mod worker;
 

@@ -29,6 +29,7 @@ pub enum LimitError {
     Database(#[from] sqlx::Error),
 }
 
+#[derive(Clone)]
 pub struct Limits {
     pool: PgPool,
     /// Writes per minute; 0: no limit.

@@ -180,13 +180,21 @@ pub fn request(route: &str, method: &str, status: u16, took: Duration) {
         .observe(took.as_secs_f64());
 }
 
-/// A bounded cache's size, for [`render`]: registered by whoever owns the cache.
-pub type CacheSize = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// A bounded cache's size, for [`render`]: registered by whoever owns the cache; None once
+/// the cache is gone (it is then forgotten).
+pub type CacheSize = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
 
 static CACHES: LazyLock<Mutex<Vec<(&'static str, CacheSize)>>> = LazyLock::new(Default::default);
 
-/// Show the size of cache `name` in the metrics from now on.
-pub fn register_cache(name: &'static str, size: CacheSize) {
+/// Show the size of `cache` in the metrics as `name` (summed with others of that name) for as
+/// long as it lives.
+pub fn register_cache<K, V>(name: &'static str, cache: &Arc<quick_cache::sync::Cache<K, V>>)
+where
+    K: Eq + std::hash::Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let cache = Arc::downgrade(cache);
+    let size: CacheSize = Arc::new(move || cache.upgrade().map(|c| c.len() as u64));
     CACHES.lock().unwrap().push((name, size));
 }
 
@@ -239,12 +247,14 @@ pub async fn outbox(rt: &Arc<Runtime>) -> Result<(i64, Option<f64>), sqlx::Error
 /// answer leaves its gauges as they were last read, and says so in the log).
 pub async fn render(rt: &Arc<Runtime>) -> String {
     let (lag_rows, outbox_row) = tokio::join!(lags(rt, 1_000_000), outbox(rt));
-    let caches: Vec<(&'static str, u64)> = CACHES
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(name, size)| (*name, size()))
-        .collect();
+    let mut caches: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    CACHES.lock().unwrap().retain(|(name, size)| match size() {
+        Some(n) => {
+            *caches.entry(name).or_default() += n;
+            true
+        }
+        None => false,
+    });
     let metrics = METRICS.lock().unwrap();
     for (name, pool) in [
         ("statements", &rt.pool),

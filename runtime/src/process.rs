@@ -10,7 +10,7 @@ use crate::jwt::Jwt;
 use crate::projector::Projector;
 use crate::runner::{Projection, Projections};
 use crate::wechat::WechatClient;
-use crate::{db, limits, personal};
+use crate::{db, limits, personal, views};
 
 /// What every request, CLI command and background task of a process shares.
 pub struct Runtime {
@@ -30,6 +30,8 @@ pub struct Runtime {
     /// Personal data: sealing, opening, reservations.
     pub keys: Arc<personal::KeyRing>,
     pub limits: limits::Limits,
+    /// The time machine's replays of the read models at past moments.
+    pub views: Arc<views::Replays>,
 }
 
 impl Runtime {
@@ -54,7 +56,16 @@ impl Runtime {
         let projections: Projections = Arc::new(projections);
         let projector = Projector::new(tx_pool.clone(), projections.clone());
         let keys = Arc::new(personal::KeyRing::new(pool.clone()).await?);
+        let views = Arc::new(views::Replays::new(
+            tx_pool.clone(),
+            &config.database_url,
+            projections.clone(),
+            projector.clone(),
+            config.view_replays,
+            std::time::Duration::from_secs(20),
+        ));
         let runtime = Self {
+            views,
             keys,
             limits: limits::Limits::new(pool.clone(), &config),
             wechat: WechatClient::new(&config.wechat_api),
@@ -70,6 +81,26 @@ impl Runtime {
         // One pass: what another process (or a rebuild) is applying right now is left to it.
         runtime.projector.pass().await?;
         Ok(Arc::new(runtime))
+    }
+
+    /// This process's runtime, reading the read models of `view` (a replay of a past moment)
+    /// with "today" pinned to `today`: what the same code answered then. Only for reading:
+    /// the view's connections are read-only.
+    pub fn viewing(&self, view: &views::View, today: chrono::NaiveDate) -> Self {
+        Self {
+            config: self.config.clone(),
+            pool: view.pool.clone(),
+            tx_pool: self.tx_pool.clone(),
+            probe_pool: self.probe_pool.clone(),
+            clock: Clock::new(self.config.tz, Some(today)),
+            jwt: self.jwt.clone(),
+            wechat: self.wechat.clone(),
+            projections: self.projections.clone(),
+            projector: self.projector.clone(),
+            keys: self.keys.clone(),
+            limits: self.limits.clone(),
+            views: self.views.clone(),
+        }
     }
 
     /// Apply everything committed so far, waiting for whoever holds a checkpoint (another

@@ -106,6 +106,12 @@ impl Projector {
         }
     }
 
+    /// Whether commands of this process are waiting for the read models now (background work
+    /// such as a replay for the time machine yields to them).
+    pub fn busy(&self) -> bool {
+        self.waiting_until.load(Ordering::SeqCst) > self.now_ms()
+    }
+
     /// Ask for a pass soon.
     pub fn nudge(&self) {
         self.wake.notify_one();

@@ -210,3 +210,40 @@ impl FromRequestParts<Arc<Campus>> for Caller {
         }
     }
 }
+
+/// Whom the time machine asks as.
+pub enum As {
+    User(u64),
+    Superuser(String),
+}
+
+/// A token for `who` (checked by the routes against the read models of `app`, as any token).
+pub fn token_as(app: &Campus, who: As) -> String {
+    let (sub, kind) = match who {
+        As::User(id) => (id.to_string(), USER),
+        As::Superuser(id) => (id, SUPERUSER),
+    };
+    app.rt.jwt.issue(
+        AUDIENCE,
+        Claims {
+            sub,
+            kind: kind.into(),
+        },
+    )
+}
+
+/// A superuser's token as the read models of `app` know them: `preferred`'s if they were
+/// active there, else the first registered active one's; None if there was none.
+pub async fn superuser_token_then(
+    app: &Campus,
+    preferred: Option<&str>,
+) -> sqlx::Result<Option<String>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM campus_superusers WHERE active \
+         ORDER BY (id = $1) DESC, registered_at, id LIMIT 1",
+    )
+    .bind(preferred.unwrap_or_default())
+    .fetch_optional(&app.rt.pool)
+    .await?;
+    Ok(id.map(|id| token_as(app, As::Superuser(id))))
+}

@@ -16,8 +16,9 @@ use runtime::Runtime;
 /// other's endpoints).
 pub const AUDIENCE: &str = "campus";
 
-/// The shapes of the aggregates' states (snapshots): bump one when its fields change.
-const STATE_VERSION: i32 = 1;
+/// The shapes of the aggregates' states (snapshots): bump one when its fields change (or
+/// what they hold: 2, an organisation keeps the description it was founded with).
+const STATE_VERSION: i32 = 2;
 
 pub struct Campus {
     pub rt: Arc<Runtime>,

@@ -2,8 +2,8 @@
 //! is a command that becomes events, exactly like a request, with the operator as actor.
 //!
 //! By area: `serve` runs the server, `admin` the campus superusers, `roster` the
-//! orchestra roster and seasons, `projections` the read models, `mail` the outbox and
-//! `events` the event log. This module holds the command line itself and what they share.
+//! orchestra roster and seasons, `projections` the read models, `mail` the outbox,
+//! `events` the event log and `views` the time machine. This module holds the command line itself and what they share.
 
 use std::process::ExitCode;
 
@@ -17,12 +17,14 @@ mod mail;
 mod projections;
 mod roster;
 mod serve;
+mod views;
 
 use admin::AdminCmd;
 use events::EventsCmd;
 use mail::MailCmd;
 use projections::ProjectionsCmd;
 use roster::{RosterCmd, SeasonCmd};
+use views::ViewsCmd;
 
 pub use roster::{import_roster, parse_roster_csv, read_roster_csv, ImportRow};
 
@@ -45,7 +47,7 @@ enum Command {
         /// instead of asking WeChat. Any login code `X` logs in as the WeChat account
         /// `fake-X` (`bad-code` is refused). Refused unless ENSEMBLE_LISTEN is a loopback
         /// address.
-        #[arg(long, env = "ENSEMBLE_FAKE_WECHAT", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(long, env = "ENSEMBLE_FAKE_WECHAT", value_parser = switch)]
         fake_wechat: bool,
     },
     /// Create the database if missing and apply the migrations
@@ -80,6 +82,22 @@ enum Command {
         #[command(subcommand)]
         command: EventsCmd,
     },
+    /// The time machine, for auditors: what an endpoint answered at a past moment
+    Views {
+        #[command(subcommand)]
+        command: ViewsCmd,
+    },
+}
+
+/// `ENSEMBLE_FAKE_WECHAT`: on or off in the usual words; blank is off (unset).
+fn switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        "1" | "true" | "yes" | "on" => Ok(true),
+        _ => Err(format!(
+            "ENSEMBLE_FAKE_WECHAT: {value:?} is neither 1/true/yes/on nor 0/false/no/off"
+        )),
+    }
 }
 
 pub async fn main() -> ExitCode {
@@ -123,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Roster { command } => roster::roster(&app, command).await,
         Command::Admin { command } => admin::admin(&app, command).await,
         Command::Season { command } => roster::season(&app, command).await,
+        Command::Views { command } => views::views(&app, command).await,
         Command::Projections { command } => projections::projections(&app, command).await,
         Command::Events { command } => events::events(&app, command).await,
     }

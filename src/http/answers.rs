@@ -23,6 +23,14 @@ pub enum WriteAnswers {
     Busy(#[to_schema] Message),
 }
 
+/// What a write without a body may answer 400 for: a malformed `Idempotency-Key`.
+#[derive(IntoResponses)]
+pub enum BadRetryKey {
+    /// The `Idempotency-Key` is not 1 to 255 visible ASCII characters.
+    #[response(status = 400)]
+    Malformed(#[to_schema] Message),
+}
+
 /// What any read may also answer.
 #[derive(IntoResponses)]
 pub enum ReadAnswers {

@@ -37,6 +37,16 @@ impl ApiError {
         Self::Msg(StatusCode::BAD_REQUEST, msg.into())
     }
 
+    /// 400 for a field a service reads the same way in both dialects (`{"msg"}`, or DRF's
+    /// `{"detail"}` through [`drf_shape`]).
+    pub fn field(msg: impl Into<String>) -> Self {
+        let msg = msg.into();
+        Self::Malformed {
+            drf: msg.clone(),
+            msg,
+        }
+    }
+
     pub fn not_found() -> Self {
         Self::NotFound
     }

@@ -100,17 +100,50 @@ impl<S: Send + Sync> FromRequest<S> for Input {
     }
 }
 
+/// Whether every name and value of a form body is UTF-8 once its `%XX` escapes are decoded.
+fn form_is_utf8(bytes: &[u8]) -> bool {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    bytes.split(|&b| b == b'&').all(|pair| {
+        let mut decoded = Vec::with_capacity(pair.len());
+        let mut i = 0;
+        while i < pair.len() {
+            match (
+                pair[i],
+                pair.get(i + 1).copied().and_then(hex),
+                pair.get(i + 2).copied().and_then(hex),
+            ) {
+                (b'%', Some(high), Some(low)) => {
+                    decoded.push(high << 4 | low);
+                    i += 3;
+                }
+                (b, _, _) => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        decoded
+            .split(|&b| b == b'=')
+            .all(|part| std::str::from_utf8(part).is_ok())
+    })
+}
+
 impl Input {
     fn parse(bytes: &[u8], form: bool) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
         if form {
+            let malformed = || ApiError::Malformed {
+                msg: "Malformed form body.".into(),
+                drf: "Form parse error.".into(),
+            };
+            // Decoding replaces bytes that are not UTF-8; refuse them instead, as JSON does.
+            if !form_is_utf8(bytes) {
+                return Err(malformed());
+            }
             let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(bytes).map_err(|_| ApiError::Malformed {
-                    msg: "Malformed form body.".into(),
-                    drf: "Form parse error.".into(),
-                })?;
+                serde_urlencoded::from_bytes(bytes).map_err(|_| malformed())?;
             return Ok(Self(
                 pairs
                     .into_iter()
@@ -143,12 +176,12 @@ impl Field {
     pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         match &self.0 {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.contains('\0') => Err(ApiError::bad_request(format!(
+            Some(Value::String(s)) if s.contains('\0') => Err(ApiError::field(format!(
                 "{name} must not contain NUL characters."
             ))),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(ApiError::bad_request(format!("{name} must be a string."))),
+            Some(_) => Err(ApiError::field(format!("{name} must be a string."))),
         }
     }
 
@@ -156,13 +189,13 @@ impl Field {
     pub fn required_text(&self, name: &str) -> Result<String, ApiError> {
         match self.text(name)? {
             Some(s) if !s.trim().is_empty() => Ok(s),
-            _ => Err(ApiError::bad_request(format!("{name} is required."))),
+            _ => Err(ApiError::field(format!("{name} is required."))),
         }
     }
 
     /// A boolean: JSON true/false, or in a form `true`/`false`, `True`/`False`, `1`/`0`.
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        let bad = || ApiError::bad_request(format!("{name} must be true or false."));
+        let bad = || ApiError::field(format!("{name} must be true or false."));
         match &self.0 {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -266,6 +299,13 @@ mod tests {
     fn decision(bytes: &[u8], form: bool) -> Result<Decision, ApiError> {
         let Input(fields) = Input::parse(bytes, form)?;
         Ok(serde_json::from_value(Value::Object(fields)).unwrap())
+    }
+
+    #[test]
+    fn a_form_that_is_not_utf8_is_refused_like_json() {
+        assert!(Input::parse(b"name=%FF%FE", true).is_err());
+        assert!(Input::parse(b"name=%E4%BD%A0%E5%A5%BD&x=a%2Bb+c", true).is_ok());
+        assert!(Input::parse(b"name=%zz", true).is_ok(), "a stray % is text");
     }
 
     #[test]

@@ -121,3 +121,24 @@ impl FromRequestParts<Arc<Orchestra>> for CurrentManager {
         Ok(Self(member))
     }
 }
+
+/// A token for member `id` as the read models of `app` know them, issued under the binding
+/// they had there (the time machine asks as that member); None if they had none (they could
+/// not have called). Without `id`: a bound manager's, if there was one.
+pub async fn token_as(app: &Orchestra, id: Option<i64>) -> sqlx::Result<Option<String>> {
+    let bound = match id {
+        Some(id) => read::member_now(&app.rt.pool, id)
+            .await?
+            .and_then(|now| now.member.binding.map(|binding| (id, binding))),
+        None => read::a_bound_manager(&app.rt.pool).await?,
+    };
+    Ok(bound.map(|(id, binding)| {
+        app.rt.jwt.issue(
+            AUDIENCE,
+            Claims {
+                sub: id.to_string(),
+                bnd: binding as u64,
+            },
+        )
+    }))
+}

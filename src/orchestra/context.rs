@@ -42,8 +42,7 @@ const APPLIERS_REMEMBERED: usize = 100_000;
 impl Default for Appliers {
     fn default() -> Self {
         let cache = Arc::new(quick_cache::sync::Cache::new(APPLIERS_REMEMBERED));
-        let size = cache.clone();
-        runtime::metrics::register_cache("orchestra_appliers", Arc::new(move || size.len() as u64));
+        runtime::metrics::register_cache("orchestra_appliers", &cache);
         Self(cache)
     }
 }

@@ -9,6 +9,6 @@ mod context;
 mod http;
 pub mod service;
 
-pub use auth::CurrentMember;
+pub use auth::{token_as, CurrentMember};
 pub use context::{Appliers, Orchestra, AUDIENCE};
 pub use http::routes;

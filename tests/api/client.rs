@@ -67,6 +67,44 @@ async fn each_service_answers_not_found_and_malformed_bodies_in_its_own_shape() 
         orchestra["msg"].is_string() && orchestra.get("detail").is_none(),
         "{orchestra}"
     );
+    // A method a path does not take.
+    let patched = app
+        .authed(reqwest::Method::PATCH, "/blocks/1/", &u.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 405);
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(patched, json!({"detail": "方法 “PATCH” 不被允许。"}));
+    let patched: Value = app
+        .authed(reqwest::Method::PATCH, "/absence/", &t.david)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched, json!({"msg": "Method not allowed."}));
+    // A field that cannot be text, and a form that is not UTF-8, in the campus's shape.
+    let nul = app
+        .post(
+            "/adminLogIn/",
+            None,
+            json!({"username": "a\0b", "password": "x"}),
+        )
+        .await;
+    assert_eq!(nul.status, 400);
+    assert!(nul.body["detail"].is_string(), "{}", nul.body);
+    let form = app
+        .authed(reqwest::Method::POST, "/feedbacks/", &u.token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("feedback=%FF%FE&contact=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 400);
+    let form: Value = form.json().await.unwrap();
+    assert!(form["detail"].is_string(), "{form}");
 }
 
 #[tokio::test]
@@ -182,6 +220,17 @@ async fn an_approved_application_founds_its_organisation_with_its_reason_as_desc
         "{}",
         org.body
     );
+    // The first edit that leaves the description out keeps it.
+    let org_id = org.body["results"]["id"].as_i64().unwrap();
+    let edited = app
+        .put(
+            &format!("/organizations/{org_id}/"),
+            &owner.token,
+            json!({"name": "Singers", "avatar": "https://img.example/s.png"}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(edited.body["description"], "we sing", "{}", edited.body);
 }
 
 #[tokio::test]

@@ -83,6 +83,7 @@ async fn every_documented_operation_is_served_and_nothing_else_is_routed() {
         ("PUT", "/users/{id}"),
         ("GET", "/absence"),
         ("GET", "/audit/events"),
+        ("GET", "/audit/views"),
         ("GET", "/audit/{aggregate_type}/{aggregate_id}"),
         ("GET", "/audit/{aggregate_type}/{aggregate_id}/history"),
         ("GET", "/docs"),

@@ -896,6 +896,23 @@ async fn erasing_an_account_of_ones_own_leaves_others_retries_alone() {
         .await;
     assert_eq!(names_others().await, 0);
     assert_eq!(kept_answers(&app).await, 1, "the feedback's answer stays");
+    // A superuser's application on a user's behalf names that user (and its free text).
+    let admin = superuser(&app).await;
+    let b = block(&app, &admin, "社团").await;
+    let member = user(&app, "member").await;
+    let applied = keyed(
+        &app,
+        reqwest::Method::POST,
+        "/organizations/applications/",
+        &format!("JWT {admin}"),
+        "on-behalf",
+        json!({"name": "Club", "description": "their private reason", "user": member.id, "block": b}),
+    )
+    .await;
+    assert_eq!(applied, 202);
+    assert_eq!(names_others().await, 1);
+    app.delete(&format!("/users/{}/", member.id), &admin).await;
+    assert_eq!(names_others().await, 0);
 }
 
 #[tokio::test]

@@ -272,6 +272,16 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
     ))
 }
 
+/// A manager bound to a WeChat account (the lowest id), with the binding: (id, binding).
+pub async fn a_bound_manager(pool: &PgPool) -> sqlx::Result<Option<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT id, binding FROM orchestra_members \
+         WHERE active AND role = 'manager' AND binding IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+}
+
 /// A member as operators see them: with their WeChat binding (when and through which
 /// request it was made).
 #[derive(Debug, Clone, sqlx::FromRow)]

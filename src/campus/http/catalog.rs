@@ -19,7 +19,7 @@ use crate::campus::body::{AddressBody, DetailNotFound, NameBody};
 use crate::campus::context::Campus;
 use crate::campus::fields::{envelope, envelope_error, parse_positive, Page, Query};
 use crate::campus::service::catalog::{self, Kind, ADDRESSES, BLOCKS, CATEGORIES};
-use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
+use crate::http::answers::{BadRetryKey, ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{parse_id, ApiError, Body, Segment};
 
 type AppState = State<Arc<Campus>>;
@@ -117,7 +117,7 @@ async fn rename_block(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such block", body = DetailNotFound),
-              Permitted, Throttled, WriteAnswers))]
+              Permitted, Throttled, BadRetryKey, WriteAnswers))]
 async fn delete_block(
     State(app): AppState,
     me: Caller,
@@ -211,7 +211,7 @@ async fn rename_category(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such category", body = DetailNotFound),
-              Permitted, Throttled, WriteAnswers))]
+              Permitted, Throttled, BadRetryKey, WriteAnswers))]
 async fn delete_category(
     State(app): AppState,
     me: Caller,
@@ -264,7 +264,7 @@ async fn create_address(
     security(("jwt" = [])), params(("id" = i64, Path), RetryKey),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such address", body = DetailNotFound),
-              Permitted, Throttled, WriteAnswers))]
+              Permitted, Throttled, BadRetryKey, WriteAnswers))]
 async fn delete_address(
     State(app): AppState,
     me: Caller,

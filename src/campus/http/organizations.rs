@@ -20,7 +20,7 @@ use crate::campus::body::{
 use crate::campus::context::Campus;
 use crate::campus::fields::{envelope, envelope_error, pair, Page, Query};
 use crate::campus::service::organizations;
-use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
+use crate::http::answers::{BadRetryKey, ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{naming_others, parse_id, ApiError, Body, Segment};
 
 type AppState = State<Arc<Campus>>;
@@ -54,7 +54,13 @@ async fn submit(
     Body(body): Body<ApplicationBody>,
 ) -> Result<Response, ApiError> {
     let application = organizations::submit(&app, &me, &body).await?;
-    Ok((StatusCode::ACCEPTED, Json(application)).into_response())
+    let answer = (StatusCode::ACCEPTED, Json(application));
+    // A superuser applies on a user's behalf: the answer (kept for retries) names that user.
+    Ok(if me.is_superuser() {
+        naming_others(answer)
+    } else {
+        answer.into_response()
+    })
 }
 
 #[utoipa::path(get, path = "/organizations/applications", tag = "campus",
@@ -105,7 +111,7 @@ async fn application(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such application", body = DetailNotFound),
-        Permitted, Throttled, WriteAnswers,
+        Permitted, Throttled, BadRetryKey, WriteAnswers,
     ))]
 async fn delete_application(
     State(app): AppState,
@@ -222,7 +228,7 @@ async fn edit(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such organisation", body = DetailNotFound),
-        Permitted, Throttled, WriteAnswers,
+        Permitted, Throttled, BadRetryKey, WriteAnswers,
     ))]
 async fn delete(
     State(app): AppState,

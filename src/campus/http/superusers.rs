@@ -40,7 +40,7 @@ fn invalid_user() -> ApiError {
     )),
     responses(
         (status = 200, description = "Logged in", body = AdminLoginAnswer),
-        (status = 400, description = "A field is not text", body = Message),
+        (status = 400, description = "A malformed body, or a field that is not text", body = crate::campus::body::Detail),
         (status = 401, description = "Unknown username, wrong password or disabled", body = InvalidUser),
         (status = 413, description = "Body over 64 KiB", body = Message),
         Throttled, ReadAnswers,

@@ -23,7 +23,7 @@ use crate::campus::fields::{
     envelope, envelope_error, field_error, pair, parse_positive, Page, Query, REQUIRED,
 };
 use crate::campus::service::users;
-use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
+use crate::http::answers::{BadRetryKey, ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::{http_actor, parse_id, ApiError, Body, Segment};
 
 type AppState = State<Arc<Campus>>;
@@ -280,7 +280,7 @@ async fn edit_user(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such user", body = DetailNotFound),
-        Permitted, Throttled, WriteAnswers,
+        Permitted, Throttled, BadRetryKey, WriteAnswers,
     ))]
 async fn delete_user(
     State(app): AppState,
@@ -296,6 +296,7 @@ async fn delete_user(
     security(("jwt" = [])),
     params(("id" = i64, Query), ("user_view" = Option<String>, Query)),
     responses(
+        (status = 400, description = "A bad query parameter, in DRF's field shape", body = Object),
         (status = 200, description = "The envelope; `status: 1` for an unknown user", body = serde_json::Value),
         SignedIn, ReadAnswers,
     ))]

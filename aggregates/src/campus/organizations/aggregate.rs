@@ -235,10 +235,12 @@ impl Aggregate for Organization {
                 organization_id,
                 owner,
                 appointment_id,
+                description,
                 ..
             } => {
                 self.phase = Phase::Active;
                 self.organization_id = organization_id;
+                self.description = description;
                 self.owner = owner;
                 self.managers.insert(owner, appointment_id);
             }
@@ -519,6 +521,11 @@ mod tests {
             description: description.map(Into::into),
             avatar: avatar.map(Into::into),
         };
+        // The first edit keeps the description the organisation was founded with.
+        TestFramework::<Organization>::with(())
+            .given(vec![submitted(), approved()])
+            .when(edit(None, None))
+            .then_expect_events(vec![edited(Some("我的申请理由"), None)]);
         let given = vec![submitted(), approved(), edited(Some("d"), Some("a"))];
         TestFramework::<Organization>::with(())
             .given(given.clone())

@@ -1,0 +1,415 @@
+//! The time machine's replays: the read models as they stood at a cut of the log, built by
+//! the projections' own `apply` into a schema of their own beside the live tables, and kept
+//! for the next question about the same moment.
+//!
+//! - **A cut** is a prefix of the log in its order (transaction, position). The cut of a moment
+//!   holds the events recorded at or before it, stopping before the first transaction that
+//!   took its id after it (a transaction in flight then, or not begun), and never past the
+//!   horizon (what is still being written cannot fall below a cut that is kept).
+//! - **A replay** is one transaction: the schema, its tables (like the live ones, indexes
+//!   included), every event of the cut applied in batches, and its row in `view_replays`,
+//!   committed together. A replay that dies leaves nothing behind. Its transaction is listed
+//!   in `projection_rebuilds`, so the live read models never wait for it, and it yields to
+//!   live commands (it pauses between batches while the projector has work).
+//! - **Kept**: at most `ENSEMBLE_VIEW_REPLAYS`, shared by every process on the database (a
+//!   replay of the same cut is reused); the least recently used go first (never one used in
+//!   the last minute). One replay at a time per process.
+//! - **Read** through a pool of its own whose connections see only that schema
+//!   (`search_path`), read-only: the schema holds the read models of the cut, and views of
+//!   the live tables that are not read models (the keys: what was erased since stays erased).
+//!   A query on a dropped replay fails; it never falls through to the live tables.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Semaphore;
+
+use crate::projector::Projector;
+use crate::runner::{self, LogPosition, Projections};
+use crate::stored::{ProjectionError, StoredEvent, SELECT_EVENTS};
+
+/// Events applied per batch of a replay (between two chances to yield to live work).
+const BATCH: i64 = 5_000;
+/// A replay is never dropped within this long of its last use (a question may be reading it).
+const IN_USE: &str = "1 minute";
+/// How long after its start a transaction has taken its id at the latest (statements of the
+/// event store are bounded far below this): what is recorded later took its id later.
+const ID_WITHIN: &str = "1 hour";
+/// The prefix of the schemas of replays.
+pub const SCHEMA_PREFIX: &str = "ensemble_view_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Another replay is being built in this process; try again after a while.
+    #[error("another moment is being replayed; try again in a few seconds")]
+    Busy,
+    /// The events up to that position are not all written yet.
+    #[error("the log up to that position is still being written; try again in a moment")]
+    Unsettled,
+    #[error("no event has position {0}")]
+    NoSuchPosition(i64),
+    #[error("the replay could not finish: {0}")]
+    Failed(String),
+}
+
+/// A moment of the log: the last event of the cut (or the start), and the time asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub at: LogPosition,
+    pub time: DateTime<Utc>,
+}
+
+/// The read models as they stood at a cut, to be queried.
+#[derive(Clone)]
+pub struct View {
+    pub cut: LogPosition,
+    /// Connections that see only this replay's schema, read-only.
+    pub pool: PgPool,
+}
+
+pub struct Replays {
+    /// Transactions (the replays), and the registry.
+    pool: PgPool,
+    url: String,
+    projections: Projections,
+    projector: Arc<Projector>,
+    keep: u32,
+    wait: Duration,
+    building: Arc<Semaphore>,
+    pools: Mutex<HashMap<String, PgPool>>,
+    built: AtomicU64,
+}
+
+impl Replays {
+    pub fn new(
+        pool: PgPool,
+        url: &str,
+        projections: Projections,
+        projector: Arc<Projector>,
+        keep: u32,
+        wait: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            url: url.to_string(),
+            projections,
+            projector,
+            keep,
+            wait,
+            building: Arc::new(Semaphore::new(1)),
+            pools: Default::default(),
+            built: AtomicU64::new(0),
+        }
+    }
+
+    /// Replays this process has built.
+    pub fn built(&self) -> u64 {
+        self.built.load(Ordering::Relaxed)
+    }
+
+    /// The cut of the moment `time`.
+    pub async fn cut_at(&self, time: DateTime<Utc>) -> Result<Cut, ViewError> {
+        let mut conn = self.pool.acquire().await?;
+        let horizon = runner::horizon(&mut conn).await?;
+        let last: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "WITH first_after AS ( \
+                 SELECT coalesce( \
+                     (SELECT min(transaction_id) FROM events \
+                      WHERE recorded_at > $1 AND recorded_at <= $1 + interval '{ID_WITHIN}'), \
+                     (SELECT transaction_id FROM events WHERE recorded_at > $1 + interval '{ID_WITHIN}' \
+                      ORDER BY recorded_at LIMIT 1), \
+                     9223372036854775807) AS x) \
+             SELECT transaction_id, position FROM events, first_after \
+             WHERE transaction_id < least(first_after.x, $2) \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1"
+        ))
+        .bind(time)
+        .bind(horizon)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(Cut {
+            at: last
+                .map(|(transaction_id, position)| LogPosition {
+                    transaction_id,
+                    position,
+                })
+                .unwrap_or_default(),
+            time,
+        })
+    }
+
+    /// The cut that ends with the event at `position` (its time: when it was recorded).
+    pub async fn cut_at_position(&self, position: i64) -> Result<Cut, ViewError> {
+        let mut conn = self.pool.acquire().await?;
+        let horizon = runner::horizon(&mut conn).await?;
+        let event: Option<(i64, DateTime<Utc>)> =
+            sqlx::query_as("SELECT transaction_id, recorded_at FROM events WHERE position = $1")
+                .bind(position)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (transaction_id, time) = event.ok_or(ViewError::NoSuchPosition(position))?;
+        if transaction_id >= horizon {
+            return Err(ViewError::Unsettled);
+        }
+        Ok(Cut {
+            at: LogPosition {
+                transaction_id,
+                position,
+            },
+            time,
+        })
+    }
+
+    /// The read models as they stood at `cut`: a kept replay, or a new one (built on a task of
+    /// its own: a question that gives up never cuts it short, and the next one finds it).
+    pub async fn view(self: &Arc<Self>, cut: LogPosition) -> Result<View, ViewError> {
+        let schema = schema_of(cut);
+        if let Some(view) = self.kept(&schema, cut).await? {
+            return Ok(view);
+        }
+        let permit = tokio::time::timeout(self.wait, self.building.clone().acquire_owned())
+            .await
+            .map_err(|_| ViewError::Busy)?
+            .expect("the semaphore is never closed");
+        // Someone may have built it meanwhile (here or in another process).
+        if let Some(view) = self.kept(&schema, cut).await? {
+            return Ok(view);
+        }
+        let me = self.clone();
+        let build = tokio::spawn(async move {
+            let built = me.build(cut).await;
+            drop(permit);
+            built
+        });
+        build
+            .await
+            .map_err(|e| ViewError::Failed(e.to_string()))??;
+        self.evict().await?;
+        self.kept(&schema, cut)
+            .await?
+            .ok_or_else(|| ViewError::Failed("the replay was dropped as soon as built".into()))
+    }
+
+    /// A kept replay of `cut`, marked as used.
+    async fn kept(&self, schema: &str, cut: LogPosition) -> Result<Option<View>, ViewError> {
+        let found: Option<String> = sqlx::query_scalar(
+            "UPDATE view_replays SET used_at = now() WHERE schema_name = $1 RETURNING schema_name",
+        )
+        .bind(schema)
+        .fetch_optional(&self.pool)
+        .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let pool = {
+            let mut pools = self.pools.lock().unwrap();
+            match pools.get(schema) {
+                Some(pool) => pool.clone(),
+                None => {
+                    let options = PgConnectOptions::from_str(&self.url)
+                        .map_err(|e| ViewError::Failed(e.to_string()))?
+                        .application_name("ensemble-view")
+                        .options([
+                            ("search_path", schema),
+                            ("default_transaction_read_only", "on"),
+                            ("statement_timeout", "10s"),
+                        ]);
+                    let pool = PgPoolOptions::new()
+                        .max_connections(2)
+                        .min_connections(0)
+                        .idle_timeout(Duration::from_secs(60))
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_lazy_with(options);
+                    pools.insert(schema.to_string(), pool.clone());
+                    pool
+                }
+            }
+        };
+        Ok(Some(View { cut, pool }))
+    }
+
+    /// Build the replay of `cut` in one transaction.
+    async fn build(&self, cut: LogPosition) -> Result<(), ViewError> {
+        let schema = schema_of(cut);
+        let started = std::time::Instant::now();
+        let mut tx = self.pool.begin().await?;
+        let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+        // Listed at once (on another connection): it writes no events, so nobody's horizon
+        // waits for it.
+        let entry = format!("view:{schema}");
+        sqlx::query(
+            "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
+        )
+        .bind(&entry)
+        .bind(me)
+        .execute(&self.pool)
+        .await?;
+        let result = self.fill(&mut tx, &schema, cut).await;
+        let outcome = match result {
+            Ok(events) => {
+                sqlx::query(
+                    "INSERT INTO view_replays (schema_name, transaction_id, position, events) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (schema_name) DO NOTHING",
+                )
+                .bind(&schema)
+                .bind(cut.transaction_id)
+                .bind(cut.position)
+                .bind(events as i64)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                self.built.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    position = cut.position,
+                    events,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "replayed the log for the time machine"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        };
+        let _ = sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1")
+            .bind(&entry)
+            .execute(&self.pool)
+            .await;
+        outcome
+    }
+
+    /// The schema, its tables, the cut's events: how many were applied.
+    async fn fill(
+        &self,
+        tx: &mut PgConnection,
+        schema: &str,
+        cut: LogPosition,
+    ) -> Result<u64, ViewError> {
+        let live: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rebuilt: Vec<&str> = self
+            .projections
+            .iter()
+            .flat_map(|p| p.tables())
+            .copied()
+            .collect();
+        let others: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename <> ALL($2)",
+        )
+        .bind(&live)
+        .bind(&rebuilt)
+        .fetch_all(&mut *tx)
+        .await?;
+        // A replay of this cut that another process dropped half-way cannot exist (a replay
+        // is one transaction), but one that was dropped from the registry only might.
+        let mut setup = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+        for table in &rebuilt {
+            setup.push_str(&format!(
+                "CREATE TABLE {schema}.{table} (LIKE \"{live}\".{table} INCLUDING ALL);"
+            ));
+        }
+        // What is not a read model is read live (the keys above all: erasure wins).
+        for table in &others {
+            setup.push_str(&format!(
+                "CREATE VIEW {schema}.\"{t}\" AS SELECT * FROM \"{live}\".\"{t}\";",
+                t = table.replace('"', "\"\"")
+            ));
+        }
+        setup.push_str(&format!("SET LOCAL search_path = {schema}, \"{live}\";"));
+        sqlx::Executor::execute(&mut *tx, setup.as_str()).await?;
+        let mut after = LogPosition::default();
+        let mut applied = 0u64;
+        loop {
+            let events: Vec<StoredEvent> = sqlx::query_as(&format!(
+                "{SELECT_EVENTS} WHERE (transaction_id, position) > ($1, $2) \
+                 AND (transaction_id, position) <= ($3, $4) \
+                 ORDER BY transaction_id, position LIMIT $5"
+            ))
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(cut.transaction_id)
+            .bind(cut.position)
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = events.last() else { break };
+            after = last.log_position();
+            let took = std::time::Instant::now();
+            for projection in self.projections.iter() {
+                if !projection.tables().is_empty() {
+                    projection.apply(&mut *tx, &events).await?;
+                }
+            }
+            applied += events.len() as u64;
+            if (events.len() as i64) < BATCH {
+                break;
+            }
+            // Live commands first: while the projector has work, as long again as the batch.
+            if self.projector.busy() {
+                tokio::time::sleep(took.elapsed()).await;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Drop the least recently used replays beyond the number kept (none used in the last
+    /// minute: a question may be reading it).
+    async fn evict(&self) -> Result<(), ViewError> {
+        let old: Vec<String> = sqlx::query_scalar(
+            "SELECT schema_name FROM view_replays ORDER BY used_at DESC OFFSET $1",
+        )
+        .bind(self.keep as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        for schema in old {
+            let mut tx = self.pool.begin().await?;
+            let gone: Option<String> = sqlx::query_scalar(&format!(
+                "DELETE FROM view_replays WHERE schema_name = $1 \
+                 AND used_at < now() - interval '{IN_USE}' RETURNING schema_name"
+            ))
+            .bind(&schema)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if gone.is_some() && schema.starts_with(SCHEMA_PREFIX) {
+                sqlx::Executor::execute(
+                    &mut *tx,
+                    format!(
+                        "SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )
+                    .as_str(),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            let pool = self.pools.lock().unwrap().remove(&schema);
+            if let Some(pool) = pool {
+                tokio::spawn(async move { pool.close().await });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The schema of the replay of `cut` (the same in every process).
+fn schema_of(cut: LogPosition) -> String {
+    format!(
+        "{SCHEMA_PREFIX}{}_{}",
+        cut.transaction_id.max(0),
+        cut.position.max(0)
+    )
+}
