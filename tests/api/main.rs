@@ -18,4 +18,5 @@ mod ops;
 mod platform;
 mod races;
 mod retries;
+mod views;
 mod wire;

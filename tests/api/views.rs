@@ -1,0 +1,384 @@
+//! The time machine (issue 19): any GET answered as it stood at a past moment, for the caller
+//! it was. Each test records the live answers at moments of a scripted history, then asks the
+//! time machine about each moment: status and body must be what the endpoint answered then.
+
+use aggregates::orchestra::roster::{former_member, RosterCommand};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, Reply, TestApp};
+use crate::platform::{block, organisation, superuser, user, User};
+
+/// The database's clock now, as the time machine reads times (after every answer so far).
+async fn now(app: &TestApp) -> String {
+    sqlx::query_scalar(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    )
+    .fetch_one(&app.app.rt.pool)
+    .await
+    .unwrap()
+}
+
+/// `GET /audit/views/` as `admin`.
+async fn view(app: &TestApp, admin: &str, path: &str, as_of: &str, subject: Option<&str>) -> Reply {
+    let mut query = vec![("path", path), ("as_of", as_of)];
+    if let Some(subject) = subject {
+        query.push(("as", subject));
+    }
+    let query = serde_urlencoded::to_string(&query).unwrap();
+    app.get(&format!("/audit/views/?{query}"), admin).await
+}
+
+/// What a caller saw: (path, the caller's token, the subject the time machine is told).
+struct Seen {
+    moment: String,
+    answers: Vec<(String, Option<String>, u16, Value)>,
+}
+
+/// Record the live answers of `asks` (path, token, subject) now, then the moment.
+async fn record(app: &TestApp, asks: Vec<(String, String, Option<String>)>) -> Seen {
+    let mut answers = Vec::new();
+    for (path, token, subject) in asks {
+        let reply = app.get(&path, &token).await;
+        answers.push((path, subject, reply.status, reply.body));
+    }
+    Seen {
+        moment: now(app).await,
+        answers,
+    }
+}
+
+/// The time machine gives, for every moment, what was recorded then.
+async fn replayed_as_seen(app: &TestApp, admin: &str, seen: &[Seen]) {
+    for (i, moment) in seen.iter().enumerate() {
+        for (path, subject, status, body) in &moment.answers {
+            let then = view(app, admin, path, &moment.moment, subject.as_deref()).await;
+            assert_eq!(then.status, 200, "moment {i}, {path}: {}", then.body);
+            assert_eq!(
+                (
+                    then.body["status"].as_u64().unwrap() as u16,
+                    &then.body["body"]
+                ),
+                (*status, body),
+                "moment {i} ({}), {path} as {subject:?}",
+                moment.moment
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_orchestra_as_each_caller_saw_it_at_each_moment() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    let david = app.member_id("David").await;
+    let wendy = app.member_id("Wendy").await;
+    let asks = |t: &crate::helpers::Tokens| -> Vec<(String, String, Option<String>)> {
+        vec![
+            (
+                "/absence/".into(),
+                t.david.clone(),
+                Some(format!("orchestra-member:{david}")),
+            ),
+            (
+                "/absence/".into(),
+                t.wendy.clone(),
+                Some(format!("orchestra-member:{wendy}")),
+            ),
+            ("/manager/".into(), t.alice.clone(), None),
+            ("/manager/next/".into(), t.alice.clone(), None),
+            ("/manager/future/".into(), t.alice.clone(), None),
+            ("/manager/history/".into(), t.alice.clone(), None),
+        ]
+    };
+    let mut seen = vec![record(&app, asks(&t)).await];
+    // Applications.
+    let d1 = app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    app.apply_id(&t.wendy, "2026-03-13", "管乐分排").await;
+    seen.push(record(&app, asks(&t)).await);
+    // A decision, a change, a cancellation.
+    assert_eq!(app.process(d1, &t.alice, "ok", true).await.status, 200);
+    let w2 = app.apply_id(&t.wendy, "2026-03-19", "全体排练").await;
+    assert_eq!(
+        app.change(&t.wendy, w2, json!({"reason": "a concert"}))
+            .await
+            .status,
+        200
+    );
+    seen.push(record(&app, asks(&t)).await);
+    // A new season, and a member enrolled later (who did not exist before).
+    app.operator(RosterCommand::StartSeason).await;
+    app.import_roster("name,section,role\nNora,stringed,member\n")
+        .await;
+    let nora_token = app.login("Nora").await;
+    let nora = app.member_id("Nora").await;
+    app.apply_id(&nora_token, "2026-03-14", "全体排练").await;
+    let mut last = record(&app, asks(&t)).await;
+    let nora_now = app.get("/absence/", &nora_token).await;
+    last.answers.push((
+        "/absence/".into(),
+        Some(format!("orchestra-member:{nora}")),
+        nora_now.status,
+        nora_now.body,
+    ));
+    seen.push(last);
+    replayed_as_seen(&app, &admin, &seen).await;
+    // Before Nora was enrolled she could not have called: a 401, as it was then.
+    let before = view(
+        &app,
+        &admin,
+        "/absence/",
+        &seen[1].moment,
+        Some(&format!("orchestra-member:{nora}")),
+    )
+    .await;
+    assert_eq!(before.body["status"], 401, "{}", before.body);
+    assert_eq!(
+        before.body["body"],
+        json!({"msg": "Authentication credentials were not provided."})
+    );
+}
+
+#[tokio::test]
+async fn the_campus_as_each_caller_saw_it_at_each_moment() {
+    let app = spawn_app_with(|c| c.campus_write_limit = 0).await;
+    let admin = superuser(&app).await;
+    let owner = user(&app, "owner").await;
+    let fan = user(&app, "fan").await;
+    let b = block(&app, &admin, "社团").await;
+    let asks = |owner: &User, fan: &User, admin: &str| -> Vec<(String, String, Option<String>)> {
+        vec![
+            ("/organizations/".into(), admin.to_string(), None),
+            (format!("/blocks/orgs/?block={b}"), admin.to_string(), None),
+            (
+                "/organizations/applications/".into(),
+                admin.to_string(),
+                None,
+            ),
+            ("/blocks/".into(), admin.to_string(), None),
+            (
+                format!("/users/organizations/?id={}&user_view=True", fan.id),
+                fan.token.clone(),
+                Some(format!("campus-user:{}", fan.id)),
+            ),
+            (
+                format!("/users/followed_organizations/{}/", fan.id),
+                fan.token.clone(),
+                Some(format!("campus-user:{}", fan.id)),
+            ),
+            (
+                format!("/users/{}/", owner.id),
+                owner.token.clone(),
+                Some(format!("campus-user:{}", owner.id)),
+            ),
+        ]
+    };
+    let mut seen = vec![record(&app, asks(&owner, &fan, &admin)).await];
+    // An application approved, another waiting.
+    let org = organisation(&app, &admin, &owner, "Choir", b).await;
+    let waiting = app
+        .post(
+            "/organizations/applications/",
+            Some(&fan.token),
+            json!({"name": "Chess", "description": "we play", "user": fan.id, "block": b}),
+        )
+        .await;
+    assert_eq!(waiting.status, 202, "{}", waiting.body);
+    seen.push(record(&app, asks(&owner, &fan, &admin)).await);
+    // A follow, an appointment, a rename.
+    let followed = app
+        .post(
+            "/users/followed_organizations/",
+            Some(&fan.token),
+            json!({"org": org, "person": fan.id}),
+        )
+        .await;
+    assert_eq!(followed.status, 201, "{}", followed.body);
+    let appointed = app
+        .post(
+            "/organizations/managers/",
+            Some(&owner.token),
+            json!({"org": org, "person": fan.id}),
+        )
+        .await;
+    assert_eq!(appointed.status, 201, "{}", appointed.body);
+    let renamed = app
+        .put(
+            &format!("/organizations/{org}/"),
+            &owner.token,
+            json!({"name": "Chorus"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    seen.push(record(&app, asks(&owner, &fan, &admin)).await);
+    // A deletion.
+    assert_eq!(
+        app.delete(&format!("/organizations/{org}/"), &owner.token)
+            .await
+            .status,
+        204
+    );
+    seen.push(record(&app, asks(&owner, &fan, &admin)).await);
+    replayed_as_seen(&app, &admin, &seen).await;
+}
+
+#[tokio::test]
+async fn a_person_erased_since_shows_as_the_read_models_show_them_today() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    let david = app.member_id("David").await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let then = now(&app).await;
+    let before = app.get("/manager/", &t.alice).await;
+    assert_eq!(before.body[0]["applier"], "David");
+    app.operator(RosterCommand::Forget {
+        member_id: david as u64,
+    })
+    .await;
+    let today = app.get("/manager/", &t.alice).await;
+    let seen = view(&app, &admin, "/manager/", &then, None).await;
+    assert_eq!(seen.body["status"], 200, "{}", seen.body);
+    let row = &seen.body["body"][0];
+    assert_eq!(row["applier"], former_member(david as u64));
+    assert_eq!(row["applier"], today.body[0]["applier"]);
+    assert_eq!(row["reason"], today.body[0]["reason"]);
+    assert_ne!(row["reason"], before.body[0]["reason"]);
+    // Nothing of theirs anywhere in the answer.
+    let text = seen.body.to_string();
+    assert!(!text.contains("David") && !text.contains("exam"), "{text}");
+}
+
+#[tokio::test]
+async fn moments_are_replayed_once_and_only_so_many_are_kept() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.view_replays = 2;
+    })
+    .await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    let mut moments = Vec::new();
+    for date in ["2026-03-12", "2026-03-13", "2026-03-14"] {
+        app.apply_id(&t.david, date, "全体排练").await;
+        moments.push(now(&app).await);
+    }
+    let built = || app.app.rt.views.built();
+    // Ten questions about one moment: one replay.
+    for path in [
+        "/manager/",
+        "/manager/next/",
+        "/manager/future/",
+        "/manager/history/",
+        "/absence/",
+    ] {
+        for _ in 0..2 {
+            assert_eq!(
+                view(&app, &admin, path, &moments[0], None).await.status,
+                200
+            );
+        }
+    }
+    assert_eq!(built(), 1);
+    // position:N names the same cut as the moment after its event.
+    let position = app.scalar("SELECT max(position) FROM events").await;
+    let by_position = view(
+        &app,
+        &admin,
+        "/manager/",
+        &format!("position:{position}"),
+        None,
+    )
+    .await;
+    assert_eq!(by_position.body["as_of"]["position"], position);
+    let latest = view(&app, &admin, "/manager/", &moments[2], None).await;
+    assert_eq!(latest.body["body"], by_position.body["body"]);
+    assert_eq!(latest.body["body"].as_array().unwrap().len(), 3);
+    assert_eq!(built(), 2);
+    // A third moment: the least recently used replay goes (once it has not been used for a
+    // while: a question may still be reading it).
+    app.sql("UPDATE view_replays SET used_at = used_at - interval '1 hour'")
+        .await;
+    let middle = view(&app, &admin, "/manager/", &moments[1], None).await;
+    assert_eq!(middle.body["body"].as_array().unwrap().len(), 2);
+    assert_eq!(built(), 3);
+    let kept = app
+        .scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ensemble_view_%'")
+        .await;
+    assert_eq!(kept, 2);
+    assert_eq!(app.scalar("SELECT count(*) FROM view_replays").await, 2);
+    // The live read models were never touched: the answers now are what they were.
+    assert_eq!(
+        app.get("/manager/", &t.alice)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn only_superusers_ask_and_bad_questions_are_told_why() {
+    let app = spawn_app_with(|c| c.campus_write_limit = 0).await;
+    let admin = superuser(&app).await;
+    let u = user(&app, "u").await;
+    let at = now(&app).await;
+    let anonymous = app
+        .anonymous_get(&format!("/audit/views/?path=/blocks/&as_of={at}"))
+        .await;
+    assert_eq!(anonymous.status(), 401);
+    let as_user = app
+        .get(&format!("/audit/views/?path=/blocks/&as_of={at}"), &u.token)
+        .await;
+    assert_eq!(as_user.status, 403);
+    for (query, why) in [
+        ("as_of=2026-03-10".to_string(), "path is required"),
+        ("path=/blocks/".to_string(), "as_of is required"),
+        (format!("path=/blocks/&as_of=yesterday"), "not a time"),
+        (format!("path=/audit/events/&as_of={at}"), "not an endpoint"),
+        (format!("path=/metrics&as_of={at}"), "not an endpoint"),
+        (
+            format!("path=http://x/blocks/&as_of={at}"),
+            "path must be a path",
+        ),
+        (
+            format!("path=/absence/&as_of={at}&as=campus-user:1"),
+            "orchestra-member",
+        ),
+        (
+            format!("path=/blocks/&as_of={at}&as=orchestra-member:1"),
+            "campus-user",
+        ),
+        (format!("path=/blocks/&as_of=position:0"), "positive"),
+        (format!("path=/blocks/&as_of=position:999999"), "no event"),
+        (
+            format!("path=/blocks/&as_of={at}&today=tomorrow"),
+            "not a date",
+        ),
+    ] {
+        let reply = app.get(&format!("/audit/views/?{query}"), &admin).await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert!(
+            reply.body["detail"].as_str().unwrap().contains(why),
+            "{query}: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_prints_the_same_answer() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let at = now(&app).await;
+    let http = view(&app, &admin, "/manager/next/", &at, None).await;
+    let out =
+        crate::cli::ensemble(&app.database_url, &["views", "at", &at, "/manager/next/"]).await;
+    assert!(out.status.success(), "{}", crate::cli::stderr(&out));
+    let printed: Value = serde_json::from_str(&crate::cli::stdout(&out)).unwrap();
+    assert_eq!(printed, http.body);
+}
