@@ -336,7 +336,7 @@ async fn only_superusers_ask_and_bad_questions_are_told_why() {
     for (query, why) in [
         ("as_of=2026-03-10".to_string(), "path is required"),
         ("path=/blocks/".to_string(), "as_of is required"),
-        (format!("path=/blocks/&as_of=yesterday"), "not a time"),
+        ("path=/blocks/&as_of=yesterday".to_string(), "not a time"),
         (format!("path=/audit/events/&as_of={at}"), "not an endpoint"),
         (format!("path=/metrics&as_of={at}"), "not an endpoint"),
         (
@@ -351,8 +351,11 @@ async fn only_superusers_ask_and_bad_questions_are_told_why() {
             format!("path=/blocks/&as_of={at}&as=orchestra-member:1"),
             "campus-user",
         ),
-        (format!("path=/blocks/&as_of=position:0"), "positive"),
-        (format!("path=/blocks/&as_of=position:999999"), "no event"),
+        ("path=/blocks/&as_of=position:0".to_string(), "positive"),
+        (
+            "path=/blocks/&as_of=position:999999".to_string(),
+            "no event",
+        ),
         (
             format!("path=/blocks/&as_of={at}&today=tomorrow"),
             "not a date",
