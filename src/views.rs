@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tower::{Layer, ServiceExt};
 use tower_http::normalize_path::NormalizePathLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -94,9 +94,9 @@ pub struct Answer {
     pub today: String,
     /// The status the endpoint answered (or would have).
     pub status: u16,
-    /// Its body (JSON; null when it had none).
+    /// Its body, exactly as the endpoint wrote it (JSON; null when it had none).
     #[schema(value_type = Object)]
-    pub body: Value,
+    pub body: Box<serde_json::value::RawValue>,
 }
 
 /// Why a question has no answer.
@@ -224,12 +224,14 @@ pub async fn answer(
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
         .await
         .map_err(|e| Refused::Failed(ApiError::internal(e)))?;
-    let body = if bytes.is_empty() {
-        Value::Null
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = if text.trim().is_empty() {
+        serde_json::value::RawValue::from_string("null".into())
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
+        serde_json::value::RawValue::from_string(text.clone())
+            .or_else(|_| serde_json::value::to_raw_value(&text))
+    }
+    .map_err(|e| Refused::Failed(ApiError::internal(e)))?;
     Ok(Answer {
         as_of: Moment {
             position: cut.at.position,
