@@ -63,6 +63,7 @@ impl Runtime {
             projector.clone(),
             config.view_replays,
             std::time::Duration::from_secs(20),
+            config.waits.turn,
         ));
         let runtime = Self {
             views,

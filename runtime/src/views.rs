@@ -27,20 +27,24 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 use crate::projector::Projector;
 use crate::runner::{self, LogPosition, Projections};
 use crate::stored::{ProjectionError, StoredEvent, SELECT_EVENTS};
 
-/// Events applied per batch of a replay (between two chances to yield to live work).
-const BATCH: i64 = 5_000;
+/// Events applied per batch (a transaction) of a replay, between two chances to yield to
+/// live work.
+const BATCH: i64 = 20_000;
+/// Between a replay's schema name and its build's: a schema being built.
+const BUILDING: &str = "_building_";
+/// A building schema this old belongs to a build that died.
+const ABANDONED_AFTER_SECS: i64 = 3600;
 /// A replay is never dropped within this long of its last use (a question may be reading it).
 const IN_USE: &str = "1 minute";
-/// How long after its start a transaction has taken its id at the latest (statements of the
-/// event store are bounded far below this): what is recorded later took its id later.
-const ID_WITHIN: &str = "1 hour";
+/// The newest migration of this build: the shape of the read models' tables.
+const SHAPE: &str = "(SELECT max(version) FROM _sqlx_migrations WHERE success)";
 /// The prefix of the schemas of replays.
 pub const SCHEMA_PREFIX: &str = "ensemble_view_";
 
@@ -86,6 +90,9 @@ pub struct Replays {
     keep: u32,
     wait: Duration,
     building: Arc<Semaphore>,
+    /// How long after it begins a transaction of the event store has taken its id at the
+    /// latest: its statement's longest run (with a margin).
+    statement_bound: Duration,
     pools: Mutex<HashMap<String, PgPool>>,
     built: AtomicU64,
 }
@@ -98,6 +105,7 @@ impl Replays {
         projector: Arc<Projector>,
         keep: u32,
         wait: Duration,
+        statement_timeout: Duration,
     ) -> Self {
         Self {
             pool,
@@ -107,6 +115,7 @@ impl Replays {
             keep,
             wait,
             building: Arc::new(Semaphore::new(1)),
+            statement_bound: statement_timeout * 2 + Duration::from_secs(60),
             pools: Default::default(),
             built: AtomicU64::new(0),
         }
@@ -121,20 +130,25 @@ impl Replays {
     pub async fn cut_at(&self, time: DateTime<Utc>) -> Result<Cut, ViewError> {
         let mut conn = self.pool.acquire().await?;
         let horizon = runner::horizon(&mut conn).await?;
-        let last: Option<(i64, i64)> = sqlx::query_as(&format!(
-            "WITH first_after AS ( \
-                 SELECT coalesce( \
-                     (SELECT min(transaction_id) FROM events \
-                      WHERE recorded_at > $1 AND recorded_at <= $1 + interval '{ID_WITHIN}'), \
-                     (SELECT transaction_id FROM events WHERE recorded_at > $1 + interval '{ID_WITHIN}' \
-                      ORDER BY recorded_at LIMIT 1), \
-                     9223372036854775807) AS x) \
-             SELECT transaction_id, position FROM events, first_after \
-             WHERE transaction_id < least(first_after.x, $2) \
-             ORDER BY transaction_id DESC, position DESC LIMIT 1"
-        ))
+        // The first transaction that took its id after `time`: among those recorded within
+        // a statement's longest run after it (a transaction takes its id after it begins, and
+        // an append is one statement), else the first recorded later still.
+        let first_after: Option<i64> = sqlx::query_scalar(
+            "SELECT coalesce( \
+                 (SELECT min(x) FROM (SELECT transaction_id AS x FROM events \
+                  WHERE recorded_at > $1 AND recorded_at <= $1 + $2 OFFSET 0) within), \
+                 (SELECT transaction_id FROM events WHERE recorded_at > $1 + $2 \
+                  ORDER BY recorded_at LIMIT 1))",
+        )
         .bind(time)
-        .bind(horizon)
+        .bind(self.statement_bound)
+        .fetch_one(&mut *conn)
+        .await?;
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id, position FROM events WHERE transaction_id < $1 \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        )
+        .bind(first_after.unwrap_or(i64::MAX).min(horizon))
         .fetch_optional(&mut *conn)
         .await?;
         Ok(Cut {
@@ -202,9 +216,10 @@ impl Replays {
 
     /// A kept replay of `cut`, marked as used.
     async fn kept(&self, schema: &str, cut: LogPosition) -> Result<Option<View>, ViewError> {
-        let found: Option<String> = sqlx::query_scalar(
-            "UPDATE view_replays SET used_at = now() WHERE schema_name = $1 RETURNING schema_name",
-        )
+        let found: Option<String> = sqlx::query_scalar(&format!(
+            "UPDATE view_replays SET used_at = now() WHERE schema_name = $1 AND shape = {SHAPE} \
+             RETURNING schema_name"
+        ))
         .bind(schema)
         .fetch_optional(&self.pool)
         .await?;
@@ -238,69 +253,72 @@ impl Replays {
         Ok(Some(View { cut, pool }))
     }
 
-    /// Build the replay of `cut` in one transaction.
+    /// Build the replay of `cut`: in a schema of its own under a name of its own, batch by
+    /// batch (each batch a transaction of its own: a long transaction would keep every
+    /// version of the rows it rewrites), then renamed into place and registered in one
+    /// transaction. A build that dies leaves only its building schema, dropped later.
     async fn build(&self, cut: LogPosition) -> Result<(), ViewError> {
         let schema = schema_of(cut);
         let started = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
-        let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-            .fetch_one(&mut *tx)
-            .await?;
-        // Listed at once (on another connection): it writes no events, so nobody's horizon
-        // waits for it.
-        let entry = format!("view:{schema}");
-        sqlx::query(
-            "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
-        )
-        .bind(&entry)
-        .bind(me)
-        .execute(&self.pool)
-        .await?;
-        let result = self.fill(&mut tx, &schema, cut).await;
-        let outcome = match result {
-            Ok(events) => {
-                sqlx::query(
-                    "INSERT INTO view_replays (schema_name, transaction_id, position, events) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (schema_name) DO NOTHING",
-                )
-                .bind(&schema)
-                .bind(cut.transaction_id)
-                .bind(cut.position)
-                .bind(events as i64)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                self.built.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    position = cut.position,
-                    events,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "replayed the log for the time machine"
-                );
-                Ok(())
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        };
+        let building = format!(
+            "{schema}{BUILDING}{}_{}",
+            Utc::now().timestamp(),
+            rand::random::<u16>()
+        );
+        let entry = format!("view:{building}");
+        let filled = self.fill(&building, &entry, cut).await;
         let _ = sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1")
             .bind(&entry)
             .execute(&self.pool)
             .await;
-        outcome
+        let events = match filled {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = sqlx::Executor::execute(
+                    &self.pool,
+                    format!("DROP SCHEMA IF EXISTS {building} CASCADE").as_str(),
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::Executor::execute(
+            &mut *tx,
+            format!(
+                "SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE; \
+                 ALTER SCHEMA {building} RENAME TO {schema};"
+            )
+            .as_str(),
+        )
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO view_replays (schema_name, transaction_id, position, events, shape) \
+             VALUES ($1, $2, $3, $4, {SHAPE}) ON CONFLICT (schema_name) DO UPDATE \
+             SET events = excluded.events, shape = excluded.shape, built_at = now(), used_at = now()"
+        ))
+        .bind(&schema)
+        .bind(cut.transaction_id)
+        .bind(cut.position)
+        .bind(events as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.built.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            position = cut.position,
+            events,
+            seconds = started.elapsed().as_secs_f64(),
+            "replayed the log for the time machine"
+        );
+        Ok(())
     }
 
-    /// The schema, its tables, the cut's events: how many were applied.
-    async fn fill(
-        &self,
-        tx: &mut PgConnection,
-        schema: &str,
-        cut: LogPosition,
-    ) -> Result<u64, ViewError> {
+    /// The building schema's tables, then the cut's events: how many were applied.
+    async fn fill(&self, building: &str, entry: &str, cut: LogPosition) -> Result<u64, ViewError> {
+        let mut conn = self.pool.acquire().await?;
         let live: String = sqlx::query_scalar("SELECT current_schema()")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
         let rebuilt: Vec<&str> = self
             .projections
@@ -313,28 +331,45 @@ impl Replays {
         )
         .bind(&live)
         .bind(&rebuilt)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-        // A replay of this cut that another process dropped half-way cannot exist (a replay
-        // is one transaction), but one that was dropped from the registry only might.
-        let mut setup = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+        let mut setup = format!("BEGIN; CREATE SCHEMA {building};");
         for table in &rebuilt {
             setup.push_str(&format!(
-                "CREATE TABLE {schema}.{table} (LIKE \"{live}\".{table} INCLUDING ALL);"
+                "CREATE TABLE {building}.{table} (LIKE \"{live}\".{table} INCLUDING ALL);"
             ));
         }
         // What is not a read model is read live (the keys above all: erasure wins).
         for table in &others {
             setup.push_str(&format!(
-                "CREATE VIEW {schema}.\"{t}\" AS SELECT * FROM \"{live}\".\"{t}\";",
+                "CREATE VIEW {building}.\"{t}\" AS SELECT * FROM \"{live}\".\"{t}\";",
                 t = table.replace('"', "\"\"")
             ));
         }
-        setup.push_str(&format!("SET LOCAL search_path = {schema}, \"{live}\";"));
-        sqlx::Executor::execute(&mut *tx, setup.as_str()).await?;
+        setup.push_str("COMMIT;");
+        sqlx::Executor::execute(&mut *conn, setup.as_str()).await?;
+        drop(conn);
         let mut after = LogPosition::default();
         let mut applied = 0u64;
         loop {
+            let took = std::time::Instant::now();
+            let mut tx = self.pool.begin().await?;
+            let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+                .fetch_one(&mut *tx)
+                .await?;
+            // Listed at once (on another connection): it writes no events, so nobody's
+            // horizon waits for it.
+            sqlx::query(
+                "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
+            )
+            .bind(entry)
+            .bind(me)
+            .execute(&self.pool)
+            .await?;
+            sqlx::query(&format!("SET LOCAL search_path = {building}, \"{live}\""))
+                .execute(&mut *tx)
+                .await?;
             let events: Vec<StoredEvent> = sqlx::query_as(&format!(
                 "{SELECT_EVENTS} WHERE (transaction_id, position) > ($1, $2) \
                  AND (transaction_id, position) <= ($3, $4) \
@@ -347,21 +382,21 @@ impl Replays {
             .bind(BATCH)
             .fetch_all(&mut *tx)
             .await?;
-            let Some(last) = events.last() else { break };
-            after = last.log_position();
-            let took = std::time::Instant::now();
             for projection in self.projections.iter() {
                 if !projection.tables().is_empty() {
-                    projection.apply(&mut *tx, &events).await?;
+                    projection.apply(&mut tx, &events).await?;
                 }
             }
+            tx.commit().await?;
             applied += events.len() as u64;
-            if (events.len() as i64) < BATCH {
-                break;
+            match events.last() {
+                Some(last) if (events.len() as i64) == BATCH => after = last.log_position(),
+                _ => break,
             }
-            // Live commands first: while the projector has work, as long again as the batch.
+            // Live commands first: while they wait for the read models, twice as long again
+            // as the batch took.
             if self.projector.busy() {
-                tokio::time::sleep(took.elapsed()).await;
+                tokio::time::sleep(took.elapsed() * 2).await;
             }
         }
         Ok(applied)
@@ -370,9 +405,10 @@ impl Replays {
     /// Drop the least recently used replays beyond the number kept (none used in the last
     /// minute: a question may be reading it).
     async fn evict(&self) -> Result<(), ViewError> {
-        let old: Vec<String> = sqlx::query_scalar(
-            "SELECT schema_name FROM view_replays ORDER BY used_at DESC OFFSET $1",
-        )
+        // Those of another shape first (never read again), then the least recently used.
+        let old: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT schema_name FROM view_replays ORDER BY shape = {SHAPE} DESC, used_at DESC OFFSET $1"
+        ))
         .bind(self.keep as i64)
         .fetch_all(&self.pool)
         .await?;
@@ -380,7 +416,7 @@ impl Replays {
             let mut tx = self.pool.begin().await?;
             let gone: Option<String> = sqlx::query_scalar(&format!(
                 "DELETE FROM view_replays WHERE schema_name = $1 \
-                 AND used_at < now() - interval '{IN_USE}' RETURNING schema_name"
+                 AND (used_at < now() - interval '{IN_USE}' OR shape <> {SHAPE}) RETURNING schema_name"
             ))
             .bind(&schema)
             .fetch_optional(&mut *tx)
@@ -401,8 +437,57 @@ impl Replays {
                 tokio::spawn(async move { pool.close().await });
             }
         }
+        // Builds that died (their process with them): a build takes minutes at most.
+        let building: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) AND strpos(nspname, $2) > 0",
+        )
+        .bind(SCHEMA_PREFIX)
+        .bind(BUILDING)
+        .fetch_all(&self.pool)
+        .await?;
+        let now = Utc::now().timestamp();
+        for schema in building {
+            let started = schema
+                .rsplit(BUILDING)
+                .next()
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<i64>().ok());
+            if started.is_some_and(|at| now - at > ABANDONED_AFTER_SECS) {
+                sqlx::Executor::execute(
+                    &self.pool,
+                    format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str(),
+                )
+                .await?;
+            }
+        }
         Ok(())
     }
+}
+
+/// Drop every replay, and builds under way (before a migration: they are caches of the read
+/// models' old shape, and their views of live tables would hold the migration up).
+pub async fn drop_all(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(SCHEMA_PREFIX)
+            .fetch_all(&mut *conn)
+            .await?;
+    for schema in schemas {
+        sqlx::Executor::execute(
+            &mut *conn,
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str(),
+        )
+        .await?;
+    }
+    let registry: Option<String> = sqlx::query_scalar("SELECT to_regclass('view_replays')::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    if registry.is_some() {
+        sqlx::query("DELETE FROM view_replays")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The schema of the replay of `cut` (the same in every process).
