@@ -69,6 +69,31 @@ pub fn services(app: &Arc<App>) -> Router {
     routes(app).0
 }
 
+/// Whether a request's caller is still admitted, by the checks of the context its path
+/// belongs to (before a kept answer is replayed to them).
+fn admits(app: &Arc<App>) -> crate::http::idempotency::Admits {
+    use axum::extract::FromRequestParts;
+    let app = app.clone();
+    Arc::new(move |mut parts| {
+        let app = app.clone();
+        Box::pin(async move {
+            // Checked as a read: the check is not another write (the campus counts writes).
+            parts.method = axum::http::Method::GET;
+            if crate::campus::owns(parts.uri.path()) {
+                crate::campus::Caller::from_request_parts(&mut parts, &app.campus)
+                    .await
+                    .map(|_| ())
+                    .map_err(IntoResponse::into_response)
+            } else {
+                crate::orchestra::CurrentMember::from_request_parts(&mut parts, &app.orchestra)
+                    .await
+                    .map(|_| ())
+                    .map_err(IntoResponse::into_response)
+            }
+        })
+    })
+}
+
 /// An unknown path, answered in the dialect of the service whose paths it lies among (the
 /// orchestra's `{"msg"}` for any other).
 async fn not_found(uri: Uri) -> Response {
@@ -98,5 +123,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::http::serve(app.rt.clone(), routes(&app), listener, shutdown).await
+    crate::http::serve(
+        app.rt.clone(),
+        routes(&app),
+        admits(&app),
+        listener,
+        shutdown,
+    )
+    .await
 }

@@ -13,7 +13,7 @@ mod fields;
 mod http;
 pub mod service;
 
-pub use auth::{superuser_token_then, token_as, As, CurrentSuperuser, Permitted};
+pub use auth::{superuser_token_then, token_as, As, Caller, CurrentSuperuser, Permitted};
 pub use context::{local_time, owns, Campus, AUDIENCE};
 pub use http::routes;
 pub use service::organizations::{sweeper, withdraw_orphaned};

@@ -108,8 +108,28 @@ fn caller(app: &Runtime, request: &Request) -> Option<Caller> {
     Some(Caller { scope, subject })
 }
 
+/// Whether the caller of a request is still admitted by its route's own checks (a binding
+/// undone, an account deleted or disabled since the answer was kept): asked before a kept
+/// answer is replayed, so that a revoked token gets the route's refusal, not the answer. Given
+/// by the top floor, which knows the contexts.
+pub type Admits = Arc<
+    dyn Fn(
+            axum::http::request::Parts,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Response>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What the retry layer runs on.
+#[derive(Clone)]
+pub struct Retries {
+    pub app: Arc<Runtime>,
+    pub admits: Admits,
+}
+
 pub async fn idempotency(
-    State(app): State<Arc<Runtime>>,
+    State(Retries { app, admits }): State<Retries>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -129,13 +149,14 @@ pub async fn idempotency(
         .get(&IDEMPOTENCY_KEY)
         .cloned()
         .expect("checked above");
-    match run(app, caller, key, request, next).await {
+    match run(app, admits, caller, key, request, next).await {
         Ok(response) | Err(response) => response,
     }
 }
 
 async fn run(
     app: Arc<Runtime>,
+    admits: Admits,
     caller: Caller,
     key: HeaderValue,
     request: Request,
@@ -186,7 +207,13 @@ async fn run(
                 let response = next.run(request).await;
                 keep(&app, &caller, &key, response).await
             }
-            Ok(false) => replay(&app, &caller.scope, &key, &request_hash).await,
+            Ok(false) => {
+                let (parts, _) = request.into_parts();
+                match admits(parts).await {
+                    Ok(()) => replay(&app, &caller.scope, &key, &request_hash).await,
+                    Err(refused) => refused,
+                }
+            }
             Err(e) => ApiError::from(e).into_response(),
         }
     });

@@ -60,7 +60,11 @@ struct Bounds {
 /// answers), with the shared plumbing around
 /// them: request ids, limits and deadlines, safe retries, tracing, metrics, and the JSON
 /// answers for unknown paths and methods.
-pub fn router(app: Arc<Runtime>, (api, document): (Router, utoipa::openapi::OpenApi)) -> Router {
+pub fn router(
+    app: Arc<Runtime>,
+    (api, document): (Router, utoipa::openapi::OpenApi),
+    admits: idempotency::Admits,
+) -> Router {
     let waits = app.config.waits;
     let limits = Bounds {
         http: app.config.http,
@@ -75,7 +79,10 @@ pub fn router(app: Arc<Runtime>, (api, document): (Router, utoipa::openapi::Open
     ))))
     // Safe retries only on routes that exist (a route layer: unknown paths never reach it).
     .route_layer(axum::middleware::from_fn_with_state(
-        app.clone(),
+        idempotency::Retries {
+            app: app.clone(),
+            admits,
+        },
         idempotency::idempotency,
     ))
     .route_layer(axum::middleware::from_fn(health::mark_route))
@@ -169,12 +176,13 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 pub async fn serve(
     app: Arc<Runtime>,
     routes: (Router, utoipa::openapi::OpenApi),
+    admits: idempotency::Admits,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = app.config.http;
     let max_connections = connection_cap(limits.max_connections, app.config.pool_size);
-    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app, routes));
+    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app, routes, admits));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);

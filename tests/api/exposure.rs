@@ -1008,3 +1008,67 @@ async fn avatars_that_only_parse_as_links_are_refused_and_a_known_user_logs_in_w
         assert_eq!(reply.status, 400, "{name:?}: {}", reply.body);
     }
 }
+
+#[tokio::test]
+async fn a_token_revoked_since_gets_the_routes_refusal_not_the_kept_answer() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.campus_write_limit = 0;
+    })
+    .await;
+    let t = app.with_roster().await;
+    let david = app.member_id("David").await;
+    let body = json!({"reason": "x", "time_absence": "2026-03-12", "type": "全体排练"});
+    let authorization = format!("JWT {}", t.david);
+    let send = || {
+        keyed(
+            &app,
+            reqwest::Method::POST,
+            "/absence/",
+            &authorization,
+            "k1",
+            body.clone(),
+        )
+    };
+    assert_eq!(send().await, 201);
+    assert_eq!(send().await, 201, "replayed while the token holds");
+    app.operator(RosterCommand::UnbindWechat {
+        member_id: david as u64,
+    })
+    .await;
+    let replayed = app
+        .authed(reqwest::Method::POST, "/absence/", &t.david)
+        .header("Idempotency-Key", "k1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+    assert!(replayed.headers().get("idempotent-replayed").is_none());
+    let refused: Value = replayed.json().await.unwrap();
+    assert_eq!(refused, json!({"msg": "Invalid or expired token."}));
+    // The campus likewise: a user deleted since.
+    let u = user(&app, "u").await;
+    let feedback = |token: String| {
+        let app = &app;
+        async move {
+            app.authed(reqwest::Method::POST, "/feedbacks/", &token)
+                .header("Idempotency-Key", "f1")
+                .json(&json!({"feedback": "slow", "contact": "me"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(feedback(u.token.clone()).await.status(), 201);
+    assert_eq!(
+        feedback(u.token.clone()).await.headers()["idempotent-replayed"],
+        "true"
+    );
+    let admin = superuser(&app).await;
+    app.delete(&format!("/users/{}/", u.id), &admin).await;
+    let after = feedback(u.token.clone()).await;
+    assert_eq!(after.status(), 401);
+    let refused: Value = after.json().await.unwrap();
+    assert_eq!(refused, json!({"detail": "认证令牌无效。"}));
+}
