@@ -202,24 +202,44 @@ async fn run(
     // from its run nor the run from the answer kept for the retry.
     let request = Request::from_parts(parts, Body::from(bytes));
     let task = tokio::spawn(async move {
-        match claim(&app, &caller, &key, &request_hash).await {
-            Ok(true) => {
-                let response = next.run(request).await;
-                keep(&app, &caller, &key, response).await
-            }
-            Ok(false) => {
-                let (parts, _) = request.into_parts();
-                match admits(parts).await {
-                    Ok(()) => replay(&app, &caller.scope, &key, &request_hash).await,
-                    Err(refused) => refused,
+        let mut admitted = false;
+        // The first request's answer released (not kept) while this one waited: claim again
+        // and run it, a few times at most.
+        for _ in 0..5 {
+            match claim(&app, &caller, &key, &request_hash).await {
+                Ok(true) => {
+                    let response = next.run(request).await;
+                    return keep(&app, &caller, &key, response).await;
                 }
+                Ok(false) => {
+                    if !admitted {
+                        if let Err(refused) = admits(parts_of(&request)).await {
+                            return refused;
+                        }
+                        admitted = true;
+                    }
+                    if let Some(answer) = replay(&app, &caller.scope, &key, &request_hash).await {
+                        return answer;
+                    }
+                }
+                Err(e) => return ApiError::from(e).into_response(),
             }
-            Err(e) => ApiError::from(e).into_response(),
         }
+        ApiError::busy("The first request with this Idempotency-Key failed; please try again.")
+            .into_response()
     });
     Ok(task
         .await
         .unwrap_or_else(|_| ApiError::internal("the request task failed").into_response()))
+}
+
+/// What the route's checks read of a request (its method, path and headers), for [`Admits`].
+fn parts_of(request: &Request) -> axum::http::request::Parts {
+    let mut copy = Request::new(());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy.into_parts().0
 }
 
 /// Claim `key` for `caller`'s request: false when it is taken (by a request that ran, or runs).
@@ -320,7 +340,9 @@ async fn keep(app: &Runtime, caller: &Caller, key: &str, response: Response) -> 
 type Kept = (String, Option<i16>, Option<String>, Option<Vec<u8>>);
 
 /// The key is taken: the first answer, once there is one; 422 for another request.
-async fn replay(app: &Runtime, scope: &str, key: &str, request_hash: &str) -> Response {
+/// The kept answer for a key claimed by another request (waiting for it to be kept); None
+/// when that request's answer was released instead (it was not a decision).
+async fn replay(app: &Runtime, scope: &str, key: &str, request_hash: &str) -> Option<Response> {
     // Short of the request's own deadline, so that the 409 is what the client hears.
     let give_up = tokio::time::Instant::now()
         + app
@@ -339,20 +361,17 @@ async fn replay(app: &Runtime, scope: &str, key: &str, request_hash: &str) -> Re
         .fetch_optional(&app.pool)
         .await;
         match row {
-            Err(e) => return ApiError::from(e).into_response(),
-            // Released meanwhile (the first answer was not kept): let the client retry.
-            Ok(None) => {
-                return ApiError::busy(
-                    "The first request with this Idempotency-Key failed; please try again.",
-                )
-                .into_response()
-            }
+            Err(e) => return Some(ApiError::from(e).into_response()),
+            // Released meanwhile (the first answer was not kept).
+            Ok(None) => return None,
             Ok(Some((hash, _, _, _))) if hash != request_hash => {
-                return ApiError::msg(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "This Idempotency-Key was already used with another request.",
+                return Some(
+                    ApiError::msg(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "This Idempotency-Key was already used with another request.",
+                    )
+                    .into_response(),
                 )
-                .into_response()
             }
             Ok(Some((_, Some(status), content_type, body))) => {
                 let mut response = Response::new(Body::from(body.unwrap_or_default()));
@@ -366,17 +385,19 @@ async fn replay(app: &Runtime, scope: &str, key: &str, request_hash: &str) -> Re
                 response
                     .headers_mut()
                     .insert(REPLAYED, HeaderValue::from_static("true"));
-                return response;
+                return Some(response);
             }
             Ok(Some(_)) if tokio::time::Instant::now() < give_up => {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             Ok(Some(_)) => {
-                return ApiError::msg(
-                    StatusCode::CONFLICT,
-                    "A request with this Idempotency-Key is still in progress.",
+                return Some(
+                    ApiError::msg(
+                        StatusCode::CONFLICT,
+                        "A request with this Idempotency-Key is still in progress.",
+                    )
+                    .into_response(),
                 )
-                .into_response()
             }
         }
     }

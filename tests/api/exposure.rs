@@ -1072,3 +1072,23 @@ async fn a_token_revoked_since_gets_the_routes_refusal_not_the_kept_answer() {
     let refused: Value = after.json().await.unwrap();
     assert_eq!(refused, json!({"detail": "认证令牌无效。"}));
 }
+
+#[tokio::test]
+async fn duplicates_waiting_on_an_answer_that_is_not_kept_run_themselves() {
+    let app = spawn_app_with(|c| c.campus_write_limit = 0).await;
+    let u = user(&app, "u").await;
+    // Not a superuser: 403, an answer that is not kept. The duplicates that waited on it run
+    // themselves and hear the same, never a 503.
+    let statuses = futures::future::join_all((0..10).map(|_| {
+        app.authed(reqwest::Method::POST, "/activities/categories/", &u.token)
+            .header("Idempotency-Key", "same")
+            .json(&json!({"name": "晚会"}))
+            .send()
+    }))
+    .await;
+    let statuses: Vec<u16> = statuses
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 403), "{statuses:?}");
+}
