@@ -491,6 +491,21 @@ async fn shadow_batch(
     after: LogPosition,
 ) -> Result<(Vec<StoredEvent>, i64), ProjectionError> {
     let horizon = horizon(&mut *tx).await?;
+    build_beside(pool, tx, SHADOW_ENTRY, SHADOW_SCHEMA, live).await?;
+    let events = read_events(&mut *tx, after, horizon, REBUILD_BATCH).await?;
+    Ok((events, horizon))
+}
+
+/// Make `tx` a transaction that builds read models in `schema` beside the live ones: listed
+/// in `projection_rebuilds` as `entry` (it writes no events, so nobody's horizon waits for it),
+/// its unqualified table names pointing at `schema` first.
+pub(crate) async fn build_beside(
+    pool: &PgPool,
+    tx: &mut PgConnection,
+    entry: &str,
+    schema: &str,
+    live: &str,
+) -> Result<(), sqlx::Error> {
     let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
         .fetch_one(&mut *tx)
         .await?;
@@ -499,17 +514,14 @@ async fn shadow_batch(
         "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
     )
-    .bind(SHADOW_ENTRY)
+    .bind(entry)
     .bind(me)
     .execute(pool)
     .await?;
-    sqlx::query(&format!(
-        "SET LOCAL search_path = {SHADOW_SCHEMA}, \"{live}\""
-    ))
-    .execute(&mut *tx)
-    .await?;
-    let events = read_events(&mut *tx, after, horizon, REBUILD_BATCH).await?;
-    Ok((events, horizon))
+    sqlx::query(&format!("SET LOCAL search_path = {schema}, \"{live}\""))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// What a consumer may read now after `after`: up to one batch of events in log order, below

@@ -354,22 +354,7 @@ impl Replays {
         loop {
             let took = std::time::Instant::now();
             let mut tx = self.pool.begin().await?;
-            let me: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-                .fetch_one(&mut *tx)
-                .await?;
-            // Listed at once (on another connection): it writes no events, so nobody's
-            // horizon waits for it.
-            sqlx::query(
-                "INSERT INTO projection_rebuilds (name, transaction_id) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id",
-            )
-            .bind(entry)
-            .bind(me)
-            .execute(&self.pool)
-            .await?;
-            sqlx::query(&format!("SET LOCAL search_path = {building}, \"{live}\""))
-                .execute(&mut *tx)
-                .await?;
+            runner::build_beside(&self.pool, &mut tx, entry, building, &live).await?;
             let events: Vec<StoredEvent> = sqlx::query_as(&format!(
                 "{SELECT_EVENTS} WHERE (transaction_id, position) > ($1, $2) \
                  AND (transaction_id, position) <= ($3, $4) \
