@@ -112,7 +112,7 @@ pub enum Refused {
 impl From<ViewError> for Refused {
     fn from(e: ViewError) -> Self {
         match e {
-            ViewError::NoSuchPosition(_) => Self::Bad(e.to_string()),
+            ViewError::NoSuchPosition(_) | ViewError::Future => Self::Bad(e.to_string()),
             ViewError::Busy => Self::Later(e.to_string(), 5),
             ViewError::Unsettled => Self::Later(e.to_string(), 1),
             ViewError::Database(e) => Self::Failed(e.into()),
@@ -202,9 +202,9 @@ pub async fn answer(
     let token = match subject {
         Some(Subject::Member(id)) => orchestra::token_as(&then.orchestra, Some(id)).await?,
         None if !on_campus => orchestra::token_as(&then.orchestra, None).await?,
-        Some(Subject::User(id)) => Some(campus::token_as(&then.campus, campus::As::User(id))),
+        Some(Subject::User(id)) => campus::token_as(&then.campus, campus::As::User(id)).await?,
         Some(Subject::Superuser(id)) => {
-            Some(campus::token_as(&then.campus, campus::As::Superuser(id)))
+            campus::token_as(&then.campus, campus::As::Superuser(id)).await?
         }
         None => campus::superuser_token_then(&then.campus, auditor).await?,
     };

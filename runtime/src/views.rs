@@ -41,8 +41,9 @@ const BATCH: i64 = 20_000;
 const BUILDING: &str = "_building_";
 /// A building schema this old belongs to a build that died.
 const ABANDONED_AFTER_SECS: i64 = 3600;
-/// A replay is never dropped within this long of its last use (a question may be reading it).
-const IN_USE: &str = "1 minute";
+/// A replay is never dropped within this long of its last use (a question may be reading it:
+/// its statements are cut off after 10 s).
+const IN_USE: &str = "15 seconds";
 /// The newest migration of this build: the shape of the read models' tables.
 const SHAPE: &str = "(SELECT max(version) FROM _sqlx_migrations WHERE success)";
 /// The prefix of the schemas of replays.
@@ -62,6 +63,8 @@ pub enum ViewError {
     Unsettled,
     #[error("no event has position {0}")]
     NoSuchPosition(i64),
+    #[error("as_of is in the future")]
+    Future,
     #[error("the replay could not finish: {0}")]
     Failed(String),
 }
@@ -115,7 +118,7 @@ impl Replays {
             keep,
             wait,
             building: Arc::new(Semaphore::new(1)),
-            statement_bound: statement_timeout * 2 + Duration::from_secs(60),
+            statement_bound: statement_timeout * 2 + Duration::from_secs(5),
             pools: Default::default(),
             built: AtomicU64::new(0),
         }
@@ -129,16 +132,22 @@ impl Replays {
     /// The cut of the moment `time`.
     pub async fn cut_at(&self, time: DateTime<Utc>) -> Result<Cut, ViewError> {
         let mut conn = self.pool.acquire().await?;
+        let future: bool = sqlx::query_scalar("SELECT $1 > clock_timestamp()")
+            .bind(time)
+            .fetch_one(&mut *conn)
+            .await?;
+        if future {
+            return Err(ViewError::Future);
+        }
         let horizon = runner::horizon(&mut conn).await?;
-        // The first transaction that took its id after `time`: among those recorded within
-        // a statement's longest run after it (a transaction takes its id after it begins, and
-        // an append is one statement), else the first recorded later still.
+        // The first transaction that took its id after `time`. Every transaction recorded
+        // after it did (it takes its id after it begins); the first of them, recorded at t1,
+        // took its id by t1 + a statement's longest run, before any transaction recorded
+        // later still: the smallest id is among those recorded up to then.
         let first_after: Option<i64> = sqlx::query_scalar(
-            "SELECT coalesce( \
-                 (SELECT min(x) FROM (SELECT transaction_id AS x FROM events \
-                  WHERE recorded_at > $1 AND recorded_at <= $1 + $2 OFFSET 0) within), \
-                 (SELECT transaction_id FROM events WHERE recorded_at > $1 + $2 \
-                  ORDER BY recorded_at LIMIT 1))",
+            "WITH t1 AS (SELECT min(recorded_at) AS at FROM events WHERE recorded_at > $1) \
+             SELECT min(x) FROM (SELECT transaction_id AS x FROM events, t1 \
+                 WHERE recorded_at > $1 AND recorded_at <= t1.at + $2 OFFSET 0) within",
         )
         .bind(time)
         .bind(self.statement_bound)
@@ -162,23 +171,29 @@ impl Replays {
         })
     }
 
-    /// The cut that ends with the event at `position` (its time: when it was recorded).
+    /// The cut that ends with the transaction that wrote the event at `position` (its time:
+    /// when that was recorded).
     pub async fn cut_at_position(&self, position: i64) -> Result<Cut, ViewError> {
         let mut conn = self.pool.acquire().await?;
         let horizon = runner::horizon(&mut conn).await?;
-        let event: Option<(i64, DateTime<Utc>)> =
-            sqlx::query_as("SELECT transaction_id, recorded_at FROM events WHERE position = $1")
-                .bind(position)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let (transaction_id, time) = event.ok_or(ViewError::NoSuchPosition(position))?;
+        // The whole transaction that wrote it: a state between two of its events never was.
+        let event: Option<(i64, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT e.transaction_id, \
+                    (SELECT max(position) FROM events t WHERE t.transaction_id = e.transaction_id), \
+                    e.recorded_at \
+             FROM events e WHERE e.position = $1",
+        )
+        .bind(position)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (transaction_id, last, time) = event.ok_or(ViewError::NoSuchPosition(position))?;
         if transaction_id >= horizon {
             return Err(ViewError::Unsettled);
         }
         Ok(Cut {
             at: LogPosition {
                 transaction_id,
-                position,
+                position: last,
             },
             time,
         })
@@ -199,6 +214,15 @@ impl Replays {
         if let Some(view) = self.kept(&schema, cut).await? {
             return Ok(view);
         }
+        // Room first: at most `keep` replays. When every one was used a moment ago (questions
+        // about that many moments at once), the next moment waits its turn.
+        self.evict(self.keep.saturating_sub(1)).await?;
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM view_replays")
+            .fetch_one(&self.pool)
+            .await?;
+        if kept >= self.keep as i64 {
+            return Err(ViewError::Busy);
+        }
         let me = self.clone();
         let build = tokio::spawn(async move {
             let built = me.build(cut).await;
@@ -208,7 +232,6 @@ impl Replays {
         build
             .await
             .map_err(|e| ViewError::Failed(e.to_string()))??;
-        self.evict().await?;
         self.kept(&schema, cut)
             .await?
             .ok_or_else(|| ViewError::Failed("the replay was dropped as soon as built".into()))
@@ -282,7 +305,28 @@ impl Replays {
                 return Err(e);
             }
         };
+        // One process at a time puts a moment in place; one that finds it there (built
+        // meanwhile by another) keeps that one, which questions may be reading.
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&schema)
+            .execute(&mut *tx)
+            .await?;
+        let theirs: Option<bool> = sqlx::query_scalar(&format!(
+            "SELECT true FROM view_replays WHERE schema_name = $1 AND shape = {SHAPE}"
+        ))
+        .bind(&schema)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if theirs.is_some() {
+            sqlx::Executor::execute(
+                &mut *tx,
+                format!("DROP SCHEMA IF EXISTS {building} CASCADE").as_str(),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         sqlx::Executor::execute(
             &mut *tx,
             format!(
@@ -389,12 +433,12 @@ impl Replays {
 
     /// Drop the least recently used replays beyond the number kept (none used in the last
     /// minute: a question may be reading it).
-    async fn evict(&self) -> Result<(), ViewError> {
+    async fn evict(&self, keep: u32) -> Result<(), ViewError> {
         // Those of another shape first (never read again), then the least recently used.
         let old: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT schema_name FROM view_replays ORDER BY shape = {SHAPE} DESC, used_at DESC OFFSET $1"
         ))
-        .bind(self.keep as i64)
+        .bind(keep as i64)
         .fetch_all(&self.pool)
         .await?;
         for schema in old {
@@ -417,10 +461,6 @@ impl Replays {
                 .await?;
             }
             tx.commit().await?;
-            let pool = self.pools.lock().unwrap().remove(&schema);
-            if let Some(pool) = pool {
-                tokio::spawn(async move { pool.close().await });
-            }
         }
         // Builds that died (their process with them): a build takes minutes at most.
         let building: Vec<String> = sqlx::query_scalar(
@@ -444,6 +484,32 @@ impl Replays {
                 )
                 .await?;
             }
+        }
+        // The listings of builds whose schema is gone (a build killed with its process).
+        sqlx::query(
+            "DELETE FROM projection_rebuilds WHERE starts_with(name, 'view:') \
+             AND NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = substr(name, 6))",
+        )
+        .execute(&self.pool)
+        .await?;
+        // Pools of replays another process dropped.
+        let registered: Vec<String> = sqlx::query_scalar("SELECT schema_name FROM view_replays")
+            .fetch_all(&self.pool)
+            .await?;
+        let gone: Vec<PgPool> = {
+            let mut pools = self.pools.lock().unwrap();
+            let stale: Vec<String> = pools
+                .keys()
+                .filter(|schema| !registered.contains(schema))
+                .cloned()
+                .collect();
+            stale
+                .iter()
+                .filter_map(|schema| pools.remove(schema))
+                .collect()
+        };
+        for pool in gone {
+            tokio::spawn(async move { pool.close().await });
         }
         Ok(())
     }

@@ -217,8 +217,28 @@ pub enum As {
     Superuser(String),
 }
 
-/// A token for `who` (checked by the routes against the read models of `app`, as any token).
-pub fn token_as(app: &Campus, who: As) -> String {
+/// A token for `who` as the read models of `app` know them: None if they did not exist there
+/// (they could not have asked); else a token the routes check as any other (a deleted user's,
+/// a disabled superuser's, is refused as theirs were).
+pub async fn token_as(app: &Campus, who: As) -> sqlx::Result<Option<String>> {
+    let existed: Option<bool> = match &who {
+        As::User(id) => {
+            sqlx::query_scalar("SELECT true FROM campus_users WHERE id = $1")
+                .bind(*id as i64)
+                .fetch_optional(&app.rt.pool)
+                .await?
+        }
+        As::Superuser(id) => {
+            sqlx::query_scalar("SELECT true FROM campus_superusers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&app.rt.pool)
+                .await?
+        }
+    };
+    Ok(existed.map(|_| issue(app, who)))
+}
+
+fn issue(app: &Campus, who: As) -> String {
     let (sub, kind) = match who {
         As::User(id) => (id.to_string(), USER),
         As::Superuser(id) => (id, SUPERUSER),
@@ -245,5 +265,5 @@ pub async fn superuser_token_then(
     .bind(preferred.unwrap_or_default())
     .fetch_optional(&app.rt.pool)
     .await?;
-    Ok(id.map(|id| token_as(app, As::Superuser(id))))
+    Ok(id.map(|id| issue(app, As::Superuser(id))))
 }

@@ -412,3 +412,148 @@ async fn the_command_line_prints_the_same_answer() {
     let printed: Value = serde_json::from_str(&crate::cli::stdout(&out)).unwrap();
     assert_eq!(printed, http.body);
 }
+
+#[tokio::test]
+async fn a_moment_holds_what_took_its_id_before_it_even_after_a_quiet_while() {
+    // A statement's longest run: 2 x 1 s + 5 s.
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.waits.turn = std::time::Duration::from_secs(1);
+        c.http.request_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let moment = now(&app).await;
+    let before = view(&app, &admin, "/manager/", &moment, None).await;
+    let last = before.body["as_of"]["position"].as_i64().unwrap();
+    // A quiet while longer than a statement's longest run, then two transactions: A begins
+    // first but takes its id after B, which begins later.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let insert = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                  event_version, payload, metadata) VALUES ('Test', $1, 1, 'Tested', '1.0', '{}', '{}')";
+    use sqlx::Connection;
+    let url = app.database_url.clone();
+    let a = tokio::spawn(async move {
+        // A connection of its own: the app's cut statements off after a second.
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("SELECT now(), pg_sleep(1.5)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(insert)
+            .bind("a")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query(insert)
+        .bind("b")
+        .execute(&app.app.rt.pool)
+        .await
+        .unwrap();
+    a.await.unwrap();
+    let (a_id, b_id): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT transaction_id FROM events WHERE aggregate_id = 'a'), \
+                (SELECT transaction_id FROM events WHERE aggregate_id = 'b')",
+    )
+    .fetch_one(&app.app.rt.pool)
+    .await
+    .unwrap();
+    assert!(b_id < a_id, "B took its id first");
+    // The moment before them holds neither.
+    let after = view(&app, &admin, "/manager/", &moment, None).await;
+    assert_eq!(after.body["as_of"]["position"], last, "{}", after.body);
+    // A moment in the future is refused: its answer could still change.
+    let future = view(&app, &admin, "/manager/", "2999-01-01", None).await;
+    assert_eq!(future.status, 400, "{}", future.body);
+}
+
+#[tokio::test]
+async fn a_position_stands_for_the_whole_transaction_that_wrote_it() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let admin = superuser(&app).await;
+    // The roster import is one transaction of four events.
+    app.import_roster(crate::helpers::ROSTER).await;
+    let (first, last): (i64, i64) = sqlx::query_as(
+        "SELECT min(position), max(position) FROM events WHERE aggregate_type = 'Roster'",
+    )
+    .fetch_one(&app.app.rt.pool)
+    .await
+    .unwrap();
+    assert_eq!(last - first, 3);
+    let alice = app.login("Alice").await;
+    let whole = app.get("/manager/next/", &alice).await;
+    let then = view(
+        &app,
+        &admin,
+        "/absence/",
+        &format!("position:{first}"),
+        None,
+    )
+    .await;
+    assert_eq!(then.body["as_of"]["position"], last, "{}", then.body);
+    assert_eq!(whole.status, 200);
+    // Someone who did not exist yet could not have asked: no token, as live.
+    let u = user(&app, "later").await;
+    let nobody = view(
+        &app,
+        &admin,
+        "/blocks/",
+        &format!("position:{last}"),
+        Some(&format!("campus-user:{}", u.id)),
+    )
+    .await;
+    assert_eq!(nobody.body["status"], 401);
+    assert_eq!(
+        nobody.body["body"],
+        json!({"detail": "身份认证信息未提供。"})
+    );
+}
+
+#[tokio::test]
+async fn no_more_replays_are_kept_than_allowed_however_fast_they_are_asked_for() {
+    let app = spawn_app_with(|c| {
+        c.write_limit = 0;
+        c.view_replays = 2;
+    })
+    .await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    for (token, date) in [
+        (&t.david, "2026-03-12"),
+        (&t.david, "2026-03-13"),
+        (&t.wendy, "2026-03-12"),
+        (&t.percy, "2026-03-12"),
+    ] {
+        app.apply_id(token, date, "全体排练").await;
+    }
+    let last = app.scalar("SELECT max(position) FROM events").await;
+    let mut statuses = Vec::new();
+    for n in (last - 5)..=last {
+        statuses.push(
+            view(&app, &admin, "/manager/", &format!("position:{n}"), None)
+                .await
+                .status,
+        );
+    }
+    // Two moments answered; the others wait their turn (503 with Retry-After) while both
+    // replays were used a moment ago.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    let kept = app
+        .scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ensemble_view_%'")
+        .await;
+    assert_eq!(kept, 2);
+}
