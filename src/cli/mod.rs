@@ -3,7 +3,8 @@
 //!
 //! By area: `serve` runs the server, `admin` the campus superusers, `roster` the
 //! orchestra roster and seasons, `projections` the read models, `mail` the outbox,
-//! `events` the event log and `views` the time machine. This module holds the command line itself and what they share.
+//! `events` the event log, `views` the time machine and `erasures` the list of erased
+//! people a restore needs. This module holds the command line itself and what they share.
 
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::{App, Config};
 
 mod admin;
+mod erasures;
 mod events;
 mod mail;
 mod projections;
@@ -20,6 +22,7 @@ mod serve;
 mod views;
 
 use admin::AdminCmd;
+use erasures::ErasuresCmd;
 use events::EventsCmd;
 use mail::MailCmd;
 use projections::ProjectionsCmd;
@@ -87,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: ViewsCmd,
     },
+    /// Erased people: the list to keep outside the database, and its replay after a restore
+    Erasures {
+        #[command(subcommand)]
+        command: ErasuresCmd,
+    },
 }
 
 /// `ENSEMBLE_FAKE_WECHAT`: on or off in the usual words; blank is off (unset).
@@ -144,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Views { command } => views::views(&app, command).await,
         Command::Projections { command } => projections::projections(&app, command).await,
         Command::Events { command } => events::events(&app, command).await,
+        Command::Erasures { command } => erasures::erasures(&app, command).await,
     }
 }
 

@@ -770,3 +770,128 @@ async fn serve_with_a_fake_wechat_lets_a_newcomer_log_in_on_this_machine_only() 
     );
     let _ = std::fs::remove_file(file);
 }
+
+/// `pg_dump -Fc` of `from` into a new database (dropped with the test): a restore.
+async fn restore_copy(from: &str) -> (String, crate::helpers::OwnedDatabase) {
+    let to = crate::helpers::fresh_database_url();
+    let held = crate::helpers::OwnedDatabase::hold(&to);
+    let dump = std::env::temp_dir().join(format!("ensemble-{}.dump", uuid::Uuid::new_v4()));
+    let (from, to2, file) = (from.to_string(), to.clone(), dump.clone());
+    tokio::task::spawn_blocking(move || {
+        let run = |c: &mut Command| {
+            let out = c.output().expect("PostgreSQL's client tools run");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("pg_dump")
+            .args(["-Fc", "-f"])
+            .arg(&file)
+            .arg(&from));
+        let (admin, name) = to2.rsplit_once('/').unwrap();
+        run(Command::new("psql")
+            .arg(format!("{admin}/postgres"))
+            .args(["-qc", &format!("CREATE DATABASE \"{name}\"")]));
+        run(Command::new("pg_restore").args(["-d", &to2]).arg(&file));
+        let _ = std::fs::remove_file(&file);
+    })
+    .await
+    .unwrap();
+    (to, held)
+}
+
+#[tokio::test]
+async fn erasures_after_a_backup_are_erased_again_from_the_kept_list() {
+    let app = spawn_app().await;
+    app.with_roster().await;
+    let user = crate::platform::user(&app, "Ursula").await;
+    let david = app.member_id("David").await;
+    // The backup, taken before the two erasures.
+    let (restored, _held) = restore_copy(&app.database_url).await;
+    let out = ensemble(&app.database_url, &["roster", "forget", "David"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reply = app
+        .delete(&format!("/users/{}/", user.id), &user.token)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    // The list: subjects and times, no personal data.
+    let listed = ensemble(&app.database_url, &["erasures", "list"]).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let list = String::from_utf8(listed.stdout).unwrap();
+    let subjects: Vec<&str> = list
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    let member = format!("orchestra-member:{david}");
+    let campus = format!("campus-user:{}", user.id);
+    assert_eq!(subjects, [member.as_str(), campus.as_str()], "{list}");
+    assert!(
+        !list.contains("David") && !list.contains("Ursula"),
+        "{list}"
+    );
+    let file = std::env::temp_dir().join(format!("erasures-{}.tsv", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &list).unwrap();
+    let path = file.to_str().unwrap();
+
+    // The restored database has them back: their keys came with the backup.
+    let q = |sql: &'static str, url: String| async move {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let v: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        v
+    };
+    let names = "SELECT name FROM orchestra_members ORDER BY id";
+    assert!(q(names, restored.clone())
+        .await
+        .contains(&"David".to_string()));
+    // A list with a line that is not a subject is refused whole.
+    let bad = std::env::temp_dir().join(format!("erasures-{}.tsv", uuid::Uuid::new_v4()));
+    std::fs::write(&bad, format!("{list}David\t2026-01-01\n")).unwrap();
+    let out = ensemble(&restored, &["erasures", "reapply", bad.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(q(names, restored.clone())
+        .await
+        .contains(&"David".to_string()));
+
+    let out = ensemble(&restored, &["erasures", "reapply", path]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.contains("2 erased again, 0 already erased"), "{said}");
+    assert!(!q(names, restored.clone())
+        .await
+        .contains(&"David".to_string()));
+    assert!(q(names, restored.clone())
+        .await
+        .contains(&format!("former member #{david}")));
+    let forgotten = q(
+        "SELECT subject FROM personal_keys WHERE forgotten_at IS NOT NULL ORDER BY subject",
+        restored.clone(),
+    )
+    .await;
+    assert_eq!(forgotten, [campus.clone(), member.clone()]);
+    let users = q(
+        "SELECT name FROM campus_users WHERE deleted ORDER BY id",
+        restored.clone(),
+    )
+    .await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert!(!users[0].contains("Ursula"));
+    // Again: nothing left to do. A subject this database never had is named and skipped.
+    std::fs::write(
+        &file,
+        format!("{list}campus-user:999\t2026-12-01T00:00:00+00:00\n"),
+    )
+    .unwrap();
+    let out = ensemble(&restored, &["erasures", "reapply", path]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("0 erased again, 2 already erased, 1 not in this database"),
+        "{said}"
+    );
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&bad);
+}

@@ -14,6 +14,7 @@ mod layout;
 mod login;
 mod mail;
 mod manager;
+mod noskip;
 mod ops;
 mod platform;
 mod races;
