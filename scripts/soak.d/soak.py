@@ -85,6 +85,7 @@ class Server:
         env = dict(ENV, ENSEMBLE_LISTEN=f"127.0.0.1:{self.port}")
         err = open(os.path.join(WORK, f"server-{self.name}.log"), "a")
         self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=err, stderr=err)
+        self.started_at, self.baseline = time.time(), None
 
     def wait_up(self, timeout=60):
         end = time.time() + timeout
@@ -134,6 +135,9 @@ last_profile = {}                         # campus user id -> last acknowledged 
 unavailable = []                          # (time, status, server, route) for 5xx and resets
 first_2xx_after = {}                      # fault index -> seconds to the first 2xx after it
 erased_members, erased_users = set(), set()
+cancelled_absences = set()               # ids of 204 DELETE /absence/<id>/
+HELD = 4
+spent, season = {}, [0]                   # member -> the season their quota ran out in
 faults = []                               # (start, end, kind, detail)
 stop = threading.Event()
 
@@ -178,7 +182,7 @@ class Client:
             statuses[status] += 1
             by_route[(f"{method} {route}", status)] += 1
             if status >= 500:
-                unavailable.append((t, status, server, f"{method} {route}", retry_after))
+                unavailable.append((t, status, server, f"{method} {route}", retry_after, raw[:200]))
         try:
             answer = json.loads(raw) if raw else None
         except ValueError:
@@ -226,13 +230,29 @@ def worker(index, members, users):
     names = [n for n in members if n.startswith("m") and int(n[1:]) % THREADS == index]
     mine = [u for u in users if u % THREADS == index]
     day = 0
+    # Each member holds at most HELD absences, cancelling the oldest before applying again:
+    # the data (and so every list an endpoint answers) stays the same size however long the
+    # soak runs, and what the server holds in memory must too.
+    own = collections.defaultdict(collections.deque)
     while not stop.is_set():
         server = rng.choice("AB")
         op = rng.random()
         try:
             if op < 0.25:
                 name = rng.choice(names)
-                if name in erased_members:
+                if name in erased_members or spent.get(name) == season[0]:
+                    continue
+                if len(own[name]) >= HELD:
+                    absence = own[name][0]
+                    status, _, rid = c.request(server, "DELETE", f"/absence/{absence}/", members[name],
+                                               route="/absence/<id>/")
+                    if status == 204:
+                        with lock:
+                            acked_request_ids.append(rid)
+                            cancelled_absences.add(absence)
+                        own[name].popleft()
+                    elif status == 404:  # cancelled already (an answer lost to a fault)
+                        own[name].popleft()
                     continue
                 day += 1
                 date = f"{2027 + day // 300}-{1 + (day // 28) % 12:02d}-{1 + day % 28:02d}"
@@ -242,6 +262,9 @@ def worker(index, members, users):
                     with lock:
                         acked_request_ids.append(rid)
                         created_absences.append(answer["id"])
+                    own[name].append(answer["id"])
+                elif status == 403:
+                    spent[name] = season[0]
             elif op < 0.40:
                 boss = rng.choice(["boss1", "boss2"])
                 status, answer, _ = c.request(server, "GET", "/manager/future/", members[boss])
@@ -275,7 +298,11 @@ def worker(index, members, users):
             else:
                 path = rng.choice(["/manager/next/", "/manager/", "/manager/history/", "/absence/",
                                    "/organizations/?limit=20", "/users/<id>/"])
-                if path == "/users/<id>/":
+                if path == "/organizations/?limit=20":
+                    user = rng.choice(mine)
+                    if user not in erased_users:
+                        c.request(server, "GET", path, users[user])
+                elif path == "/users/<id>/":
                     user = rng.choice(mine)
                     if user not in erased_users:
                         c.request(server, "GET", f"/users/{user}/", users[user], route=path)
@@ -294,14 +321,18 @@ def worker(index, members, users):
 
 KINDS = ["kill9", "sigterm", "pg_restart", "terminate_all", "held_transaction", "table_lock",
          "smtp_silent", "smtp_refuse", "wechat_silent", "wechat_refuse", "rebuild", "erasure"]
+# SOAK_KINDS: a comma-separated subset of KINDS to inject ("none": load alone).
+if os.environ.get("SOAK_KINDS"):
+    KINDS = [k for k in os.environ["SOAK_KINDS"].split(",") if k in KINDS]
 
 
 def schedule():
-    """The faults and their moments: a function of the seed alone."""
+    """The faults and their moments: a function of the seed and of SOAK_SECONDS, SOAK_WARMUP
+    and SOAK_KINDS alone (same seed and settings, same schedule)."""
     rng = random.Random(SEED)
     plan, t = [], WARMUP
     kinds = []
-    while True:
+    while KINDS:
         if not kinds:
             kinds = KINDS[:]
             rng.shuffle(kinds)
@@ -310,6 +341,7 @@ def schedule():
             return plan
         kind = kinds.pop()
         plan.append((round(t, 1), kind, rng.choice("AB"), rng.randrange(10**6)))
+    return plan
 
 
 def healthy_2xx(server, since, timeout=120):
@@ -405,17 +437,37 @@ def inject(kind, server_name, n, members, users, smtp, wechat):
     log(f"fault {kind} {detail} ({time.time() - start:.1f} s)")
 
 
-def scheduler(plan, t0, members, users, smtp, wechat, rss):
-    for at, kind, server_name, n in plan:
-        if stop.wait(max(0, t0 + at - time.time())):
-            return
-        if not rss:
-            rss.update({s.name: s.rss_kib() for s in SERVERS.values()})
+def operator():
+    """What an operator does in the normal course: a new season now and then (quotas full
+    again, so that members keep applying)."""
+    while not stop.wait(45):
+        try:
+            cli("season", "start")
+            season[0] += 1
+        except Exception as e:
+            log(f"season start: {e!r}")
+
+
+def scheduler(plan, t0, members, users, smtp, wechat):
+    """Each fault at its moment, on a thread of its own: a long one (a held transaction, a
+    silent fake) is still in force when the next ones come, so faults combine."""
+    running = []
+
+    def one(kind, server_name, n):
         try:
             inject(kind, server_name, n, members, users, smtp, wechat)
         except Exception as e:
             log(f"fault {kind} could not be injected: {e!r}")
             record_fault(time.time(), time.time(), kind, f"not injected: {e}")
+
+    for at, kind, server_name, n in plan:
+        if stop.wait(max(0, t0 + at - time.time())):
+            break
+        t = threading.Thread(target=one, args=(kind, server_name, n), daemon=True)
+        t.start()
+        running.append(t)
+    for t in running:
+        t.join()
 
 
 # ---------------------------------------------------------------- the checks
@@ -426,7 +478,7 @@ def read_models():
     return {t: psql(f"SELECT t::text FROM {t} t ORDER BY 1") for t in tables}
 
 
-def checks(users, smtp, rss_warm, rss_end):
+def checks(users, smtp, rss_end):
     rows = []
 
     def check(label, ok, detail=""):
@@ -439,9 +491,10 @@ def checks(users, smtp, rss_warm, rss_end):
           f"{len(acked_request_ids)} acknowledged, {len(missing)} missing")
     # ... and in the read models.
     present = set(psql("SELECT string_agg(id::text, ' ') FROM orchestra_absences").split())
-    lost = [a for a in created_absences if str(a) not in present]
-    check("every acknowledged absence is in the read models", not lost,
-          f"{len(created_absences)} created, {len(lost)} missing")
+    lost = [a for a in created_absences if a not in cancelled_absences and str(a) not in present]
+    back = [a for a in cancelled_absences if str(a) in present]
+    check("every acknowledged absence is in the read models, and no cancelled one", not lost and not back,
+          f"{len(created_absences)} created, {len(cancelled_absences)} cancelled; {len(lost)} missing, {len(back)} back")
     c = Client()
     wrong = 0
     for user, name in last_profile.items():
@@ -481,14 +534,17 @@ def checks(users, smtp, rss_warm, rss_end):
         "WHERE e.position > erasure.p AND (e.metadata->>'actor' = k.subject OR e.payload::text LIKE '%' || k.subject || '%')")
     check("no event names an erased person after their erasure", named == "0",
           f"{len(erased_members)} members and {len(erased_users)} users erased; {named} later events name them")
-    # Never a 500.
+    # Never a 500; every 503 says when to come back.
     fives = statuses[500]
     check("no 500 was ever answered", fives == 0, f"{fives} answers were 500")
-    # Memory.
-    grew = {s: (rss_end[s], rss_warm.get(s, 0)) for s in rss_end}
-    ok = all(end <= warm * 1.2 for end, warm in grew.values() if warm)
+    bare = [u for u in unavailable if u[1] == 503 and not u[4]]
+    check("every 503 carries Retry-After", not bare, f"{statuses[503]} answers were 503, {len(bare)} without")
+    # Memory: each process against its own RSS after its warm-up (a process restarted by a
+    # fault less than a warm-up before the end has no baseline and is only shown).
+    ok = all(end <= warm * 1.2 for end, warm, _ in rss_end.values() if warm)
     check("each server's RSS at the end is within 20 % of its RSS after warm-up", ok,
-          ", ".join(f"{s}: {warm // 1024} -> {end // 1024} MiB" for s, (end, warm) in grew.items()))
+          ", ".join(f"{name}: {warm // 1024 if warm else '-'} -> {end // 1024} MiB (process up {age:.0f} s)"
+                    for name, (end, warm, age) in rss_end.items()))
     return rows
 
 
@@ -513,12 +569,17 @@ def main():
     threads = [threading.Thread(target=worker, args=(i, members, users), daemon=True) for i in range(THREADS)]
     for t in threads:
         t.start()
-    sched = threading.Thread(target=scheduler, args=(plan, t0, members, users, smtp, wechat, rss), daemon=True)
+    sched = threading.Thread(target=scheduler, args=(plan, t0, members, users, smtp, wechat), daemon=True)
     sched.start()
+    threading.Thread(target=operator, daemon=True).start()
     while time.time() < t0 + SECONDS:
         time.sleep(1)
-        if not rss and time.time() > t0 + WARMUP:
-            rss.update({s.name: s.rss_kib() for s in SERVERS.values()})
+        for s in SERVERS.values():
+            # Each process's own warm-up: a server restarted by a fault starts again.
+            if s.baseline is None and time.time() > s.started_at + WARMUP:
+                s.baseline = s.rss_kib()
+            if int(time.time() - t0) % 30 == 0:
+                rss.setdefault(s.name, []).append(s.rss_kib() // 1024)
     stop.set()
     for t in threads:
         t.join()
@@ -533,8 +594,8 @@ def main():
     while time.time() < end and psql("SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL") != "0":
         time.sleep(0.5)
     time.sleep(2)
-    rss_end = {s.name: s.rss_kib() for s in SERVERS.values()}
-    results = checks(users, smtp, rss, rss_end)
+    rss_end = {s.name: (s.rss_kib(), s.baseline, time.time() - s.started_at) for s in SERVERS.values()}
+    results = checks(users, smtp, rss_end)
     for s in SERVERS.values():
         s.proc.terminate()
         s.proc.wait()
@@ -545,6 +606,10 @@ def main():
     kinds = collections.Counter(f[2] for f in faults)
     table(("fault", "injected"), [(k, kinds[k]) for k in KINDS])
     table(("answers", "count"), [(str(k), v) for k, v in sorted(statuses.items(), key=lambda kv: str(kv[0]))])
+    table(("refusals (4xx) by route", "status", "count"),
+          [(route, status, v) for (route, status), v in sorted(by_route.items()) if 400 <= status < 500])
+    for name, samples in rss.items():
+        print(f"RSS of server {name} every 30 s (MiB): {' '.join(map(str, samples))}")
     writes = len(acked_request_ids)
     print(f"writes acknowledged: {writes} ({writes / SECONDS:.0f}/s)")
     print()
@@ -554,6 +619,12 @@ def main():
         blamed[(str(item[1]), "+".join(sorted(set(kinds_then))) or "(none)")] += 1
     table(("unavailable (5xx, connection refused or reset)", "during", "count"),
           [(k[0], k[1], v) for k, v in sorted(blamed.items())])
+    alone = [u for u in unavailable if u[1] != "connection" and not overlapping(u[0])]
+    if alone:
+        print("5xx answered while no fault was in force (the first 10):")
+        for u in alone[:10]:
+            print(f"  {time.strftime('%H:%M:%S', time.localtime(u[0]))} {u[1]} server {u[2]} {u[3]}: {u[5]!r}")
+        print()
     table(("recovery", "times", "mean s", "max s"),
           [(k, len(v), f"{sum(x for x in v if x is not None) / max(1, len([x for x in v if x is not None])):.2f}",
             f"{max((x for x in v if x is not None), default=0):.2f}" + (" (some never)" if None in v else ""))
