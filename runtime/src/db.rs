@@ -13,6 +13,29 @@ pub async fn create_database(url: &str) -> anyhow::Result<()> {
         .with_context(|| format!("DATABASE_URL {}", crate::config::redact_url(url)))
 }
 
+/// Whether the database `url` names exists (the operators' read-only tools refuse to create
+/// an empty one where a lost one was).
+pub async fn database_exists(url: &str) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let options = PgConnectOptions::from_str(url)?;
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(true);
+    };
+    let check = async {
+        let mut conn = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
+        conn.close().await?;
+        Ok::<_, sqlx::Error>(exists)
+    };
+    check
+        .await
+        .with_context(|| format!("DATABASE_URL {}", crate::config::redact_url(url)))
+}
+
 /// A pool on an existing database, for statements: every use is one autocommit statement
 /// (or one simple-query message), and no transaction is ever begun on it. A connection that
 /// sqlx knows to be inside a transaction is closed instead of reused. Each statement may run

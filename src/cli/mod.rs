@@ -141,6 +141,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("database is up to date");
         return Ok(());
     }
+    if let Command::Erasures { .. } = cli.command {
+        // Where a database was lost, a refreshed list must not come out empty (replacing the
+        // kept one) nor a reapply run on a new, empty database.
+        if !runtime::db::database_exists(&config.database_url).await? {
+            anyhow::bail!(
+                "the database DATABASE_URL names does not exist: nothing was listed or erased"
+            );
+        }
+    }
     let app = App::start(config).await?;
     match cli.command {
         Command::Migrate => unreachable!(),

@@ -128,6 +128,11 @@ async fn a_bad_roster_file_is_reported_by_line_and_applies_nothing() {
     std::fs::remove_file(&file).unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("David"),
+        "a bad line is not echoed: {}",
+        stderr(&out)
+    );
     assert_eq!(app.scalar("SELECT count(*) FROM events").await, 0);
 }
 
@@ -852,6 +857,11 @@ async fn erasures_after_a_backup_are_erased_again_from_the_kept_list() {
     let out = ensemble(&restored, &["erasures", "reapply", bad.to_str().unwrap()]).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("David"),
+        "a bad line is not echoed: {}",
+        stderr(&out)
+    );
     assert!(q(names, restored.clone())
         .await
         .contains(&"David".to_string()));
@@ -879,19 +889,108 @@ async fn erasures_after_a_backup_are_erased_again_from_the_kept_list() {
     .await;
     assert_eq!(users.len(), 1, "{users:?}");
     assert!(!users[0].contains("Ursula"));
-    // Again: nothing left to do. A subject this database never had is named and skipped.
+
+    // Again (with a byte-order mark): nothing left to do. A subject this database never had
+    // (made after the backup, erased before the loss) is marked erased, and its id is never
+    // given out again, so that a later run of the same list cannot erase a newcomer.
+    let pool = sqlx::PgPool::connect(&restored).await.unwrap();
     std::fs::write(
         &file,
-        format!("{list}campus-user:999\t2026-12-01T00:00:00+00:00\n"),
+        format!("\u{feff}{list}campus-user:999\t2026-12-01T00:00:00+00:00\n"),
     )
     .unwrap();
-    let out = ensemble(&restored, &["erasures", "reapply", path]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let said = String::from_utf8(out.stdout).unwrap();
+    let reapply = |url: String, path: String| async move {
+        let out = ensemble(&url, &["erasures", "reapply", &path]).await;
+        let err = stderr(&out);
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            err,
+        )
+    };
+    let (ok, said, err) = reapply(restored.clone(), path.to_string()).await;
+    assert!(ok, "{err}");
     assert!(
-        said.contains("0 erased again, 2 already erased, 1 not in this database"),
+        said.contains("0 erased again, 2 already erased, 1 not in this database, 0 keys"),
         "{said}"
     );
+    let tombstone: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM personal_keys WHERE subject = 'campus-user:999' AND key IS NULL AND forgotten_at IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tombstone, 1);
+    let next: i64 = sqlx::query_scalar("SELECT nextval('campus_user_id_seq')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(next > 999, "{next}");
+    let (ok, said, err) = reapply(restored.clone(), path.to_string()).await;
+    assert!(ok, "{err}");
+    assert!(
+        said.contains("0 erased again, 3 already erased, 0 not in this database"),
+        "{said}"
+    );
+
+    // A key with no record behind it (a backup taken between a key's commit and its record's
+    // first event) is destroyed, and the run goes on.
+    sqlx::query(
+        "INSERT INTO personal_keys (subject, key) VALUES ('orchestra-member:77', '\\x0102')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    std::fs::write(&file, format!("orchestra-member:77\t{later}\n")).unwrap();
+    let (ok, said, err) = reapply(restored.clone(), path.to_string()).await;
+    assert!(ok, "{err}");
+    assert!(said.contains("1 keys without a record destroyed"), "{said}");
+    let wiped: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT key FROM personal_keys WHERE subject = 'orchestra-member:77'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(wiped, None);
+
+    // A live key made after the erasure the list records belongs to someone given that id
+    // since: refused, nothing erased.
+    let (ok, _, err) = reapply(restored.clone(), path.replace(".tsv", "-x.tsv")).await;
+    assert!(!ok, "a missing file is an error");
+    assert!(err.contains("cannot read"), "{err}");
+    let newcomer = app.member_id("Wendy").await;
+    std::fs::write(
+        &file,
+        format!("orchestra-member:{newcomer}\t2001-01-01T00:00:00+00:00\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = reapply(restored.clone(), path.to_string()).await;
+    assert!(!ok);
+    assert!(err.contains("given the same id"), "{err}");
+    assert!(q(names, restored.clone())
+        .await
+        .contains(&"Wendy".to_string()));
+    // Only the forms `erasures list` writes.
+    for bad in ["orchestra-member:+3", "orchestra-member:03", "campus-user:"] {
+        std::fs::write(&file, format!("{bad}\n")).unwrap();
+        let (ok, _, err) = reapply(restored.clone(), path.to_string()).await;
+        assert!(!ok && err.contains("line 1"), "{bad}: {err}");
+    }
+    pool.close().await;
+
+    // A database that is not there: nothing listed, and no empty database made in its place.
+    let lost = crate::helpers::fresh_database_url();
+    let out = ensemble(&lost, &["erasures", "list"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let name = lost.rsplit_once('/').unwrap().1;
+    let made: i64 = app
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{name}'"
+        ))
+        .await;
+    assert_eq!(made, 0);
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&bad);
 }
