@@ -2,7 +2,8 @@
 database, while a seeded scheduler injects faults; then the checks, printed as tables.
 
 Environment: SOAK_SECONDS (1200), SOAK_SEED (random; printed), SOAK_MEMBERS (300),
-SOAK_USERS (200), SOAK_THREADS (12), SOAK_WARMUP (60 s, no faults; the RSS baseline).
+SOAK_USERS (200), SOAK_THREADS (12), SOAK_WARMUP (300 s of load without faults; each
+server's RSS at its end is the baseline the RSS at the end of the soak is held to).
 Run through scripts/soak, which builds the release binary and sets the paths.
 """
 import collections
@@ -11,6 +12,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +26,7 @@ WORK = os.environ["SOAK_WORK"]
 DB = "ensemble_soak"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB}"
 SECONDS = float(os.environ.get("SOAK_SECONDS", "1200"))
-WARMUP = float(os.environ.get("SOAK_WARMUP", "60"))
+WARMUP = float(os.environ.get("SOAK_WARMUP", "300"))
 SEED = int(os.environ.get("SOAK_SEED") or random.SystemRandom().randrange(1, 2**31))
 MEMBERS = int(os.environ.get("SOAK_MEMBERS", "300"))
 USERS = int(os.environ.get("SOAK_USERS", "200"))
@@ -80,12 +82,18 @@ class Server:
         self.proc = None
         self.lock = threading.Lock()
         self.restarts = 0
+        # RSS after the warm-up of the first process; a process restarted by a fault is held to
+        # it too (same binary, same load).
+        self.baseline = None
 
     def start(self):
         env = dict(ENV, ENSEMBLE_LISTEN=f"127.0.0.1:{self.port}")
         err = open(os.path.join(WORK, f"server-{self.name}.log"), "a")
-        self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=err, stderr=err)
-        self.started_at, self.baseline = time.time(), None
+        # SOAK_WRAP_A / SOAK_WRAP_B: a command to run that server under (a profiler:
+        # `heaptrack -o /tmp/a`), for finding where its memory goes.
+        wrap = os.environ.get(f"SOAK_WRAP_{self.name}", "").split()
+        self.proc = subprocess.Popen([*wrap, BIN, "serve"], env=env, stdout=err, stderr=err)
+        self.started_at = time.time()
 
     def wait_up(self, timeout=60):
         end = time.time() + timeout
@@ -110,6 +118,21 @@ class Server:
                 self.proc.wait()
             self.restarts += 1
             self.start()
+
+    def caches(self):
+        """`ensemble_cache_entries` of /metrics: each bounded in-process cache's entries."""
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+        except (OSError, http.client.HTTPException):
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("ensemble_cache_entries{"):
+                name = line.split('cache="', 1)[1].split('"', 1)[0] if 'cache="' in line else line
+                out[name] = int(float(line.rsplit(" ", 1)[1]))
+        return out
 
     def rss_kib(self):
         try:
@@ -137,6 +160,9 @@ first_2xx_after = {}                      # fault index -> seconds to the first 
 erased_members, erased_users = set(), set()
 cancelled_absences = set()               # ids of 204 DELETE /absence/<id>/
 HELD = 4
+ADMIN, BLOCK = [None], [None]             # the superuser's token, the block of every organisation
+ORGS = 20
+ORGANISATIONS = {}                        # owner (user id) -> organisation id
 spent, season = {}, [0]                   # member -> the season their quota ran out in
 faults = []                               # (start, end, kind, detail)
 stop = threading.Event()
@@ -163,21 +189,30 @@ class Client:
             headers["Authorization"] = "JWT " + token
         data = json.dumps(body).encode() if body is not None else None
         t = time.time()
-        try:
+        for attempt in (1, 2):
             conn = self.conns.get(server)
-            if conn is None:
-                conn = self.conns[server] = http.client.HTTPConnection(
-                    "127.0.0.1", PORTS[server], timeout=90)
-            conn.request(method, path, data, headers)
-            r = conn.getresponse()
-            raw = r.read()
-            status, rid, retry_after = r.status, r.getheader("x-request-id"), r.getheader("retry-after")
-        except (OSError, http.client.HTTPException):
-            self.conns.pop(server, None)
-            with lock:
-                statuses["connection"] += 1
-                unavailable.append((t, "connection", server, f"{method} {route}"))
-            return None, None, None
+            reused = conn is not None
+            try:
+                if conn is None:
+                    conn = self.conns[server] = http.client.HTTPConnection(
+                        "127.0.0.1", PORTS[server], timeout=90)
+                conn.request(method, path, data, headers)
+                r = conn.getresponse()
+                raw = r.read()
+                status, rid, retry_after = r.status, r.getheader("x-request-id"), r.getheader("retry-after")
+                break
+            except (OSError, http.client.HTTPException) as e:
+                self.conns.pop(server, None)
+                conn.close()
+                # A kept-alive connection the server had closed while idle: once more on a
+                # new one. (Should the server have died mid-request instead, the request is
+                # sent twice; the checks only count what was answered 2xx.)
+                if attempt == 1 and reused and isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
+                    continue
+                with lock:
+                    statuses["connection"] += 1
+                    unavailable.append((t, "connection", server, f"{method} {route}"))
+                return None, None, None
         with lock:
             statuses[status] += 1
             by_route[(f"{method} {route}", status)] += 1
@@ -219,6 +254,26 @@ def setup():
         assert status == 200, (i, status, answer)
         users[answer["id"]] = answer["token"]
     log(f"{len(members)} members and {len(users)} campus users logged in")
+    # A superuser, a block, and an organisation founded by each of the first users (an
+    # application, approved).
+    status, answer, _ = c.request("A", "POST", "/adminLogIn/", body={"username": "soak", "password": "soak-password-1"})
+    assert status == 200, (status, answer)
+    ADMIN[0] = answer["token"]
+    status, answer, _ = c.request("A", "POST", "/blocks/", ADMIN[0], {"name": "soak"})
+    assert status == 201, (status, answer)
+    BLOCK[0] = answer["id"]
+    for user in list(users)[:ORGS]:
+        name = f"org-u{user}"
+        status, answer, _ = c.request("A", "POST", "/organizations/applications/", users[user],
+                                      {"name": name, "description": "soak", "user": user, "block": BLOCK[0]})
+        assert status == 202, (status, answer)
+        status, answer, _ = c.request("A", "PUT", f"/organizations/applications/verifications/{answer['id']}/",
+                                      ADMIN[0], {"status": 1})
+        assert status == 200, (status, answer)
+        status, answer, _ = c.request("A", "GET", f"/organizations/?org={name}", users[user])
+        assert status == 200, (status, answer)
+        ORGANISATIONS[user] = answer["results"]["id"]
+    log(f"{len(ORGANISATIONS)} organisations founded")
     return members, users
 
 
@@ -234,6 +289,13 @@ def worker(index, members, users):
     # the data (and so every list an endpoint answers) stays the same size however long the
     # soak runs, and what the server holds in memory must too.
     own = collections.defaultdict(collections.deque)
+    follows, appointed = set(), set()     # (user, org) this thread's users follow; (org, person) appointed
+    applied = 0
+
+    def acked(rid):
+        with lock:
+            acked_request_ids.append(rid)
+
     while not stop.is_set():
         server = rng.choice("AB")
         op = rng.random()
@@ -295,9 +357,101 @@ def worker(index, members, users):
                 user = rng.choice(mine)
                 if user not in erased_users:
                     c.request(server, "POST", "/login/", body={"code": f"c-u{user}", "userInfo": {"nickName": f"u{user}"}})
+            elif op < 0.70:
+                # Follow an organisation, or stop following it.
+                user = rng.choice(mine)
+                org = rng.choice(list(ORGANISATIONS.values()))
+                if user in erased_users:
+                    continue
+                if (user, org) in follows:
+                    status, _, _ = c.request(server, "DELETE", f"/users/followed_organizations/?user={user}&org={org}",
+                                             users[user], route="/users/followed_organizations/")
+                    if status == 204:
+                        follows.discard((user, org))
+                else:
+                    status, _, rid = c.request(server, "POST", "/users/followed_organizations/", users[user],
+                                               {"org": org, "person": user})
+                    if status == 201:
+                        acked(rid)
+                    if status in (201, 400):  # 400: followed already (an answer lost to a fault)
+                        follows.add((user, org))
+            elif op < 0.72:
+                # An owner appoints a manager, or dismisses them.
+                owners = [u for u in mine if u in ORGANISATIONS and u not in erased_users]
+                if not owners:
+                    continue
+                owner = rng.choice(owners)
+                org, person = ORGANISATIONS[owner], rng.choice(list(users))
+                if person in erased_users or person == owner:
+                    continue
+                if (org, person) in appointed:
+                    status, _, _ = c.request(server, "DELETE", f"/organizations/managers/?user={person}&org={org}",
+                                             users[owner], route="/organizations/managers/")
+                    if status == 204:
+                        appointed.discard((org, person))
+                else:
+                    status, _, rid = c.request(server, "POST", "/organizations/managers/", users[owner],
+                                               {"org": org, "person": person})
+                    if status == 201:
+                        acked(rid)
+                    if status in (201, 400):
+                        appointed.add((org, person))
+            elif op < 0.725:
+                # A verification code by mail (through the outbox).
+                user = rng.choice(mine)
+                if user not in erased_users:
+                    status, _, rid = c.request(server, "POST", "/sendVerify/", users[user],
+                                               {"email": f"u{user}@school.example.edu"})
+                    if status == 200:
+                        acked(rid)
+            elif op < 0.73:
+                user = rng.choice(mine)
+                if user not in erased_users:
+                    status, _, rid = c.request(server, "POST", "/feedbacks/", users[user],
+                                               {"feedback": f"soak {rng.randrange(10**9)}", "contact": "soak"})
+                    if status == 201:
+                        acked(rid)
+            elif op < 0.735:
+                # An application to found an organisation, refused by the superuser (the number
+                # of organisations stays the same).
+                user = rng.choice(mine)
+                if user in erased_users:
+                    continue
+                applied += 1
+                status, answer, rid = c.request(server, "POST", "/organizations/applications/", users[user],
+                                                {"name": f"tmp-{index}-{applied}", "description": "soak",
+                                                 "user": user, "block": BLOCK[0]})
+                if status == 202:
+                    acked(rid)
+                    status, _, rid = c.request(server, "PUT", f"/organizations/applications/verifications/{answer['id']}/",
+                                               ADMIN[0], {"status": 2},
+                                               route="/organizations/applications/verifications/<id>/")
+                    if status == 200:
+                        acked(rid)
+            elif op < 0.745:
+                # A member changes the reason of one of their absences.
+                name = rng.choice(names)
+                if name in erased_members or not own[name]:
+                    continue
+                absence = rng.choice(own[name])
+                status, _, rid = c.request(server, "PUT", f"/absence/{absence}/", members[name],
+                                           {"reason": f"changed {rng.randrange(10**9)}"}, route="/absence/<id>/")
+                if status == 200:
+                    acked(rid)
             else:
                 path = rng.choice(["/manager/next/", "/manager/", "/manager/history/", "/absence/",
-                                   "/organizations/?limit=20", "/users/<id>/"])
+                                   "/organizations/?limit=20", "/users/<id>/", "/organizations/managers/",
+                                   "/users/followed_organizations/<id>/"])
+                if path == "/organizations/managers/":
+                    user = rng.choice(mine)
+                    if user not in erased_users:
+                        c.request(server, "GET", path, users[user])
+                    continue
+                if path == "/users/followed_organizations/<id>/":
+                    user = rng.choice(mine)
+                    if user not in erased_users:
+                        c.request(server, "GET", f"/users/followed_organizations/{user}/", users[user], route=path)
+                    continue
                 if path == "/organizations/?limit=20":
                     user = rng.choice(mine)
                     if user not in erased_users:
@@ -539,8 +693,7 @@ def checks(users, smtp, rss_end):
     check("no 500 was ever answered", fives == 0, f"{fives} answers were 500")
     bare = [u for u in unavailable if u[1] == 503 and not u[4]]
     check("every 503 carries Retry-After", not bare, f"{statuses[503]} answers were 503, {len(bare)} without")
-    # Memory: each process against its own RSS after its warm-up (a process restarted by a
-    # fault less than a warm-up before the end has no baseline and is only shown).
+    # Memory: each server against its RSS at the end of the warm-up.
     ok = all(end <= warm * 1.2 for end, warm, _ in rss_end.values() if warm)
     check("each server's RSS at the end is within 20 % of its RSS after warm-up", ok,
           ", ".join(f"{name}: {warm // 1024 if warm else '-'} -> {end // 1024} MiB (process up {age:.0f} s)"
@@ -559,6 +712,26 @@ def table(header, rows):
 
 
 def main():
+    try:
+        run()
+    finally:
+        for s in SERVERS.values():
+            if s.proc and s.proc.poll() is None:
+                s.proc.terminate()
+                try:
+                    s.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    s.proc.kill()
+                    s.proc.wait()
+
+
+def run():
+    for port in [*PORTS.values(), WECHAT_PORT, SMTP_PORT]:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            sys.exit(f"port {port} is taken (a soak still running, or its leftovers): nothing was started")
+        except OSError:
+            pass
     wechat = fakes.Wechat().start(WECHAT_PORT)
     smtp = fakes.Smtp().start(SMTP_PORT)
     members, users = setup()
@@ -575,9 +748,9 @@ def main():
     while time.time() < t0 + SECONDS:
         time.sleep(1)
         for s in SERVERS.values():
-            # Each process's own warm-up: a server restarted by a fault starts again.
-            if s.baseline is None and time.time() > s.started_at + WARMUP:
+            if s.baseline is None and time.time() > t0 + WARMUP:
                 s.baseline = s.rss_kib()
+                s.caches_then = s.caches()
             if int(time.time() - t0) % 30 == 0:
                 rss.setdefault(s.name, []).append(s.rss_kib() // 1024)
     stop.set()
@@ -595,10 +768,9 @@ def main():
         time.sleep(0.5)
     time.sleep(2)
     rss_end = {s.name: (s.rss_kib(), s.baseline, time.time() - s.started_at) for s in SERVERS.values()}
-    results = checks(users, smtp, rss_end)
     for s in SERVERS.values():
-        s.proc.terminate()
-        s.proc.wait()
+        s.caches_now = s.caches()
+    results = checks(users, smtp, rss_end)
 
     print()
     print(f"seed {SEED}, {SECONDS:.0f} s, {THREADS} load threads, {MEMBERS} members, {USERS} campus users, two servers")
@@ -610,6 +782,10 @@ def main():
           [(route, status, v) for (route, status), v in sorted(by_route.items()) if 400 <= status < 500])
     for name, samples in rss.items():
         print(f"RSS of server {name} every 30 s (MiB): {' '.join(map(str, samples))}")
+    for s in SERVERS.values():
+        then, now = getattr(s, "caches_then", {}) or {}, s.caches_now
+        print(f"caches of server {s.name} (entries after warm-up -> at the end): "
+              + ", ".join(f"{k} {then.get(k, '-')} -> {v}" for k, v in sorted(now.items())))
     writes = len(acked_request_ids)
     print(f"writes acknowledged: {writes} ({writes / SECONDS:.0f}/s)")
     print()

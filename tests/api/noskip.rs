@@ -109,8 +109,9 @@ async fn writer(pool: PgPool, killer: PgPool, me: usize, count: usize, mut rng: 
                         .bind(pid)
                         .execute(&killer)
                         .await?;
+                    // Counted only if it commits all the same (a race PostgreSQL may lose).
                     sqlx::query("COMMIT").execute(&mut *conn).await?;
-                    Ok(false)
+                    Ok(true)
                 }
                 2..=5 => {
                     tokio::time::sleep(Duration::from_millis(hold)).await;
