@@ -4,9 +4,10 @@
 //! mailed within the interval, by setting a lease on them; send them as one message (a digest
 //! when there are several) with the whole SMTP exchange bounded; record the outcome at once.
 //! No transaction is held across SMTP. Several processes never send the same row: a claimed
-//! row is skipped until its lease runs out, which only happens if its sender died. The one
-//! window left: a crash after the SMTP server accepted a message but before we recorded it
-//! sends that message again once the lease has run out (its Message-ID is the same).
+//! row is skipped until its lease runs out, which only happens if its sender died (a record
+//! the database refuses for a while is tried again within the lease). The one window left: a
+//! crash after the SMTP server accepted a message but before we recorded it sends that
+//! message again once the lease has run out (its Message-ID is the same).
 
 use std::time::Duration;
 
@@ -81,6 +82,9 @@ enum Failure {
 /// How many rows one digest may carry.
 const DIGEST_MAX: i64 = 50;
 
+/// Between two tries to record a sent mail.
+const RECORD_RETRY: Duration = Duration::from_millis(200);
+
 impl Mailer {
     pub fn new(pool: PgPool, transport: Transport, from: Mailbox, policy: Policy) -> Self {
         Self {
@@ -105,6 +109,7 @@ impl Mailer {
         loop {
             beat();
             let _sending = self.sending.lock().await;
+            let claimed_at = tokio::time::Instant::now();
             let batch = self.claim().await?;
             if batch.is_empty() {
                 return Ok(delivered);
@@ -112,7 +117,8 @@ impl Mailer {
             let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
             match self.send(&batch).await {
                 Ok(()) => {
-                    self.record_sent(&ids, &batch[0].recipient).await?;
+                    self.record_sent_within_lease(claimed_at, &ids, &batch[0].recipient)
+                        .await?;
                     delivered += ids.len() as u64;
                 }
                 Err(Failure::Permanent(error)) => {
@@ -138,10 +144,43 @@ impl Mailer {
         }
     }
 
+    /// How long a claim holds its rows: it outlives the bounded exchange, so only a dead
+    /// sender's rows are reclaimed.
+    fn lease(&self) -> Duration {
+        self.policy.timeout * 2 + Duration::from_secs(5)
+    }
+
+    /// Record that the rows went, trying again while the database is away (a restart, every
+    /// session terminated, a lock held longer than a statement may wait) for as long as the
+    /// claim holds them: a message the SMTP server accepted and whose record is lost would be
+    /// sent again once the lease ran out. (The soak found it: one message twice after a
+    /// PostgreSQL restart.) Only a sender that dies meanwhile still sends twice.
+    async fn record_sent_within_lease(
+        &self,
+        claimed_at: tokio::time::Instant,
+        ids: &[i64],
+        recipient: &str,
+    ) -> Result<(), sqlx::Error> {
+        let until = claimed_at + self.lease() - Duration::from_secs(1);
+        let mut warned = false;
+        loop {
+            match self.record_sent(ids, recipient).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() + RECORD_RETRY < until => {
+                    if !warned {
+                        tracing::warn!(mails = ?ids, error = %e, "a sent mail could not be recorded yet; trying again");
+                        warned = true;
+                    }
+                    tokio::time::sleep(RECORD_RETRY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Claim the due rows of one address, committed before any SMTP traffic.
     async fn claim(&self) -> Result<Vec<Pending>, sqlx::Error> {
-        // The lease outlives the bounded exchange, so only a dead sender's rows are reclaimed.
-        let lease = self.policy.timeout.as_secs_f64() * 2.0 + 5.0;
+        let lease = self.lease().as_secs_f64();
         sqlx::query_as(
             "WITH target AS ( \
                  SELECT o.recipient FROM mail_outbox o \

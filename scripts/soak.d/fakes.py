@@ -9,6 +9,7 @@ As a script (for scripts/restore-drill): python3 fakes.py WECHAT_PORT SMTP_PORT 
 """
 import json
 import socket
+import time
 import socketserver
 import sys
 import threading
@@ -50,8 +51,13 @@ class Wechat(Fake):
             def log_message(self, *args):
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a server killed mid-request resets its connection: expected here
+
+        server = Server(("127.0.0.1", port), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return self
 
@@ -61,11 +67,14 @@ class Smtp(Fake):
         super().__init__()
         self.lock = threading.Lock()
         self.message_ids = {}  # Message-ID -> times accepted
+        self.twice = []        # (time, Message-ID) of each acceptance after the first
         self.record = record
 
     def accepted(self, message_id):
         with self.lock:
             self.message_ids[message_id] = self.message_ids.get(message_id, 0) + 1
+            if self.message_ids[message_id] > 1:
+                self.twice.append((time.time(), message_id))
             if self.record:
                 with open(self.record, "a") as f:
                     f.write(message_id + "\n")
@@ -114,6 +123,9 @@ class Smtp(Fake):
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass
 
         server = Server(("127.0.0.1", port), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -621,6 +621,8 @@ pub enum SmtpMode {
     AcceptThenHang(usize),
     /// Refuses every recipient for good (550).
     RejectRecipients,
+    /// Takes each message at once (`count` sees it) but says so (250) only after this long.
+    AcceptAfter(Duration),
 }
 
 impl Drop for FakeSmtp {
@@ -708,6 +710,9 @@ async fn session(
                     }
                 }
                 store.lock().unwrap().push(message);
+                if let SmtpMode::AcceptAfter(delay) = mode() {
+                    tokio::time::sleep(delay).await;
+                }
                 write.write_all(b"250 queued\r\n").await?;
             }
             "RCPT" if mode() == SmtpMode::RejectRecipients => {

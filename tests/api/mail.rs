@@ -38,6 +38,41 @@ async fn each_new_absence_is_mailed_once_to_every_notification_address() {
 }
 
 #[tokio::test]
+async fn a_mail_the_smtp_server_took_while_the_database_was_away_is_not_sent_again() {
+    // Statements give up after 300 ms; a claim holds its rows for 2 x 1 s + 5 s.
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.smtp_timeout = Duration::from_secs(1);
+        c.waits.turn = Duration::from_millis(300);
+    })
+    .await;
+    let t = app.with_roster().await;
+    notify(&app, "boss@orchestra.org").await;
+    let smtp = app.smtp.as_ref().unwrap();
+    smtp.set_mode(crate::helpers::SmtpMode::AcceptAfter(
+        Duration::from_millis(400),
+    ));
+    assert_eq!(
+        app.apply(&t.david, "2026-03-12", "全体排练").await.status,
+        201
+    );
+    assert!(eventually(Duration::from_secs(10), || async { smtp.count() == 1 }).await);
+    // The SMTP server has the message; before the mailer can record it, the outbox is out of
+    // reach for longer than a statement may wait (as during a PostgreSQL restart).
+    let mut lock = app.app.rt.tx_pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE mail_outbox IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lock.commit().await.unwrap();
+    smtp.set_mode(crate::helpers::SmtpMode::Accept);
+    // Recorded once the outbox is back: past the claim's lease, nothing is sent again.
+    assert!(app.delivered(smtp, 1, 1).await);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(smtp.count(), 1, "sent again after its lease ran out");
+}
+
+#[tokio::test]
 async fn mail_waits_for_smtp_and_is_sent_once_it_is_back_even_across_a_restart() {
     // A port where no SMTP server listens yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
