@@ -28,9 +28,28 @@ impl App {
 
     /// The background tasks of a server process: the runtime's, and each context's.
     pub fn spawn_workers(&self) -> runtime::worker::Workers {
-        runtime::worker::spawn(
-            self.rt.clone(),
-            vec![crate::campus::sweeper(self.campus.clone())],
-        )
+        let mut periodic = vec![crate::campus::sweeper(self.campus.clone())];
+        periodic.extend(memory_trim());
+        runtime::worker::spawn(self.rt.clone(), periodic)
     }
+}
+
+/// Give freed memory back to the system every few seconds. glibc's allocator keeps what a
+/// burst of requests freed (requests piled up behind a held transaction, a lock, a restart of
+/// PostgreSQL), so a server's RSS stayed at each burst's high-water mark although its heap did
+/// not grow (the chaos soak, docs/resilience.md); `malloc_trim` hands those pages back.
+fn memory_trim() -> Option<runtime::worker::Periodic> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    return Some(runtime::worker::Periodic {
+        name: "memory-trim",
+        every: std::time::Duration::from_secs(10),
+        round: std::sync::Arc::new(|| {
+            Box::pin(async {
+                // SAFETY: malloc_trim only walks the allocator's own arenas.
+                unsafe { libc::malloc_trim(0) };
+            })
+        }),
+    });
+    #[allow(unreachable_code)]
+    None
 }
