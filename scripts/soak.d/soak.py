@@ -297,6 +297,19 @@ def worker(index, members, users):
         with lock:
             acked_request_ids.append(rid)
 
+    def toggle(server, held, key, token, path, body, query):
+        """A relation switched on (POST `path`) or off (DELETE `path?query`), as `held` says."""
+        if key in held:
+            status, _, _ = c.request(server, "DELETE", f"{path}?{query}", token, route=path)
+            if status == 204:
+                held.discard(key)
+        else:
+            status, _, rid = c.request(server, "POST", path, token, body)
+            if status == 201:
+                acked(rid)
+            if status in (201, 400):  # 400: on already (an answer lost to a fault)
+                held.add(key)
+
     while not stop.is_set():
         server = rng.choice("AB")
         op = rng.random()
@@ -364,20 +377,9 @@ def worker(index, members, users):
                 # Follow an organisation, or stop following it.
                 user = rng.choice(mine)
                 org = rng.choice(list(ORGANISATIONS.values()))
-                if user in erased_users:
-                    continue
-                if (user, org) in follows:
-                    status, _, _ = c.request(server, "DELETE", f"/users/followed_organizations/?user={user}&org={org}",
-                                             users[user], route="/users/followed_organizations/")
-                    if status == 204:
-                        follows.discard((user, org))
-                else:
-                    status, _, rid = c.request(server, "POST", "/users/followed_organizations/", users[user],
-                                               {"org": org, "person": user})
-                    if status == 201:
-                        acked(rid)
-                    if status in (201, 400):  # 400: followed already (an answer lost to a fault)
-                        follows.add((user, org))
+                if user not in erased_users:
+                    toggle(server, follows, (user, org), users[user], "/users/followed_organizations/",
+                           {"org": org, "person": user}, f"user={user}&org={org}")
             elif op < 0.72:
                 # An owner appoints a manager, or dismisses them.
                 owners = [u for u in mine if u in ORGANISATIONS and u not in erased_users]
@@ -385,20 +387,9 @@ def worker(index, members, users):
                     continue
                 owner = rng.choice(owners)
                 org, person = ORGANISATIONS[owner], rng.choice(list(users))
-                if person in erased_users or person == owner:
-                    continue
-                if (org, person) in appointed:
-                    status, _, _ = c.request(server, "DELETE", f"/organizations/managers/?user={person}&org={org}",
-                                             users[owner], route="/organizations/managers/")
-                    if status == 204:
-                        appointed.discard((org, person))
-                else:
-                    status, _, rid = c.request(server, "POST", "/organizations/managers/", users[owner],
-                                               {"org": org, "person": person})
-                    if status == 201:
-                        acked(rid)
-                    if status in (201, 400):
-                        appointed.add((org, person))
+                if person not in erased_users and person != owner:
+                    toggle(server, appointed, (org, person), users[owner], "/organizations/managers/",
+                           {"org": org, "person": person}, f"user={person}&org={org}")
             elif op < 0.725:
                 # A verification code by mail (through the outbox).
                 user = rng.choice(mine)
