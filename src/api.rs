@@ -20,9 +20,20 @@ use crate::app::App;
 use crate::http::{docs, drf_shape, ApiError};
 use crate::views::Views;
 
-/// The public listener's routes and their document; `/metrics` among them unless an admin
-/// listener serves it.
+/// The public listener's routes and their document: the services', and the console
+/// (`/console/`); `/metrics` among them unless an admin listener serves it.
 pub fn routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, mut document) = service_routes(app);
+    let (console, console_doc) = crate::console::routes().split_for_parts();
+    document.merge(console_doc);
+    let console = console
+        .layer(axum::middleware::map_response(crate::console::secured))
+        .with_state(crate::console::Console::new(app.clone(), services));
+    (router.merge(console), document)
+}
+
+/// Every route but the console's, and their document.
+fn service_routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
     let with_metrics = app.rt.config.admin_listen.is_none();
     let (orchestra, mut document) = crate::orchestra::routes().split_for_parts();
     let (campus, campus_doc) = crate::campus::routes().split_for_parts();
@@ -64,9 +75,10 @@ pub fn routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
     (router, document)
 }
 
-/// The services' routes of `app` (what the time machine asks).
+/// The services' routes of `app` (what the time machine asks): no console, whose state (its
+/// jobs, its lag sampler) belongs to the listener's router alone.
 pub fn services(app: &Arc<App>) -> Router {
-    routes(app).0
+    service_routes(app).0
 }
 
 /// Whether a request's caller is still admitted, by the checks of the context its path

@@ -139,6 +139,7 @@ impl std::fmt::Display for Refused {
 /// Paths that are not views of the services: the auditors' own tools, health, the docs.
 const NOT_VIEWS: &[&str] = &[
     "audit",
+    "console",
     "metrics",
     "healthz",
     "readyz",
@@ -154,6 +155,53 @@ pub async fn answer(
     question: &Question,
     auditor: Option<&str>,
 ) -> Result<Answer, Refused> {
+    let (uri, on_campus, subject) = target(question)?;
+    let replays = &app.rt.views;
+    let cut: Cut = match question.as_of {
+        AsOf::Time(time) => replays.cut_at(time).await?,
+        AsOf::Position(n) => replays.cut_at_position(n).await?,
+    };
+    let config = &app.rt.config;
+    let today = question
+        .today
+        .or(config.today)
+        .unwrap_or_else(|| cut.time.with_timezone(&config.tz).date_naive());
+    let view = replays.view(cut.at).await?;
+    // The same services, reading the replay, with that day's date.
+    let rt = Arc::new(app.rt.viewing(&view, today));
+    let then = Arc::new(App {
+        orchestra: orchestra::Orchestra::new(rt.clone()),
+        campus: campus::Campus::new(rt.clone()),
+        rt,
+    });
+    let (status, body) = ask(&then, services, uri, on_campus, subject, auditor).await?;
+    Ok(Answer {
+        as_of: Moment {
+            position: cut.at.position,
+            time: cut
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        },
+        today: today.to_string(),
+        status,
+        body,
+    })
+}
+
+/// The same question asked of the live read models, now (its `as_of` and `today` aside): what
+/// the console shows beside the answer then.
+pub async fn answer_now(
+    app: &Arc<App>,
+    services: Services,
+    question: &Question,
+    auditor: Option<&str>,
+) -> Result<(u16, Box<serde_json::value::RawValue>), Refused> {
+    let (uri, on_campus, subject) = target(question)?;
+    ask(app, services, uri, on_campus, subject, auditor).await
+}
+
+/// The path a question names, whether it is the campus's, and whose answer it asks for.
+fn target(question: &Question) -> Result<(axum::http::Uri, bool, Option<Subject>), Refused> {
     let uri: axum::http::Uri = question
         .path
         .parse()
@@ -181,41 +229,36 @@ pub async fn answer(
         .map(|s| Subject::parse(s, on_campus))
         .transpose()
         .map_err(Refused::Bad)?;
-    let replays = &app.rt.views;
-    let cut: Cut = match question.as_of {
-        AsOf::Time(time) => replays.cut_at(time).await?,
-        AsOf::Position(n) => replays.cut_at_position(n).await?,
-    };
-    let config = &app.rt.config;
-    let today = question
-        .today
-        .or(config.today)
-        .unwrap_or_else(|| cut.time.with_timezone(&config.tz).date_naive());
-    let view = replays.view(cut.at).await?;
-    // The same services, reading the replay, with that day's date.
-    let rt = Arc::new(app.rt.viewing(&view, today));
-    let then = Arc::new(App {
-        orchestra: orchestra::Orchestra::new(rt.clone()),
-        campus: campus::Campus::new(rt.clone()),
-        rt,
-    });
+    Ok((uri, on_campus, subject))
+}
+
+/// GET `uri` of `app`'s services as `subject` (or the default caller) would: the status and
+/// the body as written.
+async fn ask(
+    app: &Arc<App>,
+    services: Services,
+    uri: axum::http::Uri,
+    on_campus: bool,
+    subject: Option<Subject>,
+    auditor: Option<&str>,
+) -> Result<(u16, Box<serde_json::value::RawValue>), Refused> {
     let token = match subject {
-        Some(Subject::Member(id)) => orchestra::token_as(&then.orchestra, Some(id)).await?,
-        None if !on_campus => orchestra::token_as(&then.orchestra, None).await?,
-        Some(Subject::User(id)) => campus::token_as(&then.campus, campus::As::User(id)).await?,
+        Some(Subject::Member(id)) => orchestra::token_as(&app.orchestra, Some(id)).await?,
+        None if !on_campus => orchestra::token_as(&app.orchestra, None).await?,
+        Some(Subject::User(id)) => campus::token_as(&app.campus, campus::As::User(id)).await?,
         Some(Subject::Superuser(id)) => {
-            campus::token_as(&then.campus, campus::As::Superuser(id)).await?
+            campus::token_as(&app.campus, campus::As::Superuser(id)).await?
         }
-        None => campus::superuser_token_then(&then.campus, auditor).await?,
+        None => campus::superuser_token_then(&app.campus, auditor).await?,
     };
-    let mut request = Request::get(uri.clone());
+    let mut request = Request::get(uri);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("JWT {token}"));
     }
     let request = request
         .body(Body::empty())
         .map_err(|e| Refused::Bad(e.to_string()))?;
-    let router = NormalizePathLayer::trim_trailing_slash().layer(services(&then));
+    let router = NormalizePathLayer::trim_trailing_slash().layer(services(app));
     let response = router
         .oneshot(request)
         .await
@@ -232,17 +275,7 @@ pub async fn answer(
             .or_else(|_| serde_json::value::to_raw_value(&text))
     }
     .map_err(|e| Refused::Failed(ApiError::internal(e)))?;
-    Ok(Answer {
-        as_of: Moment {
-            position: cut.at.position,
-            time: cut
-                .time
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        },
-        today: today.to_string(),
-        status,
-        body,
-    })
+    Ok((status, body))
 }
 
 /// Whose answer: a subject as the log names people.
@@ -349,7 +382,7 @@ async fn views(
     }
 }
 
-fn question(raw: Option<&str>) -> Result<Question, String> {
+pub fn question(raw: Option<&str>) -> Result<Question, String> {
     let params: std::collections::HashMap<String, String> =
         serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|_| "the query string is malformed")?;

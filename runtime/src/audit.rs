@@ -125,6 +125,82 @@ async fn stored_events(pool: &PgPool, filter: &Filter) -> Result<Vec<StoredEvent
     .await
 }
 
+/// What the console's history shows: the log newest first, narrowed by record, actor,
+/// channel and time.
+#[derive(Debug, Default, Clone)]
+pub struct Search {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    /// The actor as the log names them (`orchestra-member:3`, `root`, …).
+    pub actor: Option<String>,
+    /// `http`, `cli`, …
+    pub channel: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events before the one at this position, in log order (the last of the previous
+    /// page).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// Events newest first (in reverse log order, within the horizon as [`events`]: a page never
+/// shows a later commit while an earlier one is in flight), their personal values opened.
+/// Walks the log's (transaction, position) index backwards; the filters narrow what it shows.
+pub async fn newest(pool: &PgPool, search: &Search) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let before = match search.before {
+        Some(position) => sqlx::query_as::<_, LogPosition>(
+            "SELECT transaction_id, position FROM events WHERE position = $1",
+        )
+        .bind(position)
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or(LogPosition {
+            transaction_id: i64::MAX,
+            position,
+        }),
+        None => LogPosition {
+            transaction_id: i64::MAX,
+            position: i64::MAX,
+        },
+    };
+    let horizon = projections::horizon(&mut conn).await?;
+    let before_clause = if before.transaction_id < i64::MAX {
+        "(transaction_id, position) < ($1, $2)"
+    } else {
+        "position < $2"
+    };
+    let mut events: Vec<StoredEvent> = sqlx::query_as(&format!(
+        "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
+         event_type, event_version, payload, metadata, recorded_at FROM events \
+         WHERE ({before_clause}) AND transaction_id < $3 \
+           AND ($4::text IS NULL OR aggregate_type = $4) \
+           AND ($5::text IS NULL OR aggregate_id = $5) \
+           AND ($6::text IS NULL OR metadata->>'actor' = $6) \
+           AND ($7::text IS NULL OR metadata->>'channel' = $7) \
+           AND ($8::timestamptz IS NULL OR recorded_at >= $8) \
+           AND ($9::timestamptz IS NULL OR recorded_at <= $9) \
+         ORDER BY transaction_id DESC, position DESC LIMIT $10"
+    ))
+    .bind(before.transaction_id)
+    .bind(before.position)
+    .bind(horizon)
+    .bind(&search.aggregate_type)
+    .bind(&search.aggregate_id)
+    .bind(&search.actor)
+    .bind(&search.channel)
+    .bind(search.from)
+    .bind(search.to)
+    .bind(search.limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    drop(conn);
+    let mut payloads: Vec<&mut serde_json::Value> =
+        events.iter_mut().map(|e| &mut e.payload).collect();
+    unseal(pool, &mut payloads).await?;
+    Ok(events)
+}
+
 /// One event as a JSON line.
 pub fn event_json(e: &StoredEvent) -> serde_json::Value {
     json!({
@@ -238,10 +314,69 @@ pub async fn actor_names(
     Ok(out)
 }
 
-/// Recompute the hash chain.
-pub async fn verify(pool: &PgPool) -> Result<Verdict, projections::ProjectionError> {
+/// Recompute the hash chain, and keep the verdict (`last_verification`) as run by `by`
+/// (`cli`, `console:<subject>`); `progress(read, total)` after each page.
+pub async fn verify(
+    pool: &PgPool,
+    by: &str,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Verdict, projections::ProjectionError> {
+    let started = chrono::Utc::now();
     let mut conn = pool.acquire().await?;
-    crate::chain::verify(&mut conn).await
+    let verdict = crate::chain::verify_with(&mut conn, progress).await?;
+    let (checked, head, unchained, bad, reason) = match &verdict {
+        Verdict::Intact {
+            checked,
+            head,
+            unchained,
+        } => (
+            *checked as i64,
+            head.as_ref().map(|(at, _)| at.position),
+            *unchained as i64,
+            None,
+            None,
+        ),
+        Verdict::Broken { position, reason } => (0, None, 0, Some(*position), Some(*reason)),
+    };
+    sqlx::query(
+        "INSERT INTO chain_verifications (started_at, intact, checked, head_position, \
+         unchained, bad_position, reason, run_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(started)
+    .bind(bad.is_none())
+    .bind(checked)
+    .bind(head)
+    .bind(unchained)
+    .bind(bad)
+    .bind(reason)
+    .bind(by)
+    .execute(&mut *conn)
+    .await?;
+    Ok(verdict)
+}
+
+/// A verdict of `events verify`, as kept.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Verification {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub intact: bool,
+    pub checked: i64,
+    pub head_position: Option<i64>,
+    pub unchained: i64,
+    pub bad_position: Option<i64>,
+    pub reason: Option<String>,
+    pub run_by: String,
+}
+
+/// The newest verdict of `events verify`, wherever it ran.
+pub async fn last_verification(pool: &PgPool) -> Result<Option<Verification>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT started_at, finished_at, intact, checked, head_position, unchained, \
+         bad_position, reason, run_by FROM chain_verifications ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// Where a projection stands.

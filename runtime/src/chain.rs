@@ -140,15 +140,33 @@ const PAGE: i64 = 10_000;
 /// Recompute the chain from the log, in one consistent snapshot (a `REPEATABLE READ`
 /// transaction on `conn`), page by page.
 pub async fn verify(conn: &mut PgConnection) -> Result<Verdict, ProjectionError> {
+    verify_with(conn, &|_, _| {}).await
+}
+
+/// [`verify`], calling `progress(read, total)` after each page (`total`: the events in the
+/// snapshot).
+pub async fn verify_with(
+    conn: &mut PgConnection,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Verdict, ProjectionError> {
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *conn)
         .await?;
-    let verdict = walk(conn).await;
+    let verdict = walk(conn, progress).await;
     sqlx::query("ROLLBACK").execute(&mut *conn).await?;
     verdict
 }
 
-async fn walk(conn: &mut PgConnection) -> Result<Verdict, ProjectionError> {
+async fn walk(
+    conn: &mut PgConnection,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Verdict, ProjectionError> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let total = total as u64;
+    let mut read = 0u64;
+    progress(0, total);
     let chain_head = head(conn).await?;
     // How far the chain says it has come: its own checkpoint, or its last link if that is
     // further. Every event up to there must have a link; deleting links (even all of them)
@@ -247,6 +265,8 @@ async fn walk(conn: &mut PgConnection) -> Result<Verdict, ProjectionError> {
                 reason: "the event covered by this link is missing (deleted)",
             });
         }
+        read += events.len() as u64;
+        progress(read, total);
         if end == LogPosition::END {
             break;
         }

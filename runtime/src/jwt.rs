@@ -38,11 +38,16 @@ impl Jwt {
     }
 
     pub fn issue<C: Serialize>(&self, audience: &str, claims: C) -> String {
+        self.issue_for(audience, claims, TOKEN_TTL_SECONDS)
+    }
+
+    /// A token that expires after `ttl_seconds` (the console's sessions are shorter-lived).
+    pub fn issue_for<C: Serialize>(&self, audience: &str, claims: C, ttl_seconds: i64) -> String {
         let now = chrono::Utc::now().timestamp();
         let envelope = Envelope {
             aud: audience.to_string(),
             iat: now,
-            exp: now + TOKEN_TTL_SECONDS,
+            exp: now + ttl_seconds,
             claims,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &envelope, &self.encoding)

@@ -86,6 +86,20 @@ impl FromRequestParts<Arc<Campus>> for CurrentSuperuser {
 }
 
 impl CurrentSuperuser {
+    /// The superuser `id`, if still active: for a session whose own token (the console's
+    /// cookie) named them. 401 otherwise.
+    pub async fn active(parts: &Parts, app: &Campus, id: String) -> Result<Self, ApiError> {
+        Self::of(
+            parts,
+            app,
+            Claims {
+                sub: id,
+                kind: SUPERUSER.into(),
+            },
+        )
+        .await
+    }
+
     /// The superuser a verified superuser token names, if still active.
     async fn of(parts: &Parts, app: &Campus, claims: Claims) -> Result<Self, ApiError> {
         let active: Option<bool> =

@@ -104,7 +104,7 @@ pub(super) async fn events(app: &App, command: EventsCmd) -> anyhow::Result<()> 
         EventsCmd::Verify { print_head } => {
             // Chain what has been committed so far first, so that the verdict covers it.
             app.rt.catch_up().await?;
-            match runtime::audit::verify(&app.rt.tx_pool).await? {
+            match runtime::audit::verify(&app.rt.tx_pool, "cli", &|_, _| {}).await? {
                 runtime::chain::Verdict::Intact {
                     checked,
                     head,

@@ -92,27 +92,32 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Ready: the database answers within 2 s and no read model is more than
 /// `ENSEMBLE_READY_MAX_LAG` events behind. 503 with the reason otherwise.
 async fn readyz(State(app): State<Arc<Runtime>>) -> Response {
-    let max = i64::from(app.config.ready_max_lag);
-    let not_ready = |reason: String| {
-        (
+    match readiness(&app).await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not ready", "reason": reason })),
         )
-            .into_response()
-    };
-    match registry::lags(&app, max + 1).await {
+            .into_response(),
+    }
+}
+
+/// Whether the process is ready (what `/readyz` answers), or why not.
+pub async fn readiness(app: &Arc<Runtime>) -> Result<(), String> {
+    let max = i64::from(app.config.ready_max_lag);
+    match registry::lags(app, max + 1).await {
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            not_ready("the database is unavailable or did not answer in time".into())
+            Err("the database is unavailable or did not answer in time".into())
         }
         Ok(rows) => {
             if let Some((name, _, _, lag)) = rows.iter().find(|r| r.3 > max) {
-                return not_ready(format!(
+                return Err(format!(
                     "read model {name} is {lag}{} events behind the log (at most {max} allowed)",
                     if *lag > max { "+" } else { "" }
                 ));
             }
-            Json(json!({ "status": "ready" })).into_response()
+            Ok(())
         }
     }
 }
