@@ -20,6 +20,17 @@ ensure_local_postgres() {
   return 1
 }
 
+# Debian's Chromium and ChromeDriver, for the console's browser tests (tests/api/console.rs).
+ensure_chromium() {
+  command -v chromedriver >/dev/null 2>&1 && [ -x /usr/bin/chromium ] && return 0
+  echo "installing chromium and chromium-driver (Debian's packages) for the browser tests" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
+}
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
     # shellcheck disable=SC1091

@@ -126,13 +126,7 @@ async fn history(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let params = params(raw.as_deref());
-    let get = |name: &str| {
-        params
-            .as_ref()
-            .ok()
-            .and_then(|p| p.get(name))
-            .cloned()
-    };
+    let get = |name: &str| params.as_ref().ok().and_then(|p| p.get(name)).cloned();
     let search = params.clone().and_then(|p| {
         let when = |name: &str| {
             p.get(name)
@@ -148,7 +142,10 @@ async fn history(
             to: when("to")?,
             before: p
                 .get("before")
-                .map(|b| b.parse::<i64>().map_err(|_| "before must be a position".to_string()))
+                .map(|b| {
+                    b.parse::<i64>()
+                        .map_err(|_| "before must be a position".to_string())
+                })
                 .transpose()?,
             limit: HISTORY_PAGE,
         })
@@ -201,7 +198,11 @@ async fn history(
             }
         }
     };
-    (status, pages::page("History", Some((&session, Tab::History)), body)).into_response()
+    (
+        status,
+        pages::page("History", Some(session.frame(Tab::History)), body),
+    )
+        .into_response()
 }
 
 const RECORD_PAGE: usize = 20;
@@ -226,7 +227,14 @@ async fn record(
 ) -> Response {
     let params = match params(raw.as_deref()) {
         Ok(p) => p,
-        Err(e) => return pages::problem(StatusCode::BAD_REQUEST, &session, Tab::Record, "Record", &e),
+        Err(e) => {
+            return pages::problem(
+                StatusCode::BAD_REQUEST,
+                session.frame(Tab::Record),
+                "Record",
+                &e,
+            )
+        }
     };
     let types = audit::aggregate_types();
     let chosen = params.get("type").cloned().unwrap_or_default();
@@ -248,14 +256,17 @@ async fn record(
             status,
             pages::page(
                 "Record",
-                Some((&session, Tab::Record)),
+                Some(session.frame(Tab::Record)),
                 html! { h1 { "Record" } (form) (content) },
             ),
         )
             .into_response()
     };
     if chosen.is_empty() || id.is_empty() {
-        return frame(StatusCode::OK, html! { p.quiet { "Choose a record: its type and id, as the history shows them." } });
+        return frame(
+            StatusCode::OK,
+            html! { p.quiet { "Choose a record: its type and id, as the history shows them." } },
+        );
     }
     let pool = &console.app.rt.pool;
     let why = |e: RecordError| match e {
@@ -263,40 +274,76 @@ async fn record(
         e => Ok(e.to_string()),
     };
     // The record as of a moment, if asked.
-    let as_of = match params.get("as_of").map(|t| audit::parse_time(t)).transpose() {
+    let as_of = match params
+        .get("as_of")
+        .map(|t| audit::parse_time(t))
+        .transpose()
+    {
         Ok(t) => t,
-        Err(e) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { "as of: " (e) } }),
+        Err(e) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { "as of: " (e) } },
+            )
+        }
     };
     let then = match as_of {
         None => None,
-        Some(t) => match audit::record(pool, &chosen, &id, Some(t)).await.map_err(why) {
+        Some(t) => match audit::record(pool, &chosen, &id, Some(t))
+            .await
+            .map_err(why)
+        {
             Ok((state, events)) => Some((t, state, events.len())),
-            Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { (reason) } }),
+            Err(Ok(reason)) => {
+                return frame(
+                    StatusCode::BAD_REQUEST,
+                    html! { p.error role="alert" { (reason) } },
+                )
+            }
             Err(Err(response)) => return response,
         },
     };
     // A page of the timeline, with the state before its first event to diff against.
     let (_, total) = match audit::history(pool, &chosen, &id, 0..0).await.map_err(why) {
         Ok(found) => found,
-        Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { (reason) } }),
+        Err(Ok(reason)) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { (reason) } },
+            )
+        }
         Err(Err(response)) => return response,
     };
     let pages_count = total.div_ceil(RECORD_PAGE).max(1);
     let page = match params.get("page").map(|p| p.parse::<usize>()) {
         None => pages_count,
         Some(Ok(p)) if (1..=pages_count).contains(&p) => p,
-        Some(_) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { "page must be between 1 and " (pages_count) } }),
+        Some(_) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { "page must be between 1 and " (pages_count) } },
+            )
+        }
     };
     let start = (page - 1) * RECORD_PAGE;
     let from = start.saturating_sub(1);
-    let steps = match audit::history(pool, &chosen, &id, from..start + RECORD_PAGE).await.map_err(why) {
+    let steps = match audit::history(pool, &chosen, &id, from..start + RECORD_PAGE)
+        .await
+        .map_err(why)
+    {
         Ok((steps, _)) => steps,
-        Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { (reason) } }),
+        Err(Ok(reason)) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { (reason) } },
+            )
+        }
         Err(Err(response)) => return response,
     };
     let events: Vec<StoredEvent> = steps.iter().map(|(e, _)| e.clone()).collect();
     let names = names(&console, &events).await;
-    let mut previous = Value::Null;
+    // Before its first event a record is nothing: its first state's fields show as added.
+    let mut previous = Value::Object(Default::default());
     let mut shown = Vec::new();
     for (i, (e, state)) in steps.iter().enumerate() {
         if start > 0 && i == 0 {
@@ -307,50 +354,60 @@ async fn record(
         previous = state.clone();
     }
     let page_href = |p: usize| {
-        let mut q: Vec<(String, String)> = params.clone().into_iter().filter(|(k, _)| k != "page").collect();
+        let mut q: Vec<(String, String)> = params
+            .clone()
+            .into_iter()
+            .filter(|(k, _)| k != "page")
+            .collect();
         q.push(("page".into(), p.to_string()));
         q.sort();
-        format!("/console/record?{}", serde_urlencoded::to_string(&q).unwrap_or_default())
+        format!(
+            "/console/record?{}",
+            serde_urlencoded::to_string(&q).unwrap_or_default()
+        )
     };
-    frame(StatusCode::OK, html! {
-        p.summary { strong { (chosen) " " (id) } ": " (total) " events" }
-        @if let Some((t, state, n)) = &then {
-            section.asof {
-                h2 { "As of " (time(*t)) }
-                @if *n == 0 {
-                    p.quiet { "The record had no event yet." }
-                } @else {
-                    p { "After its first " (n) " events:" }
-                    (pages::json(state, &HashSet::new()))
-                }
-            }
-        }
-        @if total == 0 {
-            p.quiet { "No event for this record." }
-        }
-        section.timeline {
-            @for (e, changes, state) in &shown {
-                div.step {
-                    (event(e, &names, false))
-                    details.diff open {
-                        summary { "What changed: " (changes.len()) " field" (if changes.len() == 1 { "" } else { "s" }) }
-                        (pages::changes(changes, "before", "after"))
-                    }
-                    details.state {
-                        summary { "State after" }
-                        (pages::json(state, &changes.iter().map(|(at, _)| at.as_str()).collect()))
+    frame(
+        StatusCode::OK,
+        html! {
+            p.summary { strong { (chosen) " " (id) } ": " (total) " events" }
+            @if let Some((t, state, n)) = &then {
+                section.asof {
+                    h2 { "As of " (time(*t)) }
+                    @if *n == 0 {
+                        p.quiet { "The record had no event yet." }
+                    } @else {
+                        p { "After its first " (n) " events:" }
+                        (pages::json(state, &HashSet::new()))
                     }
                 }
             }
-        }
-        @if pages_count > 1 {
-            nav.pages {
-                @for p in 1..=pages_count {
-                    @if p == page { span.current { (p) } } @else { a href=(page_href(p)) { (p) } }
+            @if total == 0 {
+                p.quiet { "No event for this record." }
+            }
+            section.timeline {
+                @for (e, changes, state) in &shown {
+                    div.step {
+                        (event(e, &names, false))
+                        details.diff open {
+                            summary { "What changed: " (changes.len()) " field" (if changes.len() == 1 { "" } else { "s" }) }
+                            (pages::changes(changes, "before", "after"))
+                        }
+                        details.state {
+                            summary { "State after" }
+                            (pages::json(state, &changes.iter().map(|(at, _)| at.as_str()).collect()))
+                        }
+                    }
                 }
             }
-        }
-    })
+            @if pages_count > 1 {
+                nav.pages {
+                    @for p in 1..=pages_count {
+                        @if p == page { span.current { (p) } } @else { a href=(page_href(p)) { (p) } }
+                    }
+                }
+            }
+        },
+    )
 }
 
 #[utoipa::path(get, path = "/console/saw", tag = "console",
@@ -375,7 +432,14 @@ async fn saw(
     use crate::views::{self, Refused};
     let params = match params(raw.as_deref()) {
         Ok(p) => p,
-        Err(e) => return pages::problem(StatusCode::BAD_REQUEST, &session, Tab::Saw, "What they saw", &e),
+        Err(e) => {
+            return pages::problem(
+                StatusCode::BAD_REQUEST,
+                session.frame(Tab::Saw),
+                "What they saw",
+                &e,
+            )
+        }
     };
     let field = |name: &str| params.get(name).cloned().unwrap_or_default();
     let form = html! {
@@ -392,20 +456,30 @@ async fn saw(
             status,
             pages::page(
                 "What they saw",
-                Some((&session, Tab::Saw)),
+                Some(session.frame(Tab::Saw)),
                 html! { h1 { "What they saw" } (form) (content) },
             ),
         )
             .into_response()
     };
     if !params.contains_key("path") {
-        return frame(StatusCode::OK, html! { p.quiet { "Any GET of the orchestra or the campus, answered as it stood at a moment for the person named, beside its answer now." } });
+        return frame(
+            StatusCode::OK,
+            html! { p.quiet { "Any GET of the orchestra or the campus, answered as it stood at a moment for the person named, beside its answer now." } },
+        );
     }
     let mut asked: Vec<(&String, &String)> = params.iter().collect();
     asked.sort();
-    let question = match views::question(Some(&serde_urlencoded::to_string(&asked).unwrap_or_default())) {
+    let question = match views::question(Some(
+        &serde_urlencoded::to_string(&asked).unwrap_or_default(),
+    )) {
         Ok(q) => q,
-        Err(e) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { (e) } }),
+        Err(e) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { (e) } },
+            )
+        }
     };
     let deadline = console
         .app
@@ -420,46 +494,76 @@ async fn saw(
         views::answer(&console.app, console.services, &question, auditor),
     )
     .await
-    .unwrap_or_else(|_| Err(Refused::Later("the moment is still being replayed; ask again in a few seconds".into(), 5)));
+    .unwrap_or_else(|_| {
+        Err(Refused::Later(
+            "the moment is still being replayed; ask again in a few seconds".into(),
+            5,
+        ))
+    });
     let then = match then {
         Ok(answer) => answer,
-        Err(Refused::Bad(reason)) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { (reason) } }),
+        Err(Refused::Bad(reason)) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { (reason) } },
+            )
+        }
         Err(Refused::Later(reason, seconds)) => {
-            let mut response = frame(StatusCode::SERVICE_UNAVAILABLE, html! { p.error role="alert" { (reason) } });
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+            let mut response = frame(
+                StatusCode::SERVICE_UNAVAILABLE,
+                html! { p.error role="alert" { (reason) } },
+            );
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
             return response;
         }
         Err(Refused::Failed(e)) => return e.into_response(),
     };
     let now = match views::answer_now(&console.app, console.services, &question, auditor).await {
         Ok(now) => now,
-        Err(Refused::Bad(reason)) => return frame(StatusCode::BAD_REQUEST, html! { p.error role="alert" { (reason) } }),
-        Err(Refused::Later(reason, _)) => return frame(StatusCode::SERVICE_UNAVAILABLE, html! { p.error role="alert" { (reason) } }),
+        Err(Refused::Bad(reason)) => {
+            return frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { (reason) } },
+            )
+        }
+        Err(Refused::Later(reason, _)) => {
+            return frame(
+                StatusCode::SERVICE_UNAVAILABLE,
+                html! { p.error role="alert" { (reason) } },
+            )
+        }
         Err(Refused::Failed(e)) => return e.into_response(),
     };
-    let parse = |raw: &serde_json::value::RawValue| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
+    let parse = |raw: &serde_json::value::RawValue| {
+        serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null)
+    };
     let (before, after) = (parse(&then.body), parse(&now.1));
     let changes = diff::diff(&before, &after);
     let marks: HashSet<&str> = changes.iter().map(|(at, _)| at.as_str()).collect();
-    frame(StatusCode::OK, html! {
-        section.compare {
-            div.then {
-                h2 { "Then" }
-                p.when { (then.as_of.time) " · position " (then.as_of.position) " · their today " (then.today) }
-                p { "status " strong.status { (then.status) } }
-                (pages::json(&before, &marks))
+    frame(
+        StatusCode::OK,
+        html! {
+            section.compare {
+                div.then {
+                    h2 { "Then" }
+                    p.when { (then.as_of.time) " · position " (then.as_of.position) " · their today " (then.today) }
+                    p { "status " strong.status { (then.status) } }
+                    (pages::json(&before, &marks))
+                }
+                div.now {
+                    h2 { "Now" }
+                    p.when { (time(chrono::Utc::now())) }
+                    p { "status " strong.status { (now.0) } }
+                    (pages::json(&after, &marks))
+                }
             }
-            div.now {
-                h2 { "Now" }
-                p.when { (time(chrono::Utc::now())) }
-                p { "status " strong.status { (now.0) } }
-                (pages::json(&after, &marks))
+            section.differences {
+                h2 { "Differences" }
+                @if then.status != now.0 { p { "The status was " (then.status) ", it is " (now.0) "." } }
+                (pages::changes(&changes, "then", "now"))
             }
-        }
-        section.differences {
-            h2 { "Differences" }
-            @if then.status != now.0 { p { "The status was " (then.status) ", it is " (now.0) "." } }
-            (pages::changes(&changes, "then", "now"))
-        }
-    })
+        },
+    )
 }

@@ -140,12 +140,16 @@ mod tests {
 
     #[test]
     fn a_diff_names_each_field_that_changed_was_added_or_removed() {
-        let before = json!({"state": "pending", "reason": "病假", "dates": ["2026-03-12"], "a/b": 1});
+        let before =
+            json!({"state": "pending", "reason": "病假", "dates": ["2026-03-12"], "a/b": 1});
         let after = json!({"state": "approved", "reason": "病假", "dates": ["2026-03-12", "2026-03-13"], "by": "boss"});
         assert_eq!(
             diff(&before, &after),
             vec![
-                ("/state".into(), Change::Changed(json!("pending"), json!("approved"))),
+                (
+                    "/state".into(),
+                    Change::Changed(json!("pending"), json!("approved"))
+                ),
                 ("/dates/1".into(), Change::Added(json!("2026-03-13"))),
                 ("/a~1b".into(), Change::Removed(json!(1))),
                 ("/by".into(), Change::Added(json!("boss"))),
@@ -163,12 +167,23 @@ mod tests {
         let value = json!({"absences": [{"id": 1, "state": "approved"}], "n": 1});
         let laid: Vec<(String, String)> = lines(&value)
             .into_iter()
-            .map(|l| (format!("{}{}{}", "  ".repeat(l.depth), l.key, l.text), l.pointer))
+            .map(|l| {
+                (
+                    format!("{}{}{}", "  ".repeat(l.depth), l.key, l.text),
+                    l.pointer,
+                )
+            })
             .collect();
         assert_eq!(laid[0], ("{".into(), "".into()));
         assert_eq!(laid[1], ("  \"absences\": [".into(), "/absences".into()));
         assert_eq!(laid[3], ("      \"id\": 1".into(), "/absences/0/id".into()));
-        assert_eq!(laid[4], ("      \"state\": \"approved\"".into(), "/absences/0/state".into()));
+        assert_eq!(
+            laid[4],
+            (
+                "      \"state\": \"approved\"".into(),
+                "/absences/0/state".into()
+            )
+        );
         assert_eq!(laid.last().unwrap().0, "}");
         let changed: HashSet<&str> = ["/absences/0"].into_iter().collect();
         assert!(is_marked("/absences/0/state", &changed));

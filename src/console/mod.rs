@@ -180,10 +180,9 @@ async fn log_in(
         Err(LimitError::Limited(limited)) => {
             let mut response =
                 pages::login(StatusCode::TOO_MANY_REQUESTS, Some(&limited.message)).into_response();
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(limited.retry_after),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after));
             return response;
         }
         Err(LimitError::Database(e)) => return crate::http::ApiError::from(e).into_response(),
@@ -236,8 +235,7 @@ async fn log_out(session: Session, headers: HeaderMap, form: Fields) -> Response
 fn csrf_refused(session: &Session, tab: pages::Tab) -> Response {
     pages::problem(
         StatusCode::FORBIDDEN,
-        session,
-        tab,
+        session.frame(tab),
         "Refused",
         "This form did not come from this console session (its CSRF token is missing or \
          stale). Reload the page and try again.",
@@ -247,9 +245,9 @@ fn csrf_refused(session: &Session, tab: pages::Tab) -> Response {
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
 
-#[utoipa::path(get, path = "/console/assets/{file}", tag = "console",
+#[utoipa::path(get, path = "/console/assets/{asset}", tag = "console",
     summary = "The console's style sheet and script, from the binary",
-    params(("file" = String, Path, description = "console.css or console.js")),
+    params(("asset" = String, Path, description = "console.css or console.js")),
     responses(
         (status = 200, description = "The file", content_type = "text/css", body = String),
         (status = 404, description = "No such file"),

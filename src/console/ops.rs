@@ -101,7 +101,7 @@ async fn integrity(State(console): State<Arc<Console>>, session: Session) -> Res
             (verify_fragment(&console))
         }
     };
-    pages::page("Integrity", Some((&session, Tab::Integrity)), body).into_response()
+    pages::page("Integrity", Some(session.frame(Tab::Integrity)), body).into_response()
 }
 
 #[utoipa::path(post, path = "/console/integrity/verify", tag = "console",
@@ -118,16 +118,14 @@ async fn verify(State(console): State<Arc<Console>>, session: Session, form: Fie
     }
     let by = format!("console:{}", session.subject());
     let rt = console.app.rt.clone();
-    console
-        .jobs
-        .verify
-        .start("events verify".into(), by.clone(), move |report| async move {
+    console.jobs.verify.start(
+        "events verify".into(),
+        by.clone(),
+        move |report| async move {
             let progress = move |done, total| report(done, total);
             match runtime::audit::verify(&rt.tx_pool, &by, &progress).await {
                 Ok(Verdict::Intact {
-                    checked,
-                    unchained,
-                    ..
+                    checked, unchained, ..
                 }) => Ok(format!(
                     "intact: {checked} events chained, {unchained} not chained yet"
                 )),
@@ -136,7 +134,8 @@ async fn verify(State(console): State<Arc<Console>>, session: Session, form: Fie
                 )),
                 Err(e) => Err(format!("could not verify: {e}")),
             }
-        });
+        },
+    );
     Redirect::to("/console/integrity").into_response()
 }
 
@@ -196,7 +195,12 @@ fn chart(samples: &[Sample]) -> Markup {
             svg viewBox=(format!("0 0 {W} {H}")) role="img" aria-label="lag of each read model over the last hour" {
                 line.axis x1="0" y1=(H) x2=(W) y2=(H) {}
                 @for (i, name) in names.iter().enumerate() {
-                    polyline class=(format!("series s{}", i % 6)) points=(line(name)) {}
+                    @let points = line(name);
+                    polyline class=(format!("series s{}", i % 6)) points=(points) {}
+                    // The latest sample as a dot: one sample is no line yet.
+                    @if let Some((x, y)) = points.rsplit(' ').next().and_then(|p| p.split_once(',')) {
+                        circle class=(format!("dot s{}", i % 6)) cx=(x) cy=(y) r="3" {}
+                    }
                 }
             }
             p.legend {
@@ -314,7 +318,7 @@ async fn operations(
             (mail_table(&session, &mail))
         }
     };
-    pages::page("Operations", Some((&session, Tab::Operations)), body).into_response()
+    pages::page("Operations", Some(session.frame(Tab::Operations)), body).into_response()
 }
 
 fn mail_table(session: &Session, rows: &[runtime::mailer::OutboxRow]) -> Markup {
@@ -388,8 +392,7 @@ async fn rebuild(State(console): State<Arc<Console>>, session: Session, form: Fi
             None => {
                 return pages::problem(
                     StatusCode::BAD_REQUEST,
-                    &session,
-                    Tab::Operations,
+                    session.frame(Tab::Operations),
                     "Rebuild",
                     &format!(
                         "{name:?} is not a projection that can be rebuilt (these can: {})",
@@ -461,15 +464,18 @@ struct RetryForm {
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
     ))]
-async fn retry_mail(State(console): State<Arc<Console>>, session: Session, form: Fields) -> Response {
+async fn retry_mail(
+    State(console): State<Arc<Console>>,
+    session: Session,
+    form: Fields,
+) -> Response {
     if !session.checks(form.get("csrf")) {
         return csrf_refused(&session, Tab::Operations);
     }
     let not_failed = |id: &str| {
         pages::problem(
             StatusCode::BAD_REQUEST,
-            &session,
-            Tab::Operations,
+            session.frame(Tab::Operations),
             "Retry",
             &format!("Mail {id} is not a failed mail."),
         )

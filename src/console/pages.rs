@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::diff::{self, Change};
 use super::jobs::Progress;
-use super::session::Session;
 
 /// The pages, as the menu lists them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,8 +30,16 @@ const TABS: &[(Tab, &str, &str)] = &[
     (Tab::Operations, "/console/operations", "Operations"),
 ];
 
+/// What the frame of a signed-in page shows: the menu with its page marked, who is signed in,
+/// and the CSRF token of the logout form.
+pub struct Frame {
+    pub tab: Tab,
+    pub subject: String,
+    pub csrf: String,
+}
+
 /// A whole page.
-pub fn page(title: &str, session: Option<(&Session, Tab)>, body: Markup) -> Markup {
+pub fn page(title: &str, frame: Option<Frame>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="zh-CN" {
@@ -47,15 +54,15 @@ pub fn page(title: &str, session: Option<(&Session, Tab)>, body: Markup) -> Mark
             body {
                 header.top {
                     span.brand { "Ensemble" small { " console" } }
-                    @if let Some((session, active)) = session {
+                    @if let Some(frame) = frame {
                         nav {
                             @for (tab, href, label) in TABS {
-                                a href=(href) class=[(*tab == active).then_some("active")] { (label) }
+                                a href=(href) class=[(*tab == frame.tab).then_some("active")] { (label) }
                             }
                         }
                         form.logout method="post" action="/console/logout" {
-                            input type="hidden" name="csrf" value=(session.csrf());
-                            span.who title="signed in as" { (session.subject()) }
+                            input type="hidden" name="csrf" value=(frame.csrf);
+                            span.who title="signed in as" { (frame.subject) }
                             button type="submit" { "Log out" }
                         }
                     }
@@ -92,18 +99,12 @@ pub fn login(status: StatusCode, problem: Option<&str>) -> (StatusCode, Markup) 
 }
 
 /// A page that says what went wrong, with `status`.
-pub fn problem(
-    status: StatusCode,
-    session: &Session,
-    tab: Tab,
-    title: &str,
-    text: &str,
-) -> Response {
+pub fn problem(status: StatusCode, frame: Frame, title: &str, text: &str) -> Response {
     (
         status,
         page(
             title,
-            Some((session, tab)),
+            Some(frame),
             html! { h1 { (title) } p.error role="alert" { (text) } },
         ),
     )

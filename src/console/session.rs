@@ -47,6 +47,15 @@ impl Session {
         given.is_some_and(|g| digest(g) == digest(&self.csrf()))
     }
 
+    /// The frame of a page of this session, on `tab`.
+    pub fn frame(&self, tab: pages::Tab) -> pages::Frame {
+        pages::Frame {
+            tab,
+            subject: self.subject(),
+            csrf: self.csrf(),
+        }
+    }
+
     /// The subject the log names this superuser by (who ran a verify or a rebuild).
     pub fn subject(&self) -> String {
         aggregates::campus::superusers::superuser_subject(&self.me.id)
@@ -62,7 +71,9 @@ fn csrf_of(token: &str) -> String {
 pub fn open(console: &Console, id: &str, headers: &HeaderMap) -> String {
     let token = console.app.rt.jwt.issue_for(
         AUDIENCE,
-        Claims { sub: id.to_string() },
+        Claims {
+            sub: id.to_string(),
+        },
         TTL_SECONDS,
     );
     format!(

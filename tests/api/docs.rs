@@ -9,6 +9,7 @@ fn fill(path: &str, id: i64) -> String {
     path.replace("{id}", &id.to_string())
         .replace("{key}", "1")
         .replace("{file}", "swagger-ui.css")
+        .replace("{asset}", "console.css")
         .replace("{aggregate_type}", "Roster")
         .replace("{aggregate_id}", "orchestra")
 }
@@ -82,6 +83,21 @@ async fn every_documented_operation_is_served_and_nothing_else_is_routed() {
         ("PUT", "/organizations/{id}"),
         ("PUT", "/users/{id}"),
         ("GET", "/absence"),
+        ("GET", "/console"),
+        ("GET", "/console/assets/{asset}"),
+        ("GET", "/console/history"),
+        ("GET", "/console/integrity"),
+        ("GET", "/console/integrity/progress"),
+        ("GET", "/console/operations"),
+        ("GET", "/console/operations/lag"),
+        ("GET", "/console/operations/progress"),
+        ("GET", "/console/record"),
+        ("GET", "/console/saw"),
+        ("POST", "/console/integrity/verify"),
+        ("POST", "/console/login"),
+        ("POST", "/console/logout"),
+        ("POST", "/console/mail/retry"),
+        ("POST", "/console/operations/rebuild"),
         ("GET", "/audit/events"),
         ("GET", "/audit/views"),
         ("GET", "/audit/{aggregate_type}/{aggregate_id}"),

@@ -1,9 +1,11 @@
 //! Integration tests: one binary, each test on its own fresh database with the real server.
 
 mod absences;
+mod browser;
 mod campus;
 mod cli;
 mod client;
+mod console;
 mod docs;
 mod durability;
 mod erasure;

@@ -355,7 +355,10 @@ async fn every_follower_sees_every_committed_event_once_in_one_order() {
     .await
     .unwrap();
     same_as_log(seed, "the hash chain", &linked, &log);
-    match runtime::audit::verify(&pool, "test", &|_, _| {}).await.unwrap() {
+    match runtime::audit::verify(&pool, "test", &|_, _| {})
+        .await
+        .unwrap()
+    {
         runtime::chain::Verdict::Intact {
             checked, unchained, ..
         } => {
