@@ -161,6 +161,24 @@ async fn history(
         Ok(events) => names(&console, events).await,
         Err(_) => HashMap::new(),
     };
+    // The next page: the same filters, before the last event shown.
+    let older = |events: &[StoredEvent]| {
+        let last = events
+            .last()
+            .filter(|_| events.len() as i64 == HISTORY_PAGE)?;
+        let mut next: Vec<(String, String)> = params
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k != "before")
+            .collect();
+        next.push(("before".into(), last.position.to_string()));
+        next.sort();
+        Some(format!(
+            "/console/history?{}",
+            serde_urlencoded::to_string(&next).unwrap_or_default()
+        ))
+    };
     let types = audit::aggregate_types();
     let chosen = get("type").unwrap_or_default();
     let field = |name: &str| get(name).unwrap_or_default();
@@ -187,13 +205,8 @@ async fn history(
                 section.events {
                     @for e in events { (event(e, &names, true)) }
                 }
-                @if events.len() as i64 == HISTORY_PAGE {
-                    @if let Some(last) = events.last() {
-                        @let mut next: Vec<(String, String)> = params.clone().unwrap_or_default().into_iter().filter(|(k, _)| k != "before").collect();
-                        @let _ = next.push(("before".into(), last.position.to_string()));
-                        @let _ = next.sort();
-                        a.older href={ "/console/history?" (serde_urlencoded::to_string(&next).unwrap_or_default()) } { "Older events →" }
-                    }
+                @if let Some(href) = older(events) {
+                    a.older href=(href) { "Older events →" }
                 }
             }
         }
@@ -270,7 +283,7 @@ async fn record(
     }
     let pool = &console.app.rt.pool;
     let why = |e: RecordError| match e {
-        RecordError::Database(e) => Err(crate::http::ApiError::from(e).into_response()),
+        RecordError::Database(e) => Err(Box::new(crate::http::ApiError::from(e).into_response())),
         e => Ok(e.to_string()),
     };
     // The record as of a moment, if asked.
@@ -300,7 +313,7 @@ async fn record(
                     html! { p.error role="alert" { (reason) } },
                 )
             }
-            Err(Err(response)) => return response,
+            Err(Err(response)) => return *response,
         },
     };
     // A page of the timeline, with the state before its first event to diff against.
@@ -312,7 +325,7 @@ async fn record(
                 html! { p.error role="alert" { (reason) } },
             )
         }
-        Err(Err(response)) => return response,
+        Err(Err(response)) => return *response,
     };
     let pages_count = total.div_ceil(RECORD_PAGE).max(1);
     let page = match params.get("page").map(|p| p.parse::<usize>()) {
@@ -338,7 +351,7 @@ async fn record(
                 html! { p.error role="alert" { (reason) } },
             )
         }
-        Err(Err(response)) => return response,
+        Err(Err(response)) => return *response,
     };
     let events: Vec<StoredEvent> = steps.iter().map(|(e, _)| e.clone()).collect();
     let names = names(&console, &events).await;

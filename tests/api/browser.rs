@@ -179,6 +179,31 @@ impl Browser {
         assert!(v.is_null(), "click: {v}");
     }
 
+    /// Click `e` and wait until the page it leads to has loaded (a form's submit button, a
+    /// link): what follows reads the new page, never the old one.
+    pub async fn click_to_page(&self, e: &Element) {
+        self.script("window.__ensemble_old_page = true; return null")
+            .await;
+        self.click(e).await;
+        let started = Instant::now();
+        loop {
+            let state = self
+                .script(
+                    "return window.__ensemble_old_page === undefined && document.readyState === 'complete'",
+                )
+                .await;
+            if state == json!(true) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no new page after the click (at {})",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn type_into(&self, e: &Element, text: &str) {
         self.call(
             reqwest::Method::POST,

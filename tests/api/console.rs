@@ -114,7 +114,7 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
     let password = browser.find("input[name=password]").await;
     browser.type_into(&password, "s3cret-pass").await;
     browser
-        .click(&browser.find("form[action='/console/login'] button").await)
+        .click_to_page(&browser.find("form[action='/console/login'] button").await)
         .await;
     browser.find("nav a.active[href='/console/history']").await;
     assert!(browser.url().await.ends_with("/console/history"));
@@ -138,7 +138,7 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
         .await;
     browser.click(&kind).await;
     browser
-        .click(&browser.find("form.filters button").await)
+        .click_to_page(&browser.find("form.filters button").await)
         .await;
     let changed = browser
         .find("article.event[data-type=AbsenceChanged] a.record")
@@ -164,7 +164,7 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
     browser.resize(390, 844).await;
     browser.shot("history-phone").await;
     browser.resize(1280, 1000).await;
-    browser.click(&changed).await;
+    browser.click_to_page(&changed).await;
     // The record's timeline: the diff of the change names the reason, before and after.
     let row = browser
         .find(
@@ -185,7 +185,7 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
     let as_of = browser.find("form.filters input[name=as_of]").await;
     browser.type_into(&as_of, &before_decision).await;
     browser
-        .click(&browser.find("form.filters button").await)
+        .click_to_page(&browser.find("form.filters button").await)
         .await;
     let then = browser.text_of("section.asof").await;
     assert!(then.contains("After its first 2 events"), "{then}");
@@ -199,7 +199,7 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
         .type_into(&browser.find("input[name=as_of]").await, &before_decision)
         .await;
     browser
-        .click(&browser.find("form.filters button").await)
+        .click_to_page(&browser.find("form.filters button").await)
         .await;
     let then_status = browser.wait_for(".then strong.status", WAIT).await;
     assert_eq!(browser.text(&then_status).await, "200");
@@ -226,12 +226,14 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
             >= 1
     );
     let retry = browser.find("tr.failed button.retry").await;
-    browser.click(&retry).await;
+    browser.click_to_page(&retry).await;
     browser.find("p.notice").await;
     assert!(eventually(WAIT, || async { smtp.count() == 1 }).await);
     browser.shot("operations").await;
     // A rebuild from the page, followed live to its end.
-    browser.click(&browser.find("#run-rebuild").await).await;
+    browser
+        .click_to_page(&browser.find("#run-rebuild").await)
+        .await;
     let done = browser
         .wait_for("#rebuild-progress[data-running=false] .outcome", WAIT)
         .await;
@@ -245,7 +247,9 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
     browser
         .goto(&format!("{}/console/integrity", app.address))
         .await;
-    browser.click(&browser.find("#run-verify").await).await;
+    browser
+        .click_to_page(&browser.find("#run-verify").await)
+        .await;
     let verdict = browser
         .wait_for("#verify-progress[data-running=false] .outcome", WAIT)
         .await;
@@ -261,7 +265,9 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
         "UPDATE events SET payload = replace(payload::text, '2026-03-12', '2026-03-19')::json WHERE position = {edited}"
     ))
     .await;
-    browser.click(&browser.find("#run-verify").await).await;
+    browser
+        .click_to_page(&browser.find("#run-verify").await)
+        .await;
     let verdict = browser
         .wait_for("#verify-progress[data-running=false] .outcome.error", WAIT)
         .await;
@@ -281,7 +287,7 @@ async fn an_auditor_and_an_operator_work_through_the_console_in_a_browser() {
 
     // Logging out ends the session.
     browser
-        .click(&browser.find("form.logout button").await)
+        .click_to_page(&browser.find("form.logout button").await)
         .await;
     browser.find("form[action='/console/login']").await;
     browser
