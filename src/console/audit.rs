@@ -93,13 +93,27 @@ fn event(e: &StoredEvent, names: &HashMap<String, String>, link: bool) -> Markup
     }
 }
 
-/// Actors' names by subject.
+/// Actors' names by subject: `(erased)` for a person whose key was destroyed, else the name
+/// the read models hold.
 async fn names(console: &Console, events: &[StoredEvent]) -> HashMap<String, String> {
-    audit::actor_names(&console.app.rt.pool, events)
+    let pool = &console.app.rt.pool;
+    let mut names: HashMap<String, String> = audit::actor_names(pool, events)
         .await
         .unwrap_or_default()
         .into_iter()
-        .collect()
+        .collect();
+    let subjects: Vec<&str> = names.keys().map(String::as_str).collect();
+    let erased: Vec<String> = sqlx::query_scalar(
+        "SELECT subject FROM personal_keys WHERE subject = ANY($1) AND key IS NULL",
+    )
+    .bind(&subjects)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    for subject in erased {
+        names.insert(subject, runtime::personal::ERASED_TEXT.into());
+    }
+    names
 }
 
 const HISTORY_PAGE: i64 = 50;

@@ -498,6 +498,16 @@ async fn the_console_is_for_live_superuser_sessions_with_csrf_tokens_only() {
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains("role=\"alert\""), "{path}");
     }
+    // An erased member's events name them `(erased)`.
+    let (_, before) = page(&app, Some(&cookie), "/console/history?type=MemberAbsences").await;
+    assert!(before.contains("David") && !before.contains("(erased)"));
+    let out = crate::cli::ensemble(&app.database_url, &["roster", "forget", "David"]).await;
+    assert!(out.status.success(), "{}", crate::cli::stderr(&out));
+    let (_, after) = page(&app, Some(&cookie), "/console/history?type=MemberAbsences").await;
+    assert!(
+        after.contains("(erased)") && !after.contains("David"),
+        "{after}"
+    );
     // A disabled superuser's sessions end at once.
     ensemble::campus::disable(&app.app.campus, &jessica, &runtime::bus::Actor::operator())
         .await
