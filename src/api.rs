@@ -27,6 +27,7 @@ pub fn routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
     let (console, console_doc) = crate::console::routes().split_for_parts();
     document.merge(console_doc);
     let console = console
+        .layer(axum::middleware::from_fn(crate::console::same_origin))
         .layer(axum::middleware::map_response(crate::console::secured))
         .with_state(crate::console::Console::new(app.clone(), services));
     (router.merge(console), document)

@@ -65,7 +65,8 @@ pub fn routes() -> OpenApiRouter<Arc<Console>> {
 }
 
 /// What every answer of the console carries: no script, style or connection from anywhere
-/// but the console itself, no inline script, no framing, no referrer, no caching of pages.
+/// but the console itself, no inline script, no framing, no referrer to other sites, no caching
+/// of pages.
 pub async fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let mut set = |name: header::HeaderName, value: &'static str| {
@@ -78,11 +79,40 @@ pub async fn secured(mut response: Response) -> Response {
     );
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
-    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::REFERRER_POLICY, "same-origin");
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// A form posted from another site is refused before anything reads it (the login too: no
+/// one is logged in to a console by someone else's page). Browsers send `Origin` with every
+/// POST; it must name this host (as the client or a proxy in front saw it). Requests without
+/// one (curl, scripts) are left to the session and CSRF checks.
+pub async fn same_origin(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() == axum::http::Method::POST {
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let host = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+            let theirs = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .map(|(_, rest)| rest);
+            let ours = [host("host"), host("x-forwarded-host")];
+            if theirs.is_none() || !ours.contains(&theirs) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "A form from another site is refused: use the console's own pages.",
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// A form as the browser sent it (`application/x-www-form-urlencoded`), field by field.

@@ -342,6 +342,16 @@ async fn the_console_is_for_live_superuser_sessions_with_csrf_tokens_only() {
     assert_eq!(status, 200);
     assert!(body.contains("action=\"/console/login\""));
 
+    // A login posted from another site's page is refused.
+    let cross = client()
+        .post(format!("{}/console/login", app.address))
+        .header("origin", "http://evil.example")
+        .form(&[("username", "Jessica"), ("password", "s3cret-pass")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(cross.headers().get("set-cookie").is_none());
     // A session: the cookie is HttpOnly, SameSite=Strict, on /console, and expires.
     let reply = client()
         .post(format!("{}/console/login", app.address))
