@@ -28,9 +28,29 @@ impl App {
 
     /// The background tasks of a server process: the runtime's, and each context's.
     pub fn spawn_workers(&self) -> runtime::worker::Workers {
-        let mut periodic = vec![crate::campus::sweeper(self.campus.clone())];
+        let mut periodic = vec![
+            crate::campus::sweeper(self.campus.clone()),
+            stale_replays(self.rt.clone()),
+        ];
         periodic.extend(memory_trim());
         runtime::worker::spawn(self.rt.clone(), periodic)
+    }
+}
+
+/// Drop the time machine's replays that an erasure made stale (they may hold what was
+/// erased), within seconds of it, whether or not anyone asks about their moments again.
+fn stale_replays(rt: Arc<Runtime>) -> runtime::worker::Periodic {
+    runtime::worker::Periodic {
+        name: "stale-replays",
+        every: std::time::Duration::from_secs(10),
+        round: Arc::new(move || {
+            let rt = rt.clone();
+            Box::pin(async move {
+                if let Err(e) = rt.views.drop_stale().await {
+                    tracing::warn!(error = %e, "could not drop the replays an erasure made stale");
+                }
+            })
+        }),
     }
 }
 

@@ -46,6 +46,9 @@ const ABANDONED_AFTER_SECS: i64 = 3600;
 const IN_USE: &str = "15 seconds";
 /// The newest migration of this build: the shape of the read models' tables.
 const SHAPE: &str = "(SELECT max(version) FROM _sqlx_migrations WHERE success)";
+/// How many erasures have committed: a replay built under another count may hold what was
+/// erased since.
+const GENERATION: &str = "(SELECT generation FROM erasures)";
 /// The prefix of the schemas of replays.
 pub const SCHEMA_PREFIX: &str = "ensemble_view_";
 
@@ -241,7 +244,7 @@ impl Replays {
     async fn kept(&self, schema: &str, cut: LogPosition) -> Result<Option<View>, ViewError> {
         let found: Option<String> = sqlx::query_scalar(&format!(
             "UPDATE view_replays SET used_at = now() WHERE schema_name = $1 AND shape = {SHAPE} \
-             RETURNING schema_name"
+             AND erasures = {GENERATION} RETURNING schema_name"
         ))
         .bind(schema)
         .fetch_optional(&self.pool)
@@ -289,6 +292,10 @@ impl Replays {
             rand::random::<u16>()
         );
         let entry = format!("view:{building}");
+        // Read before any key is: an erasure that commits while this builds makes it stale.
+        let generation: i64 = sqlx::query_scalar(&format!("SELECT {GENERATION}"))
+            .fetch_one(&self.pool)
+            .await?;
         let filled = self.fill(&building, &entry, cut).await;
         let _ = sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1")
             .bind(&entry)
@@ -313,7 +320,8 @@ impl Replays {
             .execute(&mut *tx)
             .await?;
         let theirs: Option<bool> = sqlx::query_scalar(&format!(
-            "SELECT true FROM view_replays WHERE schema_name = $1 AND shape = {SHAPE}"
+            "SELECT true FROM view_replays WHERE schema_name = $1 AND shape = {SHAPE} \
+             AND erasures = {GENERATION}"
         ))
         .bind(&schema)
         .fetch_optional(&mut *tx)
@@ -337,14 +345,16 @@ impl Replays {
         )
         .await?;
         sqlx::query(&format!(
-            "INSERT INTO view_replays (schema_name, transaction_id, position, events, shape) \
-             VALUES ($1, $2, $3, $4, {SHAPE}) ON CONFLICT (schema_name) DO UPDATE \
-             SET events = excluded.events, shape = excluded.shape, built_at = now(), used_at = now()"
+            "INSERT INTO view_replays (schema_name, transaction_id, position, events, shape, erasures) \
+             VALUES ($1, $2, $3, $4, {SHAPE}, $5) ON CONFLICT (schema_name) DO UPDATE \
+             SET events = excluded.events, shape = excluded.shape, erasures = excluded.erasures, \
+             built_at = now(), used_at = now()"
         ))
         .bind(&schema)
         .bind(cut.transaction_id)
         .bind(cut.position)
         .bind(events as i64)
+        .bind(generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -433,7 +443,44 @@ impl Replays {
 
     /// Drop the least recently used replays beyond the number kept (none used in the last
     /// minute: a question may be reading it).
+    /// Drop every replay built before the latest erasure: it may hold what was erased (names
+    /// and texts opened with keys destroyed since). Run before each new replay and on the
+    /// housekeeping clock (`ensemble serve`), so that nothing erased stays in the database for
+    /// long. A replay being read waits for its readers (at most 5 s, else the next round).
+    pub async fn drop_stale(&self) -> Result<u64, ViewError> {
+        let stale: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT schema_name FROM view_replays WHERE erasures <> {GENERATION}"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut dropped = 0;
+        for schema in stale {
+            let mut tx = self.pool.begin().await?;
+            let gone: Option<String> = sqlx::query_scalar(&format!(
+                "DELETE FROM view_replays WHERE schema_name = $1 AND erasures <> {GENERATION} \
+                 RETURNING schema_name"
+            ))
+            .bind(&schema)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if gone.is_some() && schema.starts_with(SCHEMA_PREFIX) {
+                sqlx::Executor::execute(
+                    &mut *tx,
+                    format!(
+                        "SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )
+                    .as_str(),
+                )
+                .await?;
+                dropped += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(dropped)
+    }
+
     async fn evict(&self, keep: u32) -> Result<(), ViewError> {
+        self.drop_stale().await?;
         // Those of another shape first (never read again), then the least recently used.
         let old: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT schema_name FROM view_replays ORDER BY shape = {SHAPE} DESC, used_at DESC OFFSET $1"

@@ -133,6 +133,7 @@ const HISTORY_PAGE: i64 = 50;
         (status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "A bad filter, with the reason (the page)", content_type = "text/html", body = String),
         (status = 401, description = "No session: the login form", content_type = "text/html", body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn history(
     State(console): State<Arc<Console>>,
@@ -246,6 +247,7 @@ const RECORD_PAGE: usize = 20;
         (status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "A bad parameter or an unknown record type (the page)", content_type = "text/html", body = String),
         (status = 401, description = "No session: the login form", content_type = "text/html", body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn record(
     State(console): State<Arc<Console>>,
@@ -450,6 +452,7 @@ async fn record(
         (status = 400, description = "A bad question, with the reason (the page)", content_type = "text/html", body = String),
         (status = 401, description = "No session: the login form", content_type = "text/html", body = String),
         (status = 503, description = "The moment is still being replayed: ask again (the page, with Retry-After)", content_type = "text/html", body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn saw(
     State(console): State<Arc<Console>>,

@@ -16,7 +16,8 @@ pub enum Change {
     Changed(Value, Value),
 }
 
-/// Every difference between `before` and `after`, in document order.
+/// Every difference between `before` and `after`: the places both have and those only
+/// `before` has in key order, then those only `after` has.
 pub fn diff(before: &Value, after: &Value) -> Vec<(String, Change)> {
     let mut out = Vec::new();
     walk(before, after, &mut String::new(), &mut out);
@@ -145,13 +146,15 @@ mod tests {
         let after = json!({"state": "approved", "reason": "病假", "dates": ["2026-03-12", "2026-03-13"], "by": "boss"});
         assert_eq!(
             diff(&before, &after),
+            // Keys in order (serde_json's maps are sorted), the removed among them; the added
+            // after.
             vec![
+                ("/a~1b".into(), Change::Removed(json!(1))),
+                ("/dates/1".into(), Change::Added(json!("2026-03-13"))),
                 (
                     "/state".into(),
                     Change::Changed(json!("pending"), json!("approved"))
                 ),
-                ("/dates/1".into(), Change::Added(json!("2026-03-13"))),
-                ("/a~1b".into(), Change::Removed(json!(1))),
                 ("/by".into(), Change::Added(json!("boss"))),
             ]
         );

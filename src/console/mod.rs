@@ -153,6 +153,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
 
 /// A login form, as the document shows it.
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"username": "jessica", "password": "change-me-please"}))]
 #[allow(dead_code)] // described, never built: the handler reads the fields itself
 struct LoginForm {
     username: String,
@@ -161,6 +162,7 @@ struct LoginForm {
 
 /// A state-changing form: its CSRF token (in every page's forms).
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"csrf": "2fde37b68a9287c6f4b81b65cd97d838"}))]
 #[allow(dead_code)]
 struct CsrfForm {
     csrf: String,
@@ -171,6 +173,7 @@ struct CsrfForm {
     responses(
         (status = 200, description = "The login form (HTML)", content_type = "text/html", body = String),
         (status = 303, description = "Signed in: to /console/history"),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn index(session: Result<Session, Response>) -> Response {
     match session {
@@ -186,6 +189,7 @@ async fn index(session: Result<Session, Response>) -> Response {
         (status = 303, description = "Signed in: an HttpOnly, SameSite=Strict session cookie on /console, to /console/history"),
         (status = 401, description = "Unknown name, wrong password or disabled: the form again (HTML)", content_type = "text/html", body = String),
         (status = 429, description = "Too many attempts (as adminLogIn/, counted together): the form with Retry-After", content_type = "text/html", body = String),
+        crate::http::answers::WriteAnswers,
     ))]
 async fn log_in(
     State(console): State<Arc<Console>>,
@@ -249,6 +253,7 @@ async fn log_in(
         (status = 303, description = "The session cookie cleared, to /console"),
         (status = 401, description = "No session: the login form (HTML)", content_type = "text/html", body = String),
         (status = 403, description = "The form did not carry this session's CSRF token", content_type = "text/html", body = String),
+        crate::http::answers::WriteAnswers,
     ))]
 async fn log_out(session: Session, headers: HeaderMap, form: Fields) -> Response {
     if !session.checks(form.get("csrf")) {
@@ -280,13 +285,14 @@ const JS: &str = include_str!("assets/console.js");
     params(("asset" = String, Path, description = "console.css or console.js")),
     responses(
         (status = 200, description = "The file", content_type = "text/css", body = String),
-        (status = 404, description = "No such file"),
+        (status = 404, description = "No such file", body = crate::http::schema::NotFound),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn asset(file: Result<Path<String>, axum::extract::rejection::PathRejection>) -> Response {
     let (kind, body) = match file.as_ref().map(|p| p.0.as_str()) {
         Ok("console.css") => ("text/css; charset=utf-8", CSS),
         Ok("console.js") => ("text/javascript; charset=utf-8", JS),
-        _ => return (StatusCode::NOT_FOUND, "No such file.").into_response(),
+        _ => return crate::http::ApiError::not_found().into_response(),
     };
     (
         [

@@ -45,6 +45,7 @@ fn verify_fragment(console: &Console) -> Markup {
     responses(
         (status = 200, description = "The page", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn integrity(State(console): State<Arc<Console>>, session: Session) -> Response {
     let rt = &console.app.rt;
@@ -111,6 +112,7 @@ async fn integrity(State(console): State<Arc<Console>>, session: Session) -> Res
         (status = 303, description = "Started (or already running): back to /console/integrity"),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
+        crate::http::answers::WriteAnswers,
     ))]
 async fn verify(State(console): State<Arc<Console>>, session: Session, form: Fields) -> Response {
     if !session.checks(form.get("csrf")) {
@@ -144,6 +146,7 @@ async fn verify(State(console): State<Arc<Console>>, session: Session, form: Fie
     responses(
         (status = 200, description = "The fragment", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn verify_progress(State(console): State<Arc<Console>>, _: Session) -> Response {
     pages::fragment(verify_fragment(&console))
@@ -219,6 +222,7 @@ fn chart(samples: &[Sample]) -> Markup {
     responses(
         (status = 200, description = "The page", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn operations(
     State(console): State<Arc<Console>>,
@@ -357,6 +361,7 @@ fn mail_table(session: &Session, rows: &[runtime::mailer::OutboxRow]) -> Markup 
 
 /// A rebuild's form, as the document shows it.
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"csrf": "2fde37b68a9287c6f4b81b65cd97d838", "projection": ["orchestra_absences"]}))]
 #[allow(dead_code)] // described, never built: the handler reads the fields itself
 struct RebuildForm {
     csrf: String,
@@ -372,6 +377,7 @@ struct RebuildForm {
         (status = 400, description = "Not a projection that can be rebuilt", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
+        crate::http::answers::WriteAnswers,
     ))]
 async fn rebuild(State(console): State<Arc<Console>>, session: Session, form: Fields) -> Response {
     if !session.checks(form.get("csrf")) {
@@ -431,6 +437,7 @@ async fn rebuild(State(console): State<Arc<Console>>, session: Session, form: Fi
     responses(
         (status = 200, description = "The fragment", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn rebuild_progress(State(console): State<Arc<Console>>, _: Session) -> Response {
     pages::fragment(rebuild_fragment(&console))
@@ -441,6 +448,7 @@ async fn rebuild_progress(State(console): State<Arc<Console>>, _: Session) -> Re
     responses(
         (status = 200, description = "The fragment", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        crate::http::answers::ReadAnswers,
     ))]
 async fn lag_chart(State(console): State<Arc<Console>>, _: Session) -> Response {
     pages::fragment(chart(&console.lags.snapshot()))
@@ -448,6 +456,7 @@ async fn lag_chart(State(console): State<Arc<Console>>, _: Session) -> Response 
 
 /// A retry's form, as the document shows it.
 #[derive(utoipa::ToSchema)]
+#[schema(example = json!({"csrf": "2fde37b68a9287c6f4b81b65cd97d838", "id": 7}))]
 #[allow(dead_code)] // described, never built: the handler reads the fields itself
 struct RetryForm {
     csrf: String,
@@ -463,6 +472,7 @@ struct RetryForm {
         (status = 400, description = "Not a failed mail", content_type = HTML, body = String),
         (status = 401, description = "No session: the login form", content_type = HTML, body = String),
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
+        crate::http::answers::WriteAnswers,
     ))]
 async fn retry_mail(
     State(console): State<Arc<Console>>,

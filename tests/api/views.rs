@@ -5,7 +5,7 @@
 use aggregates::orchestra::roster::{former_member, RosterCommand};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Reply, TestApp};
+use crate::helpers::{eventually, spawn_app_with, Reply, TestApp};
 use crate::platform::{block, organisation, superuser, user, User};
 
 /// The database's clock now, as the time machine reads times (after every answer so far).
@@ -274,6 +274,49 @@ async fn a_person_erased_since_shows_as_the_read_models_show_them_today() {
     // Nothing of theirs anywhere in the answer.
     let text = seen.body.to_string();
     assert!(!text.contains("David") && !text.contains("exam"), "{text}");
+}
+
+#[tokio::test]
+async fn a_moment_replayed_before_an_erasure_is_replayed_again_without_the_erased() {
+    let app = spawn_app_with(|c| c.write_limit = 0).await;
+    let admin = superuser(&app).await;
+    let t = app.with_roster().await;
+    let david = app.member_id("David").await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let then = now(&app).await;
+    // Asked before the erasure: the replay holds David's name and reason, opened.
+    let seen = view(&app, &admin, "/manager/", &then, None).await;
+    assert_eq!(seen.body["body"][0]["applier"], "David", "{}", seen.body);
+    let replays =
+        || app.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ensemble\\_view\\_%'");
+    assert_eq!(replays().await, 1);
+    app.operator(RosterCommand::Forget {
+        member_id: david as u64,
+    })
+    .await;
+    // The same moment again: replayed anew, nothing of theirs.
+    let seen = view(&app, &admin, "/manager/", &then, None).await;
+    assert_eq!(seen.body["status"], 200, "{}", seen.body);
+    assert_eq!(seen.body["body"][0]["applier"], former_member(david as u64));
+    let text = seen.body.to_string();
+    assert!(!text.contains("David") && !text.contains("exam"), "{text}");
+    assert_eq!(app.app.rt.views.built(), 2);
+    // And a replay nobody asks about again is dropped on the housekeeping clock.
+    let second_moment = now(&app).await;
+    view(&app, &admin, "/manager/", &second_moment, None).await;
+    assert_eq!(replays().await, 2);
+    app.operator(RosterCommand::Forget {
+        member_id: app.member_id("Wendy").await as u64,
+    })
+    .await;
+    assert!(
+        eventually(std::time::Duration::from_secs(20), || async {
+            replays().await == 0
+        })
+        .await,
+        "stale replays left: {}",
+        replays().await
+    );
 }
 
 #[tokio::test]
