@@ -28,9 +28,12 @@ pub fn routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
     document.merge(console_doc);
     let console = console
         .layer(axum::middleware::from_fn(crate::console::same_origin))
-        .layer(axum::middleware::map_response(crate::console::secured))
         .with_state(crate::console::Console::new(app.clone(), services));
-    (router.merge(console), document)
+    // The console's headers on everything under /console, unknown paths included.
+    let router = router
+        .merge(console)
+        .layer(axum::middleware::from_fn(crate::console::secured));
+    (router, document)
 }
 
 /// Every route but the console's, and their document.

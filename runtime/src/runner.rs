@@ -35,6 +35,8 @@ pub trait Projection: Send + Sync {
 const BATCH: i64 = 500;
 /// A rebuild reads the log in bigger steps: nobody waits for its commit.
 const REBUILD_BATCH: i64 = 50_000;
+/// Events between two reports of a rebuild's progress.
+const PROGRESS_STEP: usize = 5_000;
 
 /// What one call of [`catch_up_all`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +341,7 @@ async fn rebuild_locked(
         .fetch_one(&mut *guard)
         .await?;
     let total = total as u64;
+    progress(0, total);
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     // Build beside the live tables, in short transactions.
     let mut at = LogPosition::default();
@@ -346,8 +349,14 @@ async fn rebuild_locked(
     loop {
         let mut tx = pool.begin().await?;
         let (events, _) = shadow_batch(pool, &mut tx, &live, at).await?;
-        for projection in projections {
-            projection.apply(&mut tx, &events).await?;
+        // In steps, each through every projection in turn (as the live projector applies its
+        // passes), so that progress moves within a batch.
+        for (i, step) in events.chunks(PROGRESS_STEP).enumerate() {
+            for projection in projections {
+                projection.apply(&mut tx, step).await?;
+            }
+            let done = applied + (i * PROGRESS_STEP + step.len()) as u64;
+            progress(done, total.max(done));
         }
         tx.commit().await?;
         applied += events.len() as u64;

@@ -234,6 +234,10 @@ async fn history(
 }
 
 const RECORD_PAGE: usize = 20;
+/// A state larger than this (serialised) is not inlined in the timeline: a link opens it
+/// alone (the roster's grows with the orchestra: twenty of them would make a page of
+/// megabytes).
+const INLINE_STATE: usize = 32 * 1024;
 
 #[utoipa::path(get, path = "/console/record", tag = "console",
     summary = "One record's timeline: each event, what it changed, the state after it; the record as of any time (HTML)",
@@ -242,6 +246,7 @@ const RECORD_PAGE: usize = 20;
         ("id" = Option<String>, Query, description = "Record id"),
         ("page" = Option<usize>, Query, description = "Page of 20 events, from 1 (default: the last)"),
         ("as_of" = Option<String>, Query, description = "Also show the record as it stood then"),
+        ("step" = Option<usize>, Query, description = "Show only the state after this event of the record (1 = its first)"),
     ),
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
@@ -343,6 +348,39 @@ async fn record(
         }
         Err(Err(response)) => return *response,
     };
+    // One step's whole state, alone (a large record's states are not inlined in its timeline).
+    if let Some(step) = params.get("step") {
+        let step = match step.parse::<usize>() {
+            Ok(n) if (1..=total).contains(&n) => n,
+            _ => {
+                return frame(
+                    StatusCode::BAD_REQUEST,
+                    html! { p.error role="alert" { "step must be between 1 and " (total) } },
+                )
+            }
+        };
+        return match audit::history(pool, &chosen, &id, step - 1..step)
+            .await
+            .map_err(why)
+        {
+            Ok((found, _)) => frame(
+                StatusCode::OK,
+                html! {
+                    @for (e, state) in &found {
+                        section.state-alone {
+                            h2 { "State after step " (step) " (#" (e.position) " " (e.event_type) ")" }
+                            (pages::json(state, &HashSet::new()))
+                        }
+                    }
+                },
+            ),
+            Err(Ok(reason)) => frame(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" { (reason) } },
+            ),
+            Err(Err(response)) => *response,
+        };
+    }
     let pages_count = total.div_ceil(RECORD_PAGE).max(1);
     let page = match params.get("page").map(|p| p.parse::<usize>()) {
         None => pages_count,
@@ -382,6 +420,7 @@ async fn record(
         shown.push((e, diff::diff(&previous, state), state));
         previous = state.clone();
     }
+    let step_href = |n: i64| format!("{}&step={n}", record_href(&chosen, &id));
     let page_href = |p: usize| {
         let mut q: Vec<(String, String)> = params
             .clone()
@@ -421,9 +460,14 @@ async fn record(
                             summary { "What changed: " (changes.len()) " field" (if changes.len() == 1 { "" } else { "s" }) }
                             (pages::changes(changes, "before", "after"))
                         }
-                        details.state {
-                            summary { "State after" }
-                            (pages::json(state, &changes.iter().map(|(at, _)| at.as_str()).collect()))
+                        @let size = serde_json::to_string(state).map(|t| t.len()).unwrap_or(0);
+                        @if size <= INLINE_STATE {
+                            details.state {
+                                summary { "State after" }
+                                (pages::json(state, &changes.iter().map(|(at, _)| at.as_str()).collect()))
+                            }
+                        } @else {
+                            a.state href=(step_href(e.sequence)) { "State after (" (size / 1024) " KiB, on a page of its own)" }
                         }
                     }
                 }

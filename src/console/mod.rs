@@ -64,10 +64,15 @@ pub fn routes() -> OpenApiRouter<Arc<Console>> {
         .merge(ops::routes())
 }
 
-/// What every answer of the console carries: no script, style or connection from anywhere
-/// but the console itself, no inline script, no framing, no referrer to other sites, no caching
-/// of pages.
-pub async fn secured(mut response: Response) -> Response {
+/// What every answer under `/console` carries (its 404s too: this wraps the whole router):
+/// no script, style or connection from anywhere but the console itself, no inline script, no
+/// framing, no referrer to other sites, no caching of pages.
+pub async fn secured(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let console = request.uri().path().starts_with("/console");
+    let mut response = next.run(request).await;
+    if !console {
+        return response;
+    }
     let headers = response.headers_mut();
     let mut set = |name: header::HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));

@@ -232,7 +232,7 @@ async fn operations(
     let rt = &console.app.rt;
     let notice = super::audit::params(raw.as_deref())
         .ok()
-        .and_then(|p| p.get("retried").cloned());
+        .and_then(|p| p.get("retried")?.parse::<i64>().ok());
     let gathered = async {
         let standings = runtime::audit::standings(&rt.pool, &rt.projections).await?;
         let mail = runtime::mailer::list(&rt.pool, false, 50).await?;

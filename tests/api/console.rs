@@ -413,6 +413,27 @@ async fn the_console_is_for_live_superuser_sessions_with_csrf_tokens_only() {
             .starts_with(kind));
     }
     assert_eq!(page(&app, None, "/console/assets/secret.txt").await.0, 404);
+    // Unknown paths under /console carry the same headers.
+    for path in ["/console/nope", "/console//history", "/console/assets/"] {
+        let reply = client()
+            .get(format!("{}{path}", app.address))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 404, "{path}");
+        assert!(
+            reply.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'"),
+            "{path}"
+        );
+        assert_eq!(reply.headers()["x-frame-options"], "DENY", "{path}");
+    }
+    // The notice after a retry names a mail by number, nothing else.
+    let (_, ops) = page(&app, Some(&cookie), "/console/operations?retried=%3Cb%3Ehi").await;
+    assert!(!ops.contains("queued again"));
 
     // A state-changing form without this session's CSRF token changes nothing.
     let verify = |token: Option<String>| {
@@ -523,6 +544,70 @@ async fn the_console_is_for_live_superuser_sessions_with_csrf_tokens_only() {
         .await
         .unwrap();
     assert_eq!(page(&app, Some(&cookie), "/console/history").await.0, 401);
+}
+
+#[tokio::test]
+async fn a_large_record_opens_its_states_one_at_a_time_and_a_rebuild_reports_from_the_start() {
+    let app = spawn_app().await;
+    let mut csv = String::from("name,section,role\n");
+    for i in 0..600 {
+        csv.push_str(&format!("Member {i:04},stringed,member\n"));
+    }
+    app.import_roster(&csv).await;
+    superuser(&app, "Jessica", "s3cret-pass").await;
+    let cookie = session(&app, "Jessica", "s3cret-pass").await;
+    let (status, timeline) = page(
+        &app,
+        Some(&cookie),
+        "/console/record?type=Roster&id=orchestra",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The roster's state (600 members) is not inlined twenty times: each step links to it.
+    assert!(
+        timeline.contains("on a page of its own"),
+        "{}",
+        timeline.len()
+    );
+    assert!(!timeline.contains("class=\"state\"><summary>"));
+    assert!(timeline.len() < 1_000_000, "{} bytes", timeline.len());
+    let steps = app
+        .scalar("SELECT count(*) FROM events WHERE aggregate_type = 'Roster'")
+        .await;
+    let (status, alone) = page(
+        &app,
+        Some(&cookie),
+        &format!("/console/record?type=Roster&id=orchestra&step={steps}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        alone.contains(&format!("State after step {steps}"))
+            && alone.contains("&quot;600&quot;: {"),
+        "{}",
+        &alone[alone.len().saturating_sub(3000)..]
+    );
+    let (status, _) = page(
+        &app,
+        Some(&cookie),
+        &format!(
+            "/console/record?type=Roster&id=orchestra&step={}",
+            steps + 1
+        ),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // A rebuild says how far it has to go before its first batch is done.
+    let reports = std::sync::Mutex::new(Vec::new());
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &app.rebuildable(), &|done, total| {
+        reports.lock().unwrap().push((done, total))
+    })
+    .await
+    .unwrap();
+    let reports = reports.into_inner().unwrap();
+    let total = app.scalar("SELECT count(*) FROM events").await as u64;
+    assert_eq!(reports.first(), Some(&(0, total)), "{reports:?}");
+    assert_eq!(reports.last().map(|r| r.0), Some(total), "{reports:?}");
 }
 
 #[tokio::test]
