@@ -132,7 +132,7 @@ const HISTORY_PAGE: i64 = 50;
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "A bad filter, with the reason (the page)", content_type = "text/html", body = String),
-        (status = 401, description = "No session: the login form", content_type = "text/html", body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn history(
@@ -251,7 +251,7 @@ const INLINE_STATE: usize = 32 * 1024;
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "A bad parameter or an unknown record type (the page)", content_type = "text/html", body = String),
-        (status = 401, description = "No session: the login form", content_type = "text/html", body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn record(
@@ -328,24 +328,14 @@ async fn record(
             .map_err(why)
         {
             Ok((state, events)) => Some((t, state, events.len())),
-            Err(Ok(reason)) => {
-                return frame(
-                    StatusCode::BAD_REQUEST,
-                    html! { p.error role="alert" { (reason) } },
-                )
-            }
+            Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
             Err(Err(response)) => return *response,
         },
     };
     // A page of the timeline, with the state before its first event to diff against.
     let (_, total) = match audit::history(pool, &chosen, &id, 0..0).await.map_err(why) {
         Ok(found) => found,
-        Err(Ok(reason)) => {
-            return frame(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (reason) } },
-            )
-        }
+        Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
         Err(Err(response)) => return *response,
     };
     // One step's whole state, alone (a large record's states are not inlined in its timeline).
@@ -374,10 +364,7 @@ async fn record(
                     }
                 },
             ),
-            Err(Ok(reason)) => frame(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (reason) } },
-            ),
+            Err(Ok(reason)) => frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
             Err(Err(response)) => *response,
         };
     }
@@ -399,12 +386,7 @@ async fn record(
         .map_err(why)
     {
         Ok((steps, _)) => steps,
-        Err(Ok(reason)) => {
-            return frame(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (reason) } },
-            )
-        }
+        Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
         Err(Err(response)) => return *response,
     };
     let events: Vec<StoredEvent> = steps.iter().map(|(e, _)| e.clone()).collect();
@@ -494,7 +476,7 @@ async fn record(
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "A bad question, with the reason (the page)", content_type = "text/html", body = String),
-        (status = 401, description = "No session: the login form", content_type = "text/html", body = String),
+        pages::SignedOut,
         (status = 503, description = "The moment is still being replayed: ask again (the page, with Retry-After)", content_type = "text/html", body = String),
         crate::http::answers::ReadAnswers,
     ))]
@@ -548,12 +530,7 @@ async fn saw(
         &serde_urlencoded::to_string(&asked).unwrap_or_default(),
     )) {
         Ok(q) => q,
-        Err(e) => {
-            return frame(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (e) } },
-            )
-        }
+        Err(e) => return frame(StatusCode::BAD_REQUEST, pages::alert(&e)),
     };
     let deadline = console
         .app
@@ -576,17 +553,9 @@ async fn saw(
     });
     let then = match then {
         Ok(answer) => answer,
-        Err(Refused::Bad(reason)) => {
-            return frame(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (reason) } },
-            )
-        }
+        Err(Refused::Bad(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
         Err(Refused::Later(reason, seconds)) => {
-            let mut response = frame(
-                StatusCode::SERVICE_UNAVAILABLE,
-                html! { p.error role="alert" { (reason) } },
-            );
+            let mut response = frame(StatusCode::SERVICE_UNAVAILABLE, pages::alert(&reason));
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
@@ -596,17 +565,9 @@ async fn saw(
     };
     let now = match views::answer_now(&console.app, console.services, &question, auditor).await {
         Ok(now) => now,
-        Err(Refused::Bad(reason)) => {
-            return frame(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (reason) } },
-            )
-        }
+        Err(Refused::Bad(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
         Err(Refused::Later(reason, _)) => {
-            return frame(
-                StatusCode::SERVICE_UNAVAILABLE,
-                html! { p.error role="alert" { (reason) } },
-            )
+            return frame(StatusCode::SERVICE_UNAVAILABLE, pages::alert(&reason))
         }
         Err(Refused::Failed(e)) => return e.into_response(),
     };

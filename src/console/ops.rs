@@ -44,7 +44,7 @@ fn verify_fragment(console: &Console) -> Markup {
     summary = "The hash chain: its head, the last events verify and its result, a verify to run (HTML)",
     responses(
         (status = 200, description = "The page", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn integrity(State(console): State<Arc<Console>>, session: Session) -> Response {
@@ -110,7 +110,7 @@ async fn integrity(State(console): State<Arc<Console>>, session: Session) -> Res
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Started (or already running): back to /console/integrity"),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
         crate::http::answers::WriteAnswers,
     ))]
@@ -145,7 +145,7 @@ async fn verify(State(console): State<Arc<Console>>, session: Session, form: Fie
     summary = "The running verify's progress (an HTML fragment the page polls)",
     responses(
         (status = 200, description = "The fragment", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn verify_progress(State(console): State<Arc<Console>>, _: Session) -> Response {
@@ -221,7 +221,7 @@ fn chart(samples: &[Sample]) -> Markup {
     params(("retried" = Option<i64>, Query, description = "A mail just queued again (the notice after a retry)")),
     responses(
         (status = 200, description = "The page", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn operations(
@@ -375,7 +375,7 @@ struct RebuildForm {
     responses(
         (status = 303, description = "Started (or one is running here): back to /console/operations"),
         (status = 400, description = "Not a projection that can be rebuilt", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
         crate::http::answers::WriteAnswers,
     ))]
@@ -436,7 +436,7 @@ async fn rebuild(State(console): State<Arc<Console>>, session: Session, form: Fi
     summary = "The running rebuild's progress (an HTML fragment the page polls)",
     responses(
         (status = 200, description = "The fragment", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn rebuild_progress(State(console): State<Arc<Console>>, _: Session) -> Response {
@@ -447,7 +447,7 @@ async fn rebuild_progress(State(console): State<Arc<Console>>, _: Session) -> Re
     summary = "The lag chart (an HTML fragment the page polls)",
     responses(
         (status = 200, description = "The fragment", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         crate::http::answers::ReadAnswers,
     ))]
 async fn lag_chart(State(console): State<Arc<Console>>, _: Session) -> Response {
@@ -470,7 +470,7 @@ struct RetryForm {
     responses(
         (status = 303, description = "Queued again: to /console/operations?retried=ID"),
         (status = 400, description = "Not a failed mail", content_type = HTML, body = String),
-        (status = 401, description = "No session: the login form", content_type = HTML, body = String),
+        pages::SignedOut,
         (status = 403, description = "Without this session's CSRF token", content_type = HTML, body = String),
         crate::http::answers::WriteAnswers,
     ))]

@@ -73,6 +73,20 @@ pub fn page(title: &str, frame: Option<Frame>, body: Markup) -> Markup {
     }
 }
 
+/// What every page of a session answers without one, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built: the session extractor answers it
+pub enum SignedOut {
+    /// No session (or an expired one, or a disabled superuser's): the login form (HTML).
+    #[response(status = 401, content_type = "text/html")]
+    LoginForm(String),
+}
+
+/// A problem, as pages show it.
+pub fn alert(text: &str) -> Markup {
+    html! { p.error role="alert" { (text) } }
+}
+
 /// The login form: all anyone without a session sees.
 pub fn login(status: StatusCode, problem: Option<&str>) -> (StatusCode, Markup) {
     (
@@ -102,11 +116,7 @@ pub fn login(status: StatusCode, problem: Option<&str>) -> (StatusCode, Markup) 
 pub fn problem(status: StatusCode, frame: Frame, title: &str, text: &str) -> Response {
     (
         status,
-        page(
-            title,
-            Some(frame),
-            html! { h1 { (title) } p.error role="alert" { (text) } },
-        ),
+        page(title, Some(frame), html! { h1 { (title) } (alert(text)) }),
     )
         .into_response()
 }
