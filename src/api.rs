@@ -42,7 +42,9 @@ fn service_routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
     let (orchestra, mut document) = crate::orchestra::routes().split_for_parts();
     let (campus, campus_doc) = crate::campus::routes().split_for_parts();
     let (views, views_doc) = crate::views::routes().split_for_parts();
-    let (operations, operations_doc) = crate::http::health::routes(with_metrics).split_for_parts();
+    let (operations, operations_doc) = crate::http::health::routes(with_metrics)
+        .merge(crate::http::subscriptions::routes())
+        .split_for_parts();
     let (pages, pages_doc) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::docs_page))

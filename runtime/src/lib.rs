@@ -28,6 +28,7 @@ pub mod runner;
 pub mod signals;
 pub mod store;
 pub mod stored;
+pub mod subscriptions;
 pub mod views;
 pub mod wechat;
 pub mod worker;

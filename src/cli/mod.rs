@@ -19,6 +19,7 @@ mod mail;
 mod projections;
 mod roster;
 mod serve;
+mod subscriptions;
 mod views;
 
 use admin::AdminCmd;
@@ -27,6 +28,7 @@ use events::EventsCmd;
 use mail::MailCmd;
 use projections::ProjectionsCmd;
 use roster::{RosterCmd, SeasonCmd};
+use subscriptions::SubscriptionsCmd;
 use views::ViewsCmd;
 
 pub use roster::{import_roster, parse_roster_csv, read_roster_csv, ImportRow};
@@ -95,6 +97,11 @@ enum Command {
         #[command(subcommand)]
         command: ErasuresCmd,
     },
+    /// Outside systems that follow the log over HTTP
+    Subscriptions {
+        #[command(subcommand)]
+        command: SubscriptionsCmd,
+    },
 }
 
 /// `ENSEMBLE_FAKE_WECHAT`: on or off in the usual words; blank is off (unset).
@@ -162,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections { command } => projections::projections(&app, command).await,
         Command::Events { command } => events::events(&app, command).await,
         Command::Erasures { command } => erasures::erasures(&app, command).await,
+        Command::Subscriptions { command } => subscriptions::subscriptions(&app, command).await,
     }
 }
 

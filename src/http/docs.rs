@@ -28,6 +28,8 @@ use utoipa::{Modify, OpenApi};
         (name = "campus", description = "Users, email verification, organisations from application to deletion, owners, managers, followers, the catalogues, feedback, superusers"),
         (name = "audit", description = "The event history, for campus superusers"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "console", description = "The browser console for auditors and operators (HTML pages, campus superusers)"),
+        (name = "subscriptions", description = "The log followed by outside systems, with tokens an operator creates"),
     )
 )]
 pub struct ApiDoc;
@@ -44,6 +46,15 @@ impl Modify for Security {
                 SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                     "Authorization",
                     "`JWT <token>` (or `Bearer <token>`): the token of `POST /account/login` (orchestra), `POST /login` or `POST /adminLogIn` (campus)",
+                ))),
+            );
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "subscription",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "Authorization",
+                    "`Bearer <token>`: a subscription's token, shown once by `ensemble subscriptions create`",
                 ))),
             );
     }

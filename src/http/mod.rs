@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 mod input;
 pub mod schema;
+pub mod subscriptions;
 mod timed_io;
 
 use std::future::Future;

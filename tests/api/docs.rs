@@ -113,6 +113,8 @@ async fn every_documented_operation_is_served_and_nothing_else_is_routed() {
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
         ("GET", "/readyz"),
+        ("GET", "/subscriptions/{name}/events"),
+        ("POST", "/subscriptions/{name}/ack"),
         ("POST", "/absence"),
         ("POST", "/account/login"),
         ("POST", "/adminLogIn"),

@@ -21,5 +21,6 @@ mod ops;
 mod platform;
 mod races;
 mod retries;
+mod subscriptions;
 mod views;
 mod wire;

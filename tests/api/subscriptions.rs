@@ -1,0 +1,326 @@
+//! Subscriptions: outside systems following the log (`ensemble subscriptions`,
+//! `GET /subscriptions/<name>/events` as JSON and as Server-Sent Events, `POST .../ack`).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::cli::{ensemble, stderr, stdout};
+use crate::helpers::{spawn_app, TestApp};
+
+async fn create(app: &TestApp, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["subscriptions", "create", name];
+    args.extend_from_slice(extra);
+    let out = ensemble(&app.database_url, &args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().last().unwrap().trim().to_string()
+}
+
+fn get(app: &TestApp, name: &str, token: &str, query: &str) -> reqwest::RequestBuilder {
+    app.http
+        .get(format!(
+            "{}/subscriptions/{name}/events{query}",
+            app.address
+        ))
+        .header("Authorization", format!("Bearer {token}"))
+}
+
+/// A batch, once no other reader holds the subscription (a stream whose client hung up gives
+/// its lease back when the server notices: at its next write, a keep-alive at the latest).
+async fn batch(app: &TestApp, name: &str, token: &str, query: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let reply = get(app, name, token, query).send().await.unwrap();
+        if reply.status() == 409 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(reply.status(), 200);
+        return reply.json().await.unwrap();
+    }
+}
+
+/// The positions of `aggregate_type`'s events in log order.
+async fn expected(app: &TestApp, aggregate_type: &str) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT position FROM events WHERE aggregate_type = $1 ORDER BY transaction_id, position",
+    )
+    .bind(aggregate_type)
+    .fetch_all(&app.app.rt.pool)
+    .await
+    .unwrap()
+}
+
+/// A Server-Sent Events connection, read frame by frame.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, name: &str, token: &str, query: &str) -> Result<Self, u16> {
+        let response = get(app, name, token, query)
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 200 {
+            return Err(response.status().as_u16());
+        }
+        Ok(Self {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event: (id, type, data), skipping keep-alive comments.
+    async fn next(&mut self) -> (i64, String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                        .map(|v| v.trim().to_string())
+                };
+                if let (Some(id), Some(kind), Some(data)) =
+                    (field("id"), field("event"), field("data"))
+                {
+                    return (
+                        id.parse().unwrap(),
+                        kind,
+                        serde_json::from_str(&data).unwrap(),
+                    );
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk())
+                .await
+                .expect("an event within 20 s")
+                .unwrap()
+                .expect("the stream goes on");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_follows_the_log_in_order_and_resumes_where_it_stopped() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    for date in ["2026-03-12", "2026-03-13", "2026-03-14"] {
+        app.apply_id(&t.david, date, "全体排练").await;
+    }
+    let token = create(&app, "absences-feed", &["--types", "MemberAbsences"]).await;
+    // Only with its own token.
+    for (name, token) in [
+        ("absences-feed", "ens_sub_nope"),
+        ("nobody", token.as_str()),
+    ] {
+        let reply = get(&app, name, token, "").send().await.unwrap();
+        assert_eq!(reply.status(), 401, "{name}");
+    }
+    let bare = app
+        .http
+        .get(format!(
+            "{}/subscriptions/absences-feed/events",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 401);
+    // A batch: its record types only, in log order, personal values sealed.
+    let all = batch(&app, "absences-feed", &token, "?limit=1000").await;
+    let positions: Vec<i64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
+    let absences = expected(&app, "MemberAbsences").await;
+    assert_eq!(positions, absences);
+    assert_eq!(all["events"][0]["event_type"], "AbsenceApplied");
+    assert!(!all.to_string().contains("exam"), "a reason in clear");
+    assert!(all["next"].as_i64().unwrap() >= *absences.last().unwrap());
+    // Granted personal data, a subscription reads the reasons.
+    let open = create(
+        &app,
+        "open-feed",
+        &["--types", "MemberAbsences,Roster", "--personal"],
+    )
+    .await;
+    let opened = batch(&app, "open-feed", &open, "?limit=1000").await;
+    assert!(opened.to_string().contains("exam"));
+    assert!(opened.to_string().contains("MemberEnrolled"));
+    // Paged by `next`: the same events, none twice.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = batch(
+            &app,
+            "absences-feed",
+            &token,
+            &format!("?limit=2&after={after}"),
+        )
+        .await;
+        let next = page["next"].as_i64().unwrap();
+        paged.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["position"].as_i64().unwrap()),
+        );
+        if next == after {
+            break;
+        }
+        after = next;
+    }
+    assert_eq!(paged, absences);
+
+    // A stream: two events, then the client hangs up having acknowledged the second.
+    let mut stream = Stream::open(&app, "absences-feed", &token, "")
+        .await
+        .unwrap();
+    let (first, kind, data) = stream.next().await;
+    assert_eq!((first, kind.as_str()), (absences[0], "AbsenceApplied"));
+    assert_eq!(data["position"], absences[0]);
+    let (second, _, _) = stream.next().await;
+    assert_eq!(second, absences[1]);
+    // One reader at a time: another stream is refused while this one reads.
+    assert_eq!(
+        Stream::open(&app, "absences-feed", &token, "").await.err(),
+        Some(409)
+    );
+    drop(stream);
+    let acked = app
+        .http
+        .post(format!("{}/subscriptions/absences-feed/ack", app.address))
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&json!({ "position": second }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    // An acknowledgement never moves back.
+    let back = app
+        .http
+        .post(format!("{}/subscriptions/absences-feed/ack", app.address))
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&json!({ "position": first }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 200);
+    // Meanwhile, more happens.
+    let fourth = app.apply_id(&t.wendy, "2026-03-15", "全体排练").await;
+    assert_eq!(app.process(fourth, &t.alice, "ok", true).await.status, 200);
+    let absences = expected(&app, "MemberAbsences").await;
+    // The next reader (the first one's lease went back when it hung up) starts after the
+    // acknowledged event: everything else, in order, nothing skipped, the new events live.
+    let started = std::time::Instant::now();
+    let resumed = loop {
+        match Stream::open(&app, "absences-feed", &token, "").await {
+            Ok(stream) => break stream,
+            Err(409) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(status) => panic!("the next reader was refused: {status}"),
+        }
+    };
+    let mut resumed = resumed;
+    let mut seen = vec![first, second];
+    while seen.len() < absences.len() {
+        seen.push(resumed.next().await.0);
+    }
+    assert_eq!(seen, absences);
+    // And what commits now arrives on the open stream.
+    let fifth = app.apply_id(&t.percy, "2026-03-16", "全体排练").await;
+    let (live, kind, data) = resumed.next().await;
+    assert_eq!(kind, "AbsenceApplied");
+    assert_eq!(data["payload"]["AbsenceApplied"]["absence_id"], fifth);
+    assert!(live > *absences.last().unwrap());
+    drop(resumed);
+    // A long-poll at the head waits for the next event.
+    let head = batch(&app, "absences-feed", &token, &format!("?after={live}")).await;
+    assert_eq!(head["events"], json!([]));
+    let waiting = tokio::spawn({
+        let request = get(
+            &app,
+            "absences-feed",
+            &token,
+            &format!("?after={live}&wait=20"),
+        );
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.apply_id(&t.wendy, "2026-03-17", "全体排练").await;
+    let woke = waiting.await.unwrap();
+    assert_eq!(woke["events"][0]["event_type"], "AbsenceApplied");
+    // Bad questions are 400s; the operator's list shows where it stands.
+    for query in [
+        "?limit=0",
+        "?limit=x",
+        "?after=-1",
+        "?wait=31",
+        "?reader=a%20b",
+    ] {
+        let reply = get(&app, "absences-feed", &token, query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 400, "{query}");
+    }
+    let listed = ensemble(&app.database_url, &["subscriptions", "list"]).await;
+    let listed = stdout(&listed);
+    assert!(
+        listed.contains("absences-feed") && listed.contains(&second.to_string()),
+        "{listed}"
+    );
+    // Deleted: its token stops working.
+    let out = ensemble(
+        &app.database_url,
+        &["subscriptions", "delete", "absences-feed"],
+    )
+    .await;
+    assert!(out.status.success());
+    assert_eq!(
+        get(&app, "absences-feed", &token, "")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn an_erased_persons_data_never_leaves_through_a_subscription() {
+    let app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let open = create(&app, "open-feed", &["--types", "*", "--personal"]).await;
+    let sealed = create(&app, "sealed-feed", &["--types", "*"]).await;
+    let before = batch(&app, "open-feed", &open, "?limit=1000")
+        .await
+        .to_string();
+    assert!(before.contains("David") && before.contains("exam"));
+    let out = ensemble(&app.database_url, &["roster", "forget", "David"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (name, token) in [("open-feed", &open), ("sealed-feed", &sealed)] {
+        let text = batch(&app, name, token, "?limit=1000").await.to_string();
+        assert!(
+            !text.contains("David") && !text.contains("exam"),
+            "{name}: {text}"
+        );
+    }
+    let after = batch(&app, "open-feed", &open, "?limit=1000")
+        .await
+        .to_string();
+    assert!(after.contains("(erased)") && after.contains("MemberForgotten"));
+    // A name that is not a subscription's, or a token for another one, reads nothing.
+    let crossed = get(&app, "sealed-feed", &open, "").send().await.unwrap();
+    assert_eq!(crossed.status(), 401);
+}
