@@ -114,7 +114,7 @@ impl From<ViewError> for Refused {
         match e {
             ViewError::NoSuchPosition(_) | ViewError::Future => Self::Bad(e.to_string()),
             ViewError::Busy => Self::Later(e.to_string(), 5),
-            ViewError::Unsettled => Self::Later(e.to_string(), 1),
+            ViewError::Unsettled | ViewError::Erased => Self::Later(e.to_string(), 1),
             ViewError::Database(e) => Self::Failed(e.into()),
             e => Self::Failed(ApiError::internal(e)),
         }

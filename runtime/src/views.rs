@@ -49,6 +49,8 @@ const SHAPE: &str = "(SELECT max(version) FROM _sqlx_migrations WHERE success)";
 /// How many erasures have committed: a replay built under another count may hold what was
 /// erased since.
 const GENERATION: &str = "(SELECT generation FROM erasures)";
+/// Between a building schema's name and the erasure generation it was begun under.
+const GENERATION_MARK: &str = "_g";
 /// The prefix of the schemas of replays.
 pub const SCHEMA_PREFIX: &str = "ensemble_view_";
 
@@ -64,6 +66,9 @@ pub enum ViewError {
     /// The events up to that position are not all written yet.
     #[error("the log up to that position is still being written; try again in a moment")]
     Unsettled,
+    /// An erasure committed while the moment was replayed: the replay was thrown away.
+    #[error("an erasure committed while this moment was replayed; ask again")]
+    Erased,
     #[error("no event has position {0}")]
     NoSuchPosition(i64),
     #[error("as_of is in the future")]
@@ -235,9 +240,8 @@ impl Replays {
         build
             .await
             .map_err(|e| ViewError::Failed(e.to_string()))??;
-        self.kept(&schema, cut)
-            .await?
-            .ok_or_else(|| ViewError::Failed("the replay was dropped as soon as built".into()))
+        // Gone already: an erasure committed meanwhile made it stale (and it was dropped).
+        self.kept(&schema, cut).await?.ok_or(ViewError::Erased)
     }
 
     /// A kept replay of `cut`, marked as used.
@@ -286,16 +290,18 @@ impl Replays {
     async fn build(&self, cut: LogPosition) -> Result<(), ViewError> {
         let schema = schema_of(cut);
         let started = std::time::Instant::now();
-        let building = format!(
-            "{schema}{BUILDING}{}_{}",
-            Utc::now().timestamp(),
-            rand::random::<u16>()
-        );
-        let entry = format!("view:{building}");
         // Read before any key is: an erasure that commits while this builds makes it stale.
         let generation: i64 = sqlx::query_scalar(&format!("SELECT {GENERATION}"))
             .fetch_one(&self.pool)
             .await?;
+        // The generation in its name: a building schema left by a build that died is dropped
+        // as soon as an erasure makes it stale ([`Replays::drop_stale`]).
+        let building = format!(
+            "{schema}{BUILDING}{}_{}{GENERATION_MARK}{generation}",
+            Utc::now().timestamp(),
+            rand::random::<u16>()
+        );
+        let entry = format!("view:{building}");
         let filled = self.fill(&building, &entry, cut).await;
         let _ = sqlx::query("DELETE FROM projection_rebuilds WHERE name = $1")
             .bind(&entry)
@@ -309,6 +315,15 @@ impl Replays {
                     format!("DROP SCHEMA IF EXISTS {building} CASCADE").as_str(),
                 )
                 .await;
+                // Its schema dropped under it by an erasure's clean-up: ask again.
+                let now: Option<i64> = sqlx::query_scalar(&format!("SELECT {GENERATION}"))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .ok()
+                    .flatten();
+                if now.is_some_and(|now| now != generation) {
+                    return Err(ViewError::Erased);
+                }
                 return Err(e);
             }
         };
@@ -454,6 +469,42 @@ impl Replays {
         .fetch_all(&self.pool)
         .await?;
         let mut dropped = 0;
+        // Builds begun before the latest erasure, under way or left by a process that died:
+        // their tables hold what was opened then. One under way fails and is asked again.
+        let generation: i64 = sqlx::query_scalar(&format!("SELECT {GENERATION}"))
+            .fetch_one(&self.pool)
+            .await?;
+        let building: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) AND strpos(nspname, $2) > 0",
+        )
+        .bind(SCHEMA_PREFIX)
+        .bind(BUILDING)
+        .fetch_all(&self.pool)
+        .await?;
+        for schema in building {
+            let begun_under = schema
+                .rsplit_once(GENERATION_MARK)
+                .and_then(|(_, g)| g.parse::<i64>().ok());
+            if begun_under.is_some_and(|g| g != generation) {
+                let mut tx = self.pool.begin().await?;
+                let drop = sqlx::Executor::execute(
+                    &mut *tx,
+                    format!(
+                        "SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )
+                    .as_str(),
+                )
+                .await;
+                match drop {
+                    Ok(_) => {
+                        tx.commit().await?;
+                        dropped += 1;
+                    }
+                    // Its build holds it for a moment: the next round.
+                    Err(e) => tracing::debug!(error = %e, schema, "a stale build is still busy"),
+                }
+            }
+        }
         for schema in stale {
             let mut tx = self.pool.begin().await?;
             let gone: Option<String> = sqlx::query_scalar(&format!(

@@ -68,7 +68,8 @@ pub fn routes() -> OpenApiRouter<Arc<Console>> {
 /// no script, style or connection from anywhere but the console itself, no inline script, no
 /// framing, no referrer to other sites, no caching of pages.
 pub async fn secured(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let console = request.uri().path().starts_with("/console");
+    let path = request.uri().path();
+    let console = path == "/console" || path.starts_with("/console/");
     let mut response = next.run(request).await;
     if !console {
         return response;

@@ -301,10 +301,26 @@ async fn a_moment_replayed_before_an_erasure_is_replayed_again_without_the_erase
     let text = seen.body.to_string();
     assert!(!text.contains("David") && !text.contains("exam"), "{text}");
     assert_eq!(app.app.rt.views.built(), 2);
-    // And a replay nobody asks about again is dropped on the housekeeping clock.
+    // And a replay nobody asks about again is dropped on the housekeeping clock, as is what
+    // a build that died half-way left (its tables hold what it had opened).
     let second_moment = now(&app).await;
     view(&app, &admin, "/manager/", &second_moment, None).await;
     assert_eq!(replays().await, 2);
+    let generation = app.scalar("SELECT generation FROM erasures").await;
+    let left = format!(
+        "ensemble_view_1_1_building_{}_7_g{generation}",
+        chrono::Utc::now().timestamp()
+    );
+    app.sql(&format!("CREATE SCHEMA {left}")).await;
+    app.sql(&format!(
+        "CREATE TABLE {left}.orchestra_members (name text)"
+    ))
+    .await;
+    app.sql(&format!(
+        "INSERT INTO {left}.orchestra_members VALUES ('Wendy')"
+    ))
+    .await;
+    assert_eq!(replays().await, 3);
     app.operator(RosterCommand::Forget {
         member_id: app.member_id("Wendy").await as u64,
     })
