@@ -143,17 +143,45 @@ pub async fn authenticate(
     .await
 }
 
-/// Take (or renew) the lease of `reader`: false while another reader holds it.
-pub async fn claim(pool: &PgPool, name: &str, reader: &str) -> Result<bool, sqlx::Error> {
+/// Take (or renew) the lease of `reader` on the subscription `token` opens: false while
+/// another reader holds it, or once the subscription was deleted or created anew (another
+/// token): a reader never holds what it was not given.
+pub async fn claim(
+    pool: &PgPool,
+    name: &str,
+    token: &str,
+    reader: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(&format!(
         "UPDATE subscriptions SET reader = $2, reader_until = now() + interval '{LEASE_SECONDS} seconds' \
-         WHERE name = $1 AND (reader IS NULL OR reader = $2 OR reader_until < now())"
+         WHERE name = $1 AND token_sha256 = $3 \
+           AND (reader IS NULL OR reader = $2 OR reader_until < now())"
     ))
     .bind(name)
     .bind(reader)
+    .bind(digest(token))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether `reader` still holds the subscription `token` opens (not deleted, not created
+/// anew, its lease not taken): checked before each batch a stream sends.
+pub async fn holds(
+    pool: &PgPool,
+    name: &str,
+    token: &str,
+    reader: &str,
+) -> Result<bool, sqlx::Error> {
+    let held: Option<bool> = sqlx::query_scalar(
+        "SELECT true FROM subscriptions WHERE name = $1 AND token_sha256 = $2 AND reader = $3",
+    )
+    .bind(name)
+    .bind(digest(token))
+    .bind(reader)
+    .fetch_optional(pool)
+    .await?;
+    Ok(held.is_some())
 }
 
 /// Give the lease back (a reader that goes away).

@@ -173,6 +173,10 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A request extension: true once the server has begun to stop (long-lived answers end).
+#[derive(Clone)]
+pub struct Stopping(pub tokio::sync::watch::Receiver<bool>);
+
 /// Serve until `shutdown` completes, then finish the requests in flight.
 pub async fn serve(
     app: Arc<Runtime>,
@@ -183,7 +187,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = app.config.http;
     let max_connections = connection_cap(limits.max_connections, app.config.pool_size);
-    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app, routes, admits));
+    // Set when the server stops: every connection finishes its request in flight and closes,
+    // and streams (subscriptions) end.
+    let stopping = tokio::sync::watch::Sender::new(false);
+    let service = NormalizePathLayer::trim_trailing_slash()
+        .layer(router(app, routes, admits).layer(axum::Extension(Stopping(stopping.subscribe()))));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -191,8 +199,6 @@ pub async fn serve(
     // get a second more (real clients send at once).
     // (A watch, not a Notify: a connection whose task has not run yet still sees it.)
     let pressure = tokio::sync::watch::Sender::new(0u64);
-    // Set when the server stops: every connection finishes its request in flight and closes.
-    let stopping = tokio::sync::watch::Sender::new(false);
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut accept_errors = RateLimitedLog::default();
     tokio::pin!(shutdown);

@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -27,13 +28,15 @@ use utoipa_axum::routes;
 use super::answers::{ReadAnswers, WriteAnswers};
 use super::schema::Message;
 use super::{bearer_token, ApiError};
-use runtime::subscriptions::{self, Subscription, LEASE_SECONDS, MAX_BATCH};
+use runtime::subscriptions::{self, Subscription, MAX_BATCH};
 use runtime::Runtime;
 
 pub fn routes() -> OpenApiRouter<Arc<Runtime>> {
     OpenApiRouter::new()
         .routes(routes!(events))
         .routes(routes!(ack))
+        // The body limit of every other route (axum's own is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::max(super::MAX_BODY_BYTES))
 }
 
 /// While nothing new comes, a reader looks again this often.
@@ -48,17 +51,25 @@ fn unauthorized() -> ApiError {
     )
 }
 
-/// The subscription the path names, if the request carries its token.
-async fn subscription(rt: &Runtime, parts: &Parts, name: &str) -> Result<Subscription, ApiError> {
+/// The subscription the path names, if the request carries its token; and the token.
+async fn subscription(
+    rt: &Runtime,
+    parts: &Parts,
+    name: &Result<Path<String>, PathRejection>,
+) -> Result<(Subscription, String), ApiError> {
+    let Ok(Path(name)) = name else {
+        return Err(unauthorized());
+    };
     let token = bearer_token(parts)
         .map_err(|_| unauthorized())?
         .ok_or_else(unauthorized)?;
     if !subscriptions::valid_name(name) || token.len() > 200 {
         return Err(unauthorized());
     }
-    subscriptions::authenticate(&rt.pool, name, token)
+    let sub = subscriptions::authenticate(&rt.pool, name, token)
         .await?
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    Ok((sub, token.to_string()))
 }
 
 /// What a reader asks.
@@ -69,7 +80,9 @@ struct Ask {
     reader: Option<String>,
 }
 
-fn ask(raw: Option<&str>) -> Result<Ask, ApiError> {
+/// What a reader asks; `request_timeout`: how long a request may take in all (a long-poll
+/// answers, empty, before it).
+fn ask(raw: Option<&str>, request_timeout: Duration) -> Result<Ask, ApiError> {
     let params: std::collections::HashMap<String, String> =
         serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|_| ApiError::bad_request("the query string is malformed"))?;
@@ -103,7 +116,8 @@ fn ask(raw: Option<&str>) -> Result<Ask, ApiError> {
     Ok(Ask {
         after: number("after", 0..=i64::MAX)?,
         limit: number("limit", 1..=MAX_BATCH)?.unwrap_or(100),
-        wait: Duration::from_secs(number("wait", 0..=MAX_WAIT_SECONDS as i64)?.unwrap_or(0) as u64),
+        wait: Duration::from_secs(number("wait", 0..=MAX_WAIT_SECONDS as i64)?.unwrap_or(0) as u64)
+            .min(request_timeout.saturating_sub(Duration::from_secs(2))),
         reader,
     })
 }
@@ -121,7 +135,7 @@ fn event_json(e: &runtime::stored::StoredEvent) -> serde_json::Value {
         ("name" = String, Path, description = "The subscription's name"),
         ("after" = Option<i64>, Query, description = "Only events after the one at this position"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Events scanned per batch (JSON), 100 by default"),
-        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30, description = "JSON: seconds to wait for something new when there is nothing yet"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30, description = "JSON: seconds to wait for something new when there is nothing yet (at most the request timeout less 2 s: an empty answer comes before it)"),
         ("reader" = Option<String>, Query, description = "Who reads (1 to 64 of letters, digits, -_.:): the lease's holder, kept 30 s after its last request; default: one per stream, and for JSON a lease held only while the request runs"),
     ),
     responses(
@@ -134,13 +148,13 @@ fn event_json(e: &runtime::stored::StoredEvent) -> serde_json::Value {
     ))]
 async fn events(
     State(rt): State<Arc<Runtime>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     parts: Parts,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = async {
-        let sub = subscription(&rt, &parts, &name).await?;
-        let ask = ask(raw.as_deref())?;
+        let (sub, token) = subscription(&rt, &parts, &name).await?;
+        let ask = ask(raw.as_deref(), rt.config.http.request_timeout)?;
         let streaming = parts
             .headers
             .get(header::ACCEPT)
@@ -153,28 +167,28 @@ async fn events(
             .and_then(|v| v.trim().parse::<i64>().ok())
             .filter(|p| *p >= 0);
         let after = ask.after.or(resume).unwrap_or(sub.acked_position);
-        let reader = ask.reader.clone().unwrap_or_else(|| {
-            if streaming {
-                uuid::Uuid::new_v4().to_string()
-            } else {
-                "long-poll".into()
-            }
-        });
-        if !subscriptions::claim(&rt.pool, &sub.name, &reader).await? {
+        // Each request that does not name its reader is a reader of its own.
+        let reader = ask
+            .reader
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if !subscriptions::claim(&rt.pool, &sub.name, &token, &reader).await? {
             return Err(ApiError::msg(
                 StatusCode::CONFLICT,
                 "Another reader holds this subscription; it is free again when that one goes away.",
             ));
         }
         if streaming {
-            return Ok(stream(rt.clone(), sub, reader, after));
+            let stopping = parts.extensions.get::<super::Stopping>().cloned();
+            return Ok(stream(rt.clone(), sub, token, reader, after, stopping));
         }
         // Long-poll: a batch now, or when something comes within `wait`. A reader that named
         // itself keeps the lease between its requests (30 s); an anonymous one holds it only
         // while its request runs.
         let until = tokio::time::Instant::now() + ask.wait;
-        // Given back when the request ends, however it ends (a client that hangs up too).
-        let _lease = ask.reader.is_none().then(|| Lease {
+        // Given back when the request ends, however it ends (a client that hangs up too: then
+        // a moment later).
+        let mut lease = ask.reader.is_none().then(|| Lease {
             pool: rt.pool.clone(),
             name: sub.name.clone(),
             reader: reader.clone(),
@@ -187,6 +201,10 @@ async fn events(
             }
             tokio::time::sleep(IDLE_LOOK).await;
         };
+        // Before the answer leaves: the client's next request finds the subscription free.
+        if let Some(lease) = lease.take() {
+            lease.release().await;
+        }
         Ok(answer)
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
@@ -199,8 +217,19 @@ struct Lease {
     reader: String,
 }
 
+impl Lease {
+    /// Give it back now (and not again on drop).
+    async fn release(mut self) {
+        let _ = subscriptions::release(&self.pool, &self.name, &self.reader).await;
+        self.reader.clear();
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
+        if self.reader.is_empty() {
+            return;
+        }
         let (pool, name, reader) = (self.pool.clone(), self.name.clone(), self.reader.clone());
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
@@ -214,25 +243,47 @@ impl Drop for Lease {
 struct Following {
     rt: Arc<Runtime>,
     sub: Subscription,
+    token: String,
     reader: String,
+    stopping: Option<super::Stopping>,
     after: i64,
     ready: VecDeque<Event>,
     renewed: tokio::time::Instant,
-    /// The client went away (or the server stops): the lease goes back at once.
-    _lease: Lease,
+    /// The client went away: the lease goes back at once.
+    lease: Option<Lease>,
 }
 
-/// Every event after `after`, as it commits, until the client goes away or the lease is lost.
-fn stream(rt: Arc<Runtime>, sub: Subscription, reader: String, after: i64) -> Response {
+impl Following {
+    fn stopping(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|s| *s.0.borrow())
+    }
+}
+
+/// How often a stream renews its lease, and so how soon it ends once its subscription is
+/// deleted or created anew.
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+
+/// Every event after `after`, as it commits, until the client goes away, the lease is lost
+/// (the subscription deleted, say) or the server stops.
+fn stream(
+    rt: Arc<Runtime>,
+    sub: Subscription,
+    token: String,
+    reader: String,
+    after: i64,
+    stopping: Option<super::Stopping>,
+) -> Response {
     let state = Following {
-        _lease: Lease {
+        lease: Some(Lease {
             pool: rt.pool.clone(),
             name: sub.name.clone(),
             reader: reader.clone(),
-        },
+        }),
         rt,
         sub,
+        token,
         reader,
+        stopping,
         after,
         ready: VecDeque::new(),
         renewed: tokio::time::Instant::now(),
@@ -243,14 +294,26 @@ fn stream(rt: Arc<Runtime>, sub: Subscription, reader: String, after: i64) -> Re
             if let Some(event) = state.ready.pop_front() {
                 return Some((Ok::<_, Infallible>(event), Some(state)));
             }
+            // The server stops: the lease goes back before the stream ends.
+            if state.stopping() {
+                if let Some(lease) = state.lease.take() {
+                    lease.release().await;
+                }
+                let end = Event::default()
+                    .event("server-stopping")
+                    .data("the server is stopping; resume from the last id received");
+                return Some((Ok(end), None));
+            }
             // Keep the lease while following; a stream that lost it ends with a word why.
-            if state.renewed.elapsed() >= Duration::from_secs(LEASE_SECONDS as u64 / 3) {
-                match subscriptions::claim(&state.rt.pool, &state.sub.name, &state.reader).await {
+            if state.renewed.elapsed() >= RENEW_EVERY {
+                let (pool, name) = (&state.rt.pool, &state.sub.name);
+                match subscriptions::claim(pool, name, &state.token, &state.reader).await {
                     Ok(true) => state.renewed = tokio::time::Instant::now(),
                     Ok(false) => {
-                        let end = Event::default()
-                            .event("lease-lost")
-                            .data("another reader holds this subscription now");
+                        let end = Event::default().event("lease-lost").data(
+                            "this stream no longer holds the subscription (deleted or created \
+                             anew, or its lease lapsed and another reader took it)",
+                        );
                         return Some((Ok(end), None));
                     }
                     // The database away: look again in a moment (the lease has time left).
@@ -259,6 +322,19 @@ fn stream(rt: Arc<Runtime>, sub: Subscription, reader: String, after: i64) -> Re
             }
             match subscriptions::batch(&state.rt.pool, &state.sub, state.after, MAX_BATCH).await {
                 Ok((events, next)) => {
+                    // Nothing leaves for a subscription deleted (or created anew) meanwhile.
+                    if !events.is_empty() {
+                        let (pool, name) = (&state.rt.pool, &state.sub.name);
+                        if let Ok(false) =
+                            subscriptions::holds(pool, name, &state.token, &state.reader).await
+                        {
+                            let end = Event::default().event("lease-lost").data(
+                                "this stream no longer holds the subscription (deleted or \
+                                 created anew, or its lease lapsed and another reader took it)",
+                            );
+                            return Some((Ok(end), None));
+                        }
+                    }
                     for e in &events {
                         state.ready.push_back(
                             Event::default()
@@ -270,7 +346,15 @@ fn stream(rt: Arc<Runtime>, sub: Subscription, reader: String, after: i64) -> Re
                     let idle = next == state.after;
                     state.after = next;
                     if idle {
-                        tokio::time::sleep(IDLE_LOOK).await;
+                        match state.stopping.as_mut() {
+                            Some(stopping) => {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(IDLE_LOOK) => {}
+                                    _ = stopping.0.changed() => {}
+                                }
+                            }
+                            None => tokio::time::sleep(IDLE_LOOK).await,
+                        }
                     }
                 }
                 Err(e) => {
@@ -308,15 +392,24 @@ struct AckBody {
     ))]
 async fn ack(
     State(rt): State<Arc<Runtime>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     parts: Parts,
     body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let sub = subscription(&rt, &parts, &name).await?;
-    let Ok(Json(body)) = body else {
-        return Err(ApiError::bad_request(
-            "the body must be JSON: {\"position\": <the last event handled>}",
-        ));
+    let (sub, _) = subscription(&rt, &parts, &name).await?;
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::msg(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The body is over 64 KiB.",
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                "the body must be JSON: {\"position\": <the last event handled>}",
+            ))
+        }
     };
     if !subscriptions::ack(&rt.pool, &sub.name, body.position).await? {
         return Err(ApiError::bad_request(format!(

@@ -84,16 +84,18 @@ impl Stream {
                         .find_map(|l| l.strip_prefix(&format!("{name}:")))
                         .map(|v| v.trim().to_string())
                 };
-                if let (Some(id), Some(kind), Some(data)) =
-                    (field("id"), field("event"), field("data"))
-                {
-                    return (
-                        id.parse().unwrap(),
-                        kind,
-                        serde_json::from_str(&data).unwrap(),
-                    );
+                match (field("id"), field("event"), field("data")) {
+                    (Some(id), Some(kind), Some(data)) => {
+                        return (
+                            id.parse().unwrap(),
+                            kind,
+                            serde_json::from_str(&data).unwrap(),
+                        )
+                    }
+                    // The stream's last word (why it ends): no id.
+                    (None, Some(kind), Some(data)) => return (-1, kind, Value::String(data)),
+                    _ => continue,
                 }
-                continue;
             }
             let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk())
                 .await
@@ -323,4 +325,71 @@ async fn an_erased_persons_data_never_leaves_through_a_subscription() {
     // A name that is not a subscription's, or a token for another one, reads nothing.
     let crossed = get(&app, "sealed-feed", &open, "").send().await.unwrap();
     assert_eq!(crossed.status(), 401);
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_subscription_is_deleted_or_the_server_stops_and_readers_take_turns()
+{
+    let mut app = spawn_app().await;
+    let t = app.with_roster().await;
+    app.apply_id(&t.david, "2026-03-12", "全体排练").await;
+    let token = create(&app, "feed", &["--types", "*", "--personal"]).await;
+    // Deleted, then created anew under the same name: the old stream ends, and reads nothing
+    // of what the new subscription may read.
+    let mut stream = Stream::open(&app, "feed", &token, "").await.unwrap();
+    let (first, _, _) = stream.next().await;
+    assert!(first > 0);
+    let out = ensemble(&app.database_url, &["subscriptions", "delete", "feed"]).await;
+    assert!(out.status.success());
+    let renewed = create(&app, "feed", &["--types", "Feedback"]).await;
+    crate::platform::wx_login(&app, "SecretNick").await;
+    loop {
+        let (_, kind, data) = stream.next().await;
+        assert_ne!(kind, "UserRegistered", "{data}");
+        assert!(!data.to_string().contains("SecretNick"));
+        if kind == "lease-lost" {
+            break;
+        }
+    }
+    // The new subscription's reader is not kept out by the old stream.
+    let fresh = batch(&app, "feed", &renewed, "?limit=1000").await;
+    assert!(fresh["events"].as_array().unwrap().is_empty(), "{fresh}");
+    // Anonymous JSON readers are readers of their own: one at a time, and the next one finds
+    // the subscription free as soon as an answer has come.
+    let waiting = tokio::spawn({
+        let request = get(
+            &app,
+            "feed",
+            &renewed,
+            &format!("?after={}&wait=3", fresh["next"]),
+        );
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = get(&app, "feed", &renewed, "").send().await.unwrap();
+    assert_eq!(second.status(), 409);
+    assert_eq!(waiting.await.unwrap(), 200);
+    let mut stream = Stream::open(&app, "feed", &renewed, "").await.unwrap();
+    // The server stops: the stream says so and ends, and the lease is free at once.
+    let stopping = tokio::spawn(async move {
+        let (_, kind, _) = stream.next().await;
+        kind
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let database = app.database_url.clone();
+    app.stop().await;
+    assert_eq!(stopping.await.unwrap(), "server-stopping");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let reader: Option<String> = sqlx::query_scalar("SELECT reader FROM subscriptions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(reader, None);
+    pool.close().await;
 }
