@@ -474,13 +474,7 @@ impl Replays {
         let generation: i64 = sqlx::query_scalar(&format!("SELECT {GENERATION}"))
             .fetch_one(&self.pool)
             .await?;
-        let building: Vec<String> = sqlx::query_scalar(
-            "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) AND strpos(nspname, $2) > 0",
-        )
-        .bind(SCHEMA_PREFIX)
-        .bind(BUILDING)
-        .fetch_all(&self.pool)
-        .await?;
+        let building = self.building_schemas().await?;
         for schema in building {
             let begun_under = schema
                 .rsplit_once(GENERATION_MARK)
@@ -530,6 +524,17 @@ impl Replays {
         Ok(dropped)
     }
 
+    /// The schemas of builds under way, or left by builds that died.
+    async fn building_schemas(&self) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) AND strpos(nspname, $2) > 0",
+        )
+        .bind(SCHEMA_PREFIX)
+        .bind(BUILDING)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     async fn evict(&self, keep: u32) -> Result<(), ViewError> {
         self.drop_stale().await?;
         // Those of another shape first (never read again), then the least recently used.
@@ -561,13 +566,7 @@ impl Replays {
             tx.commit().await?;
         }
         // Builds that died (their process with them): a build takes minutes at most.
-        let building: Vec<String> = sqlx::query_scalar(
-            "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) AND strpos(nspname, $2) > 0",
-        )
-        .bind(SCHEMA_PREFIX)
-        .bind(BUILDING)
-        .fetch_all(&self.pool)
-        .await?;
+        let building = self.building_schemas().await?;
         let now = Utc::now().timestamp();
         for schema in building {
             let started = schema

@@ -259,6 +259,14 @@ impl Following {
     }
 }
 
+/// A stream's last word when it no longer holds its subscription.
+fn lease_lost() -> Event {
+    Event::default().event("lease-lost").data(
+        "this stream no longer holds the subscription (deleted or created anew, or its lease \
+         lapsed and another reader took it)",
+    )
+}
+
 /// How often a stream renews its lease, and so how soon it ends once its subscription is
 /// deleted or created anew.
 const RENEW_EVERY: Duration = Duration::from_secs(2);
@@ -310,11 +318,7 @@ fn stream(
                 match subscriptions::claim(pool, name, &state.token, &state.reader).await {
                     Ok(true) => state.renewed = tokio::time::Instant::now(),
                     Ok(false) => {
-                        let end = Event::default().event("lease-lost").data(
-                            "this stream no longer holds the subscription (deleted or created \
-                             anew, or its lease lapsed and another reader took it)",
-                        );
-                        return Some((Ok(end), None));
+                        return Some((Ok(lease_lost()), None));
                     }
                     // The database away: look again in a moment (the lease has time left).
                     Err(_) => {}
@@ -328,11 +332,7 @@ fn stream(
                         if let Ok(false) =
                             subscriptions::holds(pool, name, &state.token, &state.reader).await
                         {
-                            let end = Event::default().event("lease-lost").data(
-                                "this stream no longer holds the subscription (deleted or \
-                                 created anew, or its lease lapsed and another reader took it)",
-                            );
-                            return Some((Ok(end), None));
+                            return Some((Ok(lease_lost()), None));
                         }
                     }
                     for e in &events {
