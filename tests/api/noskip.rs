@@ -3,7 +3,8 @@
 //! cut by `pg_terminate_backend`), while every kind of follower of the log reads at once:
 //! the server's own projector (the read models, the hash chain, the mail outbox), two more
 //! "processes" sharing one checkpointed consumer, a blue/green rebuild of that consumer in the
-//! middle, a reader of `runner::events_after`, and an auditor paging `/audit/events/`'s query.
+//! middle, a reader of `runner::events_after`, an auditor paging `/audit/events/`'s query, and a
+//! subscription's reader following its `next` (`runtime::subscriptions::batch`).
 //! Afterwards every follower has seen every committed event exactly once, in one order (the
 //! log's), and nothing that was never committed.
 //!
@@ -274,6 +275,37 @@ async fn every_follower_sees_every_committed_event_once_in_one_order() {
             }
         })
     };
+    // A subscription's reader (what `GET /subscriptions/<name>/events` sends), following `next`.
+    let token = runtime::subscriptions::create(&pool, "noskip", &["*".into()], &[], false)
+        .await
+        .unwrap();
+    let subscription = runtime::subscriptions::authenticate(&pool, "noskip", &token)
+        .await
+        .unwrap()
+        .unwrap();
+    let subscriber = {
+        let (pool, done) = (pool.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut after = 0;
+            let mut seen = Vec::new();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let (events, next) =
+                    runtime::subscriptions::batch(&pool, &subscription, after, 100)
+                        .await
+                        .unwrap();
+                seen.extend(events.iter().map(|e| (e.transaction_id, e.position)));
+                let idle = next == after;
+                after = next;
+                if finished && idle {
+                    return seen;
+                }
+                if idle {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        })
+    };
     // The writers, and a rebuild of the recorder once they are well under way.
     let killer = PgPool::connect(&url).await.unwrap();
     let writers: Vec<_> = (0..8usize)
@@ -305,6 +337,7 @@ async fn every_follower_sees_every_committed_event_once_in_one_order() {
     }
     let read = reader.await.unwrap();
     let audited = auditor.await.unwrap();
+    let subscribed = subscriber.await.unwrap();
     let log = log(&pool).await;
     let probes: i64 = app
         .scalar("SELECT count(DISTINCT aggregate_id) FROM events WHERE aggregate_type = 'Probe'")
@@ -320,6 +353,7 @@ async fn every_follower_sees_every_committed_event_once_in_one_order() {
 
     same_as_log(seed, "runner::events_after", &read, &log);
     same_as_log(seed, "the audit pages", &audited, &log);
+    same_as_log(seed, "a subscription", &subscribed, &log);
     let recorded: Vec<(i64, i64)> =
         sqlx::query_as("SELECT transaction_id, position FROM noskip_seen ORDER BY n")
             .fetch_all(&pool)
