@@ -188,6 +188,30 @@ pub async fn answer(
     })
 }
 
+/// [`answer`] within a request's deadline (less 2 s to send it): a replay that takes longer
+/// goes on, for the next ask, and this answers "later".
+pub async fn answer_in_time(
+    app: &Arc<App>,
+    services: Services,
+    question: &Question,
+    auditor: Option<&str>,
+) -> Result<Answer, Refused> {
+    let deadline = app
+        .rt
+        .config
+        .http
+        .request_timeout
+        .saturating_sub(std::time::Duration::from_secs(2));
+    tokio::time::timeout(deadline, answer(app, services, question, auditor))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Refused::Later(
+                "the moment is still being replayed; ask again in a few seconds".into(),
+                5,
+            ))
+        })
+}
+
 /// The same question asked of the live read models, now (its `as_of` and `today` aside): what
 /// the console shows beside the answer then.
 pub async fn answer_now(
@@ -347,25 +371,7 @@ async fn views(
         .await
         .map_err(Refused::Failed)?;
         let question = question(raw.as_deref()).map_err(Refused::Bad)?;
-        // Within the request's deadline; a replay that takes longer goes on, for the next ask.
-        let deadline = views
-            .app
-            .rt
-            .config
-            .http
-            .request_timeout
-            .saturating_sub(std::time::Duration::from_secs(2));
-        tokio::time::timeout(
-            deadline,
-            answer(&views.app, views.services, &question, Some(&me.id)),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(Refused::Later(
-                "the moment is still being replayed; ask again in a few seconds".into(),
-                5,
-            ))
-        })
+        answer_in_time(&views.app, views.services, &question, Some(&me.id)).await
     };
     match run.await {
         Ok(answer) => Json(answer).into_response(),

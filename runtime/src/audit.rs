@@ -503,6 +503,34 @@ pub enum RecordError {
     Unreadable(String),
 }
 
+/// The fold of a known aggregate type.
+fn fold_of(aggregate_type: &str) -> Result<Fold, RecordError> {
+    folds()
+        .into_iter()
+        .find(|(t, _)| *t == aggregate_type)
+        .map(|(_, fold)| fold)
+        .ok_or_else(|| {
+            RecordError::UnknownType(aggregate_type.to_string(), aggregate_types().join(", "))
+        })
+}
+
+/// How many events a record has (counted by the stream's key, nothing read or folded).
+pub async fn stream_length(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<usize, RecordError> {
+    fold_of(aggregate_type)?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(n as usize)
+}
+
 /// A record's events up to `as_of` (all if None), in order.
 async fn stream(
     pool: &PgPool,
@@ -510,12 +538,7 @@ async fn stream(
     aggregate_id: &str,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(Fold, Vec<StoredEvent>), RecordError> {
-    let Some((_, fold)) = folds().into_iter().find(|(t, _)| *t == aggregate_type) else {
-        return Err(RecordError::UnknownType(
-            aggregate_type.to_string(),
-            aggregate_types().join(", "),
-        ));
-    };
+    let fold = fold_of(aggregate_type)?;
     let events = sqlx::query_as(
         "SELECT position, transaction_id, aggregate_type, aggregate_id, sequence, \
          event_type, event_version, payload, metadata, recorded_at FROM events \

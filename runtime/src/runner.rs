@@ -269,6 +269,40 @@ pub async fn applied_position(
 
 /// The schema a rebuild builds its tables in, beside the live ones.
 pub const SHADOW_SCHEMA: &str = "ensemble_rebuild";
+/// The projections a rebuild can build afresh (those with tables of their own) that `names`
+/// choose, each once, in the order given; no names: all of them. An unknown name, or one
+/// without tables, is refused with the names that can be rebuilt.
+pub fn rebuildable<'a, S: AsRef<str>>(
+    projections: &'a [Box<dyn Projection>],
+    names: &[S],
+) -> Result<Vec<&'a dyn Projection>, String> {
+    let all: Vec<&dyn Projection> = projections
+        .iter()
+        .filter(|p| !p.tables().is_empty())
+        .map(|p| p.as_ref())
+        .collect();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let mut chosen: Vec<&dyn Projection> = Vec::new();
+    for name in names.iter().map(AsRef::as_ref) {
+        if chosen.iter().any(|p| p.name() == name) {
+            continue;
+        }
+        match all.iter().find(|p| p.name() == name) {
+            Some(p) => chosen.push(*p),
+            None => {
+                let can: Vec<&str> = all.iter().map(|p| p.name()).collect();
+                return Err(format!(
+                    "{name:?} is not a projection that can be rebuilt (these can: {})",
+                    can.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
 /// Session advisory lock: one rebuild at a time on a database.
 const REBUILD_LOCK: i64 = 0x656e_7365_6d62_6c65;
 /// The name under which a rebuild's transactions are listed in `projection_rebuilds` (so that

@@ -500,27 +500,37 @@ impl Replays {
             }
         }
         for schema in stale {
-            let mut tx = self.pool.begin().await?;
-            let gone: Option<String> = sqlx::query_scalar(&format!(
-                "DELETE FROM view_replays WHERE schema_name = $1 AND erasures <> {GENERATION} \
-                 RETURNING schema_name"
-            ))
-            .bind(&schema)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if gone.is_some() && schema.starts_with(SCHEMA_PREFIX) {
-                sqlx::Executor::execute(
-                    &mut *tx,
-                    format!(
-                        "SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
-                    )
-                    .as_str(),
-                )
-                .await?;
+            if self
+                .drop_replay(&schema, &format!("erasures <> {GENERATION}"))
+                .await?
+            {
                 dropped += 1;
             }
-            tx.commit().await?;
         }
+        Ok(dropped)
+    }
+
+    /// Unregister the replay `schema` if its row still meets `still` (SQL on `view_replays`),
+    /// and drop its schema, in one transaction (waiting at most 5 s for its readers). True if
+    /// it was dropped.
+    async fn drop_replay(&self, schema: &str, still: &str) -> Result<bool, ViewError> {
+        let mut tx = self.pool.begin().await?;
+        let gone: Option<String> = sqlx::query_scalar(&format!(
+            "DELETE FROM view_replays WHERE schema_name = $1 AND ({still}) RETURNING schema_name"
+        ))
+        .bind(schema)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let dropped = gone.is_some() && schema.starts_with(SCHEMA_PREFIX);
+        if dropped {
+            sqlx::Executor::execute(
+                &mut *tx,
+                format!("SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE")
+                    .as_str(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(dropped)
     }
 
@@ -545,25 +555,11 @@ impl Replays {
         .fetch_all(&self.pool)
         .await?;
         for schema in old {
-            let mut tx = self.pool.begin().await?;
-            let gone: Option<String> = sqlx::query_scalar(&format!(
-                "DELETE FROM view_replays WHERE schema_name = $1 \
-                 AND (used_at < now() - interval '{IN_USE}' OR shape <> {SHAPE}) RETURNING schema_name"
-            ))
-            .bind(&schema)
-            .fetch_optional(&mut *tx)
+            self.drop_replay(
+                &schema,
+                &format!("used_at < now() - interval '{IN_USE}' OR shape <> {SHAPE}"),
+            )
             .await?;
-            if gone.is_some() && schema.starts_with(SCHEMA_PREFIX) {
-                sqlx::Executor::execute(
-                    &mut *tx,
-                    format!(
-                        "SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
-                    )
-                    .as_str(),
-                )
-                .await?;
-            }
-            tx.commit().await?;
         }
         // Builds that died (their process with them): a build takes minutes at most.
         let building = self.building_schemas().await?;

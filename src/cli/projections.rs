@@ -30,34 +30,9 @@ pub(super) async fn projections(app: &App, command: ProjectionsCmd) -> anyhow::R
             Ok(())
         }
         ProjectionsCmd::Rebuild { names, all: _ } => {
-            let rebuildable: Vec<&dyn runtime::runner::Projection> = app
-                .rt
-                .projections
-                .iter()
-                .filter(|p| !p.tables().is_empty())
-                .map(|p| p.as_ref())
-                .collect();
-            let chosen: Vec<&dyn runtime::runner::Projection> = if names.is_empty() {
-                rebuildable
-            } else {
-                let mut chosen: Vec<&dyn runtime::runner::Projection> = Vec::new();
-                for name in &names {
-                    if chosen.iter().any(|p| p.name() == name) {
-                        continue;
-                    }
-                    match rebuildable.iter().find(|p| p.name() == name) {
-                        Some(p) => chosen.push(*p),
-                        None => bail!(
-                            "{name:?} is not a projection that can be rebuilt (these can: {})",
-                            rebuildable
-                                .iter()
-                                .map(|p| p.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    }
-                }
-                chosen
+            let chosen = match runtime::runner::rebuildable(&app.rt.projections, &names) {
+                Ok(chosen) => chosen,
+                Err(refused) => bail!(refused),
             };
             let bar = progress_bar();
             let n = runtime::runner::rebuild(&app.rt.tx_pool, &chosen, &|done, total| {

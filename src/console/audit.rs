@@ -303,9 +303,11 @@ async fn record(
         );
     }
     let pool = &console.app.rt.pool;
-    let why = |e: RecordError| match e {
-        RecordError::Database(e) => Err(Box::new(crate::http::ApiError::from(e).into_response())),
-        e => Ok(e.to_string()),
+    // An unknown type or an unreadable record: the page, with the reason; the database: its
+    // usual answer.
+    let refused = |e: RecordError| match e {
+        RecordError::Database(e) => crate::http::ApiError::from(e).into_response(),
+        e => frame(StatusCode::BAD_REQUEST, pages::alert(&e.to_string())),
     };
     // The record as of a moment, if asked.
     let as_of = match params
@@ -323,20 +325,14 @@ async fn record(
     };
     let then = match as_of {
         None => None,
-        Some(t) => match audit::record(pool, &chosen, &id, Some(t))
-            .await
-            .map_err(why)
-        {
+        Some(t) => match audit::record(pool, &chosen, &id, Some(t)).await {
             Ok((state, events)) => Some((t, state, events.len())),
-            Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
-            Err(Err(response)) => return *response,
+            Err(e) => return refused(e),
         },
     };
-    // A page of the timeline, with the state before its first event to diff against.
-    let (_, total) = match audit::history(pool, &chosen, &id, 0..0).await.map_err(why) {
-        Ok(found) => found,
-        Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
-        Err(Err(response)) => return *response,
+    let total = match audit::stream_length(pool, &chosen, &id).await {
+        Ok(total) => total,
+        Err(e) => return refused(e),
     };
     // One step's whole state, alone (a large record's states are not inlined in its timeline).
     if let Some(step) = params.get("step") {
@@ -349,10 +345,7 @@ async fn record(
                 )
             }
         };
-        return match audit::history(pool, &chosen, &id, step - 1..step)
-            .await
-            .map_err(why)
-        {
+        return match audit::history(pool, &chosen, &id, step - 1..step).await {
             Ok((found, _)) => frame(
                 StatusCode::OK,
                 html! {
@@ -364,8 +357,7 @@ async fn record(
                     }
                 },
             ),
-            Err(Ok(reason)) => frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
-            Err(Err(response)) => *response,
+            Err(e) => refused(e),
         };
     }
     let pages_count = total.div_ceil(RECORD_PAGE).max(1);
@@ -381,13 +373,10 @@ async fn record(
     };
     let start = (page - 1) * RECORD_PAGE;
     let from = start.saturating_sub(1);
-    let steps = match audit::history(pool, &chosen, &id, from..start + RECORD_PAGE)
-        .await
-        .map_err(why)
-    {
+    // A page of the timeline, with the state before its first event to diff against.
+    let steps = match audit::history(pool, &chosen, &id, from..start + RECORD_PAGE).await {
         Ok((steps, _)) => steps,
-        Err(Ok(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),
-        Err(Err(response)) => return *response,
+        Err(e) => return refused(e),
     };
     let events: Vec<StoredEvent> = steps.iter().map(|(e, _)| e.clone()).collect();
     let names = names(&console, &events).await;
@@ -532,25 +521,8 @@ async fn saw(
         Ok(q) => q,
         Err(e) => return frame(StatusCode::BAD_REQUEST, pages::alert(&e)),
     };
-    let deadline = console
-        .app
-        .rt
-        .config
-        .http
-        .request_timeout
-        .saturating_sub(std::time::Duration::from_secs(2));
     let auditor = Some(session.me.id.as_str());
-    let then = tokio::time::timeout(
-        deadline,
-        views::answer(&console.app, console.services, &question, auditor),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(Refused::Later(
-            "the moment is still being replayed; ask again in a few seconds".into(),
-            5,
-        ))
-    });
+    let then = views::answer_in_time(&console.app, console.services, &question, auditor).await;
     let then = match then {
         Ok(answer) => answer,
         Err(Refused::Bad(reason)) => return frame(StatusCode::BAD_REQUEST, pages::alert(&reason)),

@@ -252,10 +252,9 @@ async fn operations(
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map(|pages| pages * 4096 / (1024 * 1024));
-    let rebuildable: Vec<&str> = rt
-        .projections
+    let rebuildable: Vec<&str> = runtime::runner::rebuildable(&rt.projections, &[] as &[&str])
+        .unwrap_or_default()
         .iter()
-        .filter(|p| !p.tables().is_empty())
         .map(|p| p.name())
         .collect();
     let body = html! {
@@ -384,44 +383,24 @@ async fn rebuild(State(console): State<Arc<Console>>, session: Session, form: Fi
         return csrf_refused(&session, Tab::Operations);
     }
     let rt = console.app.rt.clone();
-    let rebuildable: Vec<&'static str> = rt
-        .projections
-        .iter()
-        .filter(|p| !p.tables().is_empty())
-        .map(|p| p.name())
-        .collect();
-    let mut chosen: Vec<&'static str> = Vec::new();
-    for name in form.all("projection") {
-        match rebuildable.iter().find(|p| **p == name) {
-            Some(p) if !chosen.contains(p) => chosen.push(p),
-            Some(_) => {}
-            None => {
-                return pages::problem(
-                    StatusCode::BAD_REQUEST,
-                    session.frame(Tab::Operations),
-                    "Rebuild",
-                    &format!(
-                        "{name:?} is not a projection that can be rebuilt (these can: {})",
-                        rebuildable.join(", ")
-                    ),
-                )
-            }
+    let asked: Vec<&str> = form.all("projection").collect();
+    let chosen: Vec<&'static str> = match runtime::runner::rebuildable(&rt.projections, &asked) {
+        Ok(chosen) => chosen.iter().map(|p| p.name()).collect(),
+        Err(refused) => {
+            return pages::problem(
+                StatusCode::BAD_REQUEST,
+                session.frame(Tab::Operations),
+                "Rebuild",
+                &refused,
+            )
         }
-    }
-    if chosen.is_empty() {
-        chosen = rebuildable;
-    }
+    };
     let what = format!("rebuild {}", chosen.join(", "));
     console.jobs.rebuild.start(
         what,
         format!("console:{}", session.subject()),
         move |report| async move {
-            let projections: Vec<&dyn runtime::runner::Projection> = rt
-                .projections
-                .iter()
-                .filter(|p| chosen.contains(&p.name()))
-                .map(|p| p.as_ref())
-                .collect();
+            let projections = runtime::runner::rebuildable(&rt.projections, &chosen)?;
             let progress = move |done, total| report(done, total);
             runtime::runner::rebuild(&rt.tx_pool, &projections, &progress)
                 .await

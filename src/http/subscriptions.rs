@@ -122,11 +122,6 @@ fn ask(raw: Option<&str>, request_timeout: Duration) -> Result<Ask, ApiError> {
     })
 }
 
-/// One event as the subscription sends it: the fields of `events list`.
-fn event_json(e: &runtime::stored::StoredEvent) -> serde_json::Value {
-    runtime::audit::event_json(e)
-}
-
 #[utoipa::path(get, path = "/subscriptions/{name}/events", tag = "subscriptions",
     summary = "Follow the log: a batch of events (long-poll JSON), or a stream of them (Server-Sent Events with Accept: text/event-stream)",
     description = "Events after `after` (or the SSE `Last-Event-ID`, or the position last acknowledged) in log order, never skipping one that commits late; only the record types the subscription may read; personal values opened only if it was granted them (`(erased)` once erased), else sealed as in the log. One reader at a time: another gets 409 until the active one goes away (at most 30 s after it stops renewing).",
@@ -196,7 +191,8 @@ async fn events(
         let answer = loop {
             let (events, next) = subscriptions::batch(&rt.pool, &sub, after, ask.limit).await?;
             if !events.is_empty() || next != after || tokio::time::Instant::now() >= until {
-                let events: Vec<serde_json::Value> = events.iter().map(event_json).collect();
+                let events: Vec<serde_json::Value> =
+                    events.iter().map(runtime::audit::event_json).collect();
                 break Json(json!({ "events": events, "next": next })).into_response();
             }
             tokio::time::sleep(IDLE_LOOK).await;
@@ -340,7 +336,7 @@ fn stream(
                             Event::default()
                                 .id(e.position.to_string())
                                 .event(e.event_type.clone())
-                                .data(event_json(e).to_string()),
+                                .data(runtime::audit::event_json(e).to_string()),
                         );
                     }
                     let idle = next == state.after;
