@@ -60,12 +60,20 @@ fn service_routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
         pages_doc.merge(part);
     }
     document = pages_doc;
+    // GETs of the services to a standby where one can answer; the log position on every
+    // answer of theirs (inside the campus's DRF shapes: a bad position header is a 400 there).
+    let reads = axum::middleware::from_fn_with_state(reads(app), crate::http::reads::dispatch);
     let router = pages
-        .merge(orchestra.with_state(app.orchestra.clone()))
+        .merge(
+            orchestra
+                .with_state(app.orchestra.clone())
+                .layer(reads.clone()),
+        )
         .merge(
             campus
-                .layer(axum::middleware::map_response(drf_shape))
-                .with_state(app.campus.clone()),
+                .with_state(app.campus.clone())
+                .layer(reads)
+                .layer(axum::middleware::map_response(drf_shape)),
         )
         .merge(
             views
@@ -79,6 +87,28 @@ fn service_routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     (router, document)
+}
+
+/// What reads need: the services' routes on each standby of `app` (whose runtimes read the
+/// standby; they have no standbys of their own, so this ends there).
+fn reads(app: &Arc<App>) -> crate::http::reads::Reads {
+    let replicas = app.rt.replicas.clone();
+    let routers = (0..replicas.standings().len())
+        .map(|i| {
+            let rt = Arc::new(app.rt.reading(i));
+            services(&Arc::new(App {
+                orchestra: crate::orchestra::Orchestra::new(rt.clone()),
+                campus: crate::campus::Campus::new(rt.clone()),
+                rt,
+            }))
+        })
+        .collect();
+    crate::http::reads::Reads {
+        replicas,
+        projector: app.rt.projector.clone(),
+        routers: Arc::new(routers),
+        standby_may: |path| !path.starts_with("/audit"),
+    }
 }
 
 /// The services' routes of `app` (what the time machine asks): no console, whose state (its

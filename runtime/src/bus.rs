@@ -218,6 +218,13 @@ where
         let outcome = tokio::spawn(async move { inner.execute(&id, command, &actor).await })
             .await
             .unwrap_or_else(|e| Err(CommandError::Internal(format!("command task failed: {e}"))));
+        if let Ok(Committed {
+            position: Some(position),
+            ..
+        }) = &outcome
+        {
+            written(*position);
+        }
         crate::metrics::command(
             A::TYPE,
             match &outcome {
@@ -465,4 +472,24 @@ impl Drop for Turn<'_> {
             turns.remove(&self.key);
         }
     }
+}
+
+tokio::task_local! {
+    /// The highest log position the commands of a request committed at (see [`writing`]).
+    static WRITTEN: std::cell::Cell<Option<LogPosition>>;
+}
+
+/// Run `request` noting where its commands commit: with it, the log position its answer
+/// may promise (read-your-writes on standbys), None when it committed nothing.
+pub async fn writing<F: std::future::Future>(request: F) -> (F::Output, Option<LogPosition>) {
+    WRITTEN
+        .scope(std::cell::Cell::new(None), async move {
+            let out = request.await;
+            (out, WRITTEN.with(|w| w.get()))
+        })
+        .await
+}
+
+fn written(position: LogPosition) {
+    let _ = WRITTEN.try_with(|w| w.set(Some(w.get().map_or(position, |p| p.max(position)))));
 }

@@ -13,6 +13,14 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ensem
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
+    /// Hot standbys of `database_url` that serve the services' GETs (empty: the primary
+    /// serves everything).
+    pub read_database_urls: Vec<String>,
+    /// A standby further behind the primary than this is taken out of rotation.
+    pub read_max_lag: Duration,
+    /// How long a read that names a position (`X-Ensemble-Position`) waits for a standby to
+    /// reach it before the primary answers it.
+    pub read_wait: Duration,
     pub listen: SocketAddr,
     /// Where `/metrics` (and health) are served instead of the public listener; None: on it.
     pub admin_listen: Option<SocketAddr>,
@@ -69,6 +77,11 @@ pub struct Config {
     pub mail_interval: Duration,
     /// Replays of past moments the time machine keeps (shared by every process).
     pub view_replays: u32,
+    /// Failed webhook deliveries in a row before a subscription's webhook is set aside (dead).
+    pub webhook_max_attempts: i32,
+    /// First delay after a failed webhook delivery; it doubles per failure up to the max.
+    pub webhook_retry_base: Duration,
+    pub webhook_retry_max: Duration,
 }
 
 /// HTTP limits (`ENSEMBLE_HTTP_*`).
@@ -129,6 +142,12 @@ pub struct ConfigError {
 struct Settings {
     #[arg(long = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = database_url)]
     database_url: String,
+    #[arg(long = "ENSEMBLE_READ_DATABASE_URL", value_parser = read_database_urls)]
+    read_database_urls: Option<ReadUrls>,
+    #[arg(long = "ENSEMBLE_READ_MAX_LAG", default_value = "5", value_parser = seconds)]
+    read_max_lag: Duration,
+    #[arg(long = "ENSEMBLE_READ_WAIT", default_value = "0.5", value_parser = seconds)]
+    read_wait: Duration,
     #[arg(long = "ENSEMBLE_LISTEN", default_value = "127.0.0.1:8000", value_parser = address("127.0.0.1:8000"))]
     listen: SocketAddr,
     #[arg(long = "ENSEMBLE_ADMIN_LISTEN", value_parser = address("127.0.0.1:9000"))]
@@ -193,6 +212,8 @@ struct Settings {
     mail_interval: Duration,
     #[arg(long = "ENSEMBLE_VIEW_REPLAYS", default_value = "8", value_parser = count(1))]
     view_replays: u32,
+    #[arg(long = "ENSEMBLE_WEBHOOK_MAX_ATTEMPTS", default_value = "10", value_parser = count(1))]
+    webhook_max_attempts: u32,
 }
 
 /// The variables [`Config`] reads (for documentation checks and `.env.example`).
@@ -211,6 +232,23 @@ fn database_url(v: &str) -> Result<String, String> {
     v.parse::<sqlx::postgres::PgConnectOptions>()
         .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
     Ok(v.to_string())
+}
+
+/// `ENSEMBLE_READ_DATABASE_URL`: PostgreSQL URLs separated by commas.
+#[derive(Clone)]
+struct ReadUrls(Vec<String>);
+
+fn read_database_urls(v: &str) -> Result<ReadUrls, String> {
+    let urls: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| database_url(u).map_err(|e| format!("{}: {e}", redact_url(u))))
+        .collect::<Result<_, _>>()?;
+    if urls.len() > 16 {
+        return Err("names more than 16 standbys".into());
+    }
+    Ok(ReadUrls(urls))
 }
 
 fn address(example: &'static str) -> impl Fn(&str) -> Result<SocketAddr, String> + Clone {
@@ -423,8 +461,14 @@ impl Config {
             mail_max_attempts: s.mail_max_attempts as i32,
             mail_interval: s.mail_interval,
             view_replays: s.view_replays,
+            webhook_max_attempts: s.webhook_max_attempts as i32,
+            webhook_retry_base: Duration::from_secs(2),
+            webhook_retry_max: Duration::from_secs(300),
             ready_max_lag: s.ready_max_lag,
             database_url: s.database_url,
+            read_database_urls: s.read_database_urls.map(|r| r.0).unwrap_or_default(),
+            read_max_lag: s.read_max_lag,
+            read_wait: s.read_wait,
             listen: s.listen,
             admin_listen: s.admin_listen,
             jwt_secret: s.jwt_secret,
@@ -450,6 +494,16 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "read_database_urls",
+                &self
+                    .read_database_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("read_max_lag", &self.read_max_lag)
+            .field("read_wait", &self.read_wait)
             .field("listen", &self.listen)
             .field("admin_listen", &self.admin_listen)
             .field("ready_max_lag", &self.ready_max_lag)
@@ -477,6 +531,7 @@ impl fmt::Debug for Config {
             .field("mail_max_attempts", &self.mail_max_attempts)
             .field("mail_interval", &self.mail_interval)
             .field("view_replays", &self.view_replays)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
             .finish()
     }
 }

@@ -70,6 +70,27 @@ pub async fn probe_pool(url: &str) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options.log_statements(tracing::log::LevelFilter::Trace)))
 }
 
+/// A pool on a hot standby, for the services' reads: made lazily (a standby that is down at
+/// start-up, or comes later, is not an error), a wait for a connection cut off after a second
+/// (a standby that stopped answering must not hold a request: the primary answers instead),
+/// each statement after `statement_timeout`. Nothing is ever written through it.
+pub fn standby_pool(url: &str, size: u32, statement_timeout: Duration) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?
+        .application_name("ensemble-reads")
+        .options([
+            (
+                "statement_timeout",
+                format!("{}ms", statement_timeout.as_millis().max(1)),
+            ),
+            ("default_transaction_read_only", "on".to_string()),
+        ]);
+    Ok(PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(1))
+        .after_release(|conn, _| Box::pin(async move { Ok(!known_in_transaction(conn)) }))
+        .connect_lazy_with(options.log_statements(tracing::log::LevelFilter::Trace)))
+}
+
 /// Connections for health checks and metrics.
 pub const PROBE_POOL_SIZE: u32 = 2;
 

@@ -3,7 +3,7 @@
 //! command bus ([`bus`]), the projection machinery ([`runner`], [`projector`], [`chain`]),
 //! database pools and migrations ([`db`]), configuration ([`config`]), background work
 //! ([`worker`]), the clients of the outside world ([`mailer`], [`wechat`]), tokens ([`jwt`]),
-//! rate limits ([`limits`]), metrics ([`metrics`]), the auditors' views ([`audit`]) and the
+//! rate limits ([`limits`]), metrics ([`metrics`]), the standbys that serve reads ([`replicas`]), the auditors' views ([`audit`]) and the
 //! time machine's replays ([`views`]).
 //!
 //! [`Runtime`] is what a process holds of all of it; each context of the server builds its
@@ -23,6 +23,7 @@ mod migrations;
 pub mod personal;
 mod process;
 pub mod projector;
+pub mod replicas;
 pub mod retries;
 pub mod runner;
 pub mod signals;
@@ -30,6 +31,7 @@ pub mod store;
 pub mod stored;
 pub mod subscriptions;
 pub mod views;
+pub mod webhooks;
 pub mod wechat;
 pub mod worker;
 

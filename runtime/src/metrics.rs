@@ -52,6 +52,17 @@ struct ProjectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StandbyLabels {
+    standby: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    /// `primary`, or the standby's `host:port/database`.
+    served_by: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: String,
 }
@@ -69,6 +80,11 @@ struct Metrics {
     outbox_pending: Gauge,
     outbox_oldest: Gauge<f64, AtomicU64>,
     cache_entries: Family<CacheLabels, Gauge>,
+    reads: Family<ReadLabels, Counter>,
+    standby_in_rotation: Family<StandbyLabels, Gauge>,
+    standby_lag: Family<StandbyLabels, Gauge<f64, AtomicU64>>,
+    standby_behind: Family<StandbyLabels, Gauge>,
+    standby_position: Family<StandbyLabels, Gauge>,
 }
 
 fn histogram() -> Histogram {
@@ -133,7 +149,44 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         "Entries held by each bounded in-process cache",
         cache_entries.clone(),
     );
+    let reads = Family::<ReadLabels, Counter>::default();
+    registry.register(
+        "ensemble_reads",
+        "Reads of the services (GET), by who answered: the primary or a standby",
+        reads.clone(),
+    );
+    let standby_in_rotation = Family::<StandbyLabels, Gauge>::default();
+    registry.register(
+        "ensemble_standby_in_rotation",
+        "1 when a standby serves reads, 0 when it is out (down, paused, lagging)",
+        standby_in_rotation.clone(),
+    );
+    let standby_lag = Family::<StandbyLabels, Gauge<f64, AtomicU64>>::default();
+    registry.register_with_unit(
+        "ensemble_standby_lag",
+        "How long ago the primary was where a standby is now (-1: unknown)",
+        Unit::Seconds,
+        standby_lag.clone(),
+    );
+    let standby_behind = Family::<StandbyLabels, Gauge>::default();
+    registry.register_with_unit(
+        "ensemble_standby_behind",
+        "WAL the primary has flushed past what a standby has replayed",
+        Unit::Bytes,
+        standby_behind.clone(),
+    );
+    let standby_position = Family::<StandbyLabels, Gauge>::default();
+    registry.register(
+        "ensemble_standby_position",
+        "The log position every read model on a standby holds",
+        standby_position.clone(),
+    );
     Mutex::new(Metrics {
+        reads,
+        standby_in_rotation,
+        standby_lag,
+        standby_behind,
+        standby_position,
         registry,
         requests,
         latency,
@@ -156,6 +209,18 @@ pub fn command(aggregate: &'static str, outcome: &'static str) {
         .get_or_create(&CommandLabels {
             aggregate: aggregate.into(),
             outcome: outcome.into(),
+        })
+        .inc();
+}
+
+/// Count a read of the services, answered by the primary or a standby.
+pub fn read(served_by: &str) {
+    METRICS
+        .lock()
+        .unwrap()
+        .reads
+        .get_or_create(&ReadLabels {
+            served_by: served_by.into(),
         })
         .inc();
 }
@@ -292,6 +357,27 @@ pub async fn render(rt: &Arc<Runtime>) -> String {
             metrics.outbox_oldest.set(oldest.unwrap_or(0.0));
         }
         Err(e) => tracing::warn!(error = %e, "metrics: mail outbox unavailable"),
+    }
+    for standby in rt.replicas.standings() {
+        let labels = StandbyLabels {
+            standby: standby.name,
+        };
+        metrics
+            .standby_in_rotation
+            .get_or_create(&labels)
+            .set(i64::from(standby.in_rotation));
+        metrics
+            .standby_lag
+            .get_or_create(&labels)
+            .set(standby.lag.map_or(-1.0, |l| l.as_secs_f64()));
+        metrics
+            .standby_behind
+            .get_or_create(&labels)
+            .set(standby.behind_bytes.min(i64::MAX as u64) as i64);
+        metrics
+            .standby_position
+            .get_or_create(&labels)
+            .set(standby.applied.position);
     }
     for (name, size) in caches {
         metrics

@@ -10,7 +10,7 @@ use crate::jwt::Jwt;
 use crate::projector::Projector;
 use crate::runner::{Projection, Projections};
 use crate::wechat::WechatClient;
-use crate::{db, limits, personal, views};
+use crate::{db, limits, personal, replicas, views};
 
 /// What every request, CLI command and background task of a process shares.
 pub struct Runtime {
@@ -32,6 +32,8 @@ pub struct Runtime {
     pub limits: limits::Limits,
     /// The time machine's replays of the read models at past moments.
     pub views: Arc<views::Replays>,
+    /// Hot standbys that serve reads (none unless `ENSEMBLE_READ_DATABASE_URL` names some).
+    pub replicas: Arc<replicas::Replicas>,
 }
 
 impl Runtime {
@@ -65,7 +67,13 @@ impl Runtime {
             std::time::Duration::from_secs(20),
             config.waits.turn,
         ));
+        let replicas = Arc::new(replicas::Replicas::new(
+            &config,
+            probe_pool.clone(),
+            projections.clone(),
+        )?);
         let runtime = Self {
+            replicas,
             views,
             keys,
             limits: limits::Limits::new(pool.clone(), &config),
@@ -88,12 +96,23 @@ impl Runtime {
     /// with "today" pinned to `today`: what the same code answered then. Only for reading:
     /// the view's connections are read-only.
     pub fn viewing(&self, view: &views::View, today: chrono::NaiveDate) -> Self {
+        self.reading_from(view.pool.clone(), Clock::new(self.config.tz, Some(today)))
+    }
+
+    /// This process's runtime, reading the read models of standby `i` (a hot standby of the
+    /// primary). Only for reading: the standby refuses writes. Personal data is still opened
+    /// with the primary's keys, so an erasure reaches what a standby serves at once.
+    pub fn reading(&self, i: usize) -> Self {
+        self.reading_from(self.replicas.pool(i).clone(), self.clock)
+    }
+
+    fn reading_from(&self, pool: PgPool, clock: Clock) -> Self {
         Self {
             config: self.config.clone(),
-            pool: view.pool.clone(),
+            pool,
             tx_pool: self.tx_pool.clone(),
             probe_pool: self.probe_pool.clone(),
-            clock: Clock::new(self.config.tz, Some(today)),
+            clock,
             jwt: self.jwt.clone(),
             wechat: self.wechat.clone(),
             projections: self.projections.clone(),
@@ -101,6 +120,7 @@ impl Runtime {
             keys: self.keys.clone(),
             limits: self.limits.clone(),
             views: self.views.clone(),
+            replicas: Arc::new(replicas::Replicas::none(self.projections.clone())),
         }
     }
 

@@ -106,6 +106,11 @@ impl Projector {
         }
     }
 
+    /// Every event up to this position is in every read model, as this process last saw.
+    pub fn applied(&self) -> LogPosition {
+        *self.applied.borrow()
+    }
+
     /// Whether commands of this process are waiting for the read models now (background work
     /// such as a replay for the time machine yields to them).
     pub fn busy(&self) -> bool {

@@ -28,6 +28,13 @@ pub struct Subscription {
     pub reader: Option<String>,
     pub reader_until: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Where batches are POSTed (None: readers come for them).
+    pub webhook_url: Option<String>,
+    pub webhook_failures: i32,
+    pub webhook_next_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When its webhook was set aside after too many failures (until an operator retries it).
+    pub webhook_dead_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub webhook_error: Option<String>,
 }
 
 impl Subscription {
@@ -49,7 +56,8 @@ pub enum SubscriptionError {
 }
 
 const COLUMNS: &str = "name, record_types, personal, acked_position, acked_at, reader, \
-     reader_until, created_at";
+     reader_until, created_at, webhook_url, webhook_failures, webhook_next_at, webhook_dead_at, \
+     webhook_error";
 
 fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -109,6 +117,65 @@ pub async fn create(
         return Err(SubscriptionError::Exists(name.into()));
     }
     Ok(token)
+}
+
+/// Deliver the subscription `name` to `url` by webhook from now on (None: no longer); returns
+/// the new signing secret, shown once (every change of URL makes a new one). False-y (None
+/// inside Ok) when there is no such subscription.
+pub async fn set_webhook(
+    pool: &PgPool,
+    name: &str,
+    url: Option<&str>,
+) -> Result<Option<Option<String>>, SubscriptionError> {
+    let url = url.map(webhook_url).transpose()?;
+    let secret = url.as_ref().map(|_| {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        format!("ens_whsec_{}", crate::chain::hex(&bytes))
+    });
+    let done = sqlx::query(
+        "UPDATE subscriptions SET webhook_url = $2, webhook_secret = $3, webhook_failures = 0, \
+             webhook_next_at = NULL, webhook_dead_at = NULL, webhook_error = NULL \
+         WHERE name = $1",
+    )
+    .bind(name)
+    .bind(&url)
+    .bind(secret.as_ref().map(|s| s.as_bytes().to_vec()))
+    .execute(pool)
+    .await?;
+    Ok((done.rows_affected() == 1).then_some(secret))
+}
+
+/// Take up a webhook set aside as dead (or waiting out its backoff) at once: false if the
+/// subscription has no webhook.
+pub async fn retry_webhook(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE subscriptions SET webhook_failures = 0, webhook_next_at = NULL, \
+             webhook_dead_at = NULL \
+         WHERE name = $1 AND webhook_url IS NOT NULL",
+    )
+    .bind(name)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// An http(s) URL with a host, no user or password.
+fn webhook_url(url: &str) -> Result<String, SubscriptionError> {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.as_str().len() <= 2000 =>
+        {
+            Ok(u.to_string())
+        }
+        _ => Err(SubscriptionError::Invalid(
+            "a webhook is an http(s) URL with a host and no user or password".into(),
+        )),
+    }
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<Subscription>, sqlx::Error> {

@@ -108,8 +108,9 @@ impl Workers {
     }
 }
 
-/// Start the projector, the mail delivery (when SMTP is configured) and every `periodic` task
-/// of the contexts, each supervised.
+/// Start the projector, the mail delivery (when SMTP is configured), the subscriptions'
+/// webhooks, the standbys' monitor (when there are standbys) and every `periodic` task of the
+/// contexts, each supervised.
 pub fn spawn(app: Arc<Runtime>, periodic: Vec<Periodic>) -> Workers {
     let poll = app.config.poll_interval;
     // A pass that takes longer than this is stuck (a pass is bounded by the pool's timeouts).
@@ -118,6 +119,28 @@ pub fn spawn(app: Arc<Runtime>, periodic: Vec<Periodic>) -> Workers {
     let mut tasks = vec![supervise("projector", stall, move |heartbeat| {
         projector.clone().run(poll, heartbeat)
     })];
+    if !app.replicas.is_empty() {
+        let replicas = app.replicas.clone();
+        tasks.push(supervise(
+            "standby-monitor",
+            Duration::from_secs(30),
+            move |heartbeat| replicas.clone().monitor(heartbeat),
+        ));
+    }
+    let deliverer = Arc::new(crate::webhooks::Deliverer::new(
+        app.pool.clone(),
+        crate::webhooks::Policy {
+            max_attempts: app.config.webhook_max_attempts,
+            retry_base: app.config.webhook_retry_base,
+            retry_max: app.config.webhook_retry_max,
+        },
+    ));
+    let webhooks_app = app.clone();
+    // Each POST is bounded; a round delivers at most a few batches per subscription.
+    let webhook_stall = crate::webhooks::TIMEOUT * 30 + poll;
+    tasks.push(supervise("webhooks", webhook_stall, move |heartbeat| {
+        deliver_webhooks(webhooks_app.clone(), deliverer.clone(), heartbeat)
+    }));
     for task in periodic {
         let stall = (task.every * 2).max(stall);
         tasks.push(supervise(task.name, stall, move |heartbeat| {
@@ -161,6 +184,25 @@ pub fn spawn(app: Arc<Runtime>, periodic: Vec<Periodic>) -> Workers {
     Workers {
         tasks,
         mailer: mail,
+    }
+}
+
+async fn deliver_webhooks(
+    app: Arc<Runtime>,
+    deliverer: Arc<crate::webhooks::Deliverer>,
+    heartbeat: Heartbeat,
+) {
+    let poll = app.config.poll_interval;
+    loop {
+        heartbeat.beat();
+        if let Err(e) = deliverer.deliver_due(|| heartbeat.beat()).await {
+            tracing::warn!(error = %e, "webhooks: the subscriptions are unavailable");
+        }
+        heartbeat.beat();
+        tokio::select! {
+            _ = app.projector.applied_something.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod error;
 pub mod health;
 pub mod idempotency;
 mod input;
+pub mod reads;
 pub mod schema;
 pub mod subscriptions;
 mod timed_io;

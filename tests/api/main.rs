@@ -20,6 +20,7 @@ mod noskip;
 mod ops;
 mod platform;
 mod races;
+mod replicas;
 mod retries;
 mod subscriptions;
 mod views;

@@ -1,0 +1,425 @@
+//! Reads from hot standbys (`ENSEMBLE_READ_DATABASE_URL`) on a real streaming-replication
+//! cluster of this machine's PostgreSQL (`scripts/cluster databases`: a primary and standbys by
+//! pg_basebackup, on ports of their own): read-your-writes across two server processes with a
+//! standby held 400 ms behind, a paused and a killed standby taken out of rotation and back
+//! with no read failing, and a rebuild on the primary while the standbys serve.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, spawn_app_tweaked, FakeSmtp, FakeWechat, TestApp};
+
+/// A primary and its standbys, stopped and deleted on drop.
+struct Cluster {
+    dir: String,
+    port: u16,
+    standbys: u16,
+}
+
+impl Cluster {
+    fn start(standbys: u16) -> Self {
+        let port = free_ports(standbys + 1);
+        let cluster = Self {
+            dir: format!("/tmp/ensemble-test-cluster-{}-{port}", std::process::id()),
+            port,
+            standbys,
+        };
+        let out = cluster.script(&["databases"]);
+        assert!(
+            out.status.success(),
+            "the cluster did not start: {}",
+            text(&out)
+        );
+        cluster
+    }
+
+    fn script(&self, args: &[&str]) -> std::process::Output {
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster"))
+            .args(args)
+            .env("CLUSTER_DIR", &self.dir)
+            .env("CLUSTER_PG_PORT", self.port.to_string())
+            .env("CLUSTER_STANDBYS", self.standbys.to_string())
+            .output()
+            .expect("scripts/cluster runs")
+    }
+
+    fn run(&self, args: &[&str]) {
+        let out = self.script(args);
+        assert!(out.status.success(), "cluster {args:?}: {}", text(&out));
+    }
+
+    fn url(&self, n: u16, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port + n)
+    }
+
+    /// The name a server gives standby `n` in its metrics.
+    fn name(&self, n: u16, database: &str) -> String {
+        format!("127.0.0.1:{}/{database}", self.port + n)
+    }
+
+    /// A server on the cluster's primary reading from its standbys; `second`: another process
+    /// on the same database.
+    async fn server(&self, database: &str, smtp: u16) -> TestApp {
+        let urls: Vec<String> = (1..=self.standbys).map(|n| self.url(n, database)).collect();
+        spawn_app_tweaked(
+            self.url(0, database),
+            FakeWechat::start().await,
+            smtp,
+            Some(Arc::new(move |config: &mut ensemble::Config| {
+                config.read_database_urls = urls.clone();
+                config.read_max_lag = Duration::from_secs(3);
+                config.read_wait = Duration::from_secs(2);
+            })),
+        )
+        .await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.script(&["down"]);
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `n` consecutive free ports.
+fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = 30_000 + (rand_u16() % 3_000) * 10;
+        let free = (0..n).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    (uuid::Uuid::new_v4().as_u128() % 65_536) as u16
+}
+
+fn database() -> String {
+    format!(
+        "ensemble_test_{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A metric of `app` with these labels (None: not there).
+async fn metric(app: &TestApp, name: &str, labels: &str) -> Option<f64> {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+async fn in_rotation(app: &TestApp, standby: &str) -> bool {
+    metric(
+        app,
+        "ensemble_standby_in_rotation",
+        &format!("standby=\"{standby}\""),
+    )
+    .await
+        == Some(1.0)
+}
+
+async fn served_by(app: &TestApp, server: &str) -> f64 {
+    metric(
+        app,
+        "ensemble_reads_total",
+        &format!("served_by=\"{server}\""),
+    )
+    .await
+    .unwrap_or(0.0)
+}
+
+/// A GET with an optional position header: status, body, the answer's position.
+async fn read(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    at: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut request = app
+        .http
+        .get(format!("{}{path}", app.address))
+        .header("Authorization", format!("JWT {token}"));
+    if let Some(at) = at {
+        request = request.header("X-Ensemble-Position", at);
+    }
+    let response = request.send().await.expect("server answers");
+    let status = response.status().as_u16();
+    let position = response
+        .headers()
+        .get("x-ensemble-position")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, position)
+}
+
+#[tokio::test]
+async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() {
+    let cluster = Cluster::start(2);
+    // Standby 2 applies every commit 400 ms after the primary: reads that do not name a
+    // position can be stale there, reads that do must wait for it or go elsewhere.
+    cluster.run(&["delay", "2", "400ms"]);
+    let db = database();
+    let smtp = FakeSmtp::start(0).await;
+    let a = cluster.server(&db, smtp.port).await;
+    let b = cluster.server(&db, smtp.port).await;
+    let (s1, s2) = (cluster.name(1, &db), cluster.name(2, &db));
+    for app in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                in_rotation(app, &s1).await && in_rotation(app, &s2).await
+            })
+            .await,
+            "the standbys never came into rotation"
+        );
+    }
+    let t = a.with_roster().await;
+    let id = a.apply_id(&t.david, "2026-04-01", "全体排练").await;
+    let mut stale_without_position = 0;
+    // (The logins reach the delayed standby too: a refusal there would go to the primary.)
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for round in 1..=15 {
+        let reason = format!("reason {round}");
+        // Written through one process ...
+        let response = a
+            .http
+            .put(format!("{}/absence/{id}/", a.address))
+            .header("Authorization", format!("JWT {}", t.david))
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let position = response
+            .headers()
+            .get("x-ensemble-position")
+            .expect("a command's answer carries its position")
+            .to_str()
+            .unwrap()
+            .to_string();
+        // ... read at once through the other, which reads from the standbys.
+        let (status, body, answered_at) = read(&b, "/absence/", &t.david, Some(&position)).await;
+        assert_eq!(status, 200, "{body} {answered_at:?} {position}");
+        assert_eq!(
+            body[0]["reason"], reason,
+            "read-your-writes broken after position {position}: {body}"
+        );
+        assert!(
+            answered_at.is_some(),
+            "a read's answer carries its position"
+        );
+        // Without a position, the same read may be answered as the lagging standby stands.
+        // (Twice: the standbys take turns.)
+        for _ in 0..2 {
+            let (status, body, _) = read(&b, "/absence/", &t.david, None).await;
+            assert_eq!(status, 200, "{body}");
+            if body[0]["reason"] != reason {
+                stale_without_position += 1;
+            }
+        }
+    }
+    // The standbys did answer (the test is about them), and the lag was real.
+    assert!(served_by(&b, &s1).await + served_by(&b, &s2).await >= 15.0);
+    assert!(
+        stale_without_position > 0,
+        "no read without a position was ever stale: the delayed standby did not lag"
+    );
+    // Bad positions are the client's mistake, in its service's shape.
+    let (status, body, _) = read(&b, "/absence/", &t.david, Some("yesterday")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["msg"]
+        .as_str()
+        .unwrap()
+        .contains("x-ensemble-position"));
+    // A position past anything committed is answered by the primary after the wait.
+    let started = std::time::Instant::now();
+    let (status, _, _) = read(&b, "/absence/", &t.david, Some("999999999.999999999")).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn a_paused_or_killed_standby_leaves_rotation_and_comes_back_with_no_read_failing() {
+    let cluster = Cluster::start(1);
+    let db = database();
+    let smtp = FakeSmtp::start(0).await;
+    let app = cluster.server(&db, smtp.port).await;
+    let standby = cluster.name(1, &db);
+    let t = app.with_roster().await;
+    assert!(eventually(Duration::from_secs(20), || in_rotation(&app, &standby)).await);
+    // Readers all along: every read must succeed, whatever happens to the standby.
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, address, token, stop) = (
+                app.http.clone(),
+                app.address.clone(),
+                t.alice.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let status = http
+                        .get(format!("{address}/manager/next/"))
+                        .header("Authorization", format!("JWT {token}"))
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    assert_eq!(status, 200, "a read failed");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+
+    // Paused: out of rotation; the primary answers, also with the newest writes.
+    cluster.run(&["pause", "1"]);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !in_rotation(&app, &standby).await
+        })
+        .await,
+        "a paused standby stayed in rotation"
+    );
+    let before = served_by(&app, &standby).await;
+    assert_eq!(
+        app.apply(&t.david, "2026-04-02", "全体排练").await.status,
+        201
+    );
+    let (_, body, _) = read(&app, "/absence/", &t.david, None).await;
+    assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        served_by(&app, &standby).await,
+        before,
+        "a paused standby served"
+    );
+    cluster.run(&["resume", "1"]);
+    assert!(
+        eventually(Duration::from_secs(10), || in_rotation(&app, &standby)).await,
+        "a resumed standby did not come back"
+    );
+
+    // Killed: out; started again: back, by itself.
+    cluster.run(&["stop", "1"]);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !in_rotation(&app, &standby).await
+        })
+        .await
+    );
+    assert_eq!(
+        app.apply(&t.david, "2026-04-03", "全体排练").await.status,
+        201
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.run(&["start", "1"]);
+    assert!(
+        eventually(Duration::from_secs(20), || in_rotation(&app, &standby)).await,
+        "a restarted standby did not come back"
+    );
+    let after = served_by(&app, &standby).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            served_by(&app, &standby).await > after
+        })
+        .await,
+        "the standby serves again"
+    );
+    let (_, body, _) = read(&app, "/absence/", &t.david, None).await;
+    assert_eq!(body.as_array().unwrap().len(), 2, "{body}");
+
+    stop.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for reader in readers {
+        total += reader.await.expect("no read failed");
+    }
+    assert!(total > 50, "{total} reads");
+}
+
+#[tokio::test]
+async fn a_rebuild_on_the_primary_while_standbys_serve() {
+    let cluster = Cluster::start(1);
+    let db = database();
+    let smtp = FakeSmtp::start(0).await;
+    let app = cluster.server(&db, smtp.port).await;
+    let standby = cluster.name(1, &db);
+    let t = app.with_roster().await;
+    // Each member's whole quota (3, 2, 1).
+    let members = [&t.david, &t.david, &t.david, &t.wendy, &t.wendy, &t.percy];
+    for (day, token) in members.into_iter().enumerate() {
+        let date = format!("2026-05-{:02}", day + 1);
+        assert_eq!(app.apply(token, &date, "全体排练").await.status, 201);
+    }
+    assert!(eventually(Duration::from_secs(20), || in_rotation(&app, &standby)).await);
+    let (_, future_before, at) = read(&app, "/manager/future/", &t.alice, None).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (http, address, token, stop, expected) = (
+            app.http.clone(),
+            app.address.clone(),
+            t.alice.clone(),
+            stop.clone(),
+            future_before.clone(),
+        );
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let response = http
+                    .get(format!("{address}/manager/future/"))
+                    .header("Authorization", format!("JWT {token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "a read failed during the rebuild");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body, expected, "a read during the rebuild saw other rows");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let rebuildable = app.rebuildable();
+    runtime::runner::rebuild(&app.app.rt.tx_pool, &rebuildable, &|_, _| {})
+        .await
+        .expect("the rebuild succeeds");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    assert!(reader.await.expect("no read failed") > 5);
+    // The standby serves the rebuilt read models, with the same rows.
+    let served = served_by(&app, &standby).await;
+    let (status, after, _) = read(&app, "/manager/future/", &t.alice, at.as_deref()).await;
+    assert_eq!(status, 200);
+    assert_eq!(after, future_before);
+    assert!(
+        served_by(&app, &standby).await > served,
+        "the standby answered"
+    );
+}
