@@ -63,6 +63,11 @@ struct ReadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubscriptionLabels {
+    subscription: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: String,
 }
@@ -85,6 +90,10 @@ struct Metrics {
     standby_lag: Family<StandbyLabels, Gauge<f64, AtomicU64>>,
     standby_behind: Family<StandbyLabels, Gauge>,
     standby_position: Family<StandbyLabels, Gauge>,
+    subscription_acked: Family<SubscriptionLabels, Gauge>,
+    subscription_behind: Family<SubscriptionLabels, Gauge>,
+    webhook_failures: Family<SubscriptionLabels, Gauge>,
+    webhook_dead: Family<SubscriptionLabels, Gauge>,
 }
 
 fn histogram() -> Histogram {
@@ -181,7 +190,35 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         "The log position every read model on a standby holds",
         standby_position.clone(),
     );
+    let subscription_acked = Family::<SubscriptionLabels, Gauge>::default();
+    registry.register(
+        "ensemble_subscription_acked_position",
+        "The last event a subscription acknowledged",
+        subscription_acked.clone(),
+    );
+    let subscription_behind = Family::<SubscriptionLabels, Gauge>::default();
+    registry.register(
+        "ensemble_subscription_behind_positions",
+        "The log's last position less the one a subscription acknowledged (an upper bound of the events it has yet to handle)",
+        subscription_behind.clone(),
+    );
+    let webhook_failures = Family::<SubscriptionLabels, Gauge>::default();
+    registry.register(
+        "ensemble_webhook_failures",
+        "Failed webhook deliveries in a row, by subscription",
+        webhook_failures.clone(),
+    );
+    let webhook_dead = Family::<SubscriptionLabels, Gauge>::default();
+    registry.register(
+        "ensemble_webhook_dead",
+        "1 when a subscription's webhook was set aside after failing (ensemble subscriptions retry)",
+        webhook_dead.clone(),
+    );
     Mutex::new(Metrics {
+        subscription_acked,
+        subscription_behind,
+        webhook_failures,
+        webhook_dead,
         reads,
         standby_in_rotation,
         standby_lag,
@@ -293,6 +330,25 @@ pub async fn lags(
     .unwrap_or(Err(sqlx::Error::PoolClosed))
 }
 
+/// Each subscription: name, acknowledged position, the log's last position, webhook failures
+/// in a row, whether its webhook is dead.
+async fn subscriptions(
+    rt: &Arc<Runtime>,
+) -> Result<Vec<(String, i64, i64, i32, bool)>, sqlx::Error> {
+    let rt = rt.clone();
+    tokio::spawn(async move {
+        sqlx::query_as(
+            "SELECT name, acked_position, (SELECT coalesce(max(position), 0) FROM events), \
+                    webhook_failures, webhook_dead_at IS NOT NULL \
+             FROM subscriptions ORDER BY name LIMIT 1000",
+        )
+        .fetch_all(&rt.probe_pool)
+        .await
+    })
+    .await
+    .unwrap_or(Err(sqlx::Error::PoolClosed))
+}
+
 /// Mails not sent yet, and the age of the oldest, in seconds.
 pub async fn outbox(rt: &Arc<Runtime>) -> Result<(i64, Option<f64>), sqlx::Error> {
     let rt = rt.clone();
@@ -311,7 +367,8 @@ pub async fn outbox(rt: &Arc<Runtime>) -> Result<(i64, Option<f64>), sqlx::Error
 /// Everything, in the Prometheus text format; the gauges read now (a database that does not
 /// answer leaves its gauges as they were last read, and says so in the log).
 pub async fn render(rt: &Arc<Runtime>) -> String {
-    let (lag_rows, outbox_row) = tokio::join!(lags(rt, 1_000_000), outbox(rt));
+    let (lag_rows, outbox_row, subscription_rows) =
+        tokio::join!(lags(rt, 1_000_000), outbox(rt), subscriptions(rt));
     let mut caches: std::collections::BTreeMap<&'static str, u64> = Default::default();
     CACHES.lock().unwrap().retain(|(name, size)| match size() {
         Some(n) => {
@@ -357,6 +414,27 @@ pub async fn render(rt: &Arc<Runtime>) -> String {
             metrics.outbox_oldest.set(oldest.unwrap_or(0.0));
         }
         Err(e) => tracing::warn!(error = %e, "metrics: mail outbox unavailable"),
+    }
+    match subscription_rows {
+        Ok(rows) => {
+            for (name, acked, head, failures, dead) in rows {
+                let labels = SubscriptionLabels { subscription: name };
+                metrics.subscription_acked.get_or_create(&labels).set(acked);
+                metrics
+                    .subscription_behind
+                    .get_or_create(&labels)
+                    .set((head - acked).max(0));
+                metrics
+                    .webhook_failures
+                    .get_or_create(&labels)
+                    .set(i64::from(failures));
+                metrics
+                    .webhook_dead
+                    .get_or_create(&labels)
+                    .set(i64::from(dead));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: subscriptions unavailable"),
     }
     for standby in rt.replicas.standings() {
         let labels = StandbyLabels {

@@ -393,3 +393,245 @@ async fn a_stream_ends_when_its_subscription_is_deleted_or_the_server_stops_and_
     assert_eq!(reader, None);
     pool.close().await;
 }
+
+/// A webhook receiver on a real local socket: it refuses the first `refuse` requests (or all,
+/// with `u32::MAX`) with 503, keeps what it accepted, and notes how many requests were in
+/// flight at once.
+#[derive(Clone, Default)]
+struct Receiver {
+    inner: std::sync::Arc<std::sync::Mutex<Received>>,
+}
+
+#[derive(Default)]
+struct Received {
+    refuse: u32,
+    attempts: u32,
+    in_flight: u32,
+    most_in_flight: u32,
+    /// (signature header, body) of each accepted batch.
+    accepted: Vec<(String, String)>,
+}
+
+impl Receiver {
+    async fn start(refuse: u32) -> (Self, String) {
+        use axum::http::{HeaderMap, StatusCode};
+        let receiver = Self::default();
+        receiver.inner.lock().unwrap().refuse = refuse;
+        let state = receiver.clone();
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let state = state.clone();
+                async move {
+                    {
+                        let mut r = state.inner.lock().unwrap();
+                        r.attempts += 1;
+                        r.in_flight += 1;
+                        r.most_in_flight = r.most_in_flight.max(r.in_flight);
+                    }
+                    // Long enough for a second delivery to overlap, were there one.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    let mut r = state.inner.lock().unwrap();
+                    r.in_flight -= 1;
+                    if r.refuse > 0 {
+                        if r.refuse != u32::MAX {
+                            r.refuse -= 1;
+                        }
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let signature = headers
+                        .get("x-ensemble-signature")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    r.accepted.push((signature, body));
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (receiver, url)
+    }
+
+    /// The positions of the accepted batches' events, in the order they came.
+    fn positions(&self) -> Vec<i64> {
+        self.inner
+            .lock()
+            .unwrap()
+            .accepted
+            .iter()
+            .flat_map(|(_, body)| {
+                let body: Value = serde_json::from_str(body).unwrap();
+                body["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["position"].as_i64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+async fn webhook_servers() -> (TestApp, TestApp) {
+    let fast = |config: &mut ensemble::Config| {
+        config.webhook_retry_base = Duration::from_millis(50);
+        config.webhook_retry_max = Duration::from_millis(200);
+        config.webhook_max_attempts = 3;
+    };
+    let first = crate::helpers::spawn_app_with(fast).await;
+    let second = crate::helpers::spawn_app_tweaked(
+        first.database_url.clone(),
+        crate::helpers::FakeWechat::start().await,
+        first.smtp_port,
+        Some(std::sync::Arc::new(fast)),
+    )
+    .await;
+    (first, second)
+}
+
+async fn set_webhook(app: &TestApp, name: &str, url: &str) -> String {
+    let out = ensemble(&app.database_url, &["subscriptions", "webhook", name, url]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().last().unwrap().trim().to_string()
+}
+
+async fn listed(app: &TestApp, name: &str) -> String {
+    let out = ensemble(&app.database_url, &["subscriptions", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_webhook_gets_every_event_once_in_order_signed_and_one_batch_at_a_time() {
+    let (a, b) = webhook_servers().await;
+    let t = a.with_roster().await;
+    create(&a, "archive", &["--types", "MemberAbsences"]).await;
+    // The first two deliveries are refused: retried, with backoff.
+    let (receiver, url) = Receiver::start(2).await;
+    let secret = set_webhook(&a, "archive", &url).await;
+    assert!(secret.starts_with("ens_whsec_"), "{secret}");
+    // Writes through both processes (both deliver: one at a time).
+    for (i, date) in ["2026-04-01", "2026-04-02", "2026-04-03"]
+        .iter()
+        .enumerate()
+    {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let id = server.apply_id(&t.david, date, "全体排练").await;
+        assert_eq!(server.process(id, &t.alice, "ok", true).await.status, 200);
+    }
+    let wanted = expected(&a, "MemberAbsences").await;
+    assert!(wanted.len() >= 6);
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            receiver.positions().len() >= wanted.len()
+        })
+        .await,
+        "not delivered: {:?} of {wanted:?}",
+        receiver.positions()
+    );
+    // Exactly the log, in its order, each event once (nothing was accepted twice).
+    assert_eq!(receiver.positions(), wanted);
+    let r = receiver.inner.lock().unwrap();
+    assert_eq!(r.most_in_flight, 1, "two batches were in flight at once");
+    assert!(
+        r.attempts as usize >= r.accepted.len() + 2,
+        "the refusals were retried"
+    );
+    // Every batch is signed: HMAC-SHA256 under the secret over "<t>.<body>".
+    for (signature, body) in &r.accepted {
+        let t: i64 = signature
+            .strip_prefix("t=")
+            .and_then(|s| s.split(',').next())
+            .and_then(|t| t.parse().ok())
+            .expect("t=<unix seconds>");
+        assert!((chrono::Utc::now().timestamp() - t).abs() < 120);
+        assert_eq!(
+            signature,
+            &runtime::webhooks::signature(secret.as_bytes(), t, body)
+        );
+        assert_ne!(
+            signature,
+            &runtime::webhooks::signature(b"another secret", t, body)
+        );
+    }
+    drop(r);
+    assert!(
+        listed(&a, "archive").await.contains("ok ("),
+        "{}",
+        listed(&a, "archive").await
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_is_set_aside_loses_nothing_and_is_taken_up_again() {
+    let (a, _b) = webhook_servers().await;
+    let t = a.with_roster().await;
+    create(&a, "office", &["--types", "*"]).await;
+    let (receiver, url) = Receiver::start(u32::MAX).await;
+    set_webhook(&a, "office", &url).await;
+    a.apply_id(&t.david, "2026-04-01", "全体排练").await;
+    // Three failures in a row (ENSEMBLE_WEBHOOK_MAX_ATTEMPTS here): dead, and shown so.
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            listed(&a, "office").await.contains("DEAD")
+        })
+        .await,
+        "{}",
+        listed(&a, "office").await
+    );
+    let line = listed(&a, "office").await;
+    assert!(line.contains("after 3 failures: answered 503"), "{line}");
+    let metrics = a
+        .http
+        .get(format!("{}/metrics", a.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ensemble_webhook_dead{subscription=\"office\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ensemble_subscription_acked_position{subscription=\"office\"} 0"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        receiver.inner.lock().unwrap().attempts,
+        3,
+        "a dead webhook was tried again"
+    );
+    // The receiver is fixed; the operator takes it up again: everything arrives.
+    receiver.inner.lock().unwrap().refuse = 0;
+    let out = ensemble(&a.database_url, &["subscriptions", "retry", "office"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wanted: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM events ORDER BY transaction_id, position")
+            .fetch_all(&a.app.rt.pool)
+            .await
+            .unwrap();
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            receiver.positions() == wanted
+        })
+        .await,
+        "{:?} != {wanted:?}",
+        receiver.positions()
+    );
+    // Bad input: a URL that is not http(s), a subscription that does not exist.
+    let out = ensemble(
+        &a.database_url,
+        &["subscriptions", "webhook", "office", "ftp://x/"],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("http(s) URL"), "{}", stderr(&out));
+    let out = ensemble(&a.database_url, &["subscriptions", "retry", "nobody"]).await;
+    assert!(!out.status.success());
+}
