@@ -537,14 +537,17 @@ async fn a_webhook_gets_every_event_once_in_order_signed_and_one_batch_at_a_time
     );
     // Exactly the log, in its order, each event once (nothing was accepted twice).
     assert_eq!(receiver.positions(), wanted);
-    let r = receiver.inner.lock().unwrap();
-    assert_eq!(r.most_in_flight, 1, "two batches were in flight at once");
+    let (most_in_flight, attempts, accepted) = {
+        let r = receiver.inner.lock().unwrap();
+        (r.most_in_flight, r.attempts, r.accepted.clone())
+    };
+    assert_eq!(most_in_flight, 1, "two batches were in flight at once");
     assert!(
-        r.attempts as usize >= r.accepted.len() + 2,
+        attempts as usize >= accepted.len() + 2,
         "the refusals were retried"
     );
     // Every batch is signed: HMAC-SHA256 under the secret over "<t>.<body>".
-    for (signature, body) in &r.accepted {
+    for (signature, body) in &accepted {
         let t: i64 = signature
             .strip_prefix("t=")
             .and_then(|s| s.split(',').next())
@@ -560,7 +563,6 @@ async fn a_webhook_gets_every_event_once_in_order_signed_and_one_batch_at_a_time
             &runtime::webhooks::signature(b"another secret", t, body)
         );
     }
-    drop(r);
     assert!(
         listed(&a, "archive").await.contains("ok ("),
         "{}",
