@@ -31,6 +31,17 @@ ensure_chromium() {
     { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
 }
 
+# Debian's HAProxy, the load balancer of scripts/cluster and of tests/api/replicas.rs.
+ensure_haproxy() {
+  command -v haproxy >/dev/null 2>&1 && return 0
+  echo "installing haproxy (Debian's package) for the cluster and its tests" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q haproxy >/dev/null ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q haproxy >/dev/null; }
+}
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
     # shellcheck disable=SC1091

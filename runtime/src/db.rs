@@ -160,8 +160,10 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Resul
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         match sqlx::query(&sql).execute(&mut conn).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
-            // Another process created it meanwhile.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it meanwhile: said as duplicate_database, or (two
+            // CREATE DATABASE at the same instant) as a unique violation on pg_database.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -1,8 +1,9 @@
 //! Reads from hot standbys (`ENSEMBLE_READ_DATABASE_URL`) on a real streaming-replication
 //! cluster of this machine's PostgreSQL (`scripts/cluster databases`: a primary and standbys by
 //! pg_basebackup, on ports of their own): read-your-writes across two server processes with a
-//! standby held 400 ms behind, a paused and a killed standby taken out of rotation and back
-//! with no read failing, and a rebuild on the primary while the standbys serve.
+//! standby held 400 ms behind (directly and through HAProxy), a paused, a killed and a lagging
+//! standby taken out of rotation and back with no read failing, and a rebuild on the primary
+//! while the standbys serve.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,8 @@ struct Cluster {
     dir: String,
     port: u16,
     standbys: u16,
+    /// Where HAProxy listens (`balance`).
+    http_port: u16,
 }
 
 impl Cluster {
@@ -27,6 +30,7 @@ impl Cluster {
             dir: format!("/tmp/ensemble-test-cluster-{}-{port}", std::process::id()),
             port,
             standbys,
+            http_port: free_ports(1),
         };
         let out = cluster.script(&["databases"]);
         assert!(
@@ -43,6 +47,8 @@ impl Cluster {
             .env("CLUSTER_DIR", &self.dir)
             .env("CLUSTER_PG_PORT", self.port.to_string())
             .env("CLUSTER_STANDBYS", self.standbys.to_string())
+            .env("CLUSTER_HTTP_PORT", self.http_port.to_string())
+            .stdin(std::process::Stdio::null())
             .output()
             .expect("scripts/cluster runs")
     }
@@ -248,6 +254,47 @@ async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() 
         stale_without_position > 0,
         "no read without a position was ever stale: the delayed standby did not lag"
     );
+    // The same through HAProxy in front of both processes (round robin: each read is
+    // likely answered by the other process than the write).
+    let servers: Vec<String> = [&a, &b]
+        .iter()
+        .map(|s| s.address.trim_start_matches("http://").to_string())
+        .collect();
+    let mut args = vec!["balance"];
+    args.extend(servers.iter().map(String::as_str));
+    cluster.run(&args);
+    let balancer = format!("http://127.0.0.1:{}", cluster.http_port);
+    let id = a.apply_id(&t.wendy, "2026-04-01", "全体排练").await;
+    for round in 1..=8 {
+        let reason = format!("through the balancer {round}");
+        let response = a
+            .http
+            .put(format!("{balancer}/absence/{id}/"))
+            .header("Authorization", format!("JWT {}", t.wendy))
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let position = response.headers()["x-ensemble-position"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let response = a
+            .http
+            .get(format!("{balancer}/absence/"))
+            .header("Authorization", format!("JWT {}", t.wendy))
+            .header("X-Ensemble-Position", &position)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body[0]["reason"], reason,
+            "stale through the balancer: {body}"
+        );
+    }
     // Bad positions are the client's mistake, in its service's shape.
     let (status, body, _) = read(&b, "/absence/", &t.david, Some("yesterday")).await;
     assert_eq!(status, 400, "{body}");
@@ -355,6 +402,31 @@ async fn a_paused_or_killed_standby_leaves_rotation_and_comes_back_with_no_read_
     );
     let (_, body, _) = read(&app, "/absence/", &t.david, None).await;
     assert_eq!(body.as_array().unwrap().len(), 2, "{body}");
+
+    // Lagging past ENSEMBLE_READ_MAX_LAG (3 s here) while writes go on: out; caught up: back.
+    cluster.run(&["delay", "1", "5s"]);
+    let id = app.apply_id(&t.wendy, "2026-04-04", "全体排练").await;
+    let mut out = false;
+    for round in 0..16 {
+        let reason = format!("lagging {round}");
+        assert_eq!(
+            app.change(&t.wendy, id, json!({ "reason": reason }))
+                .await
+                .status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if !in_rotation(&app, &standby).await {
+            out = true;
+            break;
+        }
+    }
+    assert!(out, "a standby 5 s behind stayed in rotation");
+    cluster.run(&["delay", "1", "0"]);
+    assert!(
+        eventually(Duration::from_secs(20), || in_rotation(&app, &standby)).await,
+        "a standby that caught up did not come back"
+    );
 
     stop.store(true, Ordering::SeqCst);
     let mut total = 0;
