@@ -183,6 +183,62 @@ async fn read(
     (status, body, position)
 }
 
+/// Change absence `id`'s reason through `base` (a server or the balancer): the answer's
+/// position.
+async fn change_reason(app: &TestApp, base: &str, id: i64, token: &str, reason: &str) -> String {
+    let response = app
+        .http
+        .put(format!("{base}/absence/{id}/"))
+        .header("Authorization", format!("JWT {token}"))
+        .json(&json!({ "reason": reason }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+        .headers()
+        .get("x-ensemble-position")
+        .expect("a command's answer carries its position")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Read `path` as `token` again and again until `stop`, each answer 200 (and equal to
+/// `expected` when given); the number of reads.
+fn reader(
+    app: &TestApp,
+    path: &'static str,
+    token: &str,
+    stop: &Arc<AtomicBool>,
+    expected: Option<Value>,
+) -> tokio::task::JoinHandle<usize> {
+    let (http, address, token, stop) = (
+        app.http.clone(),
+        app.address.clone(),
+        token.to_string(),
+        stop.clone(),
+    );
+    tokio::spawn(async move {
+        let mut reads = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let response = http
+                .get(format!("{address}{path}"))
+                .header("Authorization", format!("JWT {token}"))
+                .send()
+                .await
+                .expect("the server answers");
+            assert_eq!(response.status(), 200, "a read failed");
+            if let Some(expected) = &expected {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(&body, expected, "a read saw other rows");
+            }
+            reads += 1;
+        }
+        reads
+    })
+}
+
 #[tokio::test]
 async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() {
     let cluster = Cluster::start(2);
@@ -211,22 +267,7 @@ async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() 
     for round in 1..=15 {
         let reason = format!("reason {round}");
         // Written through one process ...
-        let response = a
-            .http
-            .put(format!("{}/absence/{id}/", a.address))
-            .header("Authorization", format!("JWT {}", t.david))
-            .json(&json!({ "reason": reason }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let position = response
-            .headers()
-            .get("x-ensemble-position")
-            .expect("a command's answer carries its position")
-            .to_str()
-            .unwrap()
-            .to_string();
+        let position = change_reason(&a, &a.address, id, &t.david, &reason).await;
         // ... read at once through the other, which reads from the standbys.
         let (status, body, answered_at) = read(&b, "/absence/", &t.david, Some(&position)).await;
         assert_eq!(status, 200, "{body} {answered_at:?} {position}");
@@ -267,19 +308,7 @@ async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() 
     let id = a.apply_id(&t.wendy, "2026-04-01", "全体排练").await;
     for round in 1..=8 {
         let reason = format!("through the balancer {round}");
-        let response = a
-            .http
-            .put(format!("{balancer}/absence/{id}/"))
-            .header("Authorization", format!("JWT {}", t.wendy))
-            .json(&json!({ "reason": reason }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let position = response.headers()["x-ensemble-position"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let position = change_reason(&a, &balancer, id, &t.wendy, &reason).await;
         let response = a
             .http
             .get(format!("{balancer}/absence/"))
@@ -321,29 +350,7 @@ async fn a_paused_or_killed_standby_leaves_rotation_and_comes_back_with_no_read_
     // Readers all along: every read must succeed, whatever happens to the standby.
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
-        .map(|_| {
-            let (http, address, token, stop) = (
-                app.http.clone(),
-                app.address.clone(),
-                t.alice.clone(),
-                stop.clone(),
-            );
-            tokio::spawn(async move {
-                let mut reads = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let status = http
-                        .get(format!("{address}/manager/next/"))
-                        .header("Authorization", format!("JWT {token}"))
-                        .send()
-                        .await
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0);
-                    assert_eq!(status, 200, "a read failed");
-                    reads += 1;
-                }
-                reads
-            })
-        })
+        .map(|_| reader(&app, "/manager/next/", &t.alice, &stop, None))
         .collect();
 
     // Paused: out of rotation; the primary answers, also with the newest writes.
@@ -453,31 +460,13 @@ async fn a_rebuild_on_the_primary_while_standbys_serve() {
     assert!(eventually(Duration::from_secs(20), || in_rotation(&app, &standby)).await);
     let (_, future_before, at) = read(&app, "/manager/future/", &t.alice, None).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (http, address, token, stop, expected) = (
-            app.http.clone(),
-            app.address.clone(),
-            t.alice.clone(),
-            stop.clone(),
-            future_before.clone(),
-        );
-        tokio::spawn(async move {
-            let mut reads = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let response = http
-                    .get(format!("{address}/manager/future/"))
-                    .header("Authorization", format!("JWT {token}"))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200, "a read failed during the rebuild");
-                let body: Value = response.json().await.unwrap();
-                assert_eq!(body, expected, "a read during the rebuild saw other rows");
-                reads += 1;
-            }
-            reads
-        })
-    };
+    let reader = reader(
+        &app,
+        "/manager/future/",
+        &t.alice,
+        &stop,
+        Some(future_before.clone()),
+    );
     let rebuildable = app.rebuildable();
     runtime::runner::rebuild(&app.app.rt.tx_pool, &rebuildable, &|_, _| {})
         .await
