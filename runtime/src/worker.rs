@@ -192,27 +192,34 @@ async fn deliver_webhooks(
     deliverer: Arc<crate::webhooks::Deliverer>,
     heartbeat: Heartbeat,
 ) {
-    let poll = app.config.poll_interval;
-    loop {
-        heartbeat.beat();
+    after_each_pass(&app, &heartbeat, || async {
         if let Err(e) = deliverer.deliver_due(|| heartbeat.beat()).await {
             tracing::warn!(error = %e, "webhooks: the subscriptions are unavailable");
         }
-        heartbeat.beat();
-        tokio::select! {
-            _ = app.projector.applied_something.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
-        }
-    }
+    })
+    .await
 }
 
 async fn deliver_mail(app: Arc<Runtime>, mailer: Arc<Mailer>, heartbeat: Heartbeat) {
-    let poll = app.config.poll_interval;
-    loop {
-        heartbeat.beat();
+    after_each_pass(&app, &heartbeat, || async {
         if let Err(e) = mailer.deliver_due(|| heartbeat.beat()).await {
             tracing::error!(error = %e, "mail outbox unavailable");
         }
+    })
+    .await
+}
+
+/// Run `round` for ever: after every projector pass that applied something, and every poll
+/// interval besides.
+async fn after_each_pass<F, Fut>(app: &Runtime, heartbeat: &Heartbeat, round: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let poll = app.config.poll_interval;
+    loop {
+        heartbeat.beat();
+        round().await;
         heartbeat.beat();
         tokio::select! {
             _ = app.projector.applied_something.notified() => {}

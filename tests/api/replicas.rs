@@ -91,6 +91,17 @@ impl Drop for Cluster {
     }
 }
 
+/// A cluster of one standby and a server reading from it: the cluster, the server, the
+/// standby's name in its metrics, the SMTP fake.
+async fn one_standby() -> (Cluster, TestApp, String, FakeSmtp) {
+    let cluster = Cluster::start(1);
+    let db = database();
+    let smtp = FakeSmtp::start(0).await;
+    let app = cluster.server(&db, smtp.port).await;
+    let standby = cluster.name(1, &db);
+    (cluster, app, standby, smtp)
+}
+
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -340,11 +351,7 @@ async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() 
 
 #[tokio::test]
 async fn a_paused_or_killed_standby_leaves_rotation_and_comes_back_with_no_read_failing() {
-    let cluster = Cluster::start(1);
-    let db = database();
-    let smtp = FakeSmtp::start(0).await;
-    let app = cluster.server(&db, smtp.port).await;
-    let standby = cluster.name(1, &db);
+    let (cluster, app, standby, _smtp) = one_standby().await;
     let t = app.with_roster().await;
     assert!(eventually(Duration::from_secs(20), || in_rotation(&app, &standby)).await);
     // Readers all along: every read must succeed, whatever happens to the standby.
@@ -445,11 +452,7 @@ async fn a_paused_or_killed_standby_leaves_rotation_and_comes_back_with_no_read_
 
 #[tokio::test]
 async fn a_rebuild_on_the_primary_while_standbys_serve() {
-    let cluster = Cluster::start(1);
-    let db = database();
-    let smtp = FakeSmtp::start(0).await;
-    let app = cluster.server(&db, smtp.port).await;
-    let standby = cluster.name(1, &db);
+    let (_cluster, app, standby, _smtp) = one_standby().await;
     let t = app.with_roster().await;
     // Each member's whole quota (3, 2, 1).
     let members = [&t.david, &t.david, &t.david, &t.wendy, &t.wendy, &t.percy];
