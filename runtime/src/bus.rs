@@ -147,6 +147,11 @@ struct Inner<A: Aggregate> {
     /// States kept between commands: at most [`CACHED`], the least useful going first
     /// (quick_cache's S3-FIFO); the size is in `/metrics` (`ensemble_cache_entries`).
     cache: Arc<quick_cache::sync::Cache<String, store::Loaded<A>>>,
+    /// Its commands change who may do what (a binding, a role, a superuser): each waits for
+    /// the standbys to replay it ([`crate::replicas::fence`]), as every erasure does.
+    revoking: bool,
+    /// How long that wait may last.
+    fence: Duration,
 }
 
 /// Aggregates whose state is kept in memory between commands (per aggregate type).
@@ -165,13 +170,25 @@ where
         services: A::Services,
         state_version: i32,
     ) -> Self {
-        Self::new(
+        let mut bus = Self::new(
             runtime.pool.clone(),
             services,
             state_version,
             runtime.projector.clone(),
             runtime.config.waits,
-        )
+        );
+        if let Some(inner) = Arc::get_mut(&mut bus.inner) {
+            inner.fence = runtime.config.read_max_lag + Duration::from_secs(1);
+        }
+        bus
+    }
+
+    /// Its commands change who may do what: each waits for the standbys to replay it.
+    pub fn revoking(mut self) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.revoking = true;
+        }
+        self
     }
 
     pub fn new(
@@ -192,6 +209,8 @@ where
                 waits,
                 turns: Default::default(),
                 cache,
+                revoking: false,
+                fence: Duration::from_secs(6),
             }),
         }
     }
@@ -268,6 +287,17 @@ where
                 aggregate = A::TYPE,
                 "read models did not catch up in time; answering from the committed events"
             );
+        }
+        // An erasure, or a change of who may do what, reaches the standbys before its answer.
+        let erases = || {
+            events.iter().any(|e| {
+                aggregates::personal::HasStoreEffects::store_effects(e)
+                    .iter()
+                    .any(|x| matches!(x, aggregates::personal::StoreEffect::Shred { .. }))
+            })
+        };
+        if !events.is_empty() && (self.revoking || erases()) {
+            crate::replicas::fence(&self.pool, self.fence).await;
         }
         Ok(Committed {
             events,

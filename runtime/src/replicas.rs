@@ -253,9 +253,11 @@ impl Replicas {
         let Some(primary) = &self.primary else { return };
         let primary = primary.clone();
         let flushed = tokio::spawn(async move {
-            sqlx::query_scalar::<_, String>("SELECT pg_current_wal_flush_lsn()::text")
-                .fetch_one(&primary)
-                .await
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT pg_current_wal_flush_lsn()::text, (SELECT generation FROM erasures)",
+            )
+            .fetch_one(&primary)
+            .await
         });
         let looks: Vec<_> = self
             .members
@@ -267,8 +269,8 @@ impl Replicas {
             })
             .collect();
         let now = Instant::now();
-        match flushed.await {
-            Ok(Ok(lsn)) => {
+        let erasures = match flushed.await {
+            Ok(Ok((lsn, erasures))) => {
                 if let Some(lsn) = parse_lsn(&lsn) {
                     let mut samples = self.samples.lock().unwrap();
                     if samples.len() == SAMPLES {
@@ -276,11 +278,12 @@ impl Replicas {
                     }
                     samples.push_back((now, lsn));
                 }
+                erasures
             }
             // The primary does not answer: the standbys keep their standing (every request
             // fails or waits on the primary anyway).
             _ => return,
-        }
+        };
         for (member, look) in self.members.iter().zip(looks) {
             let seen = match tokio::time::timeout(LOOK_TIMEOUT, look).await {
                 Ok(Ok(Ok(seen))) => Ok(seen),
@@ -288,11 +291,11 @@ impl Replicas {
                 Ok(Err(_)) => Err("the look failed".into()),
                 Err(_) => Err(format!("no answer within {LOOK_TIMEOUT:?}")),
             };
-            self.judge(member, seen, now);
+            self.judge(member, seen, now, erasures);
         }
     }
 
-    fn judge(&self, member: &Member, seen: Result<Seen, String>, now: Instant) {
+    fn judge(&self, member: &Member, seen: Result<Seen, String>, now: Instant, erasures: i64) {
         let mut s = member.standing.lock().unwrap();
         let was = s.in_rotation;
         s.checked = Some(now);
@@ -311,6 +314,10 @@ impl Replicas {
                     "not a standby (promoted, or the primary itself)".to_string()
                 } else if seen.paused {
                     "replay is paused".to_string()
+                } else if seen.erasures < erasures {
+                    // (A standby streaming from the primary is waited for by the erasure
+                    // itself, [`fence`]; this catches one whose replication broke.)
+                    "it has not replayed an erasure yet".to_string()
                 } else if lag.is_none_or(|lag| lag > self.max_lag) {
                     format!(
                         "{} behind the primary (ENSEMBLE_READ_MAX_LAG is {:?})",
@@ -359,16 +366,18 @@ impl Replicas {
 struct Seen {
     standby: bool,
     paused: bool,
+    /// Erasures it has replayed (`erasures.generation`).
+    erasures: i64,
     replayed: u64,
     applied: LogPosition,
 }
 
 async fn look(pool: &PgPool, projections: &Projections) -> Result<Seen, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let (standby, paused, replayed): (bool, bool, Option<String>) = sqlx::query_as(
+    let (standby, paused, replayed, erasures): (bool, bool, Option<String>, i64) = sqlx::query_as(
         "SELECT pg_is_in_recovery(), \
                 CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, \
-                pg_last_wal_replay_lsn()::text",
+                pg_last_wal_replay_lsn()::text, (SELECT generation FROM erasures)",
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -376,9 +385,57 @@ async fn look(pool: &PgPool, projections: &Projections) -> Result<Seen, sqlx::Er
     Ok(Seen {
         standby,
         paused,
+        erasures,
         replayed: replayed.as_deref().and_then(parse_lsn).unwrap_or(0),
         applied,
     })
+}
+
+/// Wait (at most `timeout`) until every standby streaming from the primary has replayed what
+/// the primary has written so far: after an erasure or a change of who may do what, no standby
+/// in sync serves the state before it. Standbys are seen in `pg_stat_replication`, so this
+/// needs no configuration (and waits for standbys of other processes' configuration too); it
+/// needs the role to see that view's positions (a superuser, or `pg_monitor`), else it sees no
+/// standby and returns at once. A standby that does not catch up in time is further behind
+/// than `ENSEMBLE_READ_MAX_LAG` by then, and out of rotation. False when it gave up.
+pub async fn fence(pool: &PgPool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let run = async {
+        let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(pool)
+            .await?;
+        loop {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_replication \
+                 WHERE state IN ('streaming', 'catchup') \
+                   AND (replay_lsn IS NULL OR replay_lsn < $1::pg_lsn)",
+            )
+            .bind(&lsn)
+            .fetch_one(pool)
+            .await?;
+            if behind == 0 {
+                return Ok::<bool, sqlx::Error>(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    match run.await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(
+                "a standby did not replay an erasure or a change of rights within {timeout:?}: \
+                 it is out of rotation until it does"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not wait for the standbys to replay an erasure or a change of rights");
+            false
+        }
+    }
 }
 
 /// `16/B374D848` as a number.

@@ -101,7 +101,9 @@ impl Deliverer {
                 }
                 if events.is_empty() {
                     // Only events of other types: nothing to send, move past them.
-                    subscriptions::ack(&self.pool, name, next).await?;
+                    if !self.delivered(name, &secret, next).await? {
+                        return Ok(());
+                    }
                     continue;
                 }
                 let body = serde_json::json!({
@@ -111,19 +113,16 @@ impl Deliverer {
                 })
                 .to_string();
                 match self.post(&url, name, &secret, body).await {
+                    // Acknowledged only if the subscription is still the one it was sent for
+                    // (not deleted or made anew, its webhook not changed, the lease ours).
                     Ok(()) => {
-                        subscriptions::ack(&self.pool, name, next).await?;
-                        sqlx::query(
-                            "UPDATE subscriptions SET webhook_failures = 0, webhook_error = NULL, \
-                                 webhook_next_at = NULL WHERE name = $1",
-                        )
-                        .bind(name)
-                        .execute(&self.pool)
-                        .await?;
+                        if !self.delivered(name, &secret, next).await? {
+                            return Ok(());
+                        }
                         delivered += 1;
                     }
                     Err(why) => {
-                        self.failed(name, &sub, &why).await?;
+                        self.failed(name, &secret, &why).await?;
                         return Ok(());
                     }
                 }
@@ -142,31 +141,50 @@ impl Deliverer {
         &self,
         name: &str,
     ) -> Result<Option<(Subscription, Option<Vec<u8>>)>, sqlx::Error> {
-        let leased: Option<(String,)> = sqlx::query_as(&format!(
+        let secret: Option<Option<Vec<u8>>> = sqlx::query_scalar(&format!(
             "UPDATE subscriptions SET reader = $2, \
                  reader_until = now() + interval '{} seconds' \
              WHERE name = $1 AND webhook_url IS NOT NULL AND webhook_dead_at IS NULL \
-               AND (reader IS NULL OR reader = $2 OR reader_until < now()) RETURNING name",
+               AND (reader IS NULL OR reader = $2 OR reader_until < now()) \
+             RETURNING webhook_secret",
             subscriptions::LEASE_SECONDS
         ))
         .bind(name)
         .bind(&self.me)
         .fetch_optional(&self.pool)
         .await?;
-        if leased.is_none() {
+        let Some(secret) = secret else {
             return Ok(None);
-        }
+        };
+        // Read under the lease; the secret names the webhook (a new URL makes a new one), and
+        // every write below is made only while both still hold.
         let sub = subscriptions::list(&self.pool)
             .await?
             .into_iter()
             .find(|s| s.name == name);
-        let secret: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT webhook_secret FROM subscriptions WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-                .flatten();
         Ok(sub.map(|s| (s, secret)))
+    }
+
+    /// Record a batch up to `next` as delivered, if the subscription still holds this
+    /// webhook under this process's lease; false if it does not (stop there).
+    async fn delivered(&self, name: &str, secret: &[u8], next: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE subscriptions s SET acked_position = $4, acked_at = now(), \
+                 webhook_failures = 0, webhook_error = NULL, webhook_next_at = NULL \
+             FROM events e \
+             WHERE s.name = $1 AND s.reader = $2 AND s.webhook_secret = $3 \
+               AND e.position = $4 \
+               AND (s.acked_position = 0 OR (e.transaction_id, e.position) > \
+                    (SELECT a.transaction_id, a.position FROM events a \
+                     WHERE a.position = s.acked_position))",
+        )
+        .bind(name)
+        .bind(&self.me)
+        .bind(secret)
+        .bind(next)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// POST one batch; Err: why it did not arrive, in a few words.
@@ -199,33 +217,43 @@ impl Deliverer {
         }
     }
 
-    async fn failed(&self, name: &str, sub: &Subscription, why: &str) -> Result<(), sqlx::Error> {
-        let failures = sub.webhook_failures + 1;
-        let delay = backoff(self.policy, failures);
-        let dead = failures >= self.policy.max_attempts;
-        if dead {
-            tracing::error!(
+    /// Count a failure, if the subscription still holds this webhook under this process's
+    /// lease (a failure of an old URL is not the new one's), and set it aside after too many.
+    async fn failed(&self, name: &str, secret: &[u8], why: &str) -> Result<(), sqlx::Error> {
+        let counted: Option<(i32, bool)> = sqlx::query_as(
+            "UPDATE subscriptions SET webhook_failures = webhook_failures + 1, \
+                 webhook_error = $4, \
+                 webhook_next_at = now() + least($5 * power(2, least(webhook_failures, 20)), $6) \
+                     * interval '1 millisecond', \
+                 webhook_dead_at = CASE WHEN webhook_failures + 1 >= $7 THEN now() END \
+             WHERE name = $1 AND reader = $2 AND webhook_secret = $3 \
+             RETURNING webhook_failures, webhook_dead_at IS NOT NULL",
+        )
+        .bind(name)
+        .bind(&self.me)
+        .bind(secret)
+        .bind(why)
+        .bind(self.policy.retry_base.as_millis() as f64)
+        .bind(self.policy.retry_max.as_millis() as f64)
+        .bind(self.policy.max_attempts)
+        .fetch_optional(&self.pool)
+        .await?;
+        match counted {
+            Some((failures, true)) => tracing::error!(
                 subscription = name,
                 failures,
                 error = why,
                 "a webhook keeps failing: set aside (ensemble subscriptions retry {name})"
-            );
-        } else {
-            tracing::warn!(subscription = name, failures, error = why, retry_in = ?delay, "a webhook delivery failed");
+            ),
+            Some((failures, false)) => tracing::warn!(
+                subscription = name,
+                failures,
+                error = why,
+                retry_in = ?backoff(self.policy, failures),
+                "a webhook delivery failed"
+            ),
+            None => {}
         }
-        sqlx::query(
-            "UPDATE subscriptions SET webhook_failures = $2, webhook_error = $3, \
-                 webhook_next_at = now() + $4 * interval '1 millisecond', \
-                 webhook_dead_at = CASE WHEN $5 THEN now() END \
-             WHERE name = $1",
-        )
-        .bind(name)
-        .bind(failures)
-        .bind(why)
-        .bind(delay.as_millis() as f64)
-        .bind(dead)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

@@ -39,7 +39,7 @@ impl Campus {
                 appid: rt.config.campus_appid.clone(),
                 secret: rt.config.campus_secret.clone(),
             },
-            superusers: CommandBus::on(&rt, (), STATE_VERSION),
+            superusers: CommandBus::on(&rt, (), STATE_VERSION).revoking(),
             users: CommandBus::on(&rt, (), STATE_VERSION),
             organizations: CommandBus::on(&rt, (), STATE_VERSION),
             blocks: CommandBus::on(&rt, (), STATE_VERSION),

@@ -65,7 +65,7 @@ impl Orchestra {
         });
         let config = &rt.config;
         Arc::new(Self {
-            roster: CommandBus::on(&rt, (), ROSTER_STATE_VERSION),
+            roster: CommandBus::on(&rt, (), ROSTER_STATE_VERSION).revoking(),
             absences: CommandBus::on(&rt, services, ABSENCES_STATE_VERSION),
             appliers: Appliers::default(),
             credentials: AppCredentials {

@@ -335,6 +335,35 @@ async fn a_client_reads_its_own_writes_across_processes_and_a_lagging_standby() 
             "stale through the balancer: {body}"
         );
     }
+    // An erasure reaches what the standbys serve before it returns, without any position:
+    // the erased member's token is refused, their name and reason are gone (the standby held
+    // 400 ms behind is waited for by the erasure itself).
+    assert_eq!(
+        a.post(
+            "/absence/",
+            Some(&t.percy),
+            json!({"reason": "Percy's private reason", "time_absence": "2026-04-20", "type": "弦乐分排"})
+        )
+        .await
+        .status,
+        201
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, before, _) = read(&b, "/manager/future/", &t.alice, None).await;
+    assert!(before.to_string().contains("Percy's private reason"));
+    let out = crate::cli::ensemble(&a.database_url, &["roster", "forget", "Percy"]).await;
+    assert!(out.status.success(), "{}", crate::cli::stderr(&out));
+    for _ in 0..6 {
+        let (status, _, _) = read(&b, "/absence/", &t.percy, None).await;
+        assert_eq!(status, 401, "an erased member's token still reads");
+        let (status, body, _) = read(&b, "/manager/future/", &t.alice, None).await;
+        assert_eq!(status, 200);
+        let text = body.to_string();
+        assert!(
+            !text.contains("Percy"),
+            "a standby served an erased name: {text}"
+        );
+    }
     // Bad positions are the client's mistake, in its service's shape.
     let (status, body, _) = read(&b, "/absence/", &t.david, Some("yesterday")).await;
     assert_eq!(status, 400, "{body}");

@@ -405,6 +405,8 @@ struct Receiver {
 #[derive(Default)]
 struct Received {
     refuse: u32,
+    /// The attempt (1, 2, ...) that hangs for 6 s before it is refused.
+    hang: Option<u32>,
     attempts: u32,
     in_flight: u32,
     most_in_flight: u32,
@@ -423,11 +425,17 @@ impl Receiver {
             axum::routing::post(move |headers: HeaderMap, body: String| {
                 let state = state.clone();
                 async move {
-                    {
+                    let hangs = {
                         let mut r = state.inner.lock().unwrap();
                         r.attempts += 1;
                         r.in_flight += 1;
                         r.most_in_flight = r.most_in_flight.max(r.in_flight);
+                        r.hang == Some(r.attempts)
+                    };
+                    if hangs {
+                        tokio::time::sleep(Duration::from_secs(6)).await;
+                        state.inner.lock().unwrap().in_flight -= 1;
+                        return StatusCode::SERVICE_UNAVAILABLE;
                     }
                     // Long enough for a second delivery to overlap, were there one.
                     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -636,4 +644,52 @@ async fn a_webhook_that_keeps_failing_is_set_aside_loses_nothing_and_is_taken_up
     assert!(stderr(&out).contains("http(s) URL"), "{}", stderr(&out));
     let out = ensemble(&a.database_url, &["subscriptions", "retry", "nobody"]).await;
     assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn a_new_webhook_url_is_not_charged_with_the_old_ones_failure_in_flight() {
+    let (a, _b) = webhook_servers().await;
+    let t = a.with_roster().await;
+    create(&a, "moving", &["--types", "*"]).await;
+    // The old receiver refuses twice, then hangs on the third (last allowed) attempt.
+    let (old, old_url) = Receiver::start(u32::MAX).await;
+    old.inner.lock().unwrap().hang = Some(3);
+    set_webhook(&a, "moving", &old_url).await;
+    a.apply_id(&t.david, "2026-04-01", "全体排练").await;
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            old.inner.lock().unwrap().attempts >= 3
+        })
+        .await
+    );
+    // While that attempt hangs, the operator moves the webhook to a receiver that works.
+    let (new, new_url) = Receiver::start(0).await;
+    set_webhook(&a, "moving", &new_url).await;
+    let wanted: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM events ORDER BY transaction_id, position")
+            .fetch_all(&a.app.rt.pool)
+            .await
+            .unwrap();
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            new.positions() == wanted
+        })
+        .await,
+        "the new URL got {:?} of {wanted:?}: {}",
+        new.positions(),
+        listed(&a, "moving").await
+    );
+    // Once the old attempt has failed too:
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            old.inner.lock().unwrap().in_flight == 0
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let line = listed(&a, "moving").await;
+    assert!(
+        line.contains("ok ("),
+        "the old URL's failure landed on the new one: {line}"
+    );
 }
