@@ -154,6 +154,9 @@ pub async fn idempotency(
     }
 }
 
+/// Claims a request makes before it gives up on duplicates that keep being released.
+const MAX_CLAIMS: usize = 32;
+
 async fn run(
     app: Arc<Runtime>,
     admits: Admits,
@@ -204,8 +207,10 @@ async fn run(
     let task = tokio::spawn(async move {
         let mut admitted = false;
         // The first request's answer released (not kept) while this one waited: claim again
-        // and run it, a few times at most.
-        for _ in 0..5 {
+        // and run it. Duplicates that waited together run one at a time, so one of k may lose
+        // the claim k - 1 times (5 was too few for ten at once under load: a 503 in CI); past
+        // this many simultaneous duplicates the last hear "try again".
+        for _ in 0..MAX_CLAIMS {
             match claim(&app, &caller, &key, &request_hash).await {
                 Ok(true) => {
                     let response = next.run(request).await;
