@@ -93,15 +93,8 @@ fn service_routes(app: &Arc<App>) -> (Router, utoipa::openapi::OpenApi) {
 /// standby; they have no standbys of their own, so this ends there).
 fn reads(app: &Arc<App>) -> crate::http::reads::Reads {
     let replicas = app.rt.replicas.clone();
-    let routers = (0..replicas.standings().len())
-        .map(|i| {
-            let rt = Arc::new(app.rt.reading(i));
-            services(&Arc::new(App {
-                orchestra: crate::orchestra::Orchestra::new(rt.clone()),
-                campus: crate::campus::Campus::new(rt.clone()),
-                rt,
-            }))
-        })
+    let routers = (0..replicas.len())
+        .map(|i| services(&App::on(Arc::new(app.rt.reading(i)))))
         .collect();
     crate::http::reads::Reads {
         replicas,

@@ -18,12 +18,16 @@ impl App {
     /// Connect (creating the database if missing), migrate, catch the read models up, and
     /// build both contexts.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
-        let rt = Runtime::start(config, projections::all()).await?;
-        Ok(Arc::new(Self {
+        Ok(Self::on(Runtime::start(config, projections::all()).await?))
+    }
+
+    /// Both contexts on `rt` (a process's runtime, or one reading a replay or a standby).
+    pub fn on(rt: Arc<Runtime>) -> Arc<Self> {
+        Arc::new(Self {
             orchestra: Orchestra::new(rt.clone()),
             campus: Campus::new(rt.clone()),
             rt,
-        }))
+        })
     }
 
     /// The background tasks of a server process: the runtime's, and each context's.

@@ -168,12 +168,7 @@ pub async fn answer(
         .unwrap_or_else(|| cut.time.with_timezone(&config.tz).date_naive());
     let view = replays.view(cut.at).await?;
     // The same services, reading the replay, with that day's date.
-    let rt = Arc::new(app.rt.viewing(&view, today));
-    let then = Arc::new(App {
-        orchestra: orchestra::Orchestra::new(rt.clone()),
-        campus: campus::Campus::new(rt.clone()),
-        rt,
-    });
+    let then = App::on(Arc::new(app.rt.viewing(&view, today)));
     let (status, body) = ask(&then, services, uri, on_campus, subject, auditor).await?;
     Ok(Answer {
         as_of: Moment {

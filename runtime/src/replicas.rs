@@ -147,8 +147,9 @@ impl Replicas {
         &self.members[i].pool
     }
 
-    pub fn pools(&self) -> impl Iterator<Item = &PgPool> {
-        self.members.iter().map(|m| &m.pool)
+    /// How many standbys there are (in rotation or not).
+    pub fn len(&self) -> usize {
+        self.members.len()
     }
 
     /// Every standby as last seen.
