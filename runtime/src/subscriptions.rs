@@ -55,7 +55,13 @@ pub enum SubscriptionError {
     Database(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str = "name, record_types, personal, acked_position, acked_at, reader, \
+/// The event at `e.position` comes after the one subscription `s` acknowledged (in log
+/// order), or it acknowledged none: what an acknowledgement needs to move `s` forward, never
+/// back.
+pub(crate) const MOVES_FORWARD: &str = "(s.acked_position = 0 OR (e.transaction_id, e.position) > \
+     (SELECT a.transaction_id, a.position FROM events a WHERE a.position = s.acked_position))";
+
+pub(crate) const COLUMNS: &str = "name, record_types, personal, acked_position, acked_at, reader, \
      reader_until, created_at, webhook_url, webhook_failures, webhook_next_at, webhook_dead_at, \
      webhook_error";
 
@@ -266,12 +272,10 @@ pub async fn release(pool: &PgPool, name: &str, reader: &str) -> Result<(), sqlx
 /// Record that the subscription has handled everything up to the event at `position` (in log
 /// order): never moves back. False if no event is at `position`.
 pub async fn ack(pool: &PgPool, name: &str, position: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query(&format!(
         "UPDATE subscriptions s SET acked_position = $2, acked_at = now() \
-         FROM events e WHERE s.name = $1 AND e.position = $2 \
-           AND (s.acked_position = 0 OR (e.transaction_id, e.position) > \
-                (SELECT a.transaction_id, a.position FROM events a WHERE a.position = s.acked_position))",
-    )
+         FROM events e WHERE s.name = $1 AND e.position = $2 AND {MOVES_FORWARD}"
+    ))
     .bind(name)
     .bind(position)
     .execute(pool)

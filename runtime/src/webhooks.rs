@@ -141,43 +141,35 @@ impl Deliverer {
         &self,
         name: &str,
     ) -> Result<Option<(Subscription, Option<Vec<u8>>)>, sqlx::Error> {
-        let secret: Option<Option<Vec<u8>>> = sqlx::query_scalar(&format!(
+        // The secret names the webhook (a new URL makes a new one): every write below is made
+        // only while the lease and the secret both still hold.
+        let leased: Option<Leased> = sqlx::query_as(&format!(
             "UPDATE subscriptions SET reader = $2, \
                  reader_until = now() + interval '{} seconds' \
              WHERE name = $1 AND webhook_url IS NOT NULL AND webhook_dead_at IS NULL \
                AND (reader IS NULL OR reader = $2 OR reader_until < now()) \
-             RETURNING webhook_secret",
-            subscriptions::LEASE_SECONDS
+             RETURNING {}, webhook_secret",
+            subscriptions::LEASE_SECONDS,
+            subscriptions::COLUMNS
         ))
         .bind(name)
         .bind(&self.me)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(secret) = secret else {
-            return Ok(None);
-        };
-        // Read under the lease; the secret names the webhook (a new URL makes a new one), and
-        // every write below is made only while both still hold.
-        let sub = subscriptions::list(&self.pool)
-            .await?
-            .into_iter()
-            .find(|s| s.name == name);
-        Ok(sub.map(|s| (s, secret)))
+        Ok(leased.map(|l| (l.subscription, l.webhook_secret)))
     }
 
     /// Record a batch up to `next` as delivered, if the subscription still holds this
     /// webhook under this process's lease; false if it does not (stop there).
     async fn delivered(&self, name: &str, secret: &[u8], next: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
+        let done = sqlx::query(&format!(
             "UPDATE subscriptions s SET acked_position = $4, acked_at = now(), \
                  webhook_failures = 0, webhook_error = NULL, webhook_next_at = NULL \
              FROM events e \
              WHERE s.name = $1 AND s.reader = $2 AND s.webhook_secret = $3 \
-               AND e.position = $4 \
-               AND (s.acked_position = 0 OR (e.transaction_id, e.position) > \
-                    (SELECT a.transaction_id, a.position FROM events a \
-                     WHERE a.position = s.acked_position))",
-        )
+               AND e.position = $4 AND {}",
+            subscriptions::MOVES_FORWARD
+        ))
         .bind(name)
         .bind(&self.me)
         .bind(secret)
@@ -220,10 +212,15 @@ impl Deliverer {
     /// Count a failure, if the subscription still holds this webhook under this process's
     /// lease (a failure of an old URL is not the new one's), and set it aside after too many.
     async fn failed(&self, name: &str, secret: &[u8], why: &str) -> Result<(), sqlx::Error> {
+        // The delay after the n-th failure in a row, in milliseconds, for n = 1, 2, ... (the
+        // last one for every failure past them): the count is incremented in the statement.
+        let delays: Vec<f64> = (1..=BACKOFF_STEPS)
+            .map(|n| backoff(self.policy, n).as_millis() as f64)
+            .collect();
         let counted: Option<(i32, bool)> = sqlx::query_as(
             "UPDATE subscriptions SET webhook_failures = webhook_failures + 1, \
                  webhook_error = $4, \
-                 webhook_next_at = now() + least($5 * power(2, least(webhook_failures, 20)), $6) \
+                 webhook_next_at = now() + ($5::float8[])[least(webhook_failures + 1, $6)] \
                      * interval '1 millisecond', \
                  webhook_dead_at = CASE WHEN webhook_failures + 1 >= $7 THEN now() END \
              WHERE name = $1 AND reader = $2 AND webhook_secret = $3 \
@@ -233,8 +230,8 @@ impl Deliverer {
         .bind(&self.me)
         .bind(secret)
         .bind(why)
-        .bind(self.policy.retry_base.as_millis() as f64)
-        .bind(self.policy.retry_max.as_millis() as f64)
+        .bind(&delays)
+        .bind(delays.len() as i32)
         .bind(self.policy.max_attempts)
         .fetch_optional(&self.pool)
         .await?;
@@ -257,6 +254,17 @@ impl Deliverer {
         Ok(())
     }
 }
+
+/// A subscription as its lease returns it, with its webhook's secret.
+#[derive(sqlx::FromRow)]
+struct Leased {
+    #[sqlx(flatten)]
+    subscription: Subscription,
+    webhook_secret: Option<Vec<u8>>,
+}
+
+/// Failures in a row after which the delay no longer grows (it has reached the max by then).
+const BACKOFF_STEPS: i32 = 21;
 
 /// The delay after the `failures`-th failure in a row.
 fn backoff(policy: Policy, failures: i32) -> Duration {

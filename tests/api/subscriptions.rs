@@ -51,6 +51,14 @@ async fn expected(app: &TestApp, aggregate_type: &str) -> Vec<i64> {
     .unwrap()
 }
 
+/// The positions of every event in log order.
+async fn whole_log(app: &TestApp) -> Vec<i64> {
+    sqlx::query_scalar("SELECT position FROM events ORDER BY transaction_id, position")
+        .fetch_all(&app.app.rt.pool)
+        .await
+        .unwrap()
+}
+
 /// A Server-Sent Events connection, read frame by frame.
 struct Stream {
     response: reqwest::Response,
@@ -462,6 +470,14 @@ impl Receiver {
         (receiver, url)
     }
 
+    /// Whether the accepted batches come to exactly `wanted`, in order, within 20 s.
+    async fn gets(&self, wanted: &[i64]) -> bool {
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            self.positions() == wanted
+        })
+        .await
+    }
+
     /// The positions of the accepted batches' events, in the order they came.
     fn positions(&self) -> Vec<i64> {
         self.inner
@@ -621,16 +637,9 @@ async fn a_webhook_that_keeps_failing_is_set_aside_loses_nothing_and_is_taken_up
     receiver.inner.lock().unwrap().refuse = 0;
     let out = ensemble(&a.database_url, &["subscriptions", "retry", "office"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let wanted: Vec<i64> =
-        sqlx::query_scalar("SELECT position FROM events ORDER BY transaction_id, position")
-            .fetch_all(&a.app.rt.pool)
-            .await
-            .unwrap();
+    let wanted = whole_log(&a).await;
     assert!(
-        crate::helpers::eventually(Duration::from_secs(20), || async {
-            receiver.positions() == wanted
-        })
-        .await,
+        receiver.gets(&wanted).await,
         "{:?} != {wanted:?}",
         receiver.positions()
     );
@@ -665,16 +674,9 @@ async fn a_new_webhook_url_is_not_charged_with_the_old_ones_failure_in_flight() 
     // While that attempt hangs, the operator moves the webhook to a receiver that works.
     let (new, new_url) = Receiver::start(0).await;
     set_webhook(&a, "moving", &new_url).await;
-    let wanted: Vec<i64> =
-        sqlx::query_scalar("SELECT position FROM events ORDER BY transaction_id, position")
-            .fetch_all(&a.app.rt.pool)
-            .await
-            .unwrap();
+    let wanted = whole_log(&a).await;
     assert!(
-        crate::helpers::eventually(Duration::from_secs(20), || async {
-            new.positions() == wanted
-        })
-        .await,
+        new.gets(&wanted).await,
         "the new URL got {:?} of {wanted:?}: {}",
         new.positions(),
         listed(&a, "moving").await
