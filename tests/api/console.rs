@@ -485,36 +485,15 @@ async fn the_console_is_for_live_superuser_sessions_with_csrf_tokens_only() {
             .send()
     };
     let token = csrf(&mine);
-    assert_eq!(
-        post(
-            "/console/mail/retry",
-            vec![("csrf", token.clone()), ("id", "1".into())]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(
-            "/console/mail/retry",
-            vec![("csrf", token.clone()), ("id", "x".into())]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(
-            "/console/operations/rebuild",
-            vec![("csrf", token.clone()), ("projection", "events".into())]
-        )
-        .await
-        .unwrap()
-        .status(),
-        400
-    );
+    for (path, field, value) in [
+        ("/console/mail/retry", "id", "1"),
+        ("/console/mail/retry", "id", "x"),
+        ("/console/operations/rebuild", "projection", "events"),
+    ] {
+        let form = vec![("csrf", token.clone()), (field, value.to_string())];
+        let status = post(path, form).await.unwrap().status();
+        assert_eq!(status, 400, "{path} {field}={value}");
+    }
     // Bad filters are a 400 with the reason, never a 500.
     for path in [
         "/console/history?from=yesterday",
