@@ -18,6 +18,6 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(orchestra::MailOutbox),
         Box::new(campus::SuperuserProjection),
         Box::new(campus::CampusProjection),
-        Box::new(runtime::chain::EventChain),
+        Box::new(runtime::chain::EventChain::default()),
     ]
 }

@@ -20,7 +20,12 @@ use crate::stored::SELECT_EVENTS;
 /// The link before the first event.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-pub struct EventChain;
+/// The consumer; it remembers the last link it wrote (and the event it covers), so that a pass
+/// that finds its checkpoint where its last pass left it need not read the link back.
+#[derive(Default)]
+pub struct EventChain {
+    last: std::sync::Mutex<Option<(LogPosition, [u8; 32])>>,
+}
 
 #[async_trait]
 impl Projection for EventChain {
@@ -42,10 +47,38 @@ impl Projection for EventChain {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        if events.is_empty() {
+        let link = head(tx).await?.map_or(GENESIS, |(_, link)| link);
+        self.link(tx, link, events).await
+    }
+
+    async fn apply_from(
+        &self,
+        tx: &mut PgConnection,
+        seen: LogPosition,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        // What the last pass here wrote, if the checkpoint is where it left it (that pass
+        // committed, and nobody else has linked since); else the chain's head as stored.
+        let remembered = *self.last.lock().unwrap();
+        let link = match remembered {
+            Some((at, link)) if at == seen => link,
+            _ => head(tx).await?.map_or(GENESIS, |(_, link)| link),
+        };
+        self.link(tx, link, events).await
+    }
+}
+
+impl EventChain {
+    /// Write the links of `events` after `link`.
+    async fn link(
+        &self,
+        tx: &mut PgConnection,
+        mut link: [u8; 32],
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let Some(last) = events.last() else {
             return Ok(());
-        }
-        let mut link = head(tx).await?.map_or(GENESIS, |(_, link)| link);
+        };
         let mut transactions = Vec::with_capacity(events.len());
         let mut positions = Vec::with_capacity(events.len());
         let mut links = Vec::with_capacity(events.len());
@@ -64,6 +97,7 @@ impl Projection for EventChain {
         .bind(&links)
         .execute(&mut *tx)
         .await?;
+        *self.last.lock().unwrap() = Some((last.log_position(), link));
         Ok(())
     }
 }
@@ -174,7 +208,7 @@ async fn walk(
     let checkpoint: Option<LogPosition> = sqlx::query_as(
         "SELECT transaction_id, position FROM projection_checkpoints WHERE name = $1",
     )
-    .bind(EventChain.name())
+    .bind(EventChain::default().name())
     .fetch_optional(&mut *conn)
     .await?;
     let chained_to = checkpoint

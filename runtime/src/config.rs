@@ -77,6 +77,8 @@ pub struct Config {
     pub mail_interval: Duration,
     /// Replays of past moments the time machine keeps (shared by every process).
     pub view_replays: u32,
+    /// Bytes of read answers kept between reads ([`crate::answers`]); 0: none kept.
+    pub answer_cache_bytes: u64,
     /// Failed webhook deliveries in a row before a subscription's webhook is set aside (dead).
     pub webhook_max_attempts: i32,
     /// First delay after a failed webhook delivery; it doubles per failure up to the max.
@@ -212,6 +214,8 @@ struct Settings {
     mail_interval: Duration,
     #[arg(long = "ENSEMBLE_VIEW_REPLAYS", default_value = "8", value_parser = count(1))]
     view_replays: u32,
+    #[arg(long = "ENSEMBLE_ANSWER_CACHE_MB", default_value = "32", value_parser = count(0))]
+    answer_cache_mb: u32,
     #[arg(long = "ENSEMBLE_WEBHOOK_MAX_ATTEMPTS", default_value = "10", value_parser = count(1))]
     webhook_max_attempts: u32,
 }
@@ -461,6 +465,7 @@ impl Config {
             mail_max_attempts: s.mail_max_attempts as i32,
             mail_interval: s.mail_interval,
             view_replays: s.view_replays,
+            answer_cache_bytes: u64::from(s.answer_cache_mb) << 20,
             webhook_max_attempts: s.webhook_max_attempts as i32,
             webhook_retry_base: Duration::from_secs(2),
             webhook_retry_max: Duration::from_secs(300),
@@ -531,6 +536,7 @@ impl fmt::Debug for Config {
             .field("mail_max_attempts", &self.mail_max_attempts)
             .field("mail_interval", &self.mail_interval)
             .field("view_replays", &self.view_replays)
+            .field("answer_cache_bytes", &self.answer_cache_bytes)
             .field("webhook_max_attempts", &self.webhook_max_attempts)
             .finish()
     }

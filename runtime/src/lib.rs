@@ -9,6 +9,7 @@
 //! [`Runtime`] is what a process holds of all of it; each context of the server builds its
 //! command buses on it.
 
+pub mod answers;
 pub mod audit;
 pub mod bus;
 pub mod chain;

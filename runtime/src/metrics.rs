@@ -57,6 +57,11 @@ struct StandbyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadLabels {
     /// `primary`, or the standby's `host:port/database`.
     served_by: String,
@@ -85,7 +90,9 @@ struct Metrics {
     outbox_pending: Gauge,
     outbox_oldest: Gauge<f64, AtomicU64>,
     cache_entries: Family<CacheLabels, Gauge>,
+    cache_bytes: Family<CacheLabels, Gauge>,
     reads: Family<ReadLabels, Counter>,
+    answers: Family<OutcomeLabels, Counter>,
     standby_in_rotation: Family<StandbyLabels, Gauge>,
     standby_lag: Family<StandbyLabels, Gauge<f64, AtomicU64>>,
     standby_behind: Family<StandbyLabels, Gauge>,
@@ -158,11 +165,23 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         "Entries held by each bounded in-process cache",
         cache_entries.clone(),
     );
+    let cache_bytes = Family::<CacheLabels, Gauge>::default();
+    registry.register(
+        "ensemble_cache_bytes",
+        "Bytes held by each in-process cache bounded in bytes (the answers kept for reads)",
+        cache_bytes.clone(),
+    );
     let reads = Family::<ReadLabels, Counter>::default();
     registry.register(
         "ensemble_reads",
         "Reads of the services (GET), by who answered: the primary or a standby",
         reads.clone(),
+    );
+    let answers = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "ensemble_answers",
+        "Reads answered with an answer kept from an earlier read on the same read models (kept), or built",
+        answers.clone(),
     );
     let standby_in_rotation = Family::<StandbyLabels, Gauge>::default();
     registry.register(
@@ -220,6 +239,7 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         webhook_failures,
         webhook_dead,
         reads,
+        answers,
         standby_in_rotation,
         standby_lag,
         standby_behind,
@@ -234,6 +254,7 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         outbox_pending,
         outbox_oldest,
         cache_entries,
+        cache_bytes,
     })
 });
 
@@ -262,6 +283,18 @@ pub fn read(served_by: &str) {
         .inc();
 }
 
+/// Count a read answered with a kept answer (`kept`) or a new one (`built`).
+pub fn answer(outcome: &'static str) {
+    METRICS
+        .lock()
+        .unwrap()
+        .answers
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+}
+
 /// Count a request answered on `route` (a template, or `unmatched`) with `method` (one of the
 /// standard seven, or `other`) and `status`, and how long it took.
 pub fn request(route: &str, method: &str, status: u16, took: Duration) {
@@ -283,8 +316,8 @@ pub fn request(route: &str, method: &str, status: u16, took: Duration) {
 }
 
 /// A bounded cache's size, for [`render`]: registered by whoever owns the cache; None once
-/// the cache is gone (it is then forgotten).
-pub type CacheSize = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
+/// the cache is gone (it is then forgotten). Entries, and bytes for a cache bounded in bytes.
+pub type CacheSize = Arc<dyn Fn() -> Option<(u64, Option<u64>)> + Send + Sync>;
 
 static CACHES: LazyLock<Mutex<Vec<(&'static str, CacheSize)>>> = LazyLock::new(Default::default);
 
@@ -296,7 +329,22 @@ where
     V: Clone + Send + Sync + 'static,
 {
     let cache = Arc::downgrade(cache);
-    let size: CacheSize = Arc::new(move || cache.upgrade().map(|c| c.len() as u64));
+    let size: CacheSize = Arc::new(move || cache.upgrade().map(|c| (c.len() as u64, None)));
+    CACHES.lock().unwrap().push((name, size));
+}
+
+/// Show the entries and the bytes of `cache` (its weight is in bytes) as `name`.
+pub fn register_weighed_cache<K, V, W>(
+    name: &'static str,
+    cache: &Arc<quick_cache::sync::Cache<K, V, W>>,
+) where
+    K: Eq + std::hash::Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    W: quick_cache::Weighter<K, V> + Clone + Send + Sync + 'static,
+{
+    let cache = Arc::downgrade(cache);
+    let size: CacheSize =
+        Arc::new(move || cache.upgrade().map(|c| (c.len() as u64, Some(c.weight()))));
     CACHES.lock().unwrap().push((name, size));
 }
 
@@ -369,10 +417,15 @@ pub async fn outbox(rt: &Arc<Runtime>) -> Result<(i64, Option<f64>), sqlx::Error
 pub async fn render(rt: &Arc<Runtime>) -> String {
     let (lag_rows, outbox_row, subscription_rows) =
         tokio::join!(lags(rt, 1_000_000), outbox(rt), subscriptions(rt));
-    let mut caches: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let mut caches: std::collections::BTreeMap<&'static str, (u64, Option<u64>)> =
+        Default::default();
     CACHES.lock().unwrap().retain(|(name, size)| match size() {
-        Some(n) => {
-            *caches.entry(name).or_default() += n;
+        Some((n, bytes)) => {
+            let sum = caches.entry(name).or_default();
+            sum.0 += n;
+            if let Some(bytes) = bytes {
+                sum.1 = Some(sum.1.unwrap_or(0) + bytes);
+            }
             true
         }
         None => false,
@@ -457,11 +510,15 @@ pub async fn render(rt: &Arc<Runtime>) -> String {
             .get_or_create(&labels)
             .set(standby.applied.position);
     }
-    for (name, size) in caches {
+    for (name, (entries, bytes)) in caches {
+        let labels = CacheLabels { cache: name.into() };
         metrics
             .cache_entries
-            .get_or_create(&CacheLabels { cache: name.into() })
-            .set(size as i64);
+            .get_or_create(&labels)
+            .set(entries as i64);
+        if let Some(bytes) = bytes {
+            metrics.cache_bytes.get_or_create(&labels).set(bytes as i64);
+        }
     }
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &metrics.registry) {

@@ -10,7 +10,7 @@ use crate::jwt::Jwt;
 use crate::projector::Projector;
 use crate::runner::{Projection, Projections};
 use crate::wechat::WechatClient;
-use crate::{db, limits, personal, replicas, views};
+use crate::{answers, db, limits, personal, replicas, views};
 
 /// What every request, CLI command and background task of a process shares.
 pub struct Runtime {
@@ -34,6 +34,8 @@ pub struct Runtime {
     pub views: Arc<views::Replays>,
     /// Hot standbys that serve reads (none unless `ENSEMBLE_READ_DATABASE_URL` names some).
     pub replicas: Arc<replicas::Replicas>,
+    /// Read answers kept between reads, under the state of the read models they came from.
+    pub answers: answers::Answers,
 }
 
 impl Runtime {
@@ -73,6 +75,7 @@ impl Runtime {
             projections.clone(),
         )?);
         let runtime = Self {
+            answers: answers::Answers::new(config.answer_cache_bytes),
             replicas,
             views,
             keys,
@@ -96,14 +99,20 @@ impl Runtime {
     /// with "today" pinned to `today`: what the same code answered then. Only for reading:
     /// the view's connections are read-only.
     pub fn viewing(&self, view: &views::View, today: chrono::NaiveDate) -> Self {
-        self.reading_from(view.pool.clone(), Clock::new(self.config.tz, Some(today)))
+        let mut then =
+            self.reading_from(view.pool.clone(), Clock::new(self.config.tz, Some(today)));
+        // A replay is asked once in a while: nothing to keep.
+        then.answers = answers::Answers::off();
+        then
     }
 
     /// This process's runtime, reading the read models of standby `i` (a hot standby of the
     /// primary). Only for reading: the standby refuses writes. Personal data is still opened
     /// with the primary's keys, so an erasure reaches what a standby serves at once.
     pub fn reading(&self, i: usize) -> Self {
-        self.reading_from(self.replicas.pool(i).clone(), self.clock)
+        let mut standby = self.reading_from(self.replicas.pool(i).clone(), self.clock);
+        standby.answers = self.answers.for_source(i as u64 + 1);
+        standby
     }
 
     fn reading_from(&self, pool: PgPool, clock: Clock) -> Self {
@@ -121,6 +130,7 @@ impl Runtime {
             limits: self.limits.clone(),
             views: self.views.clone(),
             replicas: Arc::new(replicas::Replicas::none(self.projections.clone())),
+            answers: answers::Answers::off(),
         }
     }
 

@@ -32,8 +32,12 @@ pub struct Projector {
     /// A background loop is running ([`Projector::run`]); without one (the CLI), waiting
     /// commands start a pass themselves.
     running: AtomicBool,
-    /// One pass at a time in this process.
-    pass_lock: Mutex<()>,
+    /// One pass at a time in this process, on a connection of its own: kept between passes
+    /// (not the pool's: a pool checks every connection it gets back, one more round trip per
+    /// pass). It is taken out for a pass and put back only when the pass ends well, so a pass
+    /// cut short (a lost connection, a task dropped mid-way) never leaves it to the next one
+    /// inside a transaction.
+    pass_lock: Mutex<Option<sqlx::PgConnection>>,
     /// Every projection has its checkpoint row (made sure of by the first pass).
     checkpoints_ready: AtomicBool,
     /// This process's name on the `ensemble_events` channel (its own announcements are not
@@ -53,7 +57,7 @@ impl Projector {
             wake: Notify::new(),
             applied_something: Notify::new(),
             running: AtomicBool::new(false),
-            pass_lock: Mutex::new(()),
+            pass_lock: Mutex::new(None),
             checkpoints_ready: AtomicBool::new(false),
             me: uuid::Uuid::new_v4().to_string(),
         })
@@ -65,19 +69,25 @@ impl Projector {
 
     /// Apply what has been committed, then publish how far every read model is.
     pub async fn pass(self: &Arc<Self>) -> Result<CatchUp, projections::ProjectionError> {
-        let _one = self.pass_lock.lock().await;
-        // One connection for the whole pass.
-        let mut conn = self.pool.acquire().await?;
+        let mut held = self.pass_lock.lock().await;
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => {
+                use sqlx::ConnectOptions;
+                self.pool.connect_options().connect().await?
+            }
+        };
         if !self.checkpoints_ready.load(Ordering::SeqCst) {
             projections::ensure_checkpoints(&mut conn, &self.projections).await?;
             self.checkpoints_ready.store(true, Ordering::SeqCst);
         }
-        let done = projections::catch_up_all(&mut conn, &self.projections).await?;
+        let done = projections::catch_up_all(&mut conn, &self.projections, Some(&self.me)).await?;
         let at = match done.position {
             Some(at) => at,
             None => projections::applied_position(&mut conn, &self.projections).await?,
         };
-        drop(conn);
+        *held = Some(conn);
+        drop(held);
         // Not a maximum: the lowest checkpoint goes down when a rebuild commits behind it.
         self.applied.send_if_modified(|seen| {
             let moved = at != *seen;
@@ -85,25 +95,12 @@ impl Projector {
             moved
         });
         if done.applied > 0 {
+            // The other processes heard of it at the commit (`catch_up_all` announces it, once
+            // per batch, not per command: appends never notify, as a NOTIFY holds a
+            // database-wide lock until its commit is flushed; passes take turns anyway).
             self.applied_something.notify_waiters();
-            let me = self.clone();
-            tokio::spawn(async move { me.announce().await });
         }
         Ok(done)
-    }
-
-    /// Tell the other processes that the read models moved (their waiting commands and mail
-    /// workers look at once instead of at their next poll). Once per pass, not per command, and
-    /// without waiting for a WAL flush: a NOTIFY holds a database-wide lock until its commit is
-    /// flushed, which is why appends do not notify. Best effort: polling covers a lost one.
-    async fn announce(&self) {
-        let notify = format!(
-            "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify('ensemble_events', '{}'); COMMIT;",
-            self.me
-        );
-        if let Err(e) = sqlx::Executor::execute(&self.pool, notify.as_str()).await {
-            tracing::debug!(error = %e, "could not announce a projection pass");
-        }
     }
 
     /// Every event up to this position is in every read model, as this process last saw.

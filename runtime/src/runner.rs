@@ -30,6 +30,19 @@ pub trait Projection: Send + Sync {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError>;
+
+    /// [`Projection::apply`], told where the projection's checkpoint stood before `events`
+    /// (the live passes call this): a projection may then use what it remembers of its own
+    /// last pass when the checkpoint is where that pass left it.
+    async fn apply_from(
+        &self,
+        tx: &mut PgConnection,
+        seen: LogPosition,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let _ = seen;
+        self.apply(tx, events).await
+    }
 }
 
 const BATCH: i64 = 500;
@@ -148,9 +161,14 @@ pub async fn horizon_holder(
 /// (a rebuild, another process) is skipped rather than waited for. Safe from any number of
 /// tasks and processes at once; each event is applied to each projection exactly once.
 /// Call [`ensure_checkpoints`] first: a projection without a checkpoint row is not caught up.
+///
+/// `announce_as`: a batch that applied something tells the other processes on the
+/// `ensemble_events` channel, with this payload, when it commits (their waiting commands and
+/// mail workers look at once instead of at their next poll).
 pub async fn catch_up_all(
     conn: &mut PgConnection,
     projections: &[Box<dyn Projection>],
+    announce_as: Option<&str>,
 ) -> Result<CatchUp, ProjectionError> {
     let mut done = CatchUp::default();
     if projections.is_empty() {
@@ -201,10 +219,12 @@ pub async fn catch_up_all(
         // events past its own checkpoint.
         for (projection, seen) in &behind {
             let unseen = events.partition_point(|e| e.log_position() <= *seen);
-            projection.apply(&mut tx, &events[unseen..]).await?;
+            projection
+                .apply_from(&mut tx, *seen, &events[unseen..])
+                .await?;
         }
         let moved: Vec<&str> = locked.iter().map(|(name, _, _)| name.as_str()).collect();
-        move_checkpoints(&mut tx, &moved, last).await?;
+        move_checkpoints(&mut tx, &moved, last, announce_as).await?;
         tx.commit().await?;
         done.applied += events.len() as u64;
         if (events.len() as i64) < BATCH {
@@ -215,18 +235,25 @@ pub async fn catch_up_all(
     }
 }
 
+/// Move the checkpoints `names` to `to`, and announce it at the commit (`announce_as`), in one
+/// statement.
 async fn move_checkpoints(
     tx: &mut PgConnection,
     names: &[&str],
     to: LogPosition,
+    announce_as: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE projection_checkpoints SET transaction_id = $2, position = $3 \
-         WHERE name = ANY($1) AND (transaction_id, position) < ($2, $3)",
+        "WITH moved AS ( \
+             UPDATE projection_checkpoints SET transaction_id = $2, position = $3 \
+             WHERE name = ANY($1) AND (transaction_id, position) < ($2, $3) \
+         ) \
+         SELECT pg_notify('ensemble_events', $4) WHERE $4::text IS NOT NULL",
     )
     .bind(names)
     .bind(to.transaction_id)
     .bind(to.position)
+    .bind(announce_as)
     .execute(&mut *tx)
     .await?;
     Ok(())

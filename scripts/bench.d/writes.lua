@@ -18,7 +18,8 @@ function init(args)
     local name, token = line:match("([^\t]+)\t(.+)")
     if name ~= "boss" then tokens[#tokens + 1] = token end
   end
-  n = tid
+  -- TID_BASE: where this wrk's threads start when two share one sequence (two servers).
+  n = tid + tonumber(os.getenv("TID_BASE") or "0")
 end
 
 function request()

@@ -1,7 +1,7 @@
 //! Who is calling a campus endpoint: a superuser verified by token and by the read model as it
 //! is now (a disabled superuser's tokens stop working at once). Answers in DRF's shapes.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use aggregates::campus::superusers::superuser_subject;
 use aggregates::campus::users::user_subject;
@@ -14,6 +14,7 @@ use super::context::Campus;
 use super::context::AUDIENCE;
 use crate::http::ApiError;
 use crate::http::{bearer_token, http_actor};
+use runtime::answers::{ReadModels, READ_MODELS};
 use runtime::bus::Actor;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,6 +72,8 @@ fn claims(parts: &Parts, app: &Campus) -> Result<Claims, ApiError> {
 pub struct CurrentSuperuser {
     pub id: String,
     pub actor: Actor,
+    /// The state of the read models as this request found it (answers kept under it).
+    pub at: ReadModels,
 }
 
 impl FromRequestParts<Arc<Campus>> for CurrentSuperuser {
@@ -102,15 +105,18 @@ impl CurrentSuperuser {
 
     /// The superuser a verified superuser token names, if still active.
     async fn of(parts: &Parts, app: &Campus, claims: Claims) -> Result<Self, ApiError> {
-        let active: Option<bool> =
-            sqlx::query_scalar("SELECT active FROM campus_superusers WHERE id = $1")
-                .bind(&claims.sub)
-                .fetch_optional(&app.rt.pool)
-                .await?;
-        if active != Some(true) {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT active, {READ_MODELS} FROM campus_superusers WHERE id = $1")
+        });
+        let found: Option<(bool, i64, i64, i64)> = sqlx::query_as(&SQL)
+            .bind(&claims.sub)
+            .fetch_optional(&app.rt.pool)
+            .await?;
+        let Some((true, transactions, positions, erasures)) = found else {
             return Err(invalid_token());
-        }
+        };
         Ok(Self {
+            at: ReadModels::new((transactions, positions, erasures)),
             actor: http_actor(
                 SUPERUSER,
                 &superuser_subject(&claims.sub),
@@ -127,6 +133,8 @@ impl CurrentSuperuser {
 pub struct Caller {
     pub who: Who,
     pub actor: Actor,
+    /// The state of the read models as this request found it (answers kept under it).
+    pub at: ReadModels,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,18 +201,21 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 Ok(Self {
                     who: Who::Superuser,
                     actor: me.actor,
+                    at: me.at,
                 })
             }
             USER => {
                 let id: u64 = claims.sub.parse().map_err(|_| invalid_token())?;
-                let live: Option<bool> =
-                    sqlx::query_scalar("SELECT NOT deleted FROM campus_users WHERE id = $1")
-                        .bind(id as i64)
-                        .fetch_optional(&app.rt.pool)
-                        .await?;
-                if live != Some(true) {
+                static SQL: LazyLock<String> = LazyLock::new(|| {
+                    format!("SELECT NOT deleted, {READ_MODELS} FROM campus_users WHERE id = $1")
+                });
+                let found: Option<(bool, i64, i64, i64)> = sqlx::query_as(&SQL)
+                    .bind(id as i64)
+                    .fetch_optional(&app.rt.pool)
+                    .await?;
+                let Some((true, transactions, positions, erasures)) = found else {
                     return Err(invalid_token());
-                }
+                };
                 let mut actor =
                     http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions);
                 // Their writes commit only while they exist (not after their erasure).
@@ -218,6 +229,7 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 Ok(Self {
                     who: Who::User(id),
                     actor,
+                    at: ReadModels::new((transactions, positions, erasures)),
                 })
             }
             _ => Err(invalid_token()),

@@ -276,6 +276,18 @@ impl FromRequestParts<std::sync::Arc<super::context::Campus>> for Page {
 }
 
 impl Page {
+    /// The request's path and query as far as the answer depends on them: the window and the
+    /// other parameters, in their order.
+    pub fn asked(&self) -> String {
+        format!(
+            "{}?{}&limit={:?}&offset={}",
+            self.path,
+            self.query.join("&"),
+            self.limit,
+            self.offset
+        )
+    }
+
     /// The rows it asks for.
     pub fn window(&self) -> projections::campus::read::Window {
         projections::campus::read::Window {

@@ -8,6 +8,7 @@ mod error;
 pub mod health;
 pub mod idempotency;
 mod input;
+pub mod kept;
 pub mod reads;
 pub mod schema;
 pub mod subscriptions;
@@ -362,7 +363,8 @@ const HEAD_PEEK_MAX: usize = 16 * 1024;
 const PRESSED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Descriptors kept, beside the database pools and the WeChat connections, for everything
-/// else: the LISTEN connection, SMTP, the listener, logs and the like.
+/// else: the LISTEN connection, the projector's own connection, SMTP, the listener, logs and
+/// the like.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// The connection cap: as configured, but never more than the open-files limit leaves once the

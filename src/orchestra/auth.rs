@@ -37,6 +37,8 @@ pub struct CurrentMember {
     pub season: u64,
     /// The member's key as this request found it (None: erased meanwhile).
     pub key: Option<runtime::personal::Key>,
+    /// The state of the read models as this request found it (answers kept under it).
+    pub at: runtime::answers::ReadModels,
     pub actor: Actor,
 }
 
@@ -88,6 +90,7 @@ impl FromRequestParts<Arc<Orchestra>> for CurrentMember {
             member,
             season,
             key,
+            at,
         } = read::member_now(&app.rt.pool, id)
             .await?
             .filter(|now| now.member.binding == Some(claims.bnd as i64))
@@ -105,6 +108,7 @@ impl FromRequestParts<Arc<Orchestra>> for CurrentMember {
             section: member.section(),
             role,
             season,
+            at,
             key: key.and_then(|k| runtime::personal::Key::try_from(k.as_slice()).ok()),
         })
     }

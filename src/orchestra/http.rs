@@ -22,7 +22,7 @@ use super::context::{Orchestra, AUDIENCE};
 use super::service::{self, Application, Change, Refused};
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::schema::{Message, NotFound};
-use crate::http::{http_actor, naming_others, parse_date, parse_id, ApiError, Body, Segment};
+use crate::http::{http_actor, kept, naming_others, parse_date, parse_id, ApiError, Body, Segment};
 
 type AppState = State<Arc<Orchestra>>;
 
@@ -173,13 +173,25 @@ async fn login(
         (status = 200, description = "The caller's absences", body = Vec<AbsenceRow>),
         MemberAuth, ReadAnswers,
     ))]
-async fn my_absences(
-    State(app): AppState,
-    me: CurrentMember,
-) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(
-        absences::absences_of(&app.rt.pool, me.id, &me.name).await?,
-    ))
+async fn my_absences(State(app): AppState, me: CurrentMember) -> Result<Response, ApiError> {
+    let question = asked(&app, "/absence", &me, me.id.to_string(), String::new());
+    kept::json(&app.rt, question, async {
+        Ok(absences::absences_of(&app.rt.pool, me.id, &me.name).await?)
+    })
+    .await
+}
+
+/// What a read's answer depends on: the route, who asks (where it matters), the rest of the
+/// question, today, and the read models as the caller's check found them.
+fn asked(
+    app: &Orchestra,
+    route: &'static str,
+    me: &CurrentMember,
+    caller: String,
+    rest: String,
+) -> runtime::answers::Question {
+    let today = app.rt.clock.today();
+    app.rt.answers.question(route, caller, rest, today, me.at)
 }
 
 #[utoipa::path(post, path = "/absence", tag = "orchestra",
@@ -280,9 +292,14 @@ async fn cancel(
     ))]
 async fn all_absences(
     State(app): AppState,
-    _: CurrentManager,
-) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(absences::all_absences(&app.rt.pool).await?))
+    CurrentManager(me): CurrentManager,
+) -> Result<Response, ApiError> {
+    // The same for every manager.
+    let question = asked(&app, "/manager", &me, String::new(), String::new());
+    kept::json(&app.rt, question, async {
+        Ok(absences::all_absences(&app.rt.pool).await?)
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/manager/future", tag = "orchestra",
@@ -294,11 +311,14 @@ async fn all_absences(
     ))]
 async fn future(
     State(app): AppState,
-    _: CurrentManager,
-) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(
-        absences::future(&app.rt.pool, app.rt.clock.today()).await?,
-    ))
+    CurrentManager(me): CurrentManager,
+) -> Result<Response, ApiError> {
+    let question = asked(&app, "/manager/future", &me, String::new(), String::new());
+    let today = question.today;
+    kept::json(&app.rt, question, async {
+        Ok(absences::future(&app.rt.pool, today).await?)
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/manager/history", tag = "orchestra",
@@ -310,11 +330,14 @@ async fn future(
     ))]
 async fn history(
     State(app): AppState,
-    _: CurrentManager,
-) -> Result<Json<Vec<AbsenceRow>>, ApiError> {
-    Ok(Json(
-        absences::history(&app.rt.pool, app.rt.clock.today()).await?,
-    ))
+    CurrentManager(me): CurrentManager,
+) -> Result<Response, ApiError> {
+    let question = asked(&app, "/manager/history", &me, String::new(), String::new());
+    let today = question.today;
+    kept::json(&app.rt, question, async {
+        Ok(absences::history(&app.rt.pool, today).await?)
+    })
+    .await
 }
 
 #[utoipa::path(put, path = "/manager/{key}", tag = "orchestra",
@@ -371,23 +394,33 @@ async fn decide(
     ))]
 async fn present(
     State(app): AppState,
-    _: CurrentManager,
+    CurrentManager(me): CurrentManager,
     Segment(key): Segment,
-) -> Result<Json<PresenceAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let date = parse_date(&key)
         .ok_or_else(|| ApiError::bad_request("The date must look like 2020-03-12 or 2020-3-12."))?;
-    let members = absences::presence(&app.rt.pool, date)
-        .await?
-        .into_iter()
-        .map(|(name, absent)| Presence {
-            name,
-            state: if absent { "absent" } else { "present" },
+    let question = asked(
+        &app,
+        "/manager/{key}/present",
+        &me,
+        String::new(),
+        date.to_string(),
+    );
+    kept::json(&app.rt, question, async {
+        let members = absences::presence(&app.rt.pool, date)
+            .await?
+            .into_iter()
+            .map(|(name, absent)| Presence {
+                name,
+                state: if absent { "absent" } else { "present" },
+            })
+            .collect();
+        Ok(PresenceAnswer {
+            time: date,
+            members,
         })
-        .collect();
-    Ok(Json(PresenceAnswer {
-        time: date,
-        members,
-    }))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/manager/next", tag = "orchestra",
@@ -397,15 +430,23 @@ async fn present(
         (status = 200, description = "The date and its absences by section, or `[]` when no future absence exists", body = NextAnswer),
         ManagerAuth, ReadAnswers,
     ))]
-async fn next(State(app): AppState, _: CurrentManager) -> Result<Json<NextAnswer>, ApiError> {
-    let Some((date, rows)) = absences::next(&app.rt.pool, app.rt.clock.today()).await? else {
-        return Ok(Json(NextAnswer::Nothing(Vec::new())));
-    };
-    let section = |s: &str| rows.iter().filter(|a| a.section == s).cloned().collect();
-    Ok(Json(NextAnswer::Rehearsal(NextRehearsal {
-        time: date,
-        stringed: section("stringed"),
-        wind: section("wind"),
-        percussion: section("percussion"),
-    })))
+async fn next(
+    State(app): AppState,
+    CurrentManager(me): CurrentManager,
+) -> Result<Response, ApiError> {
+    let question = asked(&app, "/manager/next", &me, String::new(), String::new());
+    let today = question.today;
+    kept::json(&app.rt, question, async {
+        let Some((date, rows)) = absences::next(&app.rt.pool, today).await? else {
+            return Ok(NextAnswer::Nothing(Vec::new()));
+        };
+        let section = |s: &str| rows.iter().filter(|a| a.section == s).cloned().collect();
+        Ok(NextAnswer::Rehearsal(NextRehearsal {
+            time: date,
+            stringed: section("stringed"),
+            wind: section("wind"),
+            percussion: section("percussion"),
+        }))
+    })
+    .await
 }

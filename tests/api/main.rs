@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test on its own fresh database with the real server.
 
 mod absences;
+mod answers;
 mod browser;
 mod campus;
 mod cli;

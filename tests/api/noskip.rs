@@ -217,7 +217,9 @@ async fn every_follower_sees_every_committed_event_once_in_one_order() {
             loop {
                 let finished = done.load(Ordering::SeqCst);
                 let mut conn = pool.acquire().await.unwrap();
-                let pass = runner::catch_up_all(&mut conn, &recorder).await.unwrap();
+                let pass = runner::catch_up_all(&mut conn, &recorder, None)
+                    .await
+                    .unwrap();
                 if finished && !pass.skipped && pass.applied == 0 {
                     return;
                 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_on, FakeWechat, TestApp};
 
-async fn two_servers() -> (TestApp, TestApp) {
+pub async fn two_servers() -> (TestApp, TestApp) {
     let first = spawn_app().await;
     let second = spawn_app_on(
         first.database_url.clone(),

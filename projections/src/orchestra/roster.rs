@@ -229,12 +229,14 @@ pub async fn member_name(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>>
 }
 
 /// What every request's token check reads, in one statement: the active member, the current
-/// season (an application needs it) and the member's key as it is now (a write seals with it;
-/// None once erased, even before this read model knows).
+/// season (an application needs it), the member's key as it is now (a write seals with it;
+/// None once erased, even before this read model knows), and the state of the read models (a
+/// read's answer may be one kept from an earlier read on the same state).
 pub struct MemberNow {
     pub member: MemberRow,
     pub season: u64,
     pub key: Option<Vec<u8>>,
+    pub at: runtime::answers::ReadModels,
 }
 
 pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow>> {
@@ -246,28 +248,38 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
         Option<i64>,
         i64,
         Option<Vec<u8>>,
+        i64,
+        i64,
+        i64,
     );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, name, section, role, binding, \
-                coalesce((SELECT season FROM orchestra_season), 0), \
-                (SELECT key FROM personal_keys WHERE subject = $2) \
-         FROM orchestra_members WHERE id = $1 AND active",
-    )
-    .bind(id)
-    .bind(aggregates::orchestra::roster::member_subject(id as u64))
-    .fetch_optional(pool)
-    .await?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT id, name, section, role, binding, \
+                    coalesce((SELECT season FROM orchestra_season), 0), \
+                    (SELECT key FROM personal_keys WHERE subject = $2), {} \
+             FROM orchestra_members WHERE id = $1 AND active",
+            runtime::answers::READ_MODELS
+        )
+    });
+    let row: Option<Row> = sqlx::query_as(&SQL)
+        .bind(id)
+        .bind(aggregates::orchestra::roster::member_subject(id as u64))
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(
-        |(id, name, section, role, binding, season, key)| MemberNow {
-            member: MemberRow {
-                id,
-                name,
-                section,
-                role,
-                binding,
-            },
-            season: season as u64,
-            key,
+        |(id, name, section, role, binding, season, key, transactions, positions, erasures)| {
+            MemberNow {
+                member: MemberRow {
+                    id,
+                    name,
+                    section,
+                    role,
+                    binding,
+                },
+                season: season as u64,
+                key,
+                at: runtime::answers::ReadModels::new((transactions, positions, erasures)),
+            }
         },
     ))
 }
