@@ -7,8 +7,10 @@
 //! The read models' state ([`ReadModels`]) is read in the same statement as the caller's own
 //! check, so a kept answer costs one statement: it is the sums of every projection's
 //! checkpoint, which grow whenever any read model moves (each checkpoint only moves forward, by
-//! its transaction id first), and the count of erasures, which grows in the very statement that
-//! commits an erasure. An answer is thus never older than what the read models held when the
+//! its transaction id first), the count of rebuilds swapped in (a rebuild may change rows and
+//! leave its checkpoint where it was), and the count of erasures, which grows in the very
+//! statement that commits an erasure. Hand edits of read-model tables are not seen: after one,
+//! rebuild the read model (or restart). An answer is thus never older than what the read models held when the
 //! caller was checked: a write this process (or any other) acknowledged after its read models
 //! caught up is in every later answer, an erased person leaves every kept answer at the
 //! erasure's commit, and nothing is kept that the read models did not commit.
@@ -27,31 +29,26 @@ use quick_cache::sync::Cache;
 pub struct ReadModels {
     pub transactions: i64,
     pub positions: i64,
+    pub rebuilds: i64,
     pub erasures: i64,
 }
 
-/// [`ReadModels`] as three more columns of a caller's check: `transactions`, `positions`,
-/// `erasures` (bigints).
+/// [`ReadModels`] as four more columns of a caller's check: `transactions`, `positions`,
+/// `rebuilds`, `erasures` (bigints).
 pub const READ_MODELS: &str =
     "(SELECT coalesce(sum(transaction_id), 0)::int8 FROM projection_checkpoints), \
      (SELECT coalesce(sum(position), 0)::int8 FROM projection_checkpoints), \
+     (SELECT coalesce(sum(rebuilds), 0)::int8 FROM projection_checkpoints), \
      (SELECT generation FROM erasures)";
 
 impl ReadModels {
-    pub fn new((transactions, positions, erasures): (i64, i64, i64)) -> Self {
+    pub fn new((transactions, positions, rebuilds, erasures): (i64, i64, i64, i64)) -> Self {
         Self {
             transactions,
             positions,
+            rebuilds,
             erasures,
         }
-    }
-
-    /// Read on its own (for a caller checked without a statement of its own).
-    pub async fn now(pool: &sqlx::PgPool) -> sqlx::Result<Self> {
-        let row: (i64, i64, i64) = sqlx::query_as(&format!("SELECT {READ_MODELS}"))
-            .fetch_one(pool)
-            .await?;
-        Ok(Self::new(row))
     }
 }
 
@@ -199,6 +196,7 @@ mod tests {
         ReadModels {
             transactions: 1,
             positions,
+            rebuilds: 0,
             erasures,
         }
     }

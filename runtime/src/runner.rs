@@ -518,7 +518,8 @@ async fn rebuild_locked(
             }
             sqlx::Executor::execute(&mut *tx, swap.as_str()).await?;
             sqlx::query(
-                "UPDATE projection_checkpoints SET transaction_id = $2, position = $3 WHERE name = ANY($1)",
+                "UPDATE projection_checkpoints SET transaction_id = $2, position = $3, \
+                 rebuilds = rebuilds + 1 WHERE name = ANY($1)",
             )
             .bind(&names)
             .bind(head.transaction_id)

@@ -108,15 +108,15 @@ impl CurrentSuperuser {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!("SELECT active, {READ_MODELS} FROM campus_superusers WHERE id = $1")
         });
-        let found: Option<(bool, i64, i64, i64)> = sqlx::query_as(&SQL)
+        let found: Option<(bool, i64, i64, i64, i64)> = sqlx::query_as(&SQL)
             .bind(&claims.sub)
             .fetch_optional(&app.rt.pool)
             .await?;
-        let Some((true, transactions, positions, erasures)) = found else {
+        let Some((true, transactions, positions, rebuilds, erasures)) = found else {
             return Err(invalid_token());
         };
         Ok(Self {
-            at: ReadModels::new((transactions, positions, erasures)),
+            at: ReadModels::new((transactions, positions, rebuilds, erasures)),
             actor: http_actor(
                 SUPERUSER,
                 &superuser_subject(&claims.sub),
@@ -209,11 +209,11 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 static SQL: LazyLock<String> = LazyLock::new(|| {
                     format!("SELECT NOT deleted, {READ_MODELS} FROM campus_users WHERE id = $1")
                 });
-                let found: Option<(bool, i64, i64, i64)> = sqlx::query_as(&SQL)
+                let found: Option<(bool, i64, i64, i64, i64)> = sqlx::query_as(&SQL)
                     .bind(id as i64)
                     .fetch_optional(&app.rt.pool)
                     .await?;
-                let Some((true, transactions, positions, erasures)) = found else {
+                let Some((true, transactions, positions, rebuilds, erasures)) = found else {
                     return Err(invalid_token());
                 };
                 let mut actor =
@@ -229,7 +229,7 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 Ok(Self {
                     who: Who::User(id),
                     actor,
-                    at: ReadModels::new((transactions, positions, erasures)),
+                    at: ReadModels::new((transactions, positions, rebuilds, erasures)),
                 })
             }
             _ => Err(invalid_token()),

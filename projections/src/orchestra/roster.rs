@@ -251,6 +251,7 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
         i64,
         i64,
         i64,
+        i64,
     );
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
@@ -267,7 +268,19 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
         .fetch_optional(pool)
         .await?;
     Ok(row.map(
-        |(id, name, section, role, binding, season, key, transactions, positions, erasures)| {
+        |(
+            id,
+            name,
+            section,
+            role,
+            binding,
+            season,
+            key,
+            transactions,
+            positions,
+            rebuilds,
+            erasures,
+        )| {
             MemberNow {
                 member: MemberRow {
                     id,
@@ -278,7 +291,12 @@ pub async fn member_now(pool: &PgPool, id: i64) -> sqlx::Result<Option<MemberNow
                 },
                 season: season as u64,
                 key,
-                at: runtime::answers::ReadModels::new((transactions, positions, erasures)),
+                at: runtime::answers::ReadModels::new((
+                    transactions,
+                    positions,
+                    rebuilds,
+                    erasures,
+                )),
             }
         },
     ))
