@@ -109,7 +109,6 @@ impl Answers {
             Default::default(),
             Default::default(),
         ));
-        crate::metrics::register_weighed_cache("answers", &kept);
         Self {
             kept: Some(kept),
             source: 0,
@@ -170,16 +169,19 @@ impl Answers {
                 build.await
             })
             .await;
-        let (i, outcome) = match built.into_inner() {
-            true => (1, "built"),
-            false => (0, "kept"),
-        };
+        let i = usize::from(built.into_inner());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        crate::metrics::answer(outcome);
         answer
     }
 
-    /// Answers given from the cache so far, and answers built (with a cache; none without).
+    /// Entries and bytes kept (of every source sharing the cache); None without a cache.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        let kept = self.kept.as_ref()?;
+        Some((kept.len() as u64, kept.weight()))
+    }
+
+    /// Answers given from the cache so far, and answers built (with a cache; none without),
+    /// by this runtime and every one sharing its cache (`/metrics` shows them).
     pub fn counts(&self) -> (u64, u64) {
         (
             self.counts[0].load(Ordering::Relaxed),

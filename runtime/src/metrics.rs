@@ -283,18 +283,6 @@ pub fn read(served_by: &str) {
         .inc();
 }
 
-/// Count a read answered with a kept answer (`kept`) or a new one (`built`).
-pub fn answer(outcome: &'static str) {
-    METRICS
-        .lock()
-        .unwrap()
-        .answers
-        .get_or_create(&OutcomeLabels {
-            outcome: outcome.into(),
-        })
-        .inc();
-}
-
 /// Count a request answered on `route` (a template, or `unmatched`) with `method` (one of the
 /// standard seven, or `other`) and `status`, and how long it took.
 pub fn request(route: &str, method: &str, status: u16, took: Duration) {
@@ -316,8 +304,8 @@ pub fn request(route: &str, method: &str, status: u16, took: Duration) {
 }
 
 /// A bounded cache's size, for [`render`]: registered by whoever owns the cache; None once
-/// the cache is gone (it is then forgotten). Entries, and bytes for a cache bounded in bytes.
-pub type CacheSize = Arc<dyn Fn() -> Option<(u64, Option<u64>)> + Send + Sync>;
+/// the cache is gone (it is then forgotten).
+pub type CacheSize = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
 
 static CACHES: LazyLock<Mutex<Vec<(&'static str, CacheSize)>>> = LazyLock::new(Default::default);
 
@@ -329,22 +317,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     let cache = Arc::downgrade(cache);
-    let size: CacheSize = Arc::new(move || cache.upgrade().map(|c| (c.len() as u64, None)));
-    CACHES.lock().unwrap().push((name, size));
-}
-
-/// Show the entries and the bytes of `cache` (its weight is in bytes) as `name`.
-pub fn register_weighed_cache<K, V, W>(
-    name: &'static str,
-    cache: &Arc<quick_cache::sync::Cache<K, V, W>>,
-) where
-    K: Eq + std::hash::Hash + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    W: quick_cache::Weighter<K, V> + Clone + Send + Sync + 'static,
-{
-    let cache = Arc::downgrade(cache);
-    let size: CacheSize =
-        Arc::new(move || cache.upgrade().map(|c| (c.len() as u64, Some(c.weight()))));
+    let size: CacheSize = Arc::new(move || cache.upgrade().map(|c| c.len() as u64));
     CACHES.lock().unwrap().push((name, size));
 }
 
@@ -417,15 +390,10 @@ pub async fn outbox(rt: &Arc<Runtime>) -> Result<(i64, Option<f64>), sqlx::Error
 pub async fn render(rt: &Arc<Runtime>) -> String {
     let (lag_rows, outbox_row, subscription_rows) =
         tokio::join!(lags(rt, 1_000_000), outbox(rt), subscriptions(rt));
-    let mut caches: std::collections::BTreeMap<&'static str, (u64, Option<u64>)> =
-        Default::default();
+    let mut caches: std::collections::BTreeMap<&'static str, u64> = Default::default();
     CACHES.lock().unwrap().retain(|(name, size)| match size() {
-        Some((n, bytes)) => {
-            let sum = caches.entry(name).or_default();
-            sum.0 += n;
-            if let Some(bytes) = bytes {
-                sum.1 = Some(sum.1.unwrap_or(0) + bytes);
-            }
+        Some(n) => {
+            *caches.entry(name).or_default() += n;
             true
         }
         None => false,
@@ -510,15 +478,29 @@ pub async fn render(rt: &Arc<Runtime>) -> String {
             .get_or_create(&labels)
             .set(standby.applied.position);
     }
-    for (name, (entries, bytes)) in caches {
-        let labels = CacheLabels { cache: name.into() };
+    for (name, size) in caches {
+        metrics
+            .cache_entries
+            .get_or_create(&CacheLabels { cache: name.into() })
+            .set(size as i64);
+    }
+    // The answers kept between reads (the standbys' share the primary's cache and counts).
+    if let Some((entries, bytes)) = rt.answers.usage() {
+        let labels = CacheLabels {
+            cache: "answers".into(),
+        };
         metrics
             .cache_entries
             .get_or_create(&labels)
             .set(entries as i64);
-        if let Some(bytes) = bytes {
-            metrics.cache_bytes.get_or_create(&labels).set(bytes as i64);
-        }
+        metrics.cache_bytes.get_or_create(&labels).set(bytes as i64);
+    }
+    let (kept, built) = rt.answers.counts();
+    for (outcome, now) in [("kept", kept), ("built", built)] {
+        let counter = metrics.answers.get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        });
+        counter.inc_by(now.saturating_sub(counter.get()));
     }
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &metrics.registry) {

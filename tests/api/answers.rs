@@ -93,6 +93,18 @@ async fn kept_answers_follow_every_write_of_either_process_and_every_erasure() {
     }
     // And the erased member's own token reads nothing, kept or not.
     assert_eq!(a.get("/absence/", &t.percy).await.status, 401);
+
+    // What the cache holds and does is in the metrics.
+    let metrics = a.anonymous_get("/metrics").await.text().await.unwrap();
+    let (kept, built) = a.app.rt.answers.counts();
+    assert!(kept > 0 && built > 0);
+    for line in [
+        format!("ensemble_answers_total{{outcome=\"kept\"}} {kept}"),
+        format!("ensemble_answers_total{{outcome=\"built\"}} {built}"),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
+    assert!(metrics.contains("ensemble_cache_bytes{cache=\"answers\"} "));
 }
 
 #[tokio::test]
