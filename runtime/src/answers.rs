@@ -9,11 +9,12 @@
 //! checkpoint, which grow whenever any read model moves (each checkpoint only moves forward, by
 //! its transaction id first), the count of rebuilds swapped in (a rebuild may change rows and
 //! leave its checkpoint where it was), and the count of erasures, which grows in the very
-//! statement that commits an erasure. Hand edits of read-model tables are not seen: after one,
-//! rebuild the read model (or restart). An answer is thus never older than what the read models held when the
-//! caller was checked: a write this process (or any other) acknowledged after its read models
-//! caught up is in every later answer, an erased person leaves every kept answer at the
-//! erasure's commit, and nothing is kept that the read models did not commit.
+//! statement that commits an erasure. An answer is thus never older than what the read models
+//! held when the caller was checked: a write this process (or any other) acknowledged after
+//! its read models caught up is in every later answer, an erased person leaves every kept
+//! answer at the erasure's commit, and nothing is kept that the read models did not commit.
+//! Hand edits of read-model tables are not seen: after one, rebuild the read model (or
+//! restart).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +24,8 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use quick_cache::sync::Cache;
 
-/// How far the read models have come, and how many erasures have committed: an answer built on
-/// one state is the answer on any other read with the same.
+/// How far the read models have come, how many rebuilds were swapped in and how many erasures
+/// have committed: an answer built on one state is the answer on any other read with the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ReadModels {
     pub transactions: i64,

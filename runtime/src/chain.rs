@@ -27,10 +27,15 @@ pub struct EventChain {
     last: std::sync::Mutex<Option<(LogPosition, [u8; 32])>>,
 }
 
+impl EventChain {
+    /// Its checkpoint's name.
+    pub const NAME: &'static str = "event_chain";
+}
+
 #[async_trait]
 impl Projection for EventChain {
     fn name(&self) -> &'static str {
-        "event_chain"
+        Self::NAME
     }
 
     /// Never rebuilt.
@@ -208,7 +213,7 @@ async fn walk(
     let checkpoint: Option<LogPosition> = sqlx::query_as(
         "SELECT transaction_id, position FROM projection_checkpoints WHERE name = $1",
     )
-    .bind(EventChain::default().name())
+    .bind(EventChain::NAME)
     .fetch_optional(&mut *conn)
     .await?;
     let chained_to = checkpoint

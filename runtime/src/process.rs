@@ -99,11 +99,7 @@ impl Runtime {
     /// with "today" pinned to `today`: what the same code answered then. Only for reading:
     /// the view's connections are read-only.
     pub fn viewing(&self, view: &views::View, today: chrono::NaiveDate) -> Self {
-        let mut then =
-            self.reading_from(view.pool.clone(), Clock::new(self.config.tz, Some(today)));
-        // A replay is asked once in a while: nothing to keep.
-        then.answers = answers::Answers::off();
-        then
+        self.reading_from(view.pool.clone(), Clock::new(self.config.tz, Some(today)))
     }
 
     /// This process's runtime, reading the read models of standby `i` (a hot standby of the
@@ -130,6 +126,8 @@ impl Runtime {
             limits: self.limits.clone(),
             views: self.views.clone(),
             replicas: Arc::new(replicas::Replicas::none(self.projections.clone())),
+            // Nothing kept (a replay of the time machine is asked once in a while); a standby's
+            // runtime shares the primary's cache ([`Runtime::reading`]).
             answers: answers::Answers::off(),
         }
     }

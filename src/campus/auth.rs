@@ -69,6 +69,28 @@ fn claims(parts: &Parts, app: &Campus) -> Result<Claims, ApiError> {
     app.rt.jwt.verify(AUDIENCE, token).ok_or_else(invalid_token)
 }
 
+/// The caller's check `sql` (a condition on the caller's row, then [`READ_MODELS`], for the
+/// row with id `$1` = `id`) and the read models' state, in one statement: 401 unless the row is
+/// there and the condition holds.
+async fn holds<'q, T>(app: &Campus, sql: &'q str, id: T) -> Result<ReadModels, ApiError>
+where
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    let found: Option<(bool, i64, i64, i64, i64)> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&app.rt.pool)
+        .await?;
+    match found {
+        Some((true, transactions, positions, rebuilds, erasures)) => Ok(ReadModels::new((
+            transactions,
+            positions,
+            rebuilds,
+            erasures,
+        ))),
+        _ => Err(invalid_token()),
+    }
+}
+
 pub struct CurrentSuperuser {
     pub id: String,
     pub actor: Actor,
@@ -108,15 +130,9 @@ impl CurrentSuperuser {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!("SELECT active, {READ_MODELS} FROM campus_superusers WHERE id = $1")
         });
-        let found: Option<(bool, i64, i64, i64, i64)> = sqlx::query_as(&SQL)
-            .bind(&claims.sub)
-            .fetch_optional(&app.rt.pool)
-            .await?;
-        let Some((true, transactions, positions, rebuilds, erasures)) = found else {
-            return Err(invalid_token());
-        };
+        let at = holds(app, &SQL, &claims.sub).await?;
         Ok(Self {
-            at: ReadModels::new((transactions, positions, rebuilds, erasures)),
+            at,
             actor: http_actor(
                 SUPERUSER,
                 &superuser_subject(&claims.sub),
@@ -209,13 +225,7 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 static SQL: LazyLock<String> = LazyLock::new(|| {
                     format!("SELECT NOT deleted, {READ_MODELS} FROM campus_users WHERE id = $1")
                 });
-                let found: Option<(bool, i64, i64, i64, i64)> = sqlx::query_as(&SQL)
-                    .bind(id as i64)
-                    .fetch_optional(&app.rt.pool)
-                    .await?;
-                let Some((true, transactions, positions, rebuilds, erasures)) = found else {
-                    return Err(invalid_token());
-                };
+                let at = holds(app, &SQL, id as i64).await?;
                 let mut actor =
                     http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions);
                 // Their writes commit only while they exist (not after their erasure).
@@ -229,7 +239,7 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 Ok(Self {
                     who: Who::User(id),
                     actor,
-                    at: ReadModels::new((transactions, positions, rebuilds, erasures)),
+                    at,
                 })
             }
             _ => Err(invalid_token()),
