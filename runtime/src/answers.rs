@@ -246,6 +246,44 @@ mod tests {
         }
     }
 
+    /// A caller that hangs up while its build runs (its future dropped) leaves the question to
+    /// the next asker, who was waiting on that build: nobody waits for it forever.
+    #[tokio::test]
+    async fn a_build_dropped_half_way_holds_nobody_up() {
+        let answers = Answers::new(1 << 20);
+        let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let question = answers.question("/manager/", "", "", day, at(1, 0));
+        let hung = answers.get_or_build(question.clone(), async {
+            std::future::pending::<Result<Bytes, ()>>().await
+        });
+        let waiter = answers.get_or_build(question.clone(), async {
+            Ok::<_, ()>(Bytes::from("built"))
+        });
+        // Boxed, so that dropping `hung` drops the future itself.
+        let mut hung = Box::pin(hung);
+        let mut waiter = Box::pin(waiter);
+        // The first asker holds the build; the second waits on it.
+        assert!(futures_poll(&mut hung).await.is_none());
+        assert!(futures_poll(&mut waiter).await.is_none());
+        // The first hangs up: the second builds the answer itself.
+        drop(hung);
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert_eq!(
+            answer.expect("the waiter was not held up").unwrap(),
+            "built"
+        );
+    }
+
+    /// Poll once: Some(output) if ready.
+    async fn futures_poll<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        use std::task::Poll;
+        std::future::poll_fn(|cx| match std::pin::Pin::new(&mut *f).poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Some(out)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+    }
+
     #[tokio::test]
     async fn a_failed_build_keeps_nothing_and_the_bytes_are_bounded() {
         let answers = Answers::new(64 * 1024);
