@@ -37,6 +37,39 @@ pub struct Actor {
     /// writing as themselves): their writes stop at their erasure's commit, even while the
     /// read models that check their token lag.
     pub requires: Option<String>,
+    /// What the caller was taken to be when the command was decided, checked again by the
+    /// append's own statement (see [`Holds`]); None: checked before, by the request.
+    pub holds: Option<Holds>,
+}
+
+/// The facts about a caller that a command was decided on (a member's binding, role, section,
+/// the season), taken from memory instead of a statement of their own, and checked by the
+/// append's statement instead: `check` names a SQL function of one `jsonb` argument (a
+/// migration defines it) that raises `EN002` when the facts no longer hold, and the append
+/// then writes nothing ([`CommandError::CallerChanged`]). So a revocation committed anywhere
+/// (another process unbinding a member) stops the caller's next write, and a command that
+/// commits was decided on facts that held at its commit.
+#[derive(Debug, Clone)]
+pub struct Holds {
+    pub check: &'static str,
+    pub facts: serde_json::Value,
+    /// Set once an append with these facts committed: the caller was confirmed.
+    confirmed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Holds {
+    pub fn new(check: &'static str, facts: serde_json::Value) -> Self {
+        Self {
+            check,
+            facts,
+            confirmed: Default::default(),
+        }
+    }
+
+    /// An append checked these facts and committed.
+    pub fn confirmed(&self) -> bool {
+        self.confirmed.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl Actor {
@@ -50,6 +83,7 @@ impl Actor {
             channel: "cli",
             append_by: None,
             requires: None,
+            holds: None,
         }
     }
 
@@ -80,6 +114,10 @@ pub enum CommandError<E: std::error::Error> {
     /// A person the change names, or its author, was erased: nothing was written.
     #[error("a person this change names was erased")]
     Gone,
+    /// The caller no longer holds what the command was decided on ([`Holds`]): nothing was
+    /// written; look the caller up again.
+    #[error("the caller changed")]
+    CallerChanged,
     /// Too many commands for this record at once: the wait for its turn ran out. Nothing was
     /// written; the caller may try again.
     #[error("the record is busy")]
@@ -251,6 +289,7 @@ where
                 Err(CommandError::Rejected(_)) => "rejected",
                 Err(CommandError::Duplicate) => "duplicate",
                 Err(CommandError::Gone) => "gone",
+                Err(CommandError::CallerChanged) => "caller_changed",
                 Err(CommandError::Busy) => "busy",
                 Err(CommandError::Unavailable) => "unavailable",
                 Err(CommandError::Internal(_)) => "internal",
@@ -402,9 +441,15 @@ where
             &actor.metadata(),
             snapshot,
             actor.requires.as_deref(),
+            actor.holds.as_ref(),
         )
         .await
         .map_err(store_error)?;
+        if let Some(holds) = &actor.holds {
+            holds
+                .confirmed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         let sequence = loaded.sequence + events.len();
         let snapshot_sequence = if snapshot.is_some() {
             sequence
@@ -477,6 +522,7 @@ fn store_error<E: std::error::Error>(e: StoreError) -> Attempt<E> {
         // A unique index refused the events: a rule that spans records.
         StoreError::Unique(_) => CommandError::Duplicate,
         StoreError::Gone => CommandError::Gone,
+        StoreError::CallerChanged => CommandError::CallerChanged,
         StoreError::Database(e) => e.into(),
         e => CommandError::Internal(e.to_string()),
     })

@@ -34,6 +34,9 @@ pub enum StoreError {
     /// A person the events name, or their author, was erased ([`StoreEffect::Require`]).
     #[error("a person this change names was erased")]
     Gone,
+    /// The caller no longer holds what the command was decided on ([`crate::bus::Holds`]).
+    #[error("the caller no longer holds what the command was decided on")]
+    CallerChanged,
     #[error("event or state does not (de)serialise: {0}")]
     Serde(#[from] serde_json::Error),
     #[error(transparent)]
@@ -45,6 +48,9 @@ impl From<sqlx::Error> for StoreError {
         if let sqlx::Error::Database(d) = &e {
             if d.code().as_deref() == Some("EN001") {
                 return Self::Gone;
+            }
+            if d.code().as_deref() == Some("EN002") {
+                return Self::CallerChanged;
             }
             if d.code().as_deref() == Some("23505") {
                 let constraint = d.constraint().unwrap_or_default().to_string();
@@ -141,7 +147,9 @@ fn fold<A: Aggregate>(rows: Vec<StreamRow>) -> Result<Loaded<A>, Unreadable> {
 /// given, the state they lead to, and what the events do to the reservations and keys
 /// ([`StoreEffect`]): one statement, so all of it commits or none (a reservation already
 /// held by someone else refuses the whole append; so does the erasure of a person the events
-/// name, or of `author`). Returns the log position of the last event.
+/// name, or of `author`; so does a caller who no longer `holds` what the command was decided
+/// on). Returns the log position of the last event.
+#[allow(clippy::too_many_arguments)]
 pub async fn append<A>(
     conn: &mut sqlx::PgConnection,
     id: &str,
@@ -150,6 +158,7 @@ pub async fn append<A>(
     metadata: &Value,
     snapshot: Option<(&A, i32)>,
     author: Option<&str>,
+    holds: Option<&crate::bus::Holds>,
 ) -> Result<LogPosition, StoreError>
 where
     A: Aggregate,
@@ -174,10 +183,16 @@ where
                 subject: subject.to_string(),
             })),
     );
-    let (keys_first, after_keys, effects_sql) = if effects.is_empty() {
-        ("", "", "")
-    } else {
-        (KEYS_FIRST, AFTER_KEYS, EFFECTS)
+    let (keys_first, after_keys, effects_sql) = match holds {
+        None if effects.is_empty() => (String::new(), "", ""),
+        None => (KEYS_FIRST.replace("{holds}", ""), AFTER_KEYS, EFFECTS),
+        // The caller's facts are checked with the guard, before anything is written; the
+        // check's name is ours (a constant), never a client's.
+        Some(holds) => (
+            KEYS_FIRST.replace("{holds}", &format!(" AND {}($22::jsonb)", holds.check)),
+            AFTER_KEYS,
+            EFFECTS,
+        ),
     };
     let sql = format!(
         "WITH {keys_first}appended AS ( \
@@ -205,7 +220,7 @@ where
         .bind(sequences.last().copied().unwrap_or(after as i64))
         .bind(state_version)
         .bind(state);
-    if !effects.is_empty() {
+    if !effects.is_empty() || holds.is_some() {
         query = query
             .bind(effects.release_owners)
             .bind(effects.release_scopes)
@@ -218,6 +233,9 @@ where
             .bind(effects.required)
             .bind(effects.held_scopes)
             .bind(effects.held_owners);
+    }
+    if let Some(holds) = holds {
+        query = query.bind(&holds.facts);
     }
     let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
     Ok(LogPosition {
@@ -234,9 +252,10 @@ where
 /// its id (its place in the log) only once it holds its locks, and the lock manager queues
 /// newcomers behind a waiting erasure: a change naming a person or a record is either wholly
 /// before their erasure or deletion in the log, or waits for it and fails. Then the key is
-/// destroyed and the reservations freed, then the events written.
+/// destroyed and the reservations freed, then the events written. `{holds}`: the caller's
+/// facts checked after the locks ([`crate::bus::Holds`]), or nothing.
 const KEYS_FIRST: &str = "guard AS ( \
-         SELECT ensemble_guard($16::text[] || $11::text[], $19::text[], $20::text[], $21::text[]) AS ok \
+         SELECT ensemble_guard($16::text[] || $11::text[], $19::text[], $20::text[], $21::text[]){holds} AS ok \
      ), shredded AS ( \
          INSERT INTO personal_keys (subject, key, forgotten_at) \
          SELECT s, NULL, now() FROM unnest($16::text[]) AS s WHERE (SELECT ok FROM guard) \

@@ -41,6 +41,7 @@ pub fn http_actor(
             .get::<crate::http::AppendBy>()
             .map(|deadline| deadline.0),
         requires: None,
+        holds: None,
     }
 }
 

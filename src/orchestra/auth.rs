@@ -7,11 +7,11 @@ use aggregates::orchestra::roster::member_subject;
 use aggregates::orchestra::{Role, Section};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::context::Orchestra;
 use super::context::AUDIENCE;
+use super::context::{Known, Orchestra};
 use crate::http::schema::Message;
 use crate::http::{bearer_token, http_actor, ApiError};
 use projections::orchestra::roster as read;
@@ -29,6 +29,11 @@ pub struct Claims {
 pub struct CurrentMember {
     /// The roster id: an opaque key for this member (their stream's id).
     pub id: i64,
+    /// The number of the binding the token was issued under (the roster held it).
+    pub binding: i64,
+    /// Taken from what this process remembered of the member (a write), not read now: trusted
+    /// only as far as an append confirms it ([`CurrentMember::run`]).
+    pub from_memory: bool,
     /// Their name as the roster read model holds it (for answers only).
     pub name: String,
     pub section: Section,
@@ -62,13 +67,68 @@ pub enum ManagerAuth {
     Unauthorized(#[to_schema] Message),
 }
 
-fn unauthorized(msg: &str) -> ApiError {
+pub fn unauthorized(msg: &str) -> ApiError {
     ApiError::msg(StatusCode::UNAUTHORIZED, msg)
 }
 
 /// The token of `Authorization: JWT <token>` or `Bearer <token>`.
 pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     bearer_token(parts).map_err(|_| unauthorized("Invalid or expired token."))
+}
+
+/// The member `id` as the roster holds them now, with the token's `binding`; remembered for
+/// their next write.
+pub async fn look_up(
+    app: &Orchestra,
+    id: i64,
+    binding: i64,
+) -> Result<(Known, runtime::answers::ReadModels), ApiError> {
+    let (known, at) = read::member_now(&app.rt.pool, id)
+        .await?
+        .and_then(Known::of)
+        .filter(|(known, _)| known.binding == binding)
+        .ok_or_else(|| unauthorized("Invalid or expired token."))?;
+    app.callers.remember(id, known.clone());
+    Ok((known, at))
+}
+
+impl CurrentMember {
+    pub fn new(
+        id: i64,
+        known: Known,
+        at: runtime::answers::ReadModels,
+        from_memory: bool,
+        actor: Actor,
+    ) -> Self {
+        let actor = Actor {
+            kind: known.role.as_str(),
+            holds: Some(known.holds(id)),
+            ..actor
+        };
+        Self {
+            id,
+            binding: known.binding,
+            from_memory,
+            name: known.name,
+            section: known.section,
+            role: known.role,
+            season: known.season,
+            key: known.key,
+            at,
+            actor,
+        }
+    }
+
+    pub fn known(&self) -> Known {
+        Known {
+            binding: self.binding,
+            name: self.name.clone(),
+            section: self.section,
+            role: self.role,
+            season: self.season,
+            key: self.key,
+        }
+    }
 }
 
 impl FromRequestParts<Arc<Orchestra>> for CurrentMember {
@@ -86,31 +146,25 @@ impl FromRequestParts<Arc<Orchestra>> for CurrentMember {
             .sub
             .parse()
             .map_err(|_| unauthorized("Invalid or expired token."))?;
-        let read::MemberNow {
-            member,
-            season,
-            key,
-            at,
-        } = read::member_now(&app.rt.pool, id)
-            .await?
-            .filter(|now| now.member.binding == Some(claims.bnd as i64))
-            .ok_or_else(|| unauthorized("Invalid or expired token."))?;
-        let role = member.role();
-        Ok(Self {
-            actor: http_actor(
-                role.as_str(),
-                &member_subject(member.id as u64),
-                &parts.headers,
-                &parts.extensions,
-            ),
-            id: member.id,
-            name: member.name.clone(),
-            section: member.section(),
-            role,
-            season,
-            at,
-            key: key.and_then(|k| runtime::personal::Key::try_from(k.as_slice()).ok()),
-        })
+        let binding =
+            i64::try_from(claims.bnd).map_err(|_| unauthorized("Invalid or expired token."))?;
+        let actor = http_actor(
+            "member",
+            &member_subject(id as u64),
+            &parts.headers,
+            &parts.extensions,
+        );
+        // A write may start from what this process remembers of the caller: its append checks
+        // it. A read looks the caller up (its answer depends on the read models' state, which
+        // the same statement reads).
+        let writes = !matches!(parts.method, Method::GET | Method::HEAD);
+        if writes {
+            if let Some(known) = app.callers.get(&id).filter(|k| k.binding == binding) {
+                return Ok(Self::new(id, known, Default::default(), true, actor));
+            }
+        }
+        let (known, at) = look_up(app, id, binding).await?;
+        Ok(Self::new(id, known, at, false, actor))
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aggregates::orchestra::absences::AbsenceError;
 use aggregates::orchestra::roster::RosterError;
+use aggregates::orchestra::Role;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,9 @@ use projections::orchestra::{absences, AbsenceRow};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Claims, CurrentManager, CurrentMember, ManagerAuth, MemberAuth};
+use super::auth::{
+    look_up, unauthorized, Claims, CurrentManager, CurrentMember, ManagerAuth, MemberAuth,
+};
 use super::body::{
     self, AbsenceBody, AbsenceChangeBody, DecisionBody, LoginAnswer, LoginBody, NextAnswer,
     NextRehearsal, Presence, PresenceAnswer, Processed, MAX_TEXT_CHARS,
@@ -23,6 +26,7 @@ use super::service::{self, Application, Change, Refused};
 use crate::http::answers::{ReadAnswers, RetryKey, Throttled, WriteAnswers};
 use crate::http::schema::{Message, NotFound};
 use crate::http::{http_actor, kept, naming_others, parse_date, parse_id, ApiError, Body, Segment};
+use runtime::bus::Holds;
 
 type AppState = State<Arc<Orchestra>>;
 
@@ -59,7 +63,9 @@ impl From<Refused> for ApiError {
             }
             Refused::Absence(e) => ApiError::bad_request(e.to_string()),
             Refused::NotFound => ApiError::not_found(),
-            Refused::CallerErased => {
+            // Erased, or the roster changed under the caller twice running: their token no
+            // longer speaks for them as it did.
+            Refused::CallerErased | Refused::CallerChanged => {
                 ApiError::msg(StatusCode::UNAUTHORIZED, "Invalid or expired token.")
             }
             Refused::Taken => {
@@ -70,6 +76,59 @@ impl From<Refused> for ApiError {
             Refused::Internal(e) => ApiError::internal(e),
         }
     }
+}
+
+/// Whether the outcome of a command run as `me` (a manager when `manager`) stands, or the
+/// command must run again as the caller is now (Some). A caller taken from memory is trusted
+/// as far as an append confirms it: when the append found that the caller no longer holds what
+/// the command was decided on (unbound, erased, another role, section or season: by any
+/// process), the caller is looked up again (401 if their token no longer speaks for them) and
+/// the command runs once more; when nothing was appended (a refusal, a change that changes
+/// nothing), the caller is looked up again before the answer is given, and the command runs
+/// again if the roster now says otherwise. See [`as_caller!`].
+async fn again<T>(
+    app: &Orchestra,
+    me: &CurrentMember,
+    manager: bool,
+    outcome: &Result<T, Refused>,
+) -> Result<Option<CurrentMember>, ApiError> {
+    let changed = matches!(outcome, Err(Refused::CallerChanged));
+    let confirmed = me.actor.holds.as_ref().is_some_and(Holds::confirmed);
+    if !changed && (confirmed || !me.from_memory) {
+        return Ok(None);
+    }
+    let (known, at) = look_up(app, me.id, me.binding).await?;
+    if manager && known.role != Role::Manager {
+        return Err(unauthorized("You are not a manager!"));
+    }
+    if !changed && known == me.known() {
+        return Ok(None);
+    }
+    Ok(Some(CurrentMember::new(
+        me.id,
+        known,
+        at,
+        false,
+        me.actor.clone(),
+    )))
+}
+
+/// `as_caller!(app, me, manager, |caller| command)`: the command's outcome as the caller `me`,
+/// run again as the caller is now where [`again`] says so.
+macro_rules! as_caller {
+    ($app:expr, $me:expr, $manager:expr, |$caller:ident| $command:expr) => {{
+        let outcome = {
+            let $caller = &$me;
+            $command
+        };
+        match again($app, &$me, $manager, &outcome).await? {
+            None => outcome,
+            Some(fresh) => {
+                let $caller = &fresh;
+                $command
+            }
+        }
+    }};
 }
 
 // ---- login ------------------------------------------------------------------------------
@@ -222,7 +281,9 @@ async fn apply(
         reason: body::reason(&body.reason)?
             .ok_or_else(|| ApiError::bad_request("reason is required."))?,
     };
-    let absence = service::apply(&app, &me, asked).await?;
+    let absence = as_caller!(&app, me, false, |me| {
+        service::apply(&app, me, asked.clone()).await
+    })?;
     Ok((StatusCode::CREATED, Json(absence)).into_response())
 }
 
@@ -256,7 +317,9 @@ async fn change(
         kind: body::kind(&body.kind)?,
         reason: body::reason(&body.reason)?,
     };
-    let absence = service::change(&app, &me, id, change).await?;
+    let absence = as_caller!(&app, me, false, |me| {
+        service::change(&app, me, id, change.clone()).await
+    })?;
     // The processor, when a decision stands, is another member.
     Ok(naming_others(Json(absence)))
 }
@@ -277,7 +340,8 @@ async fn cancel(
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
     app.rt.limits.check_write(me.id).await?;
-    service::cancel(&app, &me, parse_id(&id)? as u64).await?;
+    let id = parse_id(&id)? as u64;
+    as_caller!(&app, me, false, |me| service::cancel(&app, me, id).await)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -375,7 +439,9 @@ async fn decide(
         )));
     }
     // A `processor` in the body is ignored: the processor is the caller.
-    let absence = service::decide(&app, &me, id, &result, permission).await?;
+    let absence = as_caller!(&app, me, true, |me| {
+        service::decide(&app, me, id, &result, permission).await
+    })?;
     // The answer names the applier, and their reason.
     Ok(naming_others(Json(Processed {
         msg: "Absence processed.",

@@ -39,6 +39,10 @@ pub enum Refused {
     /// The caller was erased (their token outlived them for a moment).
     #[error("the caller was erased")]
     CallerErased,
+    /// The caller no longer holds what the command was decided on (unbound, erased, another
+    /// role, section or season since their check): nothing was written.
+    #[error("the caller changed")]
+    CallerChanged,
     /// A value that must be unique is taken (a name enrolled meanwhile by someone else).
     #[error("a uniqueness rule refused the change")]
     Taken,
@@ -79,6 +83,7 @@ where
         CommandError::Rejected(e) => rule(e),
         CommandError::Duplicate => Refused::Taken,
         CommandError::Gone => Refused::NotFound,
+        CommandError::CallerChanged => Refused::CallerChanged,
         CommandError::Busy => Refused::Busy,
         CommandError::Unavailable => Refused::Unavailable,
         CommandError::Internal(e) => Refused::Internal(e),
@@ -181,6 +186,7 @@ pub async fn log_in(
 // ---- a member's own absences --------------------------------------------------------------
 
 /// What a member asks for.
+#[derive(Clone)]
 pub struct Application {
     pub date: NaiveDate,
     pub kind: AbsenceType,
@@ -188,6 +194,7 @@ pub struct Application {
 }
 
 /// What a member changes (None: kept as the member's stream holds it when the command runs).
+#[derive(Clone)]
 pub struct Change {
     pub date: Option<NaiveDate>,
     pub kind: Option<AbsenceType>,
@@ -227,7 +234,7 @@ pub async fn apply(
             "apply committed no AbsenceApplied".into(),
         ));
     };
-    app.appliers.remember(*absence_id, &me.id.to_string());
+    app.appliers.remember(*absence_id, me.id.to_string());
     as_committed(&committed, *absence_id, &key, me.name.clone(), None)
 }
 
@@ -291,30 +298,40 @@ pub async fn decide(
     result: &str,
     permission: bool,
 ) -> Result<AbsenceRow, Refused> {
-    let applier = match app.appliers.get(absence_id) {
+    let applier = match app.appliers.get(&absence_id) {
         Some(applier) => applier,
         None => {
             let applier = absences::applier_of(&app.rt.pool, absence_id as i64)
                 .await?
                 .ok_or(Refused::NotFound)?
                 .to_string();
-            app.appliers.remember(absence_id, &applier);
+            app.appliers.remember(absence_id, applier.clone());
             applier
         }
     };
     let applier_id: i64 = applier
         .parse()
         .map_err(|e: std::num::ParseIntError| Refused::Internal(e.to_string()))?;
-    // The applier's name (for the answer) and key, in one statement; no key: erased (404).
-    let (applier_name, key) = roster::name_and_key(&app.rt.pool, applier_id).await?;
+    // The applier's name (for the answer) and key: remembered from their own last check, or
+    // read in one statement; no key: erased (404). The append requires the applier's key to
+    // be there still, so a decision is wholly before their erasure or not made.
+    let (applier_name, key) = match app.callers.get(&applier_id) {
+        Some(known) => (Some(known.name), known.key),
+        None => roster::name_and_key(&app.rt.pool, applier_id).await?,
+    };
     let key = key.ok_or(Refused::NotFound)?;
+    let subject = member_subject(applier_id as u64);
     let command = AbsenceCommand::Process {
         absence_id,
         processor: me.id as u64,
-        result: crypto::seal(&member_subject(applier_id as u64), &key, result),
+        result: crypto::seal(&subject, &key, result),
         permission,
     };
-    let committed = app.absences.execute(&applier, command, &me.actor).await?;
+    let actor = runtime::bus::Actor {
+        requires: Some(subject),
+        ..me.actor.clone()
+    };
+    let committed = app.absences.execute(&applier, command, &actor).await?;
     let applier_name = applier_name.unwrap_or_else(|| former_member(applier_id as u64));
     as_committed(
         &committed,

@@ -3,6 +3,7 @@
 mod absences;
 mod answers;
 mod browser;
+mod callers;
 mod campus;
 mod cli;
 mod client;

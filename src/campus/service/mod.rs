@@ -36,8 +36,9 @@ pub fn command_failed<E: std::error::Error>(e: CommandError<E>) -> ApiError {
         CommandError::Unavailable => ApiError::command_unavailable(),
         CommandError::Rejected(e) => ApiError::internal(format!("unexpected refusal: {e}")),
         CommandError::Duplicate => ApiError::internal("unexpected uniqueness conflict"),
-        // The caller was erased (their token outlived them for a moment).
-        CommandError::Gone => invalid_token(),
+        // The caller was erased (their token outlived them for a moment), or no longer holds
+        // what their check found.
+        CommandError::Gone | CommandError::CallerChanged => invalid_token(),
         CommandError::Internal(e) => ApiError::internal(e),
     }
 }
