@@ -79,10 +79,41 @@ impl Limits {
     }
 
     /// 429 with `Retry-After` when campus user `subject` has used up their writes for now
-    /// (every write they send counts, refused or not: a flood is a flood).
-    pub async fn check_campus_write(&self, subject: &str) -> Result<(), LimitError> {
-        self.check(subject, self.campus_per_minute, "Too many changes")
-            .await
+    /// (every write they send counts, refused or not: a flood is a flood); in the same
+    /// statement, the caller's own check: `caller`, a query of one boolean about `$4` = `id`
+    /// (ours, a constant), says whether they may write at all. Ok(false): they may not, and
+    /// nothing was counted.
+    pub async fn check_campus_write(
+        &self,
+        subject: &str,
+        caller: &'static str,
+        id: i64,
+    ) -> Result<bool, LimitError> {
+        let per_minute = self.campus_per_minute;
+        let step = WINDOW_SECS / per_minute.max(1) as f64;
+        let (allowed, ahead): (bool, Option<f64>) = sqlx::query_as(&format!(
+            "WITH caller AS ({caller}), taken AS ( \
+                 INSERT INTO write_limits AS w (key, tat) \
+                 SELECT $1, now() + make_interval(secs => $2) \
+                 WHERE $5 AND coalesce((SELECT * FROM caller), false) \
+                 ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
+                 WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
+                 RETURNING extract(epoch FROM tat - now())::float8 AS ahead \
+             ) \
+             SELECT coalesce((SELECT * FROM caller), false), (SELECT ahead FROM taken)"
+        ))
+        .bind(subject)
+        .bind(step)
+        .bind(WINDOW_SECS)
+        .bind(id)
+        .bind(per_minute > 0)
+        .fetch_one(&self.pool)
+        .await?;
+        if !allowed || per_minute == 0 || ahead.is_some() {
+            return Ok(allowed);
+        }
+        let wait = self.wait(subject, step).await?;
+        Err(refused("Too many changes", per_minute, wait).into())
     }
 
     /// Before a login's credentials are looked at: 429 with `Retry-After` when the client
@@ -210,11 +241,7 @@ impl Limits {
     async fn check(&self, key: &str, per_minute: u32, what: &str) -> Result<(), LimitError> {
         match self.take(key, per_minute).await? {
             Ok(_) => Ok(()),
-            Err(wait) => Err(Limited {
-                message: format!("{what}: at most {per_minute} a minute. Please try again later."),
-                retry_after: wait.ceil().max(1.0) as u64,
-            }
-            .into()),
+            Err(wait) => Err(refused(what, per_minute, wait).into()),
         }
     }
 
@@ -260,7 +287,12 @@ impl Limits {
         if let Some(ahead) = ahead {
             return Ok(Ok((ahead - step).max(0.0)));
         }
-        let wait: f64 = sqlx::query_scalar(
+        Ok(Err(self.wait(key, step).await?))
+    }
+
+    /// Seconds until one more count of `step` fits under `key`.
+    async fn wait(&self, key: &str, step: f64) -> Result<f64, sqlx::Error> {
+        sqlx::query_scalar(
             "SELECT extract(epoch FROM tat + make_interval(secs => $2) - now() - make_interval(secs => $3))::float8 \
              FROM write_limits WHERE key = $1",
         )
@@ -268,9 +300,8 @@ impl Limits {
         .bind(step)
         .bind(WINDOW_SECS)
         .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or(1.0);
-        Ok(Err(wait))
+        .await
+        .map(|wait| wait.unwrap_or(1.0))
     }
 
     /// Take back one count of `key` (never behind now).
@@ -307,6 +338,14 @@ impl Limits {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// `what` refused: one more fits in `wait` seconds.
+fn refused(what: &str, per_minute: u32, wait: f64) -> Limited {
+    Limited {
+        message: format!("{what}: at most {per_minute} a minute. Please try again later."),
+        retry_after: wait.ceil().max(1.0) as u64,
     }
 }
 

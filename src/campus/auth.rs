@@ -222,20 +222,33 @@ impl FromRequestParts<Arc<Campus>> for Caller {
             }
             USER => {
                 let id: u64 = claims.sub.parse().map_err(|_| invalid_token())?;
-                static SQL: LazyLock<String> = LazyLock::new(|| {
-                    format!("SELECT NOT deleted, {READ_MODELS} FROM campus_users WHERE id = $1")
-                });
-                let at = holds(app, &SQL, id as i64).await?;
-                let mut actor =
-                    http_actor(USER, &user_subject(id), &parts.headers, &parts.extensions);
-                // Their writes commit only while they exist (not after their erasure).
-                actor.requires = Some(user_subject(id));
-                if !matches!(
+                let id_i64 = i64::try_from(id).map_err(|_| invalid_token())?;
+                let subject = user_subject(id);
+                let at = if matches!(
                     parts.method,
                     axum::http::Method::GET | axum::http::Method::HEAD
                 ) {
-                    app.rt.limits.check_campus_write(&user_subject(id)).await?;
-                }
+                    static SQL: LazyLock<String> = LazyLock::new(|| {
+                        format!("SELECT NOT deleted, {READ_MODELS} FROM campus_users WHERE id = $1")
+                    });
+                    holds(app, &SQL, id_i64).await?
+                } else {
+                    // A write: the caller's check and their write limit in one statement (a
+                    // write's answer is never one kept under the read models' state).
+                    const USER_HOLDS: &str = "SELECT NOT deleted FROM campus_users WHERE id = $4";
+                    if !app
+                        .rt
+                        .limits
+                        .check_campus_write(&subject, USER_HOLDS, id_i64)
+                        .await?
+                    {
+                        return Err(invalid_token());
+                    }
+                    ReadModels::default()
+                };
+                let mut actor = http_actor(USER, &subject, &parts.headers, &parts.extensions);
+                // Their writes commit only while they exist (not after their erasure).
+                actor.requires = Some(subject);
                 Ok(Self {
                     who: Who::User(id),
                     actor,

@@ -15,7 +15,7 @@ use super::context::{Known, Orchestra};
 use crate::http::schema::Message;
 use crate::http::{bearer_token, http_actor, ApiError};
 use projections::orchestra::roster as read;
-use runtime::bus::Actor;
+use runtime::bus::{Actor, Holds};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -83,16 +83,54 @@ pub async fn look_up(
     id: i64,
     binding: i64,
 ) -> Result<(Known, runtime::answers::ReadModels), ApiError> {
-    let (known, at) = read::member_now(&app.rt.pool, id)
+    let found = read::member_now(&app.rt.pool, id)
         .await?
         .and_then(Known::of)
-        .filter(|(known, _)| known.binding == binding)
-        .ok_or_else(|| unauthorized("Invalid or expired token."))?;
+        .filter(|(known, _)| known.binding == binding);
+    let Some((known, at)) = found else {
+        // The token no longer speaks for them: their next write is looked up again (and
+        // refused before it counts against their limit).
+        app.callers.forget(&id);
+        return Err(unauthorized("Invalid or expired token."));
+    };
     app.callers.remember(id, known.clone());
     Ok((known, at))
 }
 
+/// Who a write's answer is for, taken before it runs: see [`CurrentMember::answered`].
+pub struct Ticket {
+    id: i64,
+    binding: i64,
+    /// Taken from memory and not (yet) confirmed by an append.
+    holds: Option<Holds>,
+}
+
 impl CurrentMember {
+    /// What [`CurrentMember::answered`] needs once the request has run.
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            id: self.id,
+            binding: self.binding,
+            holds: self.from_memory.then(|| self.actor.holds.clone()).flatten(),
+        }
+    }
+
+    /// A write's `answer`, once the caller is known to hold: a caller taken from memory whose
+    /// request no append confirmed (a bad body or id, a limit, a refusal) is looked up again
+    /// first, so a token revoked by any process gets 401 whatever else was wrong, as it does
+    /// from a process that does not remember them.
+    pub async fn answered<T>(
+        app: &Orchestra,
+        ticket: Ticket,
+        answer: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let unconfirmed = ticket.holds.is_some_and(|holds| !holds.confirmed());
+        if unconfirmed && answer.is_err() {
+            look_up(app, ticket.id, ticket.binding).await?;
+        }
+        answer
+    }
+
     pub fn new(
         id: i64,
         known: Known,
@@ -172,7 +210,12 @@ impl FromRequestParts<Arc<Orchestra>> for CurrentManager {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<Orchestra>) -> Result<Self, ApiError> {
-        let member = CurrentMember::from_request_parts(parts, app).await?;
+        let mut member = CurrentMember::from_request_parts(parts, app).await?;
+        if member.role != Role::Manager && member.from_memory {
+            // Remembered as a member: they may have been made a manager since.
+            let (known, at) = look_up(app, member.id, member.binding).await?;
+            member = CurrentMember::new(member.id, known, at, false, member.actor);
+        }
         if member.role != Role::Manager {
             return Err(unauthorized("You are not a manager!"));
         }

@@ -109,6 +109,10 @@ where
     pub fn remember(&self, key: K, value: V) {
         self.0.insert(key, value);
     }
+
+    pub fn forget(&self, key: &K) {
+        self.0.remove(key);
+    }
 }
 
 /// Absence id → the applier's stream id.

@@ -63,11 +63,13 @@ impl From<Refused> for ApiError {
             }
             Refused::Absence(e) => ApiError::bad_request(e.to_string()),
             Refused::NotFound => ApiError::not_found(),
-            // Erased, or the roster changed under the caller twice running: their token no
-            // longer speaks for them as it did.
-            Refused::CallerErased | Refused::CallerChanged => {
+            Refused::CallerErased => {
                 ApiError::msg(StatusCode::UNAUTHORIZED, "Invalid or expired token.")
             }
+            // The roster changed under the caller again while their command ran a second time
+            // on what it had just said: nothing was written, and a retry sees where it settled
+            // (401 then if their token no longer speaks for them).
+            Refused::CallerChanged => ApiError::record_busy(),
             Refused::Taken => {
                 ApiError::bad_request("This absence conflicts with an existing record.")
             }
@@ -271,20 +273,26 @@ fn asked(
 async fn apply(
     State(app): AppState,
     me: CurrentMember,
-    Body(body): Body<AbsenceBody>,
+    body: Result<Body<AbsenceBody>, ApiError>,
 ) -> Result<Response, ApiError> {
-    app.rt.limits.check_write(me.id).await?;
-    let asked = Application {
-        date: body::date(&body.time_absence)?
-            .ok_or_else(|| ApiError::bad_request("time_absence is required."))?,
-        kind: body::kind(&body.kind)?.ok_or_else(|| ApiError::bad_request("type is required."))?,
-        reason: body::reason(&body.reason)?
-            .ok_or_else(|| ApiError::bad_request("reason is required."))?,
+    let ticket = me.ticket();
+    let answer = async {
+        let Body(body) = body?;
+        app.rt.limits.check_write(me.id).await?;
+        let asked = Application {
+            date: body::date(&body.time_absence)?
+                .ok_or_else(|| ApiError::bad_request("time_absence is required."))?,
+            kind: body::kind(&body.kind)?
+                .ok_or_else(|| ApiError::bad_request("type is required."))?,
+            reason: body::reason(&body.reason)?
+                .ok_or_else(|| ApiError::bad_request("reason is required."))?,
+        };
+        let absence = as_caller!(&app, me, false, |me| {
+            service::apply(&app, me, asked.clone()).await
+        })?;
+        Ok((StatusCode::CREATED, Json(absence)).into_response())
     };
-    let absence = as_caller!(&app, me, false, |me| {
-        service::apply(&app, me, asked.clone()).await
-    })?;
-    Ok((StatusCode::CREATED, Json(absence)).into_response())
+    CurrentMember::answered(&app, ticket, answer.await).await
 }
 
 #[utoipa::path(put, path = "/absence/{id}", tag = "orchestra",
@@ -306,22 +314,27 @@ async fn change(
     State(app): AppState,
     me: CurrentMember,
     Segment(id): Segment,
-    Body(body): Body<AbsenceChangeBody>,
+    body: Result<Body<AbsenceChangeBody>, ApiError>,
 ) -> Result<Response, ApiError> {
-    app.rt.limits.check_write(me.id).await?;
-    let id = parse_id(&id)? as u64;
-    // Fields left out keep the values the member's stream holds when the command runs (a
-    // read model read earlier may lag: filling them from it could undo an earlier change).
-    let change = Change {
-        date: body::date(&body.time_absence)?,
-        kind: body::kind(&body.kind)?,
-        reason: body::reason(&body.reason)?,
+    let ticket = me.ticket();
+    let answer = async {
+        let Body(body) = body?;
+        app.rt.limits.check_write(me.id).await?;
+        let id = parse_id(&id)? as u64;
+        // Fields left out keep the values the member's stream holds when the command runs (a
+        // read model read earlier may lag: filling them from it could undo an earlier change).
+        let change = Change {
+            date: body::date(&body.time_absence)?,
+            kind: body::kind(&body.kind)?,
+            reason: body::reason(&body.reason)?,
+        };
+        let absence = as_caller!(&app, me, false, |me| {
+            service::change(&app, me, id, change.clone()).await
+        })?;
+        // The processor, when a decision stands, is another member.
+        Ok(naming_others(Json(absence)))
     };
-    let absence = as_caller!(&app, me, false, |me| {
-        service::change(&app, me, id, change.clone()).await
-    })?;
-    // The processor, when a decision stands, is another member.
-    Ok(naming_others(Json(absence)))
+    CurrentMember::answered(&app, ticket, answer.await).await
 }
 
 #[utoipa::path(delete, path = "/absence/{id}", tag = "orchestra",
@@ -339,10 +352,14 @@ async fn cancel(
     me: CurrentMember,
     Segment(id): Segment,
 ) -> Result<StatusCode, ApiError> {
-    app.rt.limits.check_write(me.id).await?;
-    let id = parse_id(&id)? as u64;
-    as_caller!(&app, me, false, |me| service::cancel(&app, me, id).await)?;
-    Ok(StatusCode::NO_CONTENT)
+    let ticket = me.ticket();
+    let answer = async {
+        app.rt.limits.check_write(me.id).await?;
+        let id = parse_id(&id)? as u64;
+        as_caller!(&app, me, false, |me| service::cancel(&app, me, id).await)?;
+        Ok(StatusCode::NO_CONTENT)
+    };
+    CurrentMember::answered(&app, ticket, answer.await).await
 }
 
 // ---- managers -----------------------------------------------------------------------------
@@ -422,31 +439,36 @@ async fn decide(
     State(app): AppState,
     CurrentManager(me): CurrentManager,
     Segment(id): Segment,
-    Body(body): Body<DecisionBody>,
+    body: Result<Body<DecisionBody>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)? as u64;
-    let permission = body
-        .permission
-        .bool("permission")?
-        .ok_or_else(|| ApiError::bad_request("permission is required."))?;
-    let result = body
-        .result
-        .text("result")?
-        .ok_or_else(|| ApiError::bad_request("result is required."))?;
-    if result.chars().count() > MAX_TEXT_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "result is longer than {MAX_TEXT_CHARS} characters."
-        )));
-    }
-    // A `processor` in the body is ignored: the processor is the caller.
-    let absence = as_caller!(&app, me, true, |me| {
-        service::decide(&app, me, id, &result, permission).await
-    })?;
-    // The answer names the applier, and their reason.
-    Ok(naming_others(Json(Processed {
-        msg: "Absence processed.",
-        absence,
-    })))
+    let ticket = me.ticket();
+    let answer = async {
+        let Body(body) = body?;
+        let id = parse_id(&id)? as u64;
+        let permission = body
+            .permission
+            .bool("permission")?
+            .ok_or_else(|| ApiError::bad_request("permission is required."))?;
+        let result = body
+            .result
+            .text("result")?
+            .ok_or_else(|| ApiError::bad_request("result is required."))?;
+        if result.chars().count() > MAX_TEXT_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "result is longer than {MAX_TEXT_CHARS} characters."
+            )));
+        }
+        // A `processor` in the body is ignored: the processor is the caller.
+        let absence = as_caller!(&app, me, true, |me| {
+            service::decide(&app, me, id, &result, permission).await
+        })?;
+        // The answer names the applier, and their reason.
+        Ok(naming_others(Json(Processed {
+            msg: "Absence processed.",
+            absence,
+        })))
+    };
+    CurrentMember::answered(&app, ticket, answer.await).await
 }
 
 #[utoipa::path(get, path = "/manager/{key}/present", tag = "orchestra",

@@ -126,5 +126,34 @@ async fn a_remembered_caller_gives_way_to_what_another_process_changed() {
         )
         .await;
     assert_eq!(change.status, 401);
+    // So is a request that would be refused for its id or body before any command ran.
+    a.apply_id(&t.wendy, "2026-04-05", KIND).await;
+    let out = ensemble(&a.database_url, &["roster", "unbind", "Wendy"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = events + 2;
+    assert_eq!(a.delete("/absence/abc/", &t.wendy).await.status, 401);
+    let bad = a
+        .post(
+            "/absence/",
+            Some(&t.wendy),
+            serde_json::json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(bad.status, 401, "{}", bad.body);
+    assert_eq!(a.apply(&t.wendy, "2026-04-06", KIND).await.status, 401);
     assert_eq!(a.scalar("SELECT count(*) FROM events").await, events);
+}
+
+#[tokio::test]
+async fn a_member_made_a_manager_by_another_process_decides_at_once() {
+    let (a, b) = two_servers().await;
+    let t = a.with_roster().await;
+    let absence = a.apply_id(&t.david, "2026-04-01", KIND).await;
+    // `a` remembers Percy as a member.
+    assert_eq!(a.delete("/absence/999999/", &t.percy).await.status, 404);
+    b.import_roster(&ROSTER.replace("Percy,percussion,member", "Percy,percussion,manager"))
+        .await;
+    let reply = a.process(absence, &t.percy, "ok", true).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["processor"], "Percy");
 }

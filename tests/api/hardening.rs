@@ -775,7 +775,7 @@ async fn a_terminated_database_session_is_answered_503_not_500() {
             eventually(Duration::from_secs(5), || async {
                 sqlx::query_scalar::<_, bool>(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND query LIKE 'WITH appended%' \
+                     WHERE datname = current_database() AND query LIKE 'WITH %INSERT INTO events%' \
                        AND wait_event_type = 'Lock'",
                 )
                 .fetch_optional(&app.app.rt.pool)

@@ -1485,7 +1485,8 @@ async fn the_other_endpoints_answer_as_documented() {
             json!({"name": name, "description": "d", "user": owner.id, "block": b}),
         )
     };
-    let refused = apply("甲").await.body["id"].as_i64().unwrap();
+    let first = apply("甲").await;
+    let refused = first.body["id"].as_i64().unwrap_or_else(|| panic!("{}", first.body));
     let withdrawn = apply("乙").await.body["id"].as_i64().unwrap();
     for nobody in ["999", "abc", "9223372036854775808"] {
         let path = format!("/users/organizations/applications/{nobody}/");

@@ -210,6 +210,28 @@ pub async fn org_stream(pool: &PgPool, id: i64) -> sqlx::Result<Option<i64>> {
         .await
 }
 
+/// For a follow or an appointment, in one statement: the stream (application id) of
+/// organisation `org` if it exists, whether user `person` exists, and, when both do, a new id
+/// drawn from `sequence` (ours, a constant). None for either: not asked.
+pub async fn org_person_and_id(
+    pool: &PgPool,
+    org: Option<i64>,
+    person: Option<i64>,
+    sequence: &'static str,
+) -> sqlx::Result<(Option<i64>, bool, Option<i64>)> {
+    sqlx::query_as(&format!(
+        "WITH o AS (SELECT (SELECT application_id FROM campus_organizations WHERE id = $1) AS stream), \
+              p AS (SELECT EXISTS (SELECT FROM campus_users WHERE id = $2 AND NOT deleted) AS found) \
+         SELECT o.stream, p.found, \
+                CASE WHEN o.stream IS NOT NULL AND p.found THEN nextval('{sequence}') END \
+         FROM o, p"
+    ))
+    .bind(org)
+    .bind(person)
+    .fetch_one(pool)
+    .await
+}
+
 /// A list: the rows of `listing` in `window`, and (when the window is limited) the count of
 /// all its rows, for a page's links.
 pub async fn list(

@@ -56,36 +56,41 @@ pub async fn key_of(app: &Campus, id: u64) -> Result<Key, ApiError> {
 }
 
 /// The `{org, person}` of a follow or an appointment: both ids parsed, then (once both parse)
-/// `authorise` sees the person, then the organisation and the user are looked up; DRF's
-/// invalid-pk error for either that does not exist. Returns the organisation, its stream (the
-/// application's id) and the person.
+/// `authorise` sees the person, then the organisation and the user are looked up and, when
+/// both exist, a new id drawn from `sequence`, in one statement; DRF's invalid-pk error for
+/// either that does not exist. Returns the organisation, its stream (the application's id),
+/// the person and the new id.
 pub async fn org_and_person(
     app: &Campus,
     org: &Field,
     person: &Field,
+    sequence: &'static str,
     authorise: impl FnOnce(i64) -> Result<(), ApiError>,
-) -> Result<(i64, i64, i64), ApiError> {
+) -> Result<(i64, i64, i64, u64), ApiError> {
     let mut fields = Fields::default();
     let org = fields.id(org, "org");
     let person = fields.id(person, "person");
     if let (Some(_), Some((person, _))) = (&org, &person) {
         authorise(*person)?;
     }
-    let mut stream = None;
-    if let Some((org, raw)) = &org {
-        stream = read::org_stream(&app.rt.pool, *org).await?;
-        if stream.is_none() {
-            fields.add("org", invalid_pk(raw));
-        }
+    let (stream, found, id) = read::org_person_and_id(
+        &app.rt.pool,
+        org.as_ref().map(|(org, _)| *org),
+        person.as_ref().map(|(person, _)| *person),
+        sequence,
+    )
+    .await?;
+    if let (Some((_, raw)), None) = (&org, stream) {
+        fields.add("org", invalid_pk(raw));
     }
-    if let Some((person, raw)) = &person {
-        if !read::user_exists(&app.rt.pool, *person).await? {
-            fields.add("person", invalid_pk(raw));
-        }
+    if let (Some((_, raw)), false) = (&person, found) {
+        fields.add("person", invalid_pk(raw));
     }
     fields.check()?;
-    match (org, stream, person) {
-        (Some((org, _)), Some(stream), Some((person, _))) => Ok((org, stream, person)),
+    match (org, stream, person, id) {
+        (Some((org, _)), Some(stream), Some((person, _)), Some(id)) => {
+            Ok((org, stream, person, id as u64))
+        }
         _ => Err(ApiError::internal("checked fields missing")),
     }
 }

@@ -398,8 +398,14 @@ pub async fn appoint(
     me: &Caller,
     body: &OrgPersonBody,
 ) -> Result<(u64, i64, i64), ApiError> {
-    let (org, stream, person) = org_and_person(app, &body.org, &body.person, |_| Ok(())).await?;
-    let appointment_id = next_id(app, "campus_appointment_id_seq").await?;
+    let (org, stream, person, appointment_id) = org_and_person(
+        app,
+        &body.org,
+        &body.person,
+        "campus_appointment_id_seq",
+        |_| Ok(()),
+    )
+    .await?;
     let command = OrganizationCommand::AppointManager {
         by: me.domain(),
         user: person as u64,

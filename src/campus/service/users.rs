@@ -288,11 +288,14 @@ pub async fn follow(
     me: &Caller,
     body: &OrgPersonBody,
 ) -> Result<(u64, i64, i64), ApiError> {
-    let (org, _, person) = org_and_person(app, &body.org, &body.person, |person| {
-        me.is_or_superuser(person)
-    })
+    let (org, _, person, follow_id) = org_and_person(
+        app,
+        &body.org,
+        &body.person,
+        "campus_follow_id_seq",
+        |person| me.is_or_superuser(person),
+    )
     .await?;
-    let follow_id = next_id(app, "campus_follow_id_seq").await?;
     let command = UserCommand::Follow {
         follow_id,
         organization_id: org as u64,
