@@ -1,6 +1,7 @@
 -- wrk script for the write benchmark. MODE=apply: POST /absence/ for member after member (a
 -- date per member and ROUND, so none is refused); MODE=process: PUT /manager/<id>/ on the
--- absences 1..IDS with the manager's token; MODE=change: PUT /absence/<id>/ is not used.
+-- absences 1..IDS (or those listed in IDS_FILE, one id a line: ids may have gaps) with the
+-- manager's token; MODE=change: PUT /absence/<id>/ is not used.
 local threads = {}
 function setup(thread)
   thread:set("tid", #threads)
@@ -12,6 +13,11 @@ function init(args)
   step = tonumber(os.getenv("THREADS") or "2")
   round = tonumber(os.getenv("ROUND") or "0")
   ids = tonumber(os.getenv("IDS") or "1")
+  listed = {}
+  local file = os.getenv("IDS_FILE")
+  if file and file ~= "" then
+    for line in io.lines(file) do listed[#listed + 1] = line end
+  end
   manager = os.getenv("MANAGER_TOKEN")
   tokens = {}
   for line in io.lines(os.getenv("TOKENS")) do
@@ -32,7 +38,7 @@ function request()
     local body = string.format('{"reason":"bench","time_absence":"%s","type":"全体排练"}', date)
     return wrk.format("POST", "/absence/", {["Authorization"] = "JWT " .. tokens[member], ["Content-Type"] = "application/json"}, body)
   else
-    local id = (i % ids) + 1
+    local id = (#listed > 0) and listed[(i % #listed) + 1] or ((i % ids) + 1)
     local body = string.format('{"result":"r%d","permission":%s}', i, (i % 2 == 0) and "true" or "false")
     return wrk.format("PUT", "/manager/" .. id .. "/", {["Authorization"] = "JWT " .. manager, ["Content-Type"] = "application/json"}, body)
   end
