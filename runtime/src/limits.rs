@@ -68,19 +68,28 @@ impl Limits {
         }
     }
 
-    /// 429 with `Retry-After` when `member` has used up their writes for now.
-    pub async fn check_write(&self, member_id: i64) -> Result<(), LimitError> {
-        self.check(
-            &format!("orchestra-member:{member_id}"),
-            self.per_minute,
-            "Too many changes",
-        )
-        .await
+    /// 429 with `Retry-After` when orchestra member `member_id` has used up their writes for
+    /// now; in the same statement, the caller's own check `caller`, a query of one boolean
+    /// about `$5` = `member_id` and `$6` = `binding` (ours, a constant): Ok(false) when their
+    /// token no longer speaks for them, and nothing was counted (a revoked token never spends
+    /// the member's writes). Without a limit, no statement: the append checks the caller.
+    pub async fn check_write(
+        &self,
+        member_id: i64,
+        caller: &'static str,
+        binding: i64,
+    ) -> Result<bool, LimitError> {
+        if self.per_minute == 0 {
+            return Ok(true);
+        }
+        let key = format!("orchestra-member:{member_id}");
+        self.take_as(&key, self.per_minute, caller, &[member_id, binding])
+            .await
     }
 
     /// 429 with `Retry-After` when campus user `subject` has used up their writes for now
     /// (every write they send counts, refused or not: a flood is a flood); in the same
-    /// statement, the caller's own check: `caller`, a query of one boolean about `$4` = `id`
+    /// statement, the caller's own check: `caller`, a query of one boolean about `$5` = `id`
     /// (ours, a constant), says whether they may write at all. Ok(false): they may not, and
     /// nothing was counted.
     pub async fn check_campus_write(
@@ -89,30 +98,45 @@ impl Limits {
         caller: &'static str,
         id: i64,
     ) -> Result<bool, LimitError> {
-        let per_minute = self.campus_per_minute;
+        self.take_as(subject, self.campus_per_minute, caller, &[id])
+            .await
+    }
+
+    /// Count one write against `key` (none when `per_minute` is 0) if the caller's check
+    /// `caller` (on `$5`, `$6`, ... = `args`) holds, in one statement: Ok(whether it held), or
+    /// the limit.
+    async fn take_as(
+        &self,
+        key: &str,
+        per_minute: u32,
+        caller: &'static str,
+        args: &[i64],
+    ) -> Result<bool, LimitError> {
         let step = WINDOW_SECS / per_minute.max(1) as f64;
-        let (allowed, ahead): (bool, Option<f64>) = sqlx::query_as(&format!(
+        let sql = format!(
             "WITH caller AS ({caller}), taken AS ( \
                  INSERT INTO write_limits AS w (key, tat) \
                  SELECT $1, now() + make_interval(secs => $2) \
-                 WHERE $5 AND coalesce((SELECT * FROM caller), false) \
+                 WHERE $4 AND coalesce((SELECT * FROM caller), false) \
                  ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
                  WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
                  RETURNING extract(epoch FROM tat - now())::float8 AS ahead \
              ) \
              SELECT coalesce((SELECT * FROM caller), false), (SELECT ahead FROM taken)"
-        ))
-        .bind(subject)
-        .bind(step)
-        .bind(WINDOW_SECS)
-        .bind(id)
-        .bind(per_minute > 0)
-        .fetch_one(&self.pool)
-        .await?;
+        );
+        let mut query = sqlx::query_as(&sql)
+            .bind(key)
+            .bind(step)
+            .bind(WINDOW_SECS)
+            .bind(per_minute > 0);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let (allowed, ahead): (bool, Option<f64>) = query.fetch_one(&self.pool).await?;
         if !allowed || per_minute == 0 || ahead.is_some() {
             return Ok(allowed);
         }
-        let wait = self.wait(subject, step).await?;
+        let wait = self.wait(key, step).await?;
         Err(refused("Too many changes", per_minute, wait).into())
     }
 

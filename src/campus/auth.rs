@@ -235,7 +235,7 @@ impl FromRequestParts<Arc<Campus>> for Caller {
                 } else {
                     // A write: the caller's check and their write limit in one statement (a
                     // write's answer is never one kept under the read models' state).
-                    const USER_HOLDS: &str = "SELECT NOT deleted FROM campus_users WHERE id = $4";
+                    const USER_HOLDS: &str = "SELECT NOT deleted FROM campus_users WHERE id = $5";
                     if !app
                         .rt
                         .limits

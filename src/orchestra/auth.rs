@@ -97,6 +97,26 @@ pub async fn look_up(
     Ok((known, at))
 }
 
+/// A write's own check of its caller, with the write limit ([`runtime::limits::Limits`]):
+/// their token (member `$5`, binding `$6`) still speaks for them.
+const STILL_BOUND: &str =
+    "SELECT EXISTS (SELECT FROM orchestra_members WHERE id = $5 AND active AND binding = $6)";
+
+/// Charge `me`'s write limit, and 401 (nothing counted) when their token no longer speaks for
+/// them: a revoked token never spends the member's writes, whatever a process remembers.
+pub async fn charge_write(app: &Orchestra, me: &CurrentMember) -> Result<(), ApiError> {
+    if app
+        .rt
+        .limits
+        .check_write(me.id, STILL_BOUND, me.binding)
+        .await?
+    {
+        return Ok(());
+    }
+    app.callers.forget(&me.id);
+    Err(unauthorized("Invalid or expired token."))
+}
+
 /// Who a write's answer is for, taken before it runs: see [`CurrentMember::answered`].
 pub struct Ticket {
     id: i64,

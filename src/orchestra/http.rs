@@ -15,7 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{
-    look_up, unauthorized, Claims, CurrentManager, CurrentMember, ManagerAuth, MemberAuth,
+    charge_write, look_up, unauthorized, Claims, CurrentManager, CurrentMember, ManagerAuth,
+    MemberAuth,
 };
 use super::body::{
     self, AbsenceBody, AbsenceChangeBody, DecisionBody, LoginAnswer, LoginBody, NextAnswer,
@@ -278,7 +279,7 @@ async fn apply(
     let ticket = me.ticket();
     let answer = async {
         let Body(body) = body?;
-        app.rt.limits.check_write(me.id).await?;
+        charge_write(&app, &me).await?;
         let asked = Application {
             date: body::date(&body.time_absence)?
                 .ok_or_else(|| ApiError::bad_request("time_absence is required."))?,
@@ -319,7 +320,7 @@ async fn change(
     let ticket = me.ticket();
     let answer = async {
         let Body(body) = body?;
-        app.rt.limits.check_write(me.id).await?;
+        charge_write(&app, &me).await?;
         let id = parse_id(&id)? as u64;
         // Fields left out keep the values the member's stream holds when the command runs (a
         // read model read earlier may lag: filling them from it could undo an earlier change).
@@ -354,7 +355,7 @@ async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     let ticket = me.ticket();
     let answer = async {
-        app.rt.limits.check_write(me.id).await?;
+        charge_write(&app, &me).await?;
         let id = parse_id(&id)? as u64;
         as_caller!(&app, me, false, |me| service::cancel(&app, me, id).await)?;
         Ok(StatusCode::NO_CONTENT)

@@ -157,3 +157,26 @@ async fn a_member_made_a_manager_by_another_process_decides_at_once() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["processor"], "Percy");
 }
+
+#[tokio::test]
+async fn a_revoked_token_never_spends_the_members_writes() {
+    let app = crate::helpers::spawn_app_with(|c| c.write_limit = 3).await;
+    let t = app.with_roster().await;
+    // One write: the process remembers David, and his budget has one count in it.
+    app.apply_id(&t.david, "2026-04-01", KIND).await;
+    let out = ensemble(&app.database_url, &["roster", "unbind", "David"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The old token's writes are refused, and count for nothing.
+    for date in ["2026-04-02", "2026-04-03"] {
+        assert_eq!(app.apply(&t.david, date, KIND).await.status, 401);
+    }
+    let login = app
+        .try_login(serde_json::json!({"name": "David", "code": "code-NewPhone"}))
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let token = login.body["token"].as_str().unwrap().to_string();
+    // Two more writes fit in his three a minute.
+    app.apply_id(&token, "2026-04-04", KIND).await;
+    app.apply_id(&token, "2026-04-05", KIND).await;
+    assert_eq!(app.apply(&token, "2026-04-06", KIND).await.status, 429);
+}

@@ -1486,7 +1486,9 @@ async fn the_other_endpoints_answer_as_documented() {
         )
     };
     let first = apply("甲").await;
-    let refused = first.body["id"].as_i64().unwrap_or_else(|| panic!("{}", first.body));
+    let refused = first.body["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{}", first.body));
     let withdrawn = apply("乙").await.body["id"].as_i64().unwrap();
     for nobody in ["999", "abc", "9223372036854775808"] {
         let path = format!("/users/organizations/applications/{nobody}/");
