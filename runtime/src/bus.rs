@@ -42,35 +42,7 @@ pub struct Actor {
     pub holds: Option<Holds>,
 }
 
-/// The facts about a caller that a command was decided on (a member's binding, role, section,
-/// the season), taken from memory instead of a statement of their own, and checked by the
-/// append's statement instead: `check` names a SQL function of one `jsonb` argument (a
-/// migration defines it) that raises `EN002` when the facts no longer hold, and the append
-/// then writes nothing ([`CommandError::CallerChanged`]). So a revocation committed anywhere
-/// (another process unbinding a member) stops the caller's next write, and a command that
-/// commits was decided on facts that held at its commit.
-#[derive(Debug, Clone)]
-pub struct Holds {
-    pub check: &'static str,
-    pub facts: serde_json::Value,
-    /// Set once an append with these facts committed: the caller was confirmed.
-    confirmed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Holds {
-    pub fn new(check: &'static str, facts: serde_json::Value) -> Self {
-        Self {
-            check,
-            facts,
-            confirmed: Default::default(),
-        }
-    }
-
-    /// An append checked these facts and committed.
-    pub fn confirmed(&self) -> bool {
-        self.confirmed.load(std::sync::atomic::Ordering::Acquire)
-    }
-}
+pub use crate::store::Holds;
 
 impl Actor {
     pub fn operator() -> Self {
@@ -445,11 +417,6 @@ where
         )
         .await
         .map_err(store_error)?;
-        if let Some(holds) = &actor.holds {
-            holds
-                .confirmed
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
         let sequence = loaded.sequence + events.len();
         let snapshot_sequence = if snapshot.is_some() {
             sequence

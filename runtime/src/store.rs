@@ -23,6 +23,36 @@ pub struct Loaded<A> {
 
 pub use crate::runner::LogPosition;
 
+/// The facts about a caller that a command was decided on (a member's binding, role, section,
+/// the season), taken from memory instead of a statement of their own, and checked by the
+/// append's statement instead: `check` names a SQL function of one `jsonb` argument (a
+/// migration defines it) that raises `EN002` when the facts no longer hold, and the append
+/// then writes nothing (`StoreError::CallerChanged`, a command's `CommandError::CallerChanged`). So a revocation committed anywhere
+/// (another process unbinding a member) stops the caller's next write, and a command that
+/// commits was decided on facts that held at its commit.
+#[derive(Debug, Clone)]
+pub struct Holds {
+    pub check: &'static str,
+    pub facts: serde_json::Value,
+    /// Set once an append with these facts committed: the caller was confirmed.
+    confirmed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Holds {
+    pub fn new(check: &'static str, facts: serde_json::Value) -> Self {
+        Self {
+            check,
+            facts,
+            confirmed: Default::default(),
+        }
+    }
+
+    /// An append checked these facts and committed.
+    pub fn confirmed(&self) -> bool {
+        self.confirmed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another writer appended to the stream first (the primary key refused our sequence).
@@ -34,7 +64,7 @@ pub enum StoreError {
     /// A person the events name, or their author, was erased ([`StoreEffect::Require`]).
     #[error("a person this change names was erased")]
     Gone,
-    /// The caller no longer holds what the command was decided on ([`crate::bus::Holds`]).
+    /// The caller no longer holds what the command was decided on ([`Holds`]).
     #[error("the caller no longer holds what the command was decided on")]
     CallerChanged,
     #[error("event or state does not (de)serialise: {0}")]
@@ -158,7 +188,7 @@ pub async fn append<A>(
     metadata: &Value,
     snapshot: Option<(&A, i32)>,
     author: Option<&str>,
-    holds: Option<&crate::bus::Holds>,
+    holds: Option<&Holds>,
 ) -> Result<LogPosition, StoreError>
 where
     A: Aggregate,
@@ -263,6 +293,12 @@ where
         query = query.bind(&holds.facts);
     }
     let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
+    if let Some(holds) = holds {
+        // One statement outside a transaction: it committed, and the caller was confirmed.
+        holds
+            .confirmed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
     Ok(LogPosition {
         transaction_id,
         position,
@@ -278,7 +314,7 @@ where
 /// newcomers behind a waiting erasure: a change naming a person or a record is either wholly
 /// before their erasure or deletion in the log, or waits for it and fails. Then the key is
 /// destroyed and the reservations freed, then the events written. `{holds}`: the caller's
-/// facts checked after the locks ([`crate::bus::Holds`]), or nothing.
+/// facts checked after the locks ([`Holds`]), or nothing.
 const KEYS_FIRST: &str = "guard AS ( \
          SELECT ensemble_guard($16::text[] || $11::text[], $19::text[], $20::text[], $21::text[]){holds} AS ok \
      ), shredded AS ( \
