@@ -102,8 +102,7 @@ impl Limits {
             .await
     }
 
-    /// Count one write against `key` (none when `per_minute` is 0) if the caller's check
-    /// `caller` (on `$5`, `$6`, ... = `args`) holds, in one statement: Ok(whether it held), or
+    /// One write against `key` if the caller's check `caller` holds: Ok(whether it held), or
     /// the limit.
     async fn take_as(
         &self,
@@ -112,32 +111,11 @@ impl Limits {
         caller: &'static str,
         args: &[i64],
     ) -> Result<bool, LimitError> {
-        let step = WINDOW_SECS / per_minute.max(1) as f64;
-        let sql = format!(
-            "WITH caller AS ({caller}), taken AS ( \
-                 INSERT INTO write_limits AS w (key, tat) \
-                 SELECT $1, now() + make_interval(secs => $2) \
-                 WHERE $4 AND coalesce((SELECT * FROM caller), false) \
-                 ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
-                 WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
-                 RETURNING extract(epoch FROM tat - now())::float8 AS ahead \
-             ) \
-             SELECT coalesce((SELECT * FROM caller), false), (SELECT ahead FROM taken)"
-        );
-        let mut query = sqlx::query_as(&sql)
-            .bind(key)
-            .bind(step)
-            .bind(WINDOW_SECS)
-            .bind(per_minute > 0);
-        for arg in args {
-            query = query.bind(*arg);
+        match self.take_if(key, per_minute, caller, args).await? {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(wait)) => Err(refused("Too many changes", per_minute, wait).into()),
         }
-        let (allowed, ahead): (bool, Option<f64>) = query.fetch_one(&self.pool).await?;
-        if !allowed || per_minute == 0 || ahead.is_some() {
-            return Ok(allowed);
-        }
-        let wait = self.wait(key, step).await?;
-        Err(refused("Too many changes", per_minute, wait).into())
     }
 
     /// Before a login's credentials are looked at: 429 with `Retry-After` when the client
@@ -290,28 +268,57 @@ impl Limits {
     }
 
     /// Count one against `key` if it fits: Ok(seconds by which the key was charged ahead
-    /// before this), or Err(seconds until one more would fit). One statement: simultaneous
-    /// takes queue on the row and each sees the others'.
+    /// before this), or Err(seconds until one more would fit).
     async fn take(&self, key: &str, per_minute: u32) -> Result<Result<f64, f64>, LimitError> {
         if per_minute == 0 {
             return Ok(Ok(0.0));
         }
-        let step = WINDOW_SECS / per_minute as f64;
-        let ahead: Option<f64> = sqlx::query_scalar(
-            "INSERT INTO write_limits AS w (key, tat) VALUES ($1, now() + make_interval(secs => $2)) \
-             ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
-             WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
-             RETURNING extract(epoch FROM tat - now())::float8",
-        )
-        .bind(key)
-        .bind(step)
-        .bind(WINDOW_SECS)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(ahead) = ahead {
-            return Ok(Ok((ahead - step).max(0.0)));
+        Ok(self
+            .take_if(key, per_minute, "SELECT true", &[])
+            .await?
+            .unwrap_or(Ok(0.0)))
+    }
+
+    /// Count one against `key` if it fits and the caller's check `caller` holds (a query of
+    /// one boolean on `$5`, `$6`, ... = `args`; ours, a constant): None when it does not, and
+    /// nothing was counted; else Ok(seconds by which the key was charged ahead before this),
+    /// or Err(seconds until one more would fit). With `per_minute` 0 nothing is counted (the
+    /// check still runs). One statement: simultaneous takes queue on the row and each sees
+    /// the others'.
+    async fn take_if(
+        &self,
+        key: &str,
+        per_minute: u32,
+        caller: &str,
+        args: &[i64],
+    ) -> Result<Option<Result<f64, f64>>, LimitError> {
+        let step = WINDOW_SECS / per_minute.max(1) as f64;
+        let sql = format!(
+            "WITH caller AS ({caller}), taken AS ( \
+                 INSERT INTO write_limits AS w (key, tat) \
+                 SELECT $1, now() + make_interval(secs => $2) \
+                 WHERE $4 AND coalesce((SELECT * FROM caller), false) \
+                 ON CONFLICT (key) DO UPDATE SET tat = greatest(w.tat, now()) + make_interval(secs => $2) \
+                 WHERE greatest(w.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
+                 RETURNING extract(epoch FROM tat - now())::float8 AS ahead \
+             ) \
+             SELECT coalesce((SELECT * FROM caller), false), (SELECT ahead FROM taken)"
+        );
+        let mut query = sqlx::query_as(&sql)
+            .bind(key)
+            .bind(step)
+            .bind(WINDOW_SECS)
+            .bind(per_minute > 0);
+        for arg in args {
+            query = query.bind(*arg);
         }
-        Ok(Err(self.wait(key, step).await?))
+        let (allowed, ahead): (bool, Option<f64>) = query.fetch_one(&self.pool).await?;
+        Ok(match ahead {
+            _ if !allowed => None,
+            Some(ahead) => Some(Ok((ahead - step).max(0.0))),
+            None if per_minute == 0 => Some(Ok(0.0)),
+            None => Some(Err(self.wait(key, step).await?)),
+        })
     }
 
     /// Seconds until one more count of `step` fits under `key`.

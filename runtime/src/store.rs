@@ -27,14 +27,16 @@ pub use crate::runner::LogPosition;
 /// the season), taken from memory instead of a statement of their own, and checked by the
 /// append's statement instead: `check` names a SQL function of one `jsonb` argument (a
 /// migration defines it) that raises `EN002` when the facts no longer hold, and the append
-/// then writes nothing (`StoreError::CallerChanged`, a command's `CommandError::CallerChanged`). So a revocation committed anywhere
-/// (another process unbinding a member) stops the caller's next write, and a command that
-/// commits was decided on facts that held at its commit.
+/// then writes nothing (`StoreError::CallerChanged`; a command's
+/// `CommandError::CallerChanged`). So a revocation committed anywhere (another process
+/// unbinding a member) stops the caller's next write, and a command that commits was decided
+/// on facts that held at its commit.
 #[derive(Debug, Clone)]
 pub struct Holds {
     pub check: &'static str,
     pub facts: serde_json::Value,
-    /// Set once an append with these facts committed: the caller was confirmed.
+    /// Set once an append with these facts committed, or a fresh look-up found the caller:
+    /// the caller was confirmed.
     confirmed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -47,9 +49,15 @@ impl Holds {
         }
     }
 
-    /// An append checked these facts and committed.
+    /// An append checked these facts and committed, or a look-up found the caller since.
     pub fn confirmed(&self) -> bool {
         self.confirmed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The caller was found as they are now: nothing more to check for this request.
+    pub fn confirm(&self) {
+        self.confirmed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -295,9 +303,7 @@ where
     let (transaction_id, position): (i64, i64) = query.fetch_one(&mut *conn).await?;
     if let Some(holds) = holds {
         // One statement outside a transaction: it committed, and the caller was confirmed.
-        holds
-            .confirmed
-            .store(true, std::sync::atomic::Ordering::Release);
+        holds.confirm();
     }
     Ok(LogPosition {
         transaction_id,

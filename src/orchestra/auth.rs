@@ -32,7 +32,7 @@ pub struct CurrentMember {
     /// The number of the binding the token was issued under (the roster held it).
     pub binding: i64,
     /// Taken from what this process remembered of the member (a write), not read now: trusted
-    /// only as far as an append confirms it ([`CurrentMember::run`]).
+    /// only as far as an append or a fresh look-up confirms it ([`CurrentMember::answered`]).
     pub from_memory: bool,
     /// Their name as the roster read model holds it (for answers only).
     pub name: String,
@@ -136,8 +136,7 @@ impl CurrentMember {
     }
 
     /// A write's `answer`, once the caller is known to hold: a caller taken from memory whose
-    /// request no append confirmed (a bad body or id, a limit, a refusal) is looked up again
-    /// first, so a token revoked by any process gets 401 whatever else was wrong, as it does
+    /// request nothing confirmed (a bad body or id, a limit) is looked up again first, so a token revoked by any process gets 401 whatever else was wrong, as it does
     /// from a process that does not remember them.
     pub async fn answered<T>(
         app: &Orchestra,

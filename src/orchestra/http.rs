@@ -101,6 +101,10 @@ async fn again<T>(
         return Ok(None);
     }
     let (known, at) = look_up(app, me.id, me.binding).await?;
+    // Found as they are now: the answer needs no other look-up (`CurrentMember::answered`).
+    if let Some(holds) = &me.actor.holds {
+        holds.confirm();
+    }
     if manager && known.role != Role::Manager {
         return Err(unauthorized("You are not a manager!"));
     }
